@@ -1,0 +1,72 @@
+"""The ``napari-derotation`` command.
+
+Every module in this package that defines ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int`` is a subcommand; they are
+found automatically. Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from .. import __version__
+from ..errors import Cancelled, DerotationError
+
+PROG = "napari-derotation"
+
+
+def _commands():
+    mods = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(mod, "NAME") and hasattr(mod, "run"):
+            mods.append(mod)
+    return sorted(mods, key=lambda m: getattr(m, "ORDER", 50))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Line-by-line derotation of multiphoton movies recorded "
+                    "while the sample rotated.")
+    parser.add_argument("--version", action="version",
+                        version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _commands():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except DerotationError as exc:
+        return fail(str(exc))
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        return fail(f"{exc.strerror}: {exc.filename}")
+    except OSError as exc:
+        return fail(str(exc))
+    except (Cancelled, KeyboardInterrupt):
+        print(f"{PROG}: cancelled; no output written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

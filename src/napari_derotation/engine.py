@@ -1,0 +1,346 @@
+"""The line-by-line derotation engine.
+
+A line-scanning microscope acquires a frame one line at a time. When the
+sample rotates during acquisition, each line is taken at its own angle, so a
+frame is a fan of lines cut from a turning sample. :func:`derotate` rebuilds
+every frame as the sample looked at angle 0.
+
+Semantics (the same for every frame, whatever happened in other frames):
+
+* Every output pixel takes the value of the raw frame *at the place where the
+  scan passed over that point of the sample during that frame*. It is found
+  by inverse mapping: the fractional line ``s`` whose rotated scan line goes
+  through the pixel, and the position ``x`` along it; the raw frame is then
+  sampled at ``(s, x)`` (bilinear or nearest). The angle between two lines is
+  interpolated, so the output has no holes.
+* Frames are independent: a frame only uses its own lines. A rotation that
+  starts or ends mid-frame, or exactly on a frame boundary, needs no special
+  case: lines at angle 0 map to themselves, so they stay exactly as acquired,
+  and a frame whose lines are all at angle 0 is copied unchanged.
+* Pixels that no scanned line of the frame passed over (corners that were
+  outside the field of view while rotated) get ``fill_value``.
+* Where the scan passed over a pixel more than once in one frame (very fast
+  rotation), the crossing nearest the neighbouring pixel's is used.
+
+Angle sign and centre follow the reference package ``derotation``: a movie
+made by its ``Rotator(angles, stack, center_offset=(dr, dc))`` is corrected
+by ``derotate(movie, angles, center=(rows // 2 + dr, cols // 2 + dc))``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from . import _kernels
+from .errors import Cancelled, DerotationError
+
+__all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
+           "check_center", "default_center", "plane_matrix", "INTERPOLATIONS"]
+
+INTERPOLATIONS = {"nearest": _kernels.NEAREST, "bilinear": _kernels.BILINEAR}
+
+#: numba's default threading layer must not be entered from two threads at
+#: once (a GUI preview while a worker derotates): kernels run one at a time.
+KERNEL_LOCK = threading.Lock()
+
+#: Pixels per kernel call: bounds the scratch memory and sets how often
+#: ``progress`` is called.
+CHUNK_PIXELS = 1 << 21
+
+Progress = Callable[[int, int], "bool | None"]
+
+
+def check_movie(movie) -> np.ndarray:
+    """Return ``movie`` as an array (no copy), or raise naming what is wrong."""
+    if not hasattr(movie, "shape") or not hasattr(movie, "dtype"):
+        movie = np.asarray(movie)
+    if movie.ndim != 3:
+        raise DerotationError(
+            f"movie must be 3-D (frames, rows, cols); got {movie.ndim}-D "
+            f"with shape {tuple(movie.shape)}")
+    if 0 in movie.shape:
+        raise DerotationError(
+            f"movie is empty: shape {tuple(movie.shape)} (frames, rows, cols)")
+    dt = np.dtype(movie.dtype)
+    if dt.kind not in "uif" or dt.itemsize > 8:
+        raise DerotationError(
+            f"movie must hold real numbers (integer or float); got dtype {dt}")
+    return movie
+
+
+def check_angles(angles_per_line, n_lines: int, rows: int | None = None
+                 ) -> np.ndarray:
+    """Return the first ``n_lines`` angles as float64, or raise.
+
+    ``rows`` (lines per frame) only makes error messages name the frame.
+    """
+    a = np.asarray(angles_per_line)
+    if a.ndim != 1:
+        a = np.squeeze(a)
+    if a.ndim != 1:
+        raise DerotationError(
+            f"angles_per_line must be 1-D (one angle per scanned line); got "
+            f"shape {np.shape(angles_per_line)}")
+    if a.dtype.kind not in "uif":
+        raise DerotationError(
+            f"angles_per_line must be numbers in degrees; got dtype {a.dtype}")
+    if a.size < n_lines:
+        raise DerotationError(
+            f"angles_per_line has {a.size} values but the movie has "
+            f"{n_lines} lines (frames x rows); expected at least {n_lines}")
+    a = a[:n_lines].astype(np.float64, copy=False)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = int(np.argmax(bad))
+        where = f"line {first}"
+        if rows:
+            where += f" (frame {first // rows}, row {first % rows})"
+        raise DerotationError(
+            f"angles_per_line must be finite; found {int(bad.sum())} NaN or "
+            f"infinite values, the first at {where}")
+    return a
+
+
+def default_center(shape: Sequence[int]) -> tuple[float, float]:
+    """The reference's default centre: ``(rows // 2, cols // 2)``."""
+    return float(shape[-2] // 2), float(shape[-1] // 2)
+
+
+def check_center(center, shape: Sequence[int]) -> tuple[float, float]:
+    """Return ``center`` as ``(row, col)`` floats inside the frame, or raise."""
+    rows, cols = shape[-2], shape[-1]
+    if center is None:
+        return default_center(shape)
+    try:
+        r, c = (float(v) for v in center)
+    except (TypeError, ValueError):
+        raise DerotationError(
+            f"center must be two numbers (row, col); got {center!r}") from None
+    if not (math.isfinite(r) and math.isfinite(c)):
+        raise DerotationError(f"center must be finite; got ({r}, {c})")
+    if not (0 <= r <= rows - 1 and 0 <= c <= cols - 1):
+        raise DerotationError(
+            f"center (row, col) = ({r:g}, {c:g}) is outside the frame: "
+            f"expected 0 <= row <= {rows - 1} and 0 <= col <= {cols - 1}")
+    return r, c
+
+
+def _check_fill(fill_value, dtype: np.dtype) -> float:
+    try:
+        fill = float(fill_value)
+    except (TypeError, ValueError):
+        raise DerotationError(
+            f"fill_value must be a number; got {fill_value!r}") from None
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        if not math.isfinite(fill):
+            raise DerotationError(
+                f"fill_value {fill} cannot be stored in a {dtype} movie; use a "
+                f"number in [{info.min}, {info.max}] or a float movie")
+        if not info.min <= fill <= info.max:
+            raise DerotationError(
+                f"fill_value {fill:g} is outside the range of the movie's "
+                f"dtype {dtype} [{info.min}, {info.max}]")
+    return fill
+
+
+def _check_interpolation(interpolation: str) -> int:
+    try:
+        return INTERPOLATIONS[interpolation]
+    except (KeyError, TypeError):
+        raise DerotationError(
+            f"interpolation must be one of {sorted(INTERPOLATIONS)}; got "
+            f"{interpolation!r}") from None
+
+
+def _dtype_range(dtype: np.dtype) -> tuple[float, float, bool]:
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return float(info.min), float(info.max), True
+    return -np.inf, np.inf, False
+
+
+#: A line where the angle's second difference exceeds this (degrees) is a
+#: kink or a jump: pixels scanned near it are solved exactly, not interpolated.
+ROUGH_DEGREES = 0.02
+
+
+def _tables(angles_deg: np.ndarray, n_frames: int, rows: int):
+    """Per-line cos/sin, "rough" lines, largest turn between lines and still
+    frames, per frame, for :func:`._kernels.derotate_frames`."""
+    a = angles_deg.reshape(n_frames, rows)
+    rad = np.deg2rad(a)
+    if rows > 1:
+        # turn between consecutive lines, wrapped to (-pi, pi]
+        step = np.diff(rad, axis=1)
+        step = (step + np.pi) % (2 * np.pi) - np.pi
+        maxstep = np.abs(step).max(axis=1)
+    else:
+        step = np.zeros((n_frames, 0))
+        maxstep = np.zeros(n_frames)
+    rough = np.zeros(a.shape, np.bool_)
+    if rows > 2:
+        kink = np.abs(np.diff(step, axis=1)) > np.deg2rad(ROUGH_DEGREES)
+        rough[:, 1:-1] = kink
+        rough[:, :-2] |= kink
+        rough[:, 2:] |= kink
+    still = ~np.any(a != 0, axis=1)
+    return np.cos(rad), np.sin(rad), rough, maxstep, still
+
+
+PLANE_OUTPUTS = ("imaging", "rotation")
+
+
+def plane_matrix(tilt: float, orientation: float) -> np.ndarray:
+    """2x2 map (row, col) from the rotation plane to the imaging plane.
+
+    The rotation plane is tilted by ``tilt`` degrees about an in-image axis at
+    ``orientation`` degrees: lengths across that axis shrink by
+    ``cos(tilt)``. ``A = R(orientation)^T diag(1, cos tilt) R(orientation)``,
+    as the reference's homography.
+    """
+    t = np.deg2rad(float(tilt))
+    o = np.deg2rad(float(orientation))
+    r = np.array([[np.cos(o), -np.sin(o)], [np.sin(o), np.cos(o)]])
+    return r.T @ np.diag([1.0, np.cos(t)]) @ r
+
+
+def _plane_params(tilt, orientation, output) -> np.ndarray:
+    """The kernel's ``pm`` (A then E, flattened) for a plane, validated."""
+    for name, v in (("plane_tilt", tilt), ("plane_orientation", orientation)):
+        try:
+            ok = math.isfinite(float(v))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise DerotationError(f"{name} must be a finite number of degrees; "
+                                  f"got {v!r}")
+    if not 0 <= float(tilt) < 90:
+        raise DerotationError(
+            f"plane_tilt must be in [0, 90) degrees; got {float(tilt):g}")
+    if output not in PLANE_OUTPUTS:
+        raise DerotationError(
+            f"plane_output must be one of {list(PLANE_OUTPUTS)}; got {output!r}")
+    a = plane_matrix(tilt, orientation)
+    e = np.linalg.inv(a) if output == "imaging" else np.eye(2)
+    return np.concatenate([a.ravel(), e.ravel()])
+
+
+def frames_per_chunk(shape: Sequence[int]) -> int:
+    """Frames handled per kernel call (and per ``progress`` call)."""
+    return max(1, CHUNK_PIXELS // (shape[-2] * shape[-1]))
+
+
+def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinear",
+                  fill_value=0, progress: Progress | None = None,
+                  plane_tilt=0.0, plane_orientation=0.0,
+                  plane_output="imaging", frame_offset: int = 0,
+                  total_frames: int | None = None) -> None:
+    """Derotate ``movie`` into the preallocated ``out`` (same shape and dtype).
+
+    The engine behind :func:`derotate`, for callers that own the output (a
+    memory-mapped file, a napari layer's buffer). Arguments are validated as
+    in :func:`derotate`. ``frame_offset``/``total_frames`` only shift what
+    ``progress`` reports, for callers that process a movie in pieces.
+    """
+    movie = check_movie(movie)
+    n, rows, cols = movie.shape
+    if tuple(out.shape) != tuple(movie.shape) or out.dtype != movie.dtype:
+        raise DerotationError(
+            f"out must match the movie: expected {tuple(movie.shape)} "
+            f"{movie.dtype}, got {tuple(out.shape)} {out.dtype}")
+    angles = check_angles(angles_per_line, n * rows, rows)
+    cr, cc = check_center(center, movie.shape)
+    mode = _check_interpolation(interpolation)
+    fill = _check_fill(fill_value, movie.dtype)
+    pm = _plane_params(plane_tilt, plane_orientation, plane_output)
+    identity_plane = plane_output == "imaging" or float(plane_tilt) == 0
+    lo, hi, is_int = _dtype_range(movie.dtype)
+    total = n if total_frames is None else total_frames
+    step = frames_per_chunk(movie.shape)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        cos_t, sin_t, rough, maxstep, still = _tables(
+            angles[start * rows: stop * rows], stop - start, rows)
+        if not identity_plane:
+            still[:] = False
+        src = np.ascontiguousarray(movie[start:stop])
+        dst = out[start:stop]
+        buf = dst if dst.flags.c_contiguous and dst.flags.writeable else \
+            np.empty_like(src)
+        with KERNEL_LOCK:
+            _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, still, cr,
+                                     cc, pm, mode, fill, lo, hi, is_int, buf)
+        if buf is not dst:
+            dst[...] = buf
+        if progress is not None and progress(frame_offset + stop, total) is False:
+            raise Cancelled(
+                f"derotation cancelled after {frame_offset + stop} of {total} "
+                "frames")
+
+
+def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
+             fill_value=0, progress: Progress | None = None, plane_tilt=0.0,
+             plane_orientation=0.0, plane_output="imaging") -> np.ndarray:
+    """Derotate a movie line by line.
+
+    Parameters
+    ----------
+    movie : array (frames, rows, cols)
+        Any real dtype; a numpy array or memmap (never modified). Frames need
+        not be square.
+    angles_per_line : 1-D array
+        Rotation angle in degrees of every scanned line, in acquisition order;
+        at least ``frames * rows`` values (extra ones are ignored). Sign as in
+        the reference package (see the module docstring).
+    center : (row, col), optional
+        Centre of rotation in pixels, sub-pixel allowed. Default
+        ``(rows // 2, cols // 2)`` as in the reference.
+    interpolation : {"bilinear", "nearest"}
+        How the raw frame is sampled where the scan crossed each pixel.
+    fill_value : float
+        Value of pixels that no scanned line covered. NaN is allowed for
+        float movies.
+    progress : callable(done_frames, total_frames) -> bool | None, optional
+        Called as frames complete; returning ``False`` stops the work and
+        raises :class:`~napari_derotation.errors.Cancelled` (no output).
+    plane_tilt, plane_orientation : float
+        Degrees. When the sample rotates in a plane tilted from the imaging
+        plane (stationary cells trace ellipses, not circles), the tilt and
+        the orientation of the tilt axis (see :func:`plane_matrix`).
+    plane_output : {"imaging", "rotation"}
+        With a tilt: give the result in the imaging plane (default; the
+        movie keeps its acquired geometry) or in the rotation plane
+        (stretched across the tilt axis, as the reference leaves it).
+
+    Returns
+    -------
+    ndarray
+        A new array with the movie's shape and dtype (integer output is
+        rounded and clipped to the dtype's range).
+
+    Raises
+    ------
+    DerotationError (a ValueError)
+        For a movie that is not 3-D or is empty, fewer angles than lines, NaN
+        or infinite angles, a centre outside the frame, an unknown
+        interpolation or a fill value the dtype cannot hold.
+    Cancelled
+        When ``progress`` returned ``False``.
+
+    Notes
+    -----
+    See the module docstring for how each output pixel is found.
+    """
+    movie = check_movie(movie)
+    out = np.empty(movie.shape, movie.dtype)
+    derotate_into(movie, angles_per_line, center, out,
+                  interpolation=interpolation, fill_value=fill_value,
+                  progress=progress, plane_tilt=plane_tilt,
+                  plane_orientation=plane_orientation,
+                  plane_output=plane_output)
+    return out
