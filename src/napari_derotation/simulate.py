@@ -228,7 +228,9 @@ def make_trace(kind: str, n_lines: int, rows: int = 256) -> np.ndarray:
         return constant_speed_trace(n_lines, degrees_per_line=360.0 / n_lines)
     if kind == "real":
         full = real_trace()
-        start = max(0, REAL_TRACE_FIRST_ROTATION - 8 * rows)
+        # a few still frames, then the first rotation
+        lead = min(8 * rows, n_lines // 4)
+        start = max(0, REAL_TRACE_FIRST_ROTATION - lead)
         start = min(start, full.size - n_lines)
         if start < 0:
             return np.concatenate([full, np.zeros(n_lines - full.size)])
