@@ -26,6 +26,10 @@ import numpy as np
 NEAREST = 0
 BILINEAR = 1
 
+#: Floating-point shortcuts that keep NaN and infinity semantics (movies may
+#: hold NaN).
+FAST = {"contract", "arcp", "nsz", "reassoc", "afn"}
+
 #: The plane matrices (see :func:`_coefficients`) for an untilted plane.
 IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
 
@@ -83,7 +87,7 @@ def _coefficients(dr, dc, pm):
             pm[2] * er + pm[3] * ec, pm[2] * ec - pm[3] * er)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _root(ct, st, cr, cc, qr, qc, guess, nrows, maxstep, pm):
     """Where the scan of one frame passed over output pixel (qr, qc).
 
@@ -162,10 +166,12 @@ CELL = 8
 TOL = 0.05
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _knot_row(ct, st, cr, cc, qr, nknots, nrows, maxstep, pm, ks, kx):
     g = qr
     for j in range(nknots):
+        if j >= 2:                      # extrapolate the crossing along the row
+            g = 2.0 * ks[j - 1] - ks[j - 2]
         s, x = _root(ct, st, cr, cc, qr, float(j * CELL), g, nrows, maxstep,
                      pm)
         ks[j] = s
@@ -173,7 +179,7 @@ def _knot_row(ct, st, cr, cc, qr, nknots, nrows, maxstep, pm, ks, kx):
         g = s
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
                     nrows, maxstep, pm):
     """True when the map inside the cell may be interpolated from its corners
@@ -191,7 +197,7 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
     return abs(sm - si) < TOL and abs(xm - xi) < TOL
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, parallel=True, error_model="numpy", fastmath=FAST)
 def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
                     mode, fill, lo, hi, is_int, out):
     """Derotate every frame of ``movie`` into ``out`` (same shape).
@@ -214,7 +220,7 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
                         is_int, out[f])
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _derotate_block(img, ct, st, rf, maxstep, still, r0, nbc, cr, cc, pm,
                     mode, fill, lo, hi, is_int, out):
     """Rows r0 .. r0 + CELL of one frame. (A function of its own: numba's
