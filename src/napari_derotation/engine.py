@@ -198,15 +198,17 @@ PLANE_OUTPUTS = ("imaging", "rotation")
 def plane_matrix(tilt: float, orientation: float) -> np.ndarray:
     """2x2 map (row, col) from the rotation plane to the imaging plane.
 
-    The rotation plane is tilted by ``tilt`` degrees about an in-image axis at
-    ``orientation`` degrees: lengths across that axis shrink by
-    ``cos(tilt)``. ``A = R(orientation)^T diag(1, cos tilt) R(orientation)``,
-    as the reference's homography.
+    The rotation plane is tilted by ``tilt`` degrees about the in-image axis
+    ``(row, col) = (cos o, sin o)`` for ``o = orientation`` degrees: lengths
+    across that axis shrink by ``cos(tilt)``. ``A = R(o) diag(1, cos tilt)
+    R(o)^T`` with ``R(o) = [[cos o, -sin o], [sin o, cos o]]``: the same
+    (tilt, orientation) as the reference ``Rotator(rotation_plane_angle,
+    rotation_plane_orientation)`` simulates.
     """
     t = np.deg2rad(float(tilt))
     o = np.deg2rad(float(orientation))
     r = np.array([[np.cos(o), -np.sin(o)], [np.sin(o), np.cos(o)]])
-    return r.T @ np.diag([1.0, np.cos(t)]) @ r
+    return r @ np.diag([1.0, np.cos(t)]) @ r.T
 
 
 def _plane_params(tilt, orientation, output) -> np.ndarray:
