@@ -198,16 +198,26 @@ class TiffStreamWriter:
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-        self._tif = tifffile.TiffWriter(tmp, bigtiff=nbytes > 2**31)
+        try:
+            self._tif = tifffile.TiffWriter(tmp, bigtiff=nbytes > 2**31)
+        except BaseException as exc:
+            # the temporary file exists already: remove it, re-raise
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def write(self, frames) -> None:
+        """Append ``frames`` (one 2-D frame or a 3-D chunk) to the file."""
         frames = np.asarray(frames, self.dtype)
         if frames.ndim == 2:
             frames = frames[np.newaxis]
-        if frames.shape[1:] != self.shape[1:]:
+        if frames.ndim != 3 or frames.shape[1:] != self.shape[1:]:
             raise DerotationError(
                 f"chunk frames must be {self.shape[1:]}; got {frames.shape[1:]}")
+        if self.written + frames.shape[0] > self.shape[0]:
+            raise DerotationError(
+                f"{self.path.name}: {self.written + frames.shape[0]} frames "
+                f"written; expected {self.shape[0]}")
         first = self.written == 0
         self._tif.write(frames, contiguous=True, photometric="minisblack",
                         description=self.description if first else None,
@@ -215,16 +225,24 @@ class TiffStreamWriter:
         self.written += frames.shape[0]
 
     def __exit__(self, exc_type, exc, tb):
+        # Close first: closing flushes, and a failure there (a full disk)
+        # must discard the file, not commit it.
+        error = None
         try:
             self._tif.close()
-        finally:
-            if exc_type is None and self.written != self.shape[0]:
-                exc = DerotationError(
-                    f"{self.path.name}: wrote {self.written} of "
-                    f"{self.shape[0]} frames")
-                self._ctx.__exit__(type(exc), exc, None)
-                raise exc
-            return self._ctx.__exit__(exc_type, exc, tb)
+        except Exception as close_exc:
+            error = close_exc
+        if exc_type is not None:        # the block failed: discard, propagate
+            self._ctx.__exit__(exc_type, exc, tb)
+            return False
+        if error is None and self.written != self.shape[0]:
+            error = DerotationError(
+                f"{self.path.name}: wrote {self.written} of {self.shape[0]} "
+                f"frames")
+        if error is not None:
+            self._ctx.__exit__(type(error), error, error.__traceback__)
+            raise error
+        return self._ctx.__exit__(None, None, None)
 
 
 def write_json(path, obj) -> Path:
@@ -295,11 +313,12 @@ class MovieFile:
                 self._tif.close()
             raise DerotationError(
                 f"cannot read {self.path.name} as a TIFF movie: {exc}") from None
-        squeezed = tuple(n for n in shape if n != 1) or (1,)
-        if len(shape) == 2 or len(squeezed) == 2:
-            shape = (1, *squeezed[-2:]) if len(squeezed) == 2 else (1, *shape)
-        elif len(shape) > 3 and len(squeezed) == 3:
-            shape = squeezed
+        if len(shape) == 2:
+            shape = (1, *shape)
+        while len(shape) > 3 and 1 in shape[:-2]:   # (T, 1, Y, X) -> (T, Y, X)
+            lead = list(shape[:-2])
+            lead.remove(1)
+            shape = (*lead, *shape[-2:])
         if len(shape) != 3:
             self._tif.close()
             raise DerotationError(
@@ -315,7 +334,13 @@ class MovieFile:
         return self.shape[0]
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as a new ``(stop - start, rows, cols)`` array."""
         rows, cols = self.shape[1:]
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop <= self.shape[0]:
+            raise DerotationError(
+                f"{self.path.name}: frames {start}:{stop} are not a range in "
+                f"[0, {self.shape[0]}]")
         n = stop - start
         try:
             if self._offset is not None:

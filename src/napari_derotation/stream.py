@@ -16,10 +16,23 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .engine import check_angles, check_center, derotate_into, frames_per_chunk
-from .errors import Cancelled, DerotationError
-from .io import MovieFile, TiffStreamWriter, check_not_input, file_sha256, \
-    sidecar_path, write_json
+from .engine import (
+    _check_fill,
+    _check_interpolation,
+    check_angles,
+    check_center,
+    derotate_into,
+    frames_per_chunk,
+)
+from .errors import DerotationError
+from .io import (
+    MovieFile,
+    TiffStreamWriter,
+    check_not_input,
+    file_sha256,
+    sidecar_path,
+    write_json,
+)
 
 #: Default bytes of movie per chunk.
 CHUNK_BYTES = 64 * 2**20
@@ -63,6 +76,22 @@ def record(*, movie_path, out_path, shape, dtype, center, interpolation,
     return rec
 
 
+def check_chunk_frames(chunk_frames, shape, dtype) -> int:
+    """Frames per chunk: ``chunk_frames`` (>= 1) or about 64 MB, at most all."""
+    if chunk_frames is None:
+        return default_chunk_frames(shape, dtype)
+    try:
+        step = int(chunk_frames)
+    except (TypeError, ValueError):
+        raise DerotationError(
+            f"chunk_frames must be a whole number >= 1; got {chunk_frames!r}"
+        ) from None
+    if step < 1 or step != chunk_frames:
+        raise DerotationError(
+            f"chunk_frames must be a whole number >= 1; got {chunk_frames!r}")
+    return min(step, shape[0])
+
+
 def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                   interpolation="bilinear", fill_value=0, chunk_frames=None,
                   progress=None, angles_source=None, sidecar=True) -> dict:
@@ -70,8 +99,10 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
 
     Writes ``out_path`` (same dtype) and, with ``sidecar``, ``OUT.json`` with
     the parameters, versions and the input's SHA-256; both atomically.
-    ``progress(done_frames, total_frames)`` may return ``False`` to cancel
-    (raises :class:`Cancelled`, nothing is left behind). Returns the record.
+    Memory use is about two chunks of ``chunk_frames`` frames (default: about
+    64 MB of movie), whatever the movie's length. ``progress(done_frames,
+    total_frames)`` may return ``False`` to cancel (raises
+    :class:`Cancelled`, nothing is left behind). Returns the record.
     """
     out_path = Path(out_path)
     check_not_input(out_path, movie_path)
@@ -81,10 +112,9 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
         n, rows, cols = mf.shape
         angles = check_angles(angles_per_line, n * rows, rows)
         center = check_center(center, mf.shape)
-        step = chunk_frames or default_chunk_frames(mf.shape, mf.dtype)
-        if step < 1:
-            raise DerotationError(f"chunk_frames must be >= 1; got {step}")
-        step = max(1, min(step, n))
+        _check_interpolation(interpolation)
+        _check_fill(fill_value, mf.dtype)
+        step = check_chunk_frames(chunk_frames, mf.shape, mf.dtype)
         rec = record(movie_path=movie_path, out_path=out_path, shape=mf.shape,
                      dtype=mf.dtype, center=center, interpolation=interpolation,
                      fill_value=fill_value, angles_source=angles_source,
@@ -98,11 +128,10 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                 dst = buf[: stop - start]
                 derotate_into(chunk, angles[start * rows: stop * rows], center,
                               dst, interpolation=interpolation,
-                              fill_value=fill_value)
+                              fill_value=fill_value, progress=progress,
+                              frame_offset=start, total_frames=n)
+                del chunk
                 writer.write(dst)
-                if progress is not None and progress(stop, n) is False:
-                    raise Cancelled(
-                        f"derotation cancelled after {stop} of {n} frames")
     if sidecar:
         try:
             write_json(sidecar_path(out_path), rec)
@@ -112,4 +141,21 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     return rec
 
 
-__all__ = ["derotate_file", "record", "default_chunk_frames", "frames_per_chunk"]
+def derotate_chunk(movie_path, start, stop, angles_per_line, center, *,
+                   interpolation="bilinear", fill_value=0) -> np.ndarray:
+    """Read frames ``start:stop`` of a TIFF and derotate them.
+
+    ``angles_per_line`` holds the angles of those frames' lines only
+    (``(stop - start) * rows`` values). What a cluster worker runs: it opens
+    the file itself, so only paths and angles travel over the network.
+    """
+    with MovieFile(movie_path) as mf:
+        chunk = mf.read(start, stop)
+    out = np.empty_like(chunk)
+    derotate_into(chunk, angles_per_line, center, out,
+                  interpolation=interpolation, fill_value=fill_value)
+    return out
+
+
+__all__ = ["derotate_file", "derotate_chunk", "record", "default_chunk_frames",
+           "check_chunk_frames", "frames_per_chunk"]
