@@ -14,3 +14,12 @@ __version__ = "0.1.0"
 
 __all__ = ["derotate", "derotate_into", "Cancelled", "DerotationError",
            "__version__"]
+
+
+def __getattr__(name):
+    # dask is imported only when the lazy API is used
+    if name == "derotate_lazy":
+        from .lazy import derotate_lazy
+
+        return derotate_lazy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
