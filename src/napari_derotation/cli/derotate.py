@@ -32,6 +32,14 @@ def add_arguments(p):
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output TIFF")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="derotate on a running dask.distributed cluster "
+                            "(e.g. tcp://10.0.0.5:8786); workers must see the "
+                            "movie at the same path")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="derotate on a local dask cluster of N worker "
+                            "processes")
 
 
 def run(args) -> int:
@@ -43,6 +51,17 @@ def run(args) -> int:
             f"--chunk-frames must be >= 1; got {args.chunk_frames}")
     angles = load_angles(args.angles)
     progress = None if args.quiet else Progress("derotating")
+    if args.scheduler or args.workers is not None:
+        from ..cluster import derotate_file_distributed
+
+        derotate_file_distributed(
+            args.movie, angles, args.output, args.center,
+            scheduler=args.scheduler, workers=args.workers,
+            interpolation=args.interpolation, fill_value=args.fill,
+            chunk_frames=args.chunk_frames, progress=progress,
+            angles_source=args.angles)
+        print(args.output)
+        return 0
     derotate_file(args.movie, angles, args.output, args.center,
                   interpolation=args.interpolation, fill_value=args.fill,
                   chunk_frames=args.chunk_frames, progress=progress,

@@ -1,0 +1,186 @@
+"""Derotate a movie on a dask.distributed cluster.
+
+The movie is cut into chunks of whole frames. Each worker opens the TIFF by
+its path, reads and derotates its own chunk (:func:`.stream.derotate_chunk`)
+and returns it; the client writes the chunks in order into one TIFF with
+:class:`~napari_derotation.io.TiffStreamWriter`, so the output appears only
+when complete and the result is identical to
+:func:`napari_derotation.derotate`. Only a few chunks are in flight at a time,
+so memory stays bounded on the client and on the workers.
+
+Workers must see the movie at the same path as the client (a shared file
+system on a cluster). ``distributed`` is imported only when used (the
+``cluster`` extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .engine import _check_fill, _check_interpolation, check_angles, check_center
+from .errors import Cancelled, DerotationError
+from .io import MovieFile, TiffStreamWriter, check_not_input, sidecar_path, write_json
+from .stream import check_chunk_frames, derotate_chunk, record
+
+__all__ = ["cluster_client", "derotate_file_distributed", "check_workers"]
+
+#: How long to wait for a scheduler given by address.
+CONNECT_TIMEOUT = "10s"
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:  # pragma: no cover - distributed is in the test env
+        raise DerotationError(
+            "running on a cluster needs dask.distributed: pip install "
+            "'napari-derotation[cluster]'") from None
+    return distributed
+
+
+def check_workers(workers) -> int | None:
+    """``None`` or a whole number >= 1, else :class:`DerotationError`."""
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) \
+            or workers < 1:
+        raise DerotationError(f"workers must be a whole number >= 1; got {workers!r}")
+    return int(workers)
+
+
+@contextlib.contextmanager
+def cluster_client(scheduler=None, workers=None, *,
+                   threads_per_worker: int = 1) -> Iterator:
+    """A ``distributed.Client``: connected to ``scheduler`` (an address such as
+    ``tcp://10.0.0.5:8786``) or to a new local cluster of ``workers``
+    processes (default: one per CPU). Closed (with its local cluster) on exit.
+    """
+    distributed = _distributed()
+    if scheduler and workers:
+        raise DerotationError(
+            "give either a scheduler address or a number of local workers, "
+            "not both")
+    workers = check_workers(workers)
+    if scheduler:
+        try:
+            client = distributed.Client(str(scheduler), timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise DerotationError(
+                f"cannot connect to the dask scheduler at {scheduler}: "
+                f"{exc}") from None
+        with client:
+            yield client
+        return
+    with distributed.LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=threads_per_worker, processes=True,
+            dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None,
+                              *, scheduler=None, workers=None, client=None,
+                              interpolation="bilinear", fill_value=0,
+                              chunk_frames=None, progress=None,
+                              angles_source=None, sidecar=True,
+                              in_flight: int | None = None) -> dict:
+    """Derotate the TIFF ``movie_path`` into ``out_path`` on a dask cluster.
+
+    Parameters
+    ----------
+    movie_path, angles_per_line, out_path, center, interpolation, \
+fill_value, chunk_frames, progress, angles_source, sidecar
+        As in :func:`napari_derotation.stream.derotate_file`.
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://host:8786``).
+    workers : int, optional
+        Without ``scheduler``: the number of worker processes of a local
+        cluster started for this call (default: one per CPU).
+    client : distributed.Client, optional
+        An existing client to use instead (not closed here).
+    in_flight : int, optional
+        Chunks submitted ahead of the one being written (default: twice the
+        number of worker threads); bounds memory.
+
+    Returns
+    -------
+    dict
+        The record also written to the JSON sidecar, with a ``cluster`` entry.
+    """
+    movie_path = Path(movie_path).resolve()
+    out_path = Path(out_path)
+    check_not_input(out_path, movie_path)
+    if sidecar:
+        check_not_input(sidecar_path(out_path), movie_path)
+    with MovieFile(movie_path) as mf:
+        shape, dtype = mf.shape, mf.dtype
+    n, rows, _ = shape
+    angles = check_angles(angles_per_line, n * rows, rows)
+    center = check_center(center, shape)
+    _check_interpolation(interpolation)
+    _check_fill(fill_value, dtype)
+    step = check_chunk_frames(chunk_frames, shape, dtype)
+    check_workers(workers)
+    if client is not None and (scheduler or workers):
+        raise DerotationError("give a client, or a scheduler/workers, not both")
+    if not out_path.parent.is_dir():
+        raise DerotationError(f"output folder does not exist: {out_path.parent}")
+
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(cluster_client(scheduler, workers))
+        threads = sum(client.nthreads().values()) or 1
+        ahead = max(1, in_flight or 2 * threads)
+        rec = record(movie_path=movie_path, out_path=out_path, shape=shape,
+                     dtype=dtype, center=center, interpolation=interpolation,
+                     fill_value=fill_value, angles_source=angles_source,
+                     n_angles=np.size(angles_per_line), checksum=sidecar,
+                     chunk_frames=step,
+                     cluster={"scheduler": client.scheduler_info().get(
+                                  "address"),
+                              "workers": len(client.nthreads()),
+                              "threads": threads})
+        starts = iter(range(0, n, step))
+        pending: deque = deque()
+
+        def submit_next() -> None:
+            start = next(starts, None)
+            if start is None:
+                return
+            stop = min(n, start + step)
+            pending.append((stop, client.submit(
+                derotate_chunk, str(movie_path), start, stop,
+                angles[start * rows: stop * rows], center,
+                interpolation=interpolation, fill_value=fill_value,
+                pure=False)))
+
+        try:
+            with TiffStreamWriter(out_path, shape, dtype) as writer:
+                for _ in range(ahead):
+                    submit_next()
+                while pending:
+                    stop, future = pending.popleft()
+                    chunk = future.result()
+                    future.release()
+                    submit_next()
+                    writer.write(chunk)
+                    del chunk
+                    if progress is not None and progress(stop, n) is False:
+                        raise Cancelled(
+                            f"derotation cancelled after {stop} of {n} frames")
+        finally:
+            if pending:
+                client.cancel([f for _, f in pending])
+    if sidecar:
+        try:
+            write_json(sidecar_path(out_path), rec)
+        except BaseException:
+            out_path.unlink(missing_ok=True)
+            raise
+    return rec
