@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,15 +41,11 @@ def read_movie(path, *, mmap: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DerotationError(f"movie file not found: {path}")
-    data = None
     try:
-        if mmap:
-            try:
-                data = tifffile.memmap(path, mode="r")
-            except (ValueError, OSError, RuntimeError, IndexError):
-                data = None
-        if data is None:
-            data = tifffile.imread(path)
+        with _tiff_problems(path):
+            data = _read_tiff(path, mmap)
+    except DerotationError:
+        raise
     except Exception as exc:  # tifffile raises many types for bad files
         raise DerotationError(
             f"cannot read {path.name} as a TIFF movie: {exc}") from None
@@ -60,6 +58,15 @@ def read_movie(path, *, mmap: bool = True) -> np.ndarray:
     if 0 in data.shape:
         raise DerotationError(f"{path.name} is empty: shape {data.shape}")
     return data
+
+
+def _read_tiff(path: Path, mmap: bool) -> np.ndarray:
+    if mmap:
+        try:
+            return tifffile.memmap(path, mode="r")
+        except (ValueError, OSError, RuntimeError, IndexError):
+            pass
+    return tifffile.imread(path)
 
 
 def load_angles(path) -> np.ndarray:
@@ -290,6 +297,50 @@ def check_not_input(output, *inputs) -> None:
                 f"output path")
 
 
+#: What tifffile logs (instead of raising) when a file is cut short or broken.
+_CORRUPT = ("invalid page offset", "invalid offset to first page",
+            "failed to reshape", "corrupted", "truncated")
+
+
+@contextlib.contextmanager
+def _tiff_problems(path: Path) -> Iterator[None]:
+    """Turn what tifffile only logs about a truncated or corrupt file (it
+    then returns the frames it could read) into a :class:`DerotationError`.
+
+    Records from this thread are kept out of the log (the error says it).
+    """
+    found: list[str] = []
+    me = threading.get_ident()
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.thread != me:
+            return True
+        msg = record.getMessage()
+        if any(k in msg for k in _CORRUPT):
+            found.append(msg)
+            return False
+        return True
+
+    def problem() -> DerotationError:
+        detail = found[0].split("> ", 1)[-1]
+        return DerotationError(f"{path.name} is truncated or corrupt: {detail}")
+
+    logger = logging.getLogger("tifffile")
+    logger.addFilter(keep)
+    try:
+        yield
+    except DerotationError:
+        raise
+    except Exception:
+        if found:       # the logged cause says more than the exception
+            raise problem() from None
+        raise
+    finally:
+        logger.removeFilter(keep)
+    if found:
+        raise problem()
+
+
 class MovieFile:
     """A TIFF movie read in chunks of frames, for movies larger than memory.
 
@@ -303,14 +354,19 @@ class MovieFile:
         if not self.path.is_file():
             raise DerotationError(f"movie file not found: {self.path}")
         try:
-            self._tif = tifffile.TiffFile(self.path)
-            series = self._tif.series[0]
-            shape = tuple(series.shape)
-            self.dtype = np.dtype(series.dtype)
-            self._offset = series.dataoffset
+            with _tiff_problems(self.path):
+                self._tif = tifffile.TiffFile(self.path)
+                series = self._tif.series[0]
+                shape = tuple(series.shape)
+                self.dtype = np.dtype(series.dtype)
+                self._offset = series.dataoffset
+                if self._offset is None:
+                    series.pages  # noqa: B018 - loads every page: finds cuts
         except Exception as exc:
             if hasattr(self, "_tif"):
                 self._tif.close()
+            if isinstance(exc, DerotationError):
+                raise
             raise DerotationError(
                 f"cannot read {self.path.name} as a TIFF movie: {exc}") from None
         if len(shape) == 2:
