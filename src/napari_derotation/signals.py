@@ -147,6 +147,7 @@ class AnglesResult:
     warnings: list = field(default_factory=list)
     knots: tuple = field(default=(), repr=False)
     artifact_threshold: float = 0.0
+    sampling_rate: float | None = None
 
     def angle_at(self, samples) -> np.ndarray:
         """The signed angle (degrees) at any sample indices."""
@@ -346,6 +347,7 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
                     speed=None, n_lines: int | None = None,
                     n_frames: int | None = None,
                     sampling_rate: float | None = None,
+                    frame_rate: float | None = None,
                     progress=None) -> AnglesResult:
     """Per-line and per-frame angles from the four analog signals.
 
@@ -362,6 +364,9 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         are checked against them.
     sampling_rate : float, optional
         Samples per second, to report each rotation's measured speed.
+    frame_rate : float, optional
+        Frames per second: without ``sampling_rate``, it is estimated as
+        ``frame_rate`` times the median frame-clock period in samples.
     progress : callable(done, total), optional
         Called after each of the 4 stages; returning ``False`` cancels.
 
@@ -489,6 +494,10 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
     frames = _clock(frame_clock, p.threshold_k, p.frame_use_start)
     if n_frames is not None and len(frames) != n_frames:
         rows = len(lines) // n_frames if n_frames else 0
+        if rows < 1:
+            raise DerotationError(
+                f"the frame clock has {len(frames)} pulses and the line clock "
+                f"{len(lines)}; the movie has {n_frames} frames")
         notes.append(f"the frame clock has {len(frames)} pulses but the movie "
                      f"has {n_frames} frames; frame times taken from the line "
                      f"clock")
@@ -502,6 +511,8 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
 
     rot = np.searchsorted(starts, frames, side="right") - 1
     rot[(rot < 0) | (frames >= ends[np.maximum(rot, 0)])] = -1
+    if not sampling_rate and frame_rate and len(frames) > 1:
+        sampling_rate = frame_rate * float(np.median(np.diff(frames)))
     if sampling_rate:
         duration = np.array([t[-1] - t[0] for t in per_block], np.float64)
         measured = np.where(counts > 1, increments * (counts - 1) / np.maximum(
@@ -517,7 +528,7 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         ticks_per_rotation=counts, increments=increments,
         rotation_of_frame=rot, measured_speed=measured, n_samples=n,
         protocol=p.protocol, warnings=notes, knots=knots,
-        artifact_threshold=p.artifact_threshold)
+        artifact_threshold=p.artifact_threshold, sampling_rate=sampling_rate)
 
 
 def _clock(signal, k, use_start):

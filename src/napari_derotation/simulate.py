@@ -284,3 +284,4 @@ def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
     return SimulatedMovie(movie.astype(dt), angles, center, img.astype(dt),
                           dict(trace=trace, center_offset=list(center_offset),
                                seed=seed, noise=noise, sample=sample))
+from .recorder import simulate_recording  # noqa: E402,F401

@@ -1,0 +1,328 @@
+"""Pipeline configuration: the reference's YAML keys, plus a few of our own.
+
+A lab's existing ``config_template.yml`` for the reference package loads
+unchanged. Keys the reference reads but ignores are reported (not silently
+dropped), and so are unknown keys. The same nested layout is accepted from
+YAML (``.yml``/``.yaml``) or TOML (``.toml``). Every key, its default and its
+meaning: ``docs/config.md``. Relative paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DerotationError
+from .loaders import DEFAULT_CHANNEL_NAMES, DEFAULT_CHANNELS, DEFAULT_ROWS, ROLES
+from .signals import SignalParams
+
+__all__ = ["Config", "load_config", "KEYS", "CONFIG_SUFFIXES"]
+
+CONFIG_SUFFIXES = (".yml", ".yaml", ".toml")
+
+#: File key path -> Config field (None: accepted but not used).
+KEYS: dict[tuple[str, ...], str | None] = {
+    ("pipeline_type",): "pipeline_type",
+    ("paths_read", "path_to_tif"): "movie",
+    ("paths_read", "path_to_aux"): "signals",
+    ("paths_read", "path_to_randperm"): "stimulus",
+    ("paths_write", "derotated_tiff_folder"): "output_folder",
+    ("paths_write", "saving_name"): "saving_name",
+    ("paths_write", "debug_plots_folder"): "debug_plots_folder",
+    ("paths_write", "logs_folder"): None,
+    ("channel_names",): "channel_names",
+    ("channels",): "channels",
+    ("npy_rows",): "npy_rows",
+    ("rotation_increment",): "rotation_increment",
+    ("adjust_increment",): None,
+    ("rot_deg",): "rot_deg",
+    ("incremental_step",): "incremental_step",
+    ("incremental_direction",): "incremental_direction",
+    ("debugging_plots",): "debugging_plots",
+    ("frame_rate",): "frame_rate",
+    ("sampling_rate",): "sampling_rate",
+    ("analog_signals_processing", "find_rotation_ticks_peaks", "height"):
+        "tick_height",
+    ("analog_signals_processing", "find_rotation_ticks_peaks", "distance"):
+        "tick_distance",
+    ("analog_signals_processing", "squared_pulse_k"): "squared_pulse_k",
+    ("analog_signals_processing", "pulse_threshold"): "pulse_threshold",
+    ("analog_signals_processing", "inter_rotation_interval_min_len"):
+        "inter_rotation_interval_min_len",
+    ("analog_signals_processing", "angle_interpolation_artifact_threshold"):
+        "artifact_threshold",
+    ("analog_signals_processing", "repair_ticks"): "repair_ticks",
+    ("analog_signals_processing", "line_count_mismatch"): "line_count_mismatch",
+    ("interpolation", "line_use_start"): "line_use_start",
+    ("interpolation", "frame_use_start"): "frame_use_start",
+    ("biased_center",): "biased_center",
+    ("center",): "center",
+    ("center_method",): "center_method",
+    ("delta_center",): "delta_center",
+    ("init_points",): None,
+    ("n_iter",): None,
+    ("blank_value",): "blank_value",
+    ("resampling",): "resampling",
+}
+
+_IGNORED = {
+    ("paths_write", "logs_folder"):
+        "not used: progress goes to stderr and every parameter to the JSON "
+        "record",
+    ("adjust_increment",):
+        "not used: the increment is always adjusted per rotation (as in the "
+        "reference since 0.1, which ignores this key too)",
+    ("init_points",):
+        "not used: the Bayesian centre search sets its own budget",
+    ("n_iter",):
+        "not used: the Bayesian centre search sets its own budget",
+}
+_FILE_KEY = {v: ".".join(k) for k, v in KEYS.items() if v}
+_PATHS = ("movie", "signals", "stimulus", "output_folder", "debug_plots_folder")
+
+
+@dataclass
+class Config:
+    """Everything the pipeline needs, with defaults (see ``docs/config.md``)."""
+
+    pipeline_type: str = "full"
+    movie: Path | None = None
+    signals: Path | None = None
+    stimulus: Path | None = None
+    output_folder: Path | None = None
+    saving_name: str = "derotated"
+    debug_plots_folder: Path | None = None
+    channel_names: tuple = DEFAULT_CHANNEL_NAMES
+    channels: dict = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
+    npy_rows: tuple = DEFAULT_ROWS
+    rotation_increment: float = 0.2
+    rot_deg: float = 360.0
+    incremental_step: float = 10.0
+    incremental_direction: int = -1
+    debugging_plots: bool = False
+    frame_rate: float | None = None
+    sampling_rate: float | None = None
+    tick_height: float = 4.0
+    tick_distance: int = 20
+    squared_pulse_k: float = 0.0
+    pulse_threshold: str = "auto"
+    inter_rotation_interval_min_len: int = 1000
+    artifact_threshold: float = 0.15
+    repair_ticks: bool = True
+    line_count_mismatch: str = "error"
+    line_use_start: bool = True
+    frame_use_start: bool = True
+    biased_center: tuple | None = None
+    center: tuple | None = None
+    center_method: str = "given"
+    delta_center: float = 7.0
+    blank_value: float | None = None
+    resampling: str = "bilinear"
+    source: Path | None = None
+    warnings: list = field(default_factory=list, compare=False)
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_dict(cls, data: dict, base: Path | None = None) -> Config:
+        """Build from a nested dict in the file layout; record warnings."""
+        if not isinstance(data, dict):
+            raise DerotationError(
+                f"a config must be a mapping of keys to values; got "
+                f"{type(data).__name__}")
+        values, notes = {}, []
+        for key, value in _flatten(data):
+            name = ".".join(key)
+            if key in _IGNORED:
+                notes.append(f"{name}: {_IGNORED[key]}")
+            elif key not in KEYS:
+                notes.append(f"{name}: unknown key, ignored")
+            else:
+                values[KEYS[key]] = value
+        values = {k: _coerce(k, v, base) for k, v in values.items()}
+        cfg = cls(**values)
+        if ("analog_signals_processing",
+                "angle_interpolation_artifact_threshold") in dict(_flatten(data)):
+            notes.append(
+                "angle_interpolation_artifact_threshold: used as given "
+                f"({cfg.artifact_threshold:g} degrees); the reference ignores "
+                "it and uses 0.2")
+        if "pipeline_type" in values:
+            notes.append(
+                f"pipeline_type: selects the pipeline here "
+                f"({cfg.pipeline_type!r}); the reference ignores this key")
+        if "squared_pulse_k" in values and cfg.pulse_threshold == "auto":
+            notes.append(
+                "squared_pulse_k: not used: pulses are detected midway between "
+                "each signal's low and high levels (set analog_signals_"
+                "processing.pulse_threshold: mean_std to use mean + k * std as "
+                "the reference)")
+        if "delta_center" in values and cfg.center_method != "bayesian":
+            notes.append(
+                "delta_center: used only with center_method: bayesian (the "
+                "reference always searched; here the given centre is used)")
+        cfg.warnings = notes
+        return cfg.check()
+
+    def check(self) -> Config:
+        """Validate values; raise :class:`DerotationError` naming the key."""
+        _choice("pipeline_type", self.pipeline_type, ("full", "incremental"))
+        _choice("center_method", self.center_method, ("given", "bayesian"))
+        _choice("pulse_threshold", self.pulse_threshold, ("auto", "mean_std"))
+        _choice("resampling", self.resampling, ("bilinear", "nearest"))
+        for role in ROLES:
+            if role not in self.channels:
+                raise DerotationError(
+                    f"channels: expected a channel name for each of "
+                    f"{', '.join(ROLES)}; {role} is missing")
+        if len(self.npy_rows) != 4:
+            raise DerotationError(
+                f"npy_rows: expected 4 row numbers; got {list(self.npy_rows)}")
+        for name in ("center", "biased_center"):
+            v = getattr(self, name)
+            if v is not None and len(v) != 2:
+                raise DerotationError(f"{name}: expected 2 numbers; got {v}")
+        if self.frame_rate is not None and not self.frame_rate > 0:
+            raise DerotationError(f"frame_rate must be > 0; got {self.frame_rate}")
+        self.signal_params()
+        return self
+
+    def signal_params(self) -> SignalParams:
+        """The parameters of :func:`napari_derotation.signals.process_signals`."""
+        return SignalParams(
+            protocol=self.pipeline_type, rot_deg=self.rot_deg,
+            increment=self.rotation_increment, step=self.incremental_step,
+            incremental_direction=self.incremental_direction,
+            tick_height=self.tick_height, tick_distance=self.tick_distance,
+            threshold_k=(self.squared_pulse_k if self.pulse_threshold ==
+                         "mean_std" else None),
+            min_off_samples=self.inter_rotation_interval_min_len,
+            artifact_threshold=self.artifact_threshold,
+            repair_ticks=self.repair_ticks, line_use_start=self.line_use_start,
+            frame_use_start=self.frame_use_start,
+            line_count_mismatch=self.line_count_mismatch).check()
+
+    def center_row_col(self) -> tuple[float, float] | None:
+        """``center`` (row, col), else ``biased_center`` (x, y) reversed."""
+        if self.center is not None:
+            return (float(self.center[0]), float(self.center[1]))
+        if self.biased_center is not None:
+            return (float(self.biased_center[1]), float(self.biased_center[0]))
+        return None
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes).check()
+
+    def to_dict(self) -> dict:
+        """Nested dict in the file layout (paths as strings)."""
+        out: dict = {}
+        for key, name in KEYS.items():
+            if name is None:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            d = out
+            for k in key[:-1]:
+                d = d.setdefault(k, {})
+            d[key[-1]] = value
+        return out
+
+
+def load_config(path, *, warn: bool = True) -> Config:
+    """Read a YAML or TOML config; relative paths are relative to its folder.
+
+    With ``warn``, every note in :attr:`Config.warnings` (ignored and unknown
+    keys) is also issued as a :class:`UserWarning`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DerotationError(f"config file not found: {path}")
+    suffix = path.suffix.lower()
+    text = path.read_text()
+    try:
+        if suffix in (".yml", ".yaml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            raise DerotationError(
+                f"config {path.name}: expected .yml, .yaml or .toml; got "
+                f"{suffix or 'no suffix'}")
+    except DerotationError:
+        raise
+    except Exception as exc:
+        raise DerotationError(f"cannot parse {path.name}: {exc}") from None
+    cfg = Config.from_dict(data, base=path.parent)
+    cfg.source = path
+    if warn:
+        for note in cfg.warnings:
+            warnings.warn(f"{path.name}: {note}", UserWarning, stacklevel=2)
+    return cfg
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _flatten(data: dict, prefix=()):
+    for k, v in data.items():
+        key = (*prefix, str(k))
+        if isinstance(v, dict) and key not in KEYS:
+            yield from _flatten(v, key)
+        else:
+            yield key, v
+
+
+def _choice(name, value, options):
+    if value not in options:
+        raise DerotationError(
+            f"{name}: expected one of {', '.join(map(repr, options))}; got "
+            f"{value!r}")
+
+
+def _coerce(name, value, base):
+    if value is None:
+        return None
+    try:
+        if name in _PATHS:
+            p = Path(str(value)).expanduser()
+            return p if p.is_absolute() or base is None else base / p
+        if name in ("channel_names", "npy_rows", "center", "biased_center"):
+            if not isinstance(value, list | tuple):
+                raise TypeError("expected a list")
+            cast = str if name == "channel_names" else (
+                int if name == "npy_rows" else float)
+            return tuple(cast(v) for v in value)
+        if name == "channels":
+            if not isinstance(value, dict):
+                raise TypeError("expected a mapping of signal to channel name")
+            return {str(k): str(v) for k, v in value.items()}
+        if name in ("debugging_plots", "repair_ticks", "line_use_start",
+                    "frame_use_start"):
+            if not isinstance(value, bool):
+                raise TypeError("expected true or false")
+            return value
+        if name in ("tick_distance", "inter_rotation_interval_min_len",
+                    "incremental_direction"):
+            if isinstance(value, bool) or float(value) != int(value):
+                raise TypeError("expected a whole number")
+            return int(value)
+        if name in ("pipeline_type", "saving_name", "pulse_threshold",
+                    "center_method", "resampling", "line_count_mismatch"):
+            return str(value)
+        if isinstance(value, bool):
+            raise TypeError("expected a number")
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise DerotationError(
+            f"config key {_FILE_KEY.get(name, name)}: {exc}; got {value!r}"
+        ) from None
