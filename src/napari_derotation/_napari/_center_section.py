@@ -1,0 +1,470 @@
+"""Section 2, Centre: the centre of rotation, by hand, from a cell, or by a
+Bayesian search, with a live derotated preview.
+
+* A points layer "centre of rotation" holds one point; dragging it and the
+  row/col spin boxes stay in sync with the session's centre.
+* "Pick cell": the next click on the raw movie seeds
+  :func:`napari_derotation.ellipse.fit_center_ellipse` (in a worker); the
+  cell's tracked positions and the fitted ellipse are drawn over the movie
+  and the centre moves to the ellipse's centre.
+* "Bayesian search": :func:`napari_derotation.center.find_center_bayesian`
+  in a worker, with a progress bar and Cancel; the point follows the best
+  centre so far.
+* Live preview: the mean of a few frames spread over the angles, derotated
+  about the current centre, drawn beside the movie; cells are crisp when the
+  centre is right and smeared into arcs when it is not.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from napari.layers.base import ActionType
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from ..errors import DerotationError
+from . import _meta, _model
+from ._common import ProgressRow, hint, named, notify
+from ._workers import Failure, callback_worker, function_worker
+
+CENTER_LAYER = "centre of rotation"
+TRACK_LAYER = "tracked cell"
+ELLIPSE_LAYER = "fitted ellipse"
+HELPER = {_meta.KEY: {"helper": True}}
+
+
+class CenterSection(QWidget):
+    """Centre of rotation: spin boxes, centre point, pick cell, search."""
+
+    def __init__(self, viewer, session, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.session = session
+        self.bayes_worker = None
+        self.fit_worker = None
+        self.last_fit = None
+        self.last_search = None
+        self.preview_ms: float | None = None
+        self._syncing = False
+        self._preview_frames = None
+        form = QFormLayout(self)
+
+        row = QHBoxLayout()
+        self.row_spin = named(QDoubleSpinBox(), "row_spin",
+                              "Row of the centre of rotation (pixels)")
+        self.col_spin = named(QDoubleSpinBox(), "col_spin",
+                              "Column of the centre of rotation (pixels)")
+        for spin in (self.row_spin, self.col_spin):
+            spin.setDecimals(2)
+            spin.setSingleStep(0.5)
+            spin.setKeyboardTracking(False)
+            row.addWidget(spin)
+        self.reset_button = named(QPushButton("Frame centre"),
+                                  "reset_center_button",
+                                  "Back to (rows // 2, cols // 2)")
+        row.addWidget(self.reset_button)
+        form.addRow("Row, col", row)
+
+        self.preview_checkbox = named(
+            QCheckBox("Live preview"), "preview_checkbox",
+            "Beside the movie: the mean of a few frames derotated about the "
+            "current centre. Sharp cells mean a good centre.")
+        self.preview_checkbox.setChecked(True)
+        self.preview_label = named(QLabel(""), "preview_label")
+        prev = QHBoxLayout()
+        prev.addWidget(self.preview_checkbox)
+        prev.addWidget(self.preview_label, 1)
+        form.addRow(prev)
+
+        self.pick_button = named(
+            QPushButton("Pick cell"), "pick_cell_button",
+            "Then click a bright cell in the raw movie: it is followed "
+            "through the rotation and an ellipse fitted to its path")
+        self.pick_button.setCheckable(True)
+        form.addRow(self.pick_button)
+
+        search = QHBoxLayout()
+        self.radius_spin = named(QDoubleSpinBox(), "radius_spin",
+                                 "Search within this many pixels of the "
+                                 "current centre")
+        self.radius_spin.setRange(1, 200)
+        self.radius_spin.setValue(12)
+        self.radius_spin.setSuffix(" px")
+        self.calls_spin = named(QSpinBox(), "evaluations_spin",
+                                "Number of centres evaluated")
+        self.calls_spin.setRange(12, 500)
+        self.calls_spin.setValue(40)
+        search.addWidget(QLabel("±"))
+        search.addWidget(self.radius_spin)
+        search.addWidget(self.calls_spin)
+        self.bayes_button = named(QPushButton("Bayesian search"),
+                                  "bayesian_button",
+                                  "Search the centre that leaves the least "
+                                  "residual motion")
+        search.addWidget(self.bayes_button)
+        form.addRow(search)
+        self.bayes_progress = ProgressRow("bayesian")
+        form.addRow(self.bayes_progress)
+        self.result_label = named(QLabel(""), "center_result_label")
+        self.result_label.setWordWrap(True)
+        form.addRow(self.result_label)
+        form.addRow(hint("Drag the orange point, type row/col, click a "
+                         "cell, or search.", "center_hint"))
+
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(0)
+        self._preview_timer.timeout.connect(self.update_preview)
+
+        self.row_spin.valueChanged.connect(self._on_spin)
+        self.col_spin.valueChanged.connect(self._on_spin)
+        self.reset_button.clicked.connect(self.reset_center)
+        self.preview_checkbox.toggled.connect(self._on_preview_toggled)
+        self.pick_button.toggled.connect(self._on_pick_toggled)
+        self.bayes_button.clicked.connect(self.start_search)
+        self.bayes_progress.cancel.clicked.connect(self.cancel_search)
+        session.movie_changed.connect(self._on_movie)
+        session.angles_changed.connect(self._on_angles)
+        session.center_changed.connect(self._on_center)
+
+    # -- layers -------------------------------------------------------------
+    def _layer(self, name):
+        return next((ly for ly in self.viewer.layers if ly.name == name), None)
+
+    def center_layer(self):
+        """The "centre of rotation" points layer (created if needed)."""
+        layer = self._layer(CENTER_LAYER)
+        if layer is None:
+            r, c = self.session.center
+            layer = self.viewer.add_points(
+                np.array([[r, c]]), name=CENTER_LAYER, size=9,
+                symbol="cross", face_color="orange", border_color="black",
+                border_width=0.1, metadata=dict(HELPER))
+            layer.events.data.connect(self._on_point_data)
+            layer.mouse_drag_callbacks.append(self._on_point_drag)
+            layer.mode = "select"
+            if self.session.layer is not None:
+                self.viewer.layers.selection.active = layer
+        return layer
+
+    # -- movie / centre sync ---------------------------------------------------
+    def _on_movie(self, layer) -> None:
+        self._preview_frames = None
+        if layer is None or layer.data.ndim != 3:
+            return
+        rows, cols = layer.data.shape[1:]
+        self._syncing = True
+        self.row_spin.setRange(0, rows - 1)
+        self.col_spin.setRange(0, cols - 1)
+        self._syncing = False
+        self.center_layer()
+
+    def _on_angles(self) -> None:
+        self._preview_frames = None
+        self.schedule_preview()
+
+    def _on_center(self, row: float, col: float) -> None:
+        self._syncing = True
+        try:
+            self.row_spin.setValue(row)
+            self.col_spin.setValue(col)
+            if self.session.is_movie():
+                layer = self.center_layer()
+                if layer.data.shape != (1, 2) or not np.allclose(
+                        layer.data[0], (row, col)):
+                    layer.data = np.array([[row, col]])
+        finally:
+            self._syncing = False
+        self.schedule_preview()
+
+    def _on_spin(self, _value=None) -> None:
+        if not self._syncing:
+            self.session.set_center(self.row_spin.value(),
+                                    self.col_spin.value())
+
+    def _on_point_data(self, event) -> None:
+        if self._syncing:
+            return
+        action = getattr(event, "action", None)
+        if action in (ActionType.CHANGING, ActionType.ADDING,
+                      ActionType.REMOVING):
+            return
+        layer = self._layer(CENTER_LAYER)
+        data = layer.data
+        if len(data) == 0:           # deleted: put the point back
+            r, c = self.session.center
+            self._syncing = True
+            layer.data = np.array([[r, c]])
+            self._syncing = False
+            return
+        r, c = data[-1][-2:]
+        if len(data) > 1:            # a new point replaces the old one
+            self._syncing = True
+            layer.data = np.array([[r, c]])
+            self._syncing = False
+        self.set_center_clipped(r, c)
+
+    def _on_point_drag(self, layer, event):
+        """Follow the point while it is dragged (napari reports the new data
+        only on release)."""
+        yield
+        while event.type == "mouse_move":
+            if len(layer.selected_data) and len(layer.data):
+                r, c = layer.data[list(layer.selected_data)[0]][-2:]
+                self.set_center_clipped(r, c)
+            yield
+
+    def set_center_clipped(self, r, c) -> None:
+        shape = self.session.shape()
+        if shape is None or len(shape) != 3:
+            return
+        r = float(np.clip(r, 0, shape[1] - 1))
+        c = float(np.clip(c, 0, shape[2] - 1))
+        self.session.set_center(r, c)
+
+    def reset_center(self) -> None:
+        shape = self.session.shape()
+        if shape is not None and len(shape) == 3:
+            self.session.set_center(shape[1] // 2, shape[2] // 2)
+
+    # -- live preview ---------------------------------------------------------
+    def preview_name(self) -> str:
+        return f"{self.session.name()} preview"
+
+    def _on_preview_toggled(self, on: bool) -> None:
+        layer = self._layer(self.preview_name())
+        if layer is not None:
+            layer.visible = on
+        self.schedule_preview()
+
+    def schedule_preview(self) -> None:
+        """Update the preview when the event loop is next free (coalesces a
+        burst of centre changes into one update)."""
+        if self.preview_checkbox.isChecked():
+            self._preview_timer.start()
+
+    def update_preview(self) -> None:
+        """Derotate the preview frames about the current centre (~10 ms at
+        256x256) and show their mean beside the movie."""
+        s = self.session
+        if not self.preview_checkbox.isChecked() or not s.is_movie():
+            return
+        found = s.angles()
+        if found is None:
+            return
+        t0 = time.perf_counter()
+        data = s.data
+        n, rows, cols = data.shape
+        try:
+            angles, center = _model.check_inputs(data, found[0], s.center)
+        except DerotationError:
+            return          # the Data section reports bad angles
+        if self._preview_frames is None:
+            self._preview_frames = _model.preview_frames(angles, n, rows)
+            self._fill = _model.fill_value(data, "background")
+        img = _model.preview_image(data, angles, center, self._preview_frames,
+                                   fill=self._fill)
+        name = self.preview_name()
+        layer = self._layer(name)
+        meta = {_meta.KEY: {"helper": True, "center": list(center)}}
+        if layer is None:
+            movie = s.layer
+            layer = self.viewer.add_image(
+                img, name=name, metadata=meta, colormap=movie.colormap.name,
+                contrast_limits=movie.contrast_limits,
+                translate=(movie.translate[-2],
+                           movie.translate[-1] + cols * 1.05),
+                scale=tuple(movie.scale[-2:]))
+            self.viewer.layers.selection.active = self.center_layer()
+        else:
+            layer.data = img
+            layer.metadata = meta
+        self.preview_ms = (time.perf_counter() - t0) * 1000
+        self.preview_label.setText(
+            f"{len(self._preview_frames)} frames, {self.preview_ms:.0f} ms")
+
+    # -- pick a cell -------------------------------------------------------------
+    def _on_pick_toggled(self, on: bool) -> None:
+        callbacks = self.viewer.mouse_drag_callbacks
+        if on:
+            if not self.session.is_movie():
+                notify("error", "choose a movie (frames, rows, cols) first")
+                self.pick_button.setChecked(False)
+                return
+            if self._on_pick_click not in callbacks:
+                callbacks.append(self._on_pick_click)
+            self.result_label.setText("click a bright cell in the raw movie")
+        elif self._on_pick_click in callbacks:
+            callbacks.remove(self._on_pick_click)
+
+    def _on_pick_click(self, viewer, event) -> None:
+        """Viewer mouse callback while "Pick cell" is on: the click seeds the
+        ellipse fit."""
+        if event.type != "mouse_press" or not self.session.is_movie():
+            return
+        layer = self.session.layer
+        pos = layer.world_to_data(event.position)
+        frame = int(round(pos[0])) if len(pos) >= 3 else 0
+        self.pick_button.setChecked(False)
+        self.fit_from_seed((float(pos[-2]), float(pos[-1])), frame)
+
+    def fit_from_seed(self, seed, frame: int = 0):
+        """Fit the centre from the cell at ``seed`` (row, col) in ``frame``,
+        in a worker; returns the worker (started) or None."""
+        inputs = self.session.inputs()
+        if inputs is None:
+            return None
+        data, angles, _ = inputs
+        try:
+            from ..ellipse import fit_center_ellipse
+        except ImportError:
+            notify("error", "the ellipse fit (napari_derotation.ellipse) is "
+                            "not available")
+            return None
+        n, rows, cols = data.shape
+        if not (0 <= seed[0] <= rows - 1 and 0 <= seed[1] <= cols - 1):
+            notify("warning", f"click inside the movie: ({seed[0]:.0f}, "
+                              f"{seed[1]:.0f}) is outside {rows}x{cols}")
+            return None
+        frame = int(np.clip(frame, 0, n - 1))
+        self.result_label.setText(
+            f"following the cell at ({seed[0]:.1f}, {seed[1]:.1f}), frame "
+            f"{frame}…")
+        self.pick_button.setEnabled(False)
+        self.fit_worker = function_worker(fit_center_ellipse, data, angles,
+                                          seed, frame=frame)
+        self.fit_worker.returned.connect(self._on_fit)
+        self.fit_worker.finished.connect(
+            lambda: self.pick_button.setEnabled(True))
+        self.fit_worker.start()
+        return self.fit_worker
+
+    def _on_fit(self, result) -> None:
+        if isinstance(result, Failure):
+            notify("warning", f"ellipse fit: {result.message}")
+            self.result_label.setText(f"ellipse fit failed: {result.message}")
+            return
+        self.last_fit = result
+        track = np.asarray(_first(result, "positions", "tracked", "points"),
+                           float).reshape(-1, 2)
+        self._replace_points(TRACK_LAYER, track, size=5, face_color="cyan",
+                             symbol="disc")
+        corners = ellipse_corners(result)
+        if corners is not None:
+            self._replace_shapes(ELLIPSE_LAYER, corners)
+        r, c = (float(v) for v in result.center)
+        self.set_center_clipped(r, c)
+        text = f"ellipse centre ({r:.2f}, {c:.2f}) from {len(track)} positions"
+        tilt = getattr(result, "tilt", None)
+        if tilt is not None:
+            text += f"; plane tilt {float(tilt):.1f}°"
+        self.result_label.setText(text)
+        self.viewer.layers.selection.active = self.center_layer()
+
+    def _replace_points(self, name, data, **kwargs) -> None:
+        layer = self._layer(name)
+        if layer is None:
+            self.viewer.add_points(data, name=name, metadata=dict(HELPER),
+                                   **kwargs)
+        else:
+            layer.data = data
+
+    def _replace_shapes(self, name, corners) -> None:
+        layer = self._layer(name)
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        self.viewer.add_shapes([corners], shape_type="ellipse", name=name,
+                               edge_color="cyan", edge_width=1,
+                               face_color="transparent",
+                               metadata=dict(HELPER))
+
+    # -- Bayesian search ------------------------------------------------------
+    def start_search(self):
+        """Run the Bayesian search in a worker; returns it (started) or
+        None after a notification."""
+        inputs = self.session.inputs()
+        if inputs is None:
+            return None
+        data, angles, center = inputs
+        from ..center import find_center_bayesian
+
+        self.bayes_button.setEnabled(False)
+        self.bayes_progress.start(self.calls_spin.value())
+        self.result_label.setText("searching…")
+        self.bayes_worker = callback_worker(
+            find_center_bayesian, data, angles, initial=center,
+            search_radius=self.radius_spin.value(),
+            n_calls=self.calls_spin.value())
+        self.bayes_worker.relay.progressed.connect(self._on_search_progress)
+        self.bayes_worker.returned.connect(self._on_search_done)
+        self.bayes_worker.finished.connect(self._on_search_finished)
+        self.bayes_worker.start()
+        return self.bayes_worker
+
+    def _on_search_progress(self, report) -> None:
+        done, total = report[0], report[1]
+        self.bayes_progress.update(done, total)
+        if len(report) > 2 and report[2] is not None:
+            self.set_center_clipped(*report[2])
+
+    def _on_search_done(self, result) -> None:
+        if result is None:
+            return
+        if isinstance(result, Failure):
+            notify("error", f"Bayesian search: {result.message}")
+            self.result_label.setText(f"search failed: {result.message}")
+            return
+        self.last_search = result
+        r, c = result.center
+        self.set_center_clipped(r, c)
+        self.result_label.setText(
+            f"best centre ({r:.2f}, {c:.2f}) after {result.n_evaluations} "
+            f"evaluations ({result.elapsed:.1f} s)")
+
+    def _on_search_finished(self) -> None:
+        self.bayes_progress.stop()
+        self.bayes_button.setEnabled(True)
+        if self.bayes_worker is not None and \
+                self.bayes_worker.abort_requested:
+            self.result_label.setText("search cancelled; the centre is the "
+                                      "best found so far")
+
+    def cancel_search(self) -> None:
+        if self.bayes_worker is not None:
+            self.bayes_worker.quit()
+
+
+def _first(obj, *names):
+    for n in names:
+        v = getattr(obj, n, None)
+        if v is not None:
+            return v
+    return np.zeros((0, 2))
+
+
+def ellipse_corners(result):
+    """The 4 corners (row, col) of the rotated box napari draws an ellipse
+    in, from a fit's centre, semi-axes and orientation (degrees, or None)."""
+    axes = _first(result, "semi_axes", "axes")
+    orient = getattr(result, "orientation", None)
+    if axes is None or orient is None or np.size(axes) != 2:
+        return None
+    a, b = (float(v) for v in np.ravel(axes))
+    theta = np.deg2rad(float(orient))
+    # major axis direction in (row, col), measured from the column axis
+    u = np.array([np.sin(theta), np.cos(theta)])
+    v = np.array([np.cos(theta), -np.sin(theta)])
+    c = np.asarray(result.center, float)
+    return np.array([c - a * u - b * v, c + a * u - b * v,
+                     c + a * u + b * v, c - a * u + b * v])

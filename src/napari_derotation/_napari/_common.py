@@ -1,0 +1,62 @@
+"""Small Qt helpers shared by the widget's sections."""
+
+from __future__ import annotations
+
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
+
+
+def named(widget: QWidget, name: str, tip: str | None = None) -> QWidget:
+    """Give a control its object name (tests and styles find it by name)."""
+    widget.setObjectName(name)
+    if tip:
+        widget.setToolTip(tip)
+    return widget
+
+
+def notify(level: str, message: str) -> None:
+    """A napari notification: ``level`` is "error", "warning" or "info"."""
+    {"error": show_error, "warning": show_warning, "info": show_info}[level](
+        message)
+
+
+class ProgressRow(QWidget):
+    """A progress bar with a Cancel button, hidden while idle."""
+
+    def __init__(self, prefix: str, parent=None):
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.bar = named(QProgressBar(), f"{prefix}_progress")
+        self.bar.setTextVisible(True)
+        self.cancel = named(QPushButton("Cancel"), f"{prefix}_cancel_button",
+                            "Stop; nothing is kept")
+        lay.addWidget(self.bar, 1)
+        lay.addWidget(self.cancel)
+        self.setVisible(False)
+
+    def start(self, total: int = 0) -> None:
+        self.bar.setRange(0, total)
+        self.bar.setValue(0)
+        self.setVisible(True)
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.setRange(0, int(total))
+        self.bar.setValue(int(done))
+
+    def stop(self) -> None:
+        self.setVisible(False)
+
+
+def hint(text: str, name: str) -> QLabel:
+    """A grey, word-wrapped label."""
+    label = named(QLabel(text), name)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: grey;")
+    return label

@@ -1,0 +1,204 @@
+"""Section 3, Derotate: the whole movie in a worker, raw and derotated side
+by side, and a comparison of their mean images."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+from . import _meta, _model
+from ._common import ProgressRow, named, notify
+from ._workers import Failure, steps_worker
+
+FILL_MODES = {"background (median of frame 0)": "background", "zero": "zero"}
+
+
+class DerotateSection(QWidget):
+    """Derotate button with progress/cancel, side-by-side and mean views."""
+
+    def __init__(self, viewer, session, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.session = session
+        self.worker = None
+        self._hidden_for_grid: list = []
+        self.agreement: tuple[float, float] | None = None
+        form = QFormLayout(self)
+
+        self.interp_combo = named(QComboBox(), "interpolation_combo",
+                                  "How pixels between samples are read")
+        self.interp_combo.addItems(["bilinear", "nearest"])
+        form.addRow("Interpolation", self.interp_combo)
+        self.fill_combo = named(QComboBox(), "fill_combo",
+                                "Value of pixels no scanned line covered")
+        self.fill_combo.addItems(list(FILL_MODES))
+        form.addRow("Fill", self.fill_combo)
+
+        self.derotate_button = named(QPushButton("Derotate"),
+                                     "derotate_button",
+                                     "Derotate every frame about the centre")
+        form.addRow(self.derotate_button)
+        self.progress = ProgressRow("derotate")
+        form.addRow(self.progress)
+
+        views = QHBoxLayout()
+        self.grid_checkbox = named(QCheckBox("Side by side"), "grid_checkbox",
+                                   "Raw and derotated in a grid, one time "
+                                   "slider for both")
+        self.means_checkbox = named(QCheckBox("Mean images"),
+                                    "means_checkbox",
+                                    "Mean of the rotating frames, raw and "
+                                    "derotated")
+        views.addWidget(self.grid_checkbox)
+        views.addWidget(self.means_checkbox)
+        form.addRow(views)
+        self.result_label = named(QLabel(""), "derotate_result_label")
+        self.result_label.setWordWrap(True)
+        form.addRow(self.result_label)
+
+        self.derotate_button.clicked.connect(self.start)
+        self.progress.cancel.clicked.connect(self.cancel)
+        self.grid_checkbox.toggled.connect(self.set_side_by_side)
+        self.means_checkbox.toggled.connect(self.show_means)
+
+    def output_name(self) -> str:
+        return f"{self.session.name()} derotated"
+
+    def _layer(self, name):
+        return next((ly for ly in self.viewer.layers if ly.name == name), None)
+
+    def derotated_layer(self):
+        return self._layer(self.output_name())
+
+    # -- run ---------------------------------------------------------------
+    def start(self):
+        """Derotate the movie in a worker; returns it (started) or None
+        after a notification."""
+        inputs = self.session.inputs()
+        if inputs is None:
+            return None
+        data, angles, center = inputs
+        interp = self.interp_combo.currentText()
+        fill = _model.fill_value(data, FILL_MODES[self.fill_combo.currentText()])
+        params = {"center": center, "interpolation": interp, "fill": fill}
+        self.derotate_button.setEnabled(False)
+        self.progress.start(data.shape[0])
+        self.result_label.setText("derotating…")
+        self.worker = steps_worker(_model.derotate_steps, data, angles, center,
+                                   interpolation=interp, fill=fill)
+        layer = self.session.layer
+        self.worker.yielded.connect(lambda s: self.progress.update(*s))
+        self.worker.returned.connect(
+            lambda out: self._on_done(out, layer, params))
+        self.worker.aborted.connect(
+            lambda: self.result_label.setText("cancelled; nothing was added"))
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+        return self.worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _on_finished(self) -> None:
+        self.progress.stop()
+        self.derotate_button.setEnabled(True)
+
+    def _on_done(self, out, layer, params) -> None:
+        if isinstance(out, Failure):
+            notify("error", out.message)
+            self.result_label.setText(out.message)
+            return
+        meta = _model.derotated_metadata(
+            layer.metadata, center=params["center"],
+            interpolation=params["interpolation"], fill=params["fill"],
+            source_layer=layer.name)
+        name = f"{layer.name} derotated"
+        existing = self._layer(name)
+        if existing is not None:
+            existing.data = out
+            existing.metadata = meta
+        else:
+            self.viewer.add_image(out, name=name, metadata=meta,
+                                  colormap=layer.colormap.name,
+                                  contrast_limits=layer.contrast_limits,
+                                  translate=layer.translate,
+                                  scale=layer.scale)
+        r, c = params["center"]
+        self.result_label.setText(f"derotated about ({r:.2f}, {c:.2f})")
+        self.set_side_by_side(True)
+        if self.means_checkbox.isChecked():
+            self.show_means(True)
+
+    # -- views -------------------------------------------------------------
+    def set_side_by_side(self, on: bool) -> None:
+        """Raw and derotated movies in napari's grid (helper layers hidden,
+        and shown again when the grid is turned off)."""
+        if self.grid_checkbox.isChecked() != on:
+            self.grid_checkbox.setChecked(on)   # re-enters through toggled
+            return
+        grid = self.viewer.canvas.grid
+        if on:
+            keep = {self.session.name(), self.output_name(),
+                    f"{self.session.name()} mean",
+                    f"{self.output_name()} mean"}
+            self._hidden_for_grid = [ly for ly in self.viewer.layers
+                                     if ly.visible and ly.name not in keep]
+            for ly in self._hidden_for_grid:
+                ly.visible = False
+            grid.stride = 1        # first layer top-left: raw, then derotated
+            grid.enabled = True
+        else:
+            grid.enabled = False
+            for ly in self._hidden_for_grid:
+                if ly in self.viewer.layers:
+                    ly.visible = True
+            self._hidden_for_grid = []
+
+    def show_means(self, on: bool) -> None:
+        """Add (or remove) the mean images of the rotating frames, raw and
+        derotated, and report how much sharper the derotated one is."""
+        names = (f"{self.session.name()} mean", f"{self.output_name()} mean")
+        if not on:
+            for n in names:
+                if n in self.viewer.layers:
+                    self.viewer.layers.remove(n)
+            return
+        out = self.derotated_layer()
+        if out is None or not self.session.is_movie():
+            notify("warning", "derotate first: there is no derotated movie "
+                              "to compare")
+            self.means_checkbox.setChecked(False)
+            return
+        raw = self.session.data
+        found = self.session.angles()
+        n, rows, _ = raw.shape
+        frames = _model.rotating_frames(found[0], n, rows)
+        if frames.size == 0:
+            frames = np.arange(n)
+        center = _meta.get(out.metadata).get("center")
+        m_raw, m_out, s_raw, s_out = _model.mean_images(raw, out.data, frames,
+                                                        center)
+        self.agreement = (s_raw, s_out)
+        for name, img in zip(names, (m_raw, m_out), strict=True):
+            layer = self._layer(name)
+            meta = {_meta.KEY: {"helper": True}}
+            if layer is None:
+                self.viewer.add_image(img, name=name, metadata=meta,
+                                      colormap=out.colormap.name,
+                                      contrast_limits=out.contrast_limits,
+                                      translate=out.translate[-2:],
+                                      scale=out.scale[-2:])
+            else:
+                layer.data = img
+        self.result_label.setText(
+            f"mean of {frames.size} rotating frames; frame agreement "
+            f"(1 = perfectly still): raw {s_raw:.2f}, derotated {s_out:.2f}")

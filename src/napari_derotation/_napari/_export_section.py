@@ -1,0 +1,129 @@
+"""Section 4, Export: the derotated stack (TIFF + JSON), the per-frame CSV
+and the per-line angles into a folder the user picks; never over the raw
+movie, never over existing files unless asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from ..errors import DerotationError
+from . import _meta, _model
+from ._common import ProgressRow, named, notify
+from ._workers import Failure, steps_worker
+
+
+class ExportSection(QWidget):
+    """Folder, file name, overwrite, Export with progress and Cancel."""
+
+    def __init__(self, viewer, session, derotate_section, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.session = session
+        self.derotate_section = derotate_section
+        self.worker = None
+        self.written: list[str] = []
+        form = QFormLayout(self)
+
+        row = QHBoxLayout()
+        self.folder_edit = named(QLineEdit(), "folder_edit",
+                                 "Folder the files are written to")
+        self.folder_button = named(QPushButton("Choose…"), "folder_button")
+        row.addWidget(self.folder_edit, 1)
+        row.addWidget(self.folder_button)
+        form.addRow("Folder", row)
+        self.name_edit = named(QLineEdit(), "name_edit",
+                               "File names: NAME.tif, NAME.json, "
+                               "NAME_frames.csv, NAME_angles_per_line.npy")
+        form.addRow("Name", self.name_edit)
+        self.overwrite_checkbox = named(QCheckBox("Overwrite existing files"),
+                                        "overwrite_checkbox")
+        form.addRow(self.overwrite_checkbox)
+        self.export_button = named(QPushButton("Export"), "export_button")
+        form.addRow(self.export_button)
+        self.progress = ProgressRow("export")
+        form.addRow(self.progress)
+        self.result_label = named(QLabel(""), "export_result_label")
+        self.result_label.setWordWrap(True)
+        form.addRow(self.result_label)
+
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.export_button.clicked.connect(self.start)
+        self.progress.cancel.clicked.connect(self.cancel)
+        session.movie_changed.connect(self._on_movie)
+
+    def _on_movie(self, layer) -> None:
+        if layer is None:
+            return
+        self.name_edit.setText(f"{layer.name}_derotated")
+        src = _meta.get(layer.metadata).get("movie_path")
+        if src and not self.folder_edit.text():
+            self.folder_edit.setText(str(Path(src).parent))
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export folder",
+                                                  self.folder_edit.text())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def start(self):
+        """Write the export in a worker; returns it (started) or None after a
+        notification."""
+        out = self.derotate_section.derotated_layer()
+        if out is None:
+            notify("error", "nothing to export: derotate the movie first "
+                            "(Derotate section)")
+            return None
+        d = _meta.get(out.metadata)
+        raw_d = _meta.get(self.session.layer.metadata) if self.session.layer \
+            else {}
+        inputs = [d.get("input_path"), raw_d.get("movie_path")]
+        try:
+            paths = _model.check_export(self.folder_edit.text() or ".",
+                                        self.name_edit.text(), inputs,
+                                        self.overwrite_checkbox.isChecked())
+        except DerotationError as exc:
+            notify("error", str(exc))
+            return None
+        self.export_button.setEnabled(False)
+        self.progress.start(out.data.shape[0])
+        self.worker = steps_worker(_model.export_steps, paths, out.data,
+                                   dict(out.metadata),
+                                   input_path=d.get("input_path"))
+        self.worker.yielded.connect(lambda s: self.progress.update(*s))
+        self.worker.returned.connect(self._on_done)
+        self.worker.aborted.connect(
+            lambda: self.result_label.setText("cancelled; nothing written"))
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+        return self.worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _on_finished(self) -> None:
+        self.progress.stop()
+        self.export_button.setEnabled(True)
+
+    def _on_done(self, written) -> None:
+        if isinstance(written, Failure):
+            notify("error", written.message)
+            self.result_label.setText(written.message)
+            return
+        self.written = list(written)
+        folder = Path(written[0]).parent
+        self.result_label.setText(
+            "wrote " + ", ".join(Path(p).name for p in written) +
+            f" in {folder}")
+        notify("info", f"exported {len(written)} files to {folder}")

@@ -1,0 +1,69 @@
+"""What the plugin keeps in ``layer.metadata["derotation"]`` (no Qt here).
+
+Keys (all optional):
+
+``angles_per_line``
+    1-D float array, degrees, one per scanned line.
+``angles_source``
+    Where the angles came from (a file path, ``"sample"``, a dataset folder).
+``angles_per_frame``
+    1-D float array, one angle per frame, when the source gave one.
+``movie_path``
+    The TIFF (or dataset folder) the layer was read from.
+``center``
+    ``[row, col]``: the centre of rotation chosen for this movie, or, for a
+    derotated layer, the centre it was derotated about.
+``true_center``
+    ``[row, col]``: the known centre of a simulated movie.
+``derotated``
+    True for a layer made by derotation; then ``interpolation``,
+    ``fill_value``, ``source_layer`` and ``version`` say how.
+``input_path``
+    For a derotated layer: the raw movie's file (never overwritten).
+``record``
+    The JSON sidecar found beside a derotated TIFF.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KEY = "derotation"
+
+
+def get(metadata) -> dict:
+    """The plugin's dict in a layer's metadata (empty if absent)."""
+    value = (metadata or {}).get(KEY)
+    return value if isinstance(value, dict) else {}
+
+
+def angles(metadata):
+    """``(angles_per_line, source)`` from a layer's metadata, or ``None``."""
+    d = get(metadata)
+    a = d.get("angles_per_line")
+    if a is None:
+        return None
+    return np.asarray(a, np.float64), str(d.get("angles_source") or "metadata")
+
+
+def frame_angles(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
+    """One angle per frame: the angle of the frame's first line."""
+    a = np.asarray(angles_per_line, np.float64)[: n_frames * rows]
+    return a.reshape(n_frames, rows)[:, 0]
+
+
+def parameters(metadata) -> dict:
+    """The derotation parameters worth saving beside an image (JSON-ready)."""
+    d = get(metadata)
+    out = {}
+    for key in ("center", "true_center", "angles_source", "interpolation",
+                "fill_value", "derotated", "source_layer", "version",
+                "movie_path", "input_path"):
+        if d.get(key) is not None:
+            v = d[key]
+            out[key] = v.tolist() if isinstance(v, np.ndarray) else v
+    if "center" in out:
+        out["center_row_col"] = [float(x) for x in out.pop("center")]
+    if d.get("angles_per_line") is not None:
+        out["n_angles"] = int(np.size(d["angles_per_line"]))
+    return out

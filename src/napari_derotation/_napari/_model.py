@@ -1,0 +1,246 @@
+"""The widget's computations, free of Qt and napari so they test alone.
+
+Workers (:mod:`._workers`) run the slow ones in threads; the sections call
+the quick ones (the live preview) directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..engine import check_angles, check_center, check_movie, derotate_into
+from ..errors import DerotationError
+from ..io import (
+    TiffStreamWriter,
+    atomic_path,
+    check_not_input,
+    save_angles,
+    sidecar_path,
+    write_json,
+)
+from ..stream import record
+from . import _meta
+
+#: Frames derotated for the live preview (~10 ms at 256x256).
+PREVIEW_FRAMES = 32
+#: Frames derotated per step of a worker (one progress update, one chance to
+#: cancel).
+CHUNK_FRAMES = 16
+
+
+def check_inputs(data, angles, center=None):
+    """Validate a movie, its angles and a centre together.
+
+    Returns ``(angles_used, center)``; raises :class:`DerotationError`
+    naming what is wrong (a 2-D image, too few angles, a centre outside).
+    """
+    if data is None:
+        raise DerotationError("no movie: open a TIFF stack or the sample "
+                              "(File > Open Sample > Derotation)")
+    if np.ndim(data) != 3:
+        raise DerotationError(
+            f"the movie must be a stack of frames (frames, rows, cols); the "
+            f"selected layer is {np.ndim(data)}-D with shape "
+            f"{tuple(np.shape(data))}")
+    check_movie(data)
+    if angles is None:
+        raise DerotationError(
+            "no rotation angles for this movie: load a per-line angles file "
+            "or compute them from the analog signals (Data section)")
+    n, rows, _ = data.shape
+    angles = check_angles(angles, n * rows, rows)
+    return angles, check_center(center, data.shape)
+
+
+def fill_value(data, mode: str) -> float:
+    """``"zero"`` -> 0; ``"background"`` -> median of the first frame."""
+    if mode == "zero":
+        return 0.0
+    return float(np.median(np.asarray(data[0])))
+
+
+def rotating_frames(angles, n_frames: int, rows: int) -> np.ndarray:
+    """Frames whose lines are not all at the same angle as the still ones:
+    frames during which, or after which, the sample turned (mod 360)."""
+    a = np.asarray(angles[: n_frames * rows], np.float64).reshape(n_frames, rows)
+    turned = np.abs((a + 180.0) % 360.0 - 180.0)
+    return np.flatnonzero(turned.max(axis=1) > 1.0)
+
+
+def preview_frames(angles, n_frames: int, rows: int,
+                   k: int = PREVIEW_FRAMES) -> np.ndarray:
+    """Up to ``k`` frames spread evenly over the angles the movie visits.
+
+    Their derotated mean is sharp only when the centre is right: with a
+    wrong one, every cell is smeared along an arc.
+    """
+    frames = rotating_frames(angles, n_frames, rows)
+    if frames.size == 0:
+        frames = np.arange(n_frames)
+    mid = np.asarray(angles, np.float64)[frames * rows + rows // 2] % 360.0
+    order = frames[np.argsort(mid, kind="stable")]
+    if order.size <= k:
+        return np.sort(order)
+    pick = np.linspace(0, order.size - 1, k).round().astype(int)
+    return np.sort(order[np.unique(pick)])
+
+
+def preview_image(data, angles, center, frames, *, fill=0.0,
+                  interpolation="bilinear") -> np.ndarray:
+    """Mean of ``frames`` derotated about ``center`` (float32)."""
+    n, rows, cols = data.shape
+    sub = np.ascontiguousarray(np.asarray(data[frames]))
+    lines = (np.asarray(frames)[:, None] * rows + np.arange(rows)).ravel()
+    out = np.empty_like(sub)
+    derotate_into(sub, np.asarray(angles)[lines], center, out,
+                  interpolation=interpolation, fill_value=fill)
+    return out.mean(axis=0, dtype=np.float32)
+
+
+def derotate_steps(data, angles, center, *, interpolation="bilinear",
+                   fill=0.0, chunk_frames=CHUNK_FRAMES):
+    """Generator: derotate a movie chunk by chunk.
+
+    Yields ``(done, total)`` after each chunk and returns the derotated
+    array (same dtype). Closing the generator early discards everything.
+    """
+    n, rows, cols = data.shape
+    out = np.empty((n, rows, cols), np.dtype(data.dtype))
+    for start in range(0, n, chunk_frames):
+        stop = min(n, start + chunk_frames)
+        chunk = np.ascontiguousarray(np.asarray(data[start:stop]))
+        derotate_into(chunk, angles[start * rows: stop * rows], center,
+                      out[start:stop], interpolation=interpolation,
+                      fill_value=fill)
+        yield stop, n
+    return out
+
+
+def mean_images(raw, derotated, frames, center=None):
+    """Mean raw and mean derotated images over ``frames`` (float32), and
+    the :func:`agreement` of each set of frames."""
+    raw_f = np.asarray(raw[frames])
+    out_f = np.asarray(derotated[frames])
+    return (raw_f.mean(0, dtype=np.float32), out_f.mean(0, dtype=np.float32),
+            agreement(raw_f, center), agreement(out_f, center))
+
+
+def agreement(frames, center=None) -> float:
+    """How much the frames agree: the variance of their mean image over the
+    mean variance of a frame, inside the inscribed disk about ``center``.
+
+    About 1 when every frame shows the sample in the same place (only noise
+    averages away); much lower when cells move from frame to frame and the
+    mean smears them into arcs.
+    """
+    frames = np.asarray(frames, np.float32)
+    rows, cols = frames.shape[1:]
+    cr, cc = center if center is not None else ((rows - 1) / 2, (cols - 1) / 2)
+    r = min(cr, rows - 1 - cr, cc, cols - 1 - cc)
+    yy, xx = np.mgrid[:rows, :cols]
+    disk = (yy - cr) ** 2 + (xx - cc) ** 2 <= r * r
+    inside = frames[:, disk]
+    per_frame = float(inside.var(axis=1).mean())
+    return float(inside.mean(axis=0).var() / per_frame) if per_frame > 0 \
+        else 0.0
+
+
+def export_paths(folder, stem) -> dict:
+    folder = Path(folder)
+    return {"movie": folder / f"{stem}.tif",
+            "json": sidecar_path(folder / f"{stem}.tif"),
+            "frames": folder / f"{stem}_frames.csv",
+            "angles": folder / f"{stem}_angles_per_line.npy"}
+
+
+def check_export(folder, stem, inputs, overwrite=False) -> dict:
+    """Paths an export will write; raises if one is an input, or exists and
+    ``overwrite`` is off, or the folder is missing."""
+    if not str(stem).strip():
+        raise DerotationError("export: the file name is empty")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DerotationError(f"export folder does not exist: {folder}")
+    paths = export_paths(folder, stem)
+    for p in paths.values():
+        check_not_input(p, *inputs)
+    if not overwrite:
+        existing = [p.name for p in paths.values() if p.exists()]
+        if existing:
+            raise DerotationError(
+                f"export: {', '.join(existing)} already exist in {folder}; "
+                f"choose another name or tick 'overwrite'")
+    return paths
+
+
+def export_steps(paths: dict, derotated, metadata, *, input_path=None,
+                 chunk_frames=64):
+    """Generator: write an export, yielding ``(done, total)`` frames.
+
+    The TIFF is streamed chunk by chunk and appears only when complete; the
+    JSON, per-frame CSV and per-line angles are written after it. Closing
+    the generator before the end leaves no file behind.
+    """
+    d = _meta.get(metadata)
+    n, rows, cols = derotated.shape
+    angles = np.asarray(d["angles_per_line"], np.float64)
+    with TiffStreamWriter(paths["movie"], derotated.shape,
+                          derotated.dtype) as writer:
+        for start in range(0, n, chunk_frames):
+            stop = min(n, start + chunk_frames)
+            writer.write(np.asarray(derotated[start:stop]))
+            yield stop, n
+    written = [paths["movie"]]
+    try:
+        rec = record(movie_path=input_path if input_path and
+                     Path(input_path).is_file() else None,
+                     out_path=paths["movie"], shape=derotated.shape,
+                     dtype=derotated.dtype, center=d["center"],
+                     interpolation=d.get("interpolation", "bilinear"),
+                     fill_value=d.get("fill_value", 0.0),
+                     angles_source=d.get("angles_source"),
+                     n_angles=angles.size, checksum=False,
+                     source_layer=d.get("source_layer"),
+                     per_frame_csv=paths["frames"].name,
+                     angles_file=paths["angles"].name)
+        if input_path:
+            rec["input"]["path"] = str(input_path)
+        written.append(write_json(paths["json"], rec))
+        written.append(write_frames_csv(paths["frames"], angles, n, rows,
+                                        d.get("angles_per_frame")))
+        written.append(save_angles(paths["angles"], angles[: n * rows]))
+    except BaseException:
+        for p in written:
+            Path(p).unlink(missing_ok=True)
+        raise
+    return [str(p) for p in written]
+
+
+def write_frames_csv(path, angles, n_frames, rows, per_frame=None) -> Path:
+    """``frame,rotation_angle`` per frame (the angle of its first line, or
+    the per-frame angles the signals gave), atomically."""
+    if per_frame is not None and np.size(per_frame) >= n_frames:
+        values = np.asarray(per_frame, np.float64)[:n_frames]
+    else:
+        values = _meta.frame_angles(angles, n_frames, rows)
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write("frame,rotation_angle\n")
+        for i, v in enumerate(values):
+            fh.write(f"{i},{v:.6f}\n")
+    return Path(path)
+
+
+def derotated_metadata(source_meta, *, center, interpolation, fill,
+                       source_layer) -> dict:
+    """Metadata of a derotated layer (so its export and save know how)."""
+    d = dict(_meta.get(source_meta))
+    raw_path = d.pop("movie_path", None)
+    d.pop("record", None)
+    d.update(center=[float(center[0]), float(center[1])],
+             interpolation=interpolation, fill_value=float(fill),
+             derotated=True, source_layer=source_layer, version=__version__,
+             input_path=raw_path)
+    return {_meta.KEY: d}

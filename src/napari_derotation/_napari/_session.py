@@ -1,0 +1,128 @@
+"""State shared by the widget's sections: the movie, its angles, the centre.
+
+The movie's angles and chosen centre live in the layer's metadata
+(``layer.metadata["derotation"]``), so they travel with the layer (and are
+saved with it); :class:`Session` reads and writes them there and tells the
+sections when they change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image
+from qtpy.QtCore import QObject, Signal
+
+from ..engine import default_center
+from ..errors import DerotationError
+from . import _meta, _model
+from ._common import notify
+
+
+class Session(QObject):
+    """The movie layer in use, with its angles and centre of rotation."""
+
+    #: the movie layer changed (the layer or None)
+    movie_changed = Signal(object)
+    #: the angles of the movie changed
+    angles_changed = Signal()
+    #: the centre changed: (row, col)
+    center_changed = Signal(float, float)
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.layer: Image | None = None
+
+    # -- movie ------------------------------------------------------------
+    def set_layer(self, layer) -> None:
+        if layer is self.layer:
+            return
+        self.layer = layer
+        self.movie_changed.emit(layer)
+        self.angles_changed.emit()
+        if self.layer is not None and self.is_movie():
+            r, c = self.center
+            self.center_changed.emit(r, c)
+
+    def is_movie(self) -> bool:
+        return self.layer is not None and self.layer.data.ndim == 3
+
+    @property
+    def data(self):
+        return None if self.layer is None else self.layer.data
+
+    @property
+    def metadata(self) -> dict:
+        d = self.layer.metadata.get(_meta.KEY)
+        if not isinstance(d, dict):
+            d = {}
+            self.layer.metadata[_meta.KEY] = d
+        return d
+
+    # -- angles -----------------------------------------------------------
+    def angles(self):
+        """``(angles_per_line, source)`` of the movie, or ``None``."""
+        if self.layer is None:
+            return None
+        return _meta.angles(self.layer.metadata)
+
+    def set_angles(self, angles, source: str, per_frame=None) -> bool:
+        """Attach angles to the movie after checking their number; a wrong
+        number is a notification and nothing changes."""
+        if self.layer is None:
+            notify("error", "choose a movie layer first")
+            return False
+        try:
+            _model.check_inputs(self.data, angles)
+        except DerotationError as exc:
+            notify("error", str(exc))
+            return False
+        d = self.metadata
+        d["angles_per_line"] = np.asarray(angles, np.float64)
+        d["angles_source"] = source
+        if per_frame is not None:
+            d["angles_per_frame"] = np.asarray(per_frame, np.float64)
+        else:
+            d.pop("angles_per_frame", None)
+        self.angles_changed.emit()
+        return True
+
+    # -- centre -----------------------------------------------------------
+    @property
+    def center(self) -> tuple[float, float]:
+        """The chosen centre, else the frame centre (as the reference)."""
+        if self.layer is None:
+            return (0.0, 0.0)
+        c = _meta.get(self.layer.metadata).get("center")
+        if c is not None:
+            return float(c[0]), float(c[1])
+        return default_center(self.layer.data.shape)
+
+    def set_center(self, row: float, col: float) -> None:
+        if self.layer is None:
+            return
+        row, col = float(row), float(col)
+        if (row, col) == self.center and "center" in self.metadata:
+            return
+        self.metadata["center"] = [row, col]
+        self.center_changed.emit(row, col)
+
+    def inputs(self):
+        """``(data, angles, center)`` ready for the engine, or ``None`` after
+        a notification saying what is missing."""
+        found = self.angles()
+        try:
+            if self.layer is None:
+                _model.check_inputs(None, None)
+            angles, center = _model.check_inputs(
+                self.data, None if found is None else found[0], self.center)
+        except DerotationError as exc:
+            notify("error", str(exc))
+            return None
+        return self.data, angles, center
+
+    def shape(self):
+        return None if self.layer is None else tuple(self.layer.data.shape)
+
+    def name(self) -> str:
+        return "" if self.layer is None else self.layer.name

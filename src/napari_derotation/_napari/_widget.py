@@ -1,0 +1,56 @@
+"""The "Derotation" dock widget: four collapsible sections sharing one
+:class:`~._session.Session` (the movie, its angles, its centre).
+
+1. Data: the movie layer and its angles (metadata, file, analog signals).
+2. Centre: centre point, Pick cell (ellipse fit), Bayesian search, preview.
+3. Derotate: the whole movie in a worker; side by side; mean images.
+4. Export: TIFF + JSON, per-frame CSV and per-line angles.
+"""
+
+from __future__ import annotations
+
+from qt_niu.collapsible_widget import CollapsibleWidgetContainer
+
+from ._center_section import CenterSection
+from ._data_section import DataSection
+from ._derotate_section import DerotateSection
+from ._export_section import ExportSection
+from ._session import Session
+
+
+class DerotationWidget(CollapsibleWidgetContainer):
+    """Dock widget: derotate a movie recorded while the sample rotated."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.setObjectName("derotation_widget")
+        self.viewer = napari_viewer
+        self.session = Session(napari_viewer, parent=self)
+        self.data = DataSection(napari_viewer, self.session, parent=self)
+        self.center = CenterSection(napari_viewer, self.session, parent=self)
+        self.derotate = DerotateSection(napari_viewer, self.session,
+                                        parent=self)
+        self.export = ExportSection(napari_viewer, self.session,
+                                    self.derotate, parent=self)
+        for title, section in (("1. Data", self.data),
+                               ("2. Centre of rotation", self.center),
+                               ("3. Derotate", self.derotate),
+                               ("4. Export", self.export)):
+            self.add_widget(section, collapsible=True, widget_title=title)
+        for box, name in zip(self.collapsible_widgets,
+                             ("data", "center", "derotate", "export"),
+                             strict=True):
+            box.setObjectName(f"{name}_section")
+        self.collapsible_widgets[0].expand(animate=False)
+        # the sections were built before the layers they may find
+        self.data.refresh()
+        if self.session.layer is not None:
+            self.session.movie_changed.emit(self.session.layer)
+            self.session.angles_changed.emit()
+            self.session.center_changed.emit(*self.session.center)
+
+    def expand(self, name: str) -> None:
+        """Open one section ("data", "center", "derotate", "export")."""
+        for box in self.collapsible_widgets:
+            if box.objectName() == f"{name}_section":
+                box.expand(animate=False)

@@ -1,0 +1,67 @@
+"""Writer: an image layer to ``.tif``/``.tiff`` with its derotation record.
+
+The TIFF keeps the layer's dtype. When the layer carries derotation metadata
+(:mod:`._meta`), a JSON beside it (``OUT.json``) records the centre, the
+angles' source, the interpolation and the package version, and a raw movie's
+per-line angles go to ``OUT_angles.npy``, where the reader finds them again.
+Every file is written atomically; the layer's own source file is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import DerotationError
+from ..io import check_not_input, save_angles, sidecar_path, write_json, write_tiff
+from . import _meta
+
+SUFFIXES = (".tif", ".tiff")
+
+
+def write_image(path: str, data, meta: dict) -> list[str]:
+    """npe2 single-layer writer: returns the paths written."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        path = path.with_name(path.name + ".tif")
+    metadata = (meta or {}).get("metadata") or {}
+    d = _meta.get(metadata)
+    arr = np.asarray(data)
+    if arr.ndim < 2:
+        raise DerotationError(
+            f"expected an image (2-D or a stack of frames); got shape "
+            f"{arr.shape}")
+    sources = (d.get("movie_path"), d.get("input_path"))
+    check_not_input(path, *sources)
+    written = [write_tiff(path, arr)]
+    if d:
+        check_not_input(sidecar_path(path), *sources)
+        written.append(write_json(sidecar_path(path),
+                                  layer_record(path, arr, meta)))
+        found = _meta.angles(metadata)
+        if found is not None and not d.get("derotated"):
+            written.append(save_angles(
+                path.with_name(f"{path.stem}_angles.npy"), found[0]))
+    return [str(p) for p in written]
+
+
+def layer_record(path, data, meta: dict) -> dict:
+    """The JSON written beside a layer's TIFF."""
+    metadata = (meta or {}).get("metadata") or {}
+    params = _meta.parameters(metadata)
+    rec = {
+        "software": "napari-derotation",
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(
+            timespec="seconds"),
+        "output": str(Path(path).resolve()),
+        "layer": (meta or {}).get("name"),
+        "shape": list(np.shape(data)),
+        "dtype": str(np.asarray(data).dtype),
+    }
+    rec.update(params)
+    return rec
