@@ -1,0 +1,138 @@
+"""``napari-derotation batch CONFIG FOLDER...``: the pipeline on many datasets.
+
+Each dataset is one call of :func:`napari_derotation.pipeline.run_dataset`,
+so datasets run one after another here, or on a ``dask.distributed`` cluster
+with ``--workers N`` (a local cluster) or ``--scheduler ADDRESS``. A failed
+dataset does not stop the others; every outcome is listed at the end and the
+exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from ..config import load_config
+from ..errors import DerotationError
+from ._common import positive_int
+from .run import Reporter, warnings_to
+
+NAME = "batch"
+ORDER = 31
+HELP = ("Run the pipeline on many dataset folders with one config; keeps going "
+        "past failures and reports every dataset's outcome at the end.")
+
+
+def add_arguments(p):
+    p.add_argument("config", type=Path, help="config file (.yml, .yaml, .toml)")
+    p.add_argument("folders", type=Path, nargs="+", metavar="FOLDER",
+                   help="dataset folders (movie TIFF, analog signals, stimulus "
+                        "table; a config inside a folder overrides CONFIG)")
+    p.add_argument("--output-root", type=Path, default=None, metavar="DIR",
+                   help="write each dataset to DIR/<folder name> (default: "
+                        "<folder>/derotation)")
+    p.add_argument("--plots", action=__import__("argparse").BooleanOptionalAction,
+                   default=None, help="write debug PNGs")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="run datasets in parallel on a local dask cluster of N "
+                        "worker processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run datasets on an existing dask.distributed "
+                        "scheduler (e.g. tcp://host:8786)")
+    p.add_argument("--quiet", action="store_true", help="only the summary")
+
+
+def run_one(folder, output, config, plots=None, log=None) -> dict:
+    """One dataset; never raises (except on interrupt): returns its outcome."""
+    from ..pipeline import Dataset, run_dataset
+
+    t0 = time.perf_counter()
+    outcome = {"folder": str(folder), "output": str(output), "ok": False,
+               "error": None, "seconds": 0.0}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = Dataset.from_folder(folder, config)
+        run_dataset(ds, output, log=log, plots=plots)
+        outcome["ok"] = True
+    except DerotationError as exc:
+        outcome["error"] = str(exc)
+    except Exception as exc:  # report, keep going with the other datasets
+        outcome["error"] = f"{type(exc).__name__}: {exc}"
+    outcome["seconds"] = round(time.perf_counter() - t0, 2)
+    return outcome
+
+
+def outputs_for(folders, root):
+    from ..pipeline import OUTPUT_SUBFOLDER
+
+    if root is None:
+        return [Path(f) / OUTPUT_SUBFOLDER for f in folders]
+    names = [Path(f).resolve().name for f in folders]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DerotationError(
+            f"--output-root needs distinct folder names; repeated: "
+            f"{', '.join(dup)}")
+    return [Path(root) / n for n in names]
+
+
+def run_distributed(folders, outputs, config, plots, workers, scheduler):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise DerotationError(
+            "--workers/--scheduler need dask.distributed: pip install "
+            "'napari-derotation[cluster]'") from None
+    if scheduler:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = client.map(run_one, folders, outputs,
+                             [config] * len(folders), [plots] * len(folders),
+                             pure=False)
+        return client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run(args) -> int:
+    report = (lambda m: None) if args.quiet else \
+        (lambda m: print(m, file=sys.stderr))
+    with warnings_to(report):
+        config = load_config(args.config, warn=False)
+    for note in config.warnings:
+        report(f"warning: {args.config.name}: {note}")
+    folders = list(args.folders)
+    outputs = outputs_for(folders, args.output_root)
+    if args.output_root is not None:
+        args.output_root.mkdir(parents=True, exist_ok=True)
+    if args.workers or args.scheduler:
+        report(f"{len(folders)} datasets on "
+               f"{args.scheduler or f'{args.workers} local workers'}")
+        results = run_distributed(folders, outputs, config, args.plots,
+                                  args.workers, args.scheduler)
+    else:
+        results = []
+        for i, (folder, out) in enumerate(zip(folders, outputs, strict=True)):
+            report(f"== [{i + 1}/{len(folders)}] {folder}")
+            rep = Reporter(Path(folder).name, quiet=args.quiet)
+            results.append(run_one(folder, out, config, args.plots,
+                                   log=rep.log))
+    failed = [r for r in results if not r["ok"]]
+    print(f"{len(results) - len(failed)} of {len(results)} datasets derotated",
+          file=sys.stderr)
+    for r in results:
+        if r["ok"]:
+            print(f"ok      {r['folder']} -> {r['output']} ({r['seconds']} s)")
+        else:
+            print(f"FAILED  {r['folder']}: {r['error']}")
+    return 1 if failed else 0
