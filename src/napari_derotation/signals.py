@@ -319,7 +319,7 @@ def repair_ticks(ticks, expected: int) -> tuple[np.ndarray, str]:
     if c == expected or c < 3:
         return t, ""
     d = np.diff(t).astype(np.float64)
-    ref = median_filter(d, size=min(15, len(d) | 1), mode="nearest")
+    ref = median_filter(d, size=min(15, len(d) | 1), mode="mirror")
     if c < expected:
         missing = np.where(d / ref > 1.5, np.round(d / ref) - 1, 0).astype(int)
         if missing.sum() != expected - c:
