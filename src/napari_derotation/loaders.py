@@ -132,7 +132,8 @@ def _load_npy(path: Path, rows) -> AnalogSignals:
         raise DerotationError(
             f"expected 4 rows (frame clock, line clock, rotation on, ticks); "
             f"got {rows}")
-    if data.ndim != 2 or data.shape[0] <= max(rows) or min(rows) < 0:
+    if data.ndim != 2 or data.shape[0] <= max(rows) or min(rows) < 0 or \
+            data.shape[1] <= data.shape[0]:
         hint = ""
         if data.ndim == 2 and data.shape[1] == 4:
             hint = " (it looks transposed: save it as signals.T)"
