@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from qt_niu.collapsible_widget import CollapsibleWidgetContainer
+from qtpy.QtWidgets import QPushButton
 
 from ._center_section import CenterSection
 from ._data_section import DataSection
@@ -41,6 +42,8 @@ class DerotationWidget(CollapsibleWidgetContainer):
                              ("data", "center", "derotate", "export"),
                              strict=True):
             box.setObjectName(f"{name}_section")
+            for button in box.findChildren(QPushButton):   # the header
+                button.setObjectName(f"{name}_section_toggle")
         self.collapsible_widgets[0].expand(animate=False)
         # the sections were built before the layers they may find
         self.data.refresh()

@@ -51,7 +51,21 @@ def steps_worker(gen_func, *args, **kwargs):
             return Failure(str(exc))
         return result
 
-    return thread_worker(run, start_thread=False)()
+    return _track(thread_worker(run, start_thread=False)())
+
+
+def _track(worker):
+    """Give a worker a ``done`` flag, set in the GUI thread when it finished
+    (whether it returned, failed or was cancelled)."""
+    worker.done = False
+    worker.finished.connect(lambda: setattr(worker, "done", True))
+    if hasattr(worker, "aborted"):
+        # superqt stops a cancelled generator without closing it: close it
+        # now (the worker thread has let go of it), so its ``finally`` and
+        # ``with`` blocks remove partial output at once, not at garbage
+        # collection
+        worker.aborted.connect(lambda: worker._gen.close())
+    return worker
 
 
 def callback_worker(func, *args, **kwargs):
@@ -73,7 +87,7 @@ def callback_worker(func, *args, **kwargs):
         except DerotationError as exc:
             return Failure(str(exc))
 
-    worker = thread_worker(run, start_thread=False)()
+    worker = _track(thread_worker(run, start_thread=False)())
     holder["worker"] = worker
     worker.relay = relay
     return worker
@@ -89,4 +103,4 @@ def function_worker(func, *args, **kwargs):
         except DerotationError as exc:
             return Failure(str(exc))
 
-    return thread_worker(run, start_thread=False)()
+    return _track(thread_worker(run, start_thread=False)())

@@ -1,0 +1,267 @@
+"""The Derotation dock widget, end to end in a napari viewer (under Xvfb)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import cache
+
+import numpy as np
+import pytest
+import tifffile
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QPushButton
+
+from helpers import inscribed_disk, pearson
+from napari_derotation._napari._sample_data import make_sample_data, sample_layer
+from napari_derotation._napari._widget import DerotationWidget
+from napari_derotation._napari._workers import steps_worker
+from napari_derotation.io import atomic_path
+from napari_derotation.simulate import simulate_movie
+
+pytestmark = pytest.mark.gui
+
+
+@cache
+def small_sim():
+    """128x128, 60 frames, the real trace, centre 6 px down, 9 px left."""
+    return simulate_movie((128, 128), 60, trace="real", center_offset=(6, -9),
+                          noise=2.0, seed=1)
+
+
+@pytest.fixture
+def notes():
+    seen = []
+
+    def grab(event):
+        seen.append(str(event.message if hasattr(event, "message")
+                        else event.value.message))
+    notification_manager.notification_ready.connect(grab)
+    yield seen
+    notification_manager.notification_ready.disconnect(grab)
+
+
+def build(make_napari_viewer, layers):
+    viewer = make_napari_viewer()
+    for data, kwargs, _ in layers:
+        viewer.add_image(data, **kwargs)
+    widget = DerotationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Derotation")
+    return viewer, widget
+
+
+def run(qtbot, worker, timeout=60_000):
+    assert worker is not None
+    qtbot.waitUntil(lambda: worker.done, timeout=timeout)
+    qtbot.wait(20)          # let the returned/finished slots run
+
+
+def test_dock_widget_resolves_through_the_manifest(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-derotation",
+                                                     "Derotation")
+    assert isinstance(widget, DerotationWidget)
+    # every button and input is addressable by name
+    for w in widget.findChildren(QPushButton):
+        assert w.objectName(), w.text()
+
+
+def test_end_to_end_on_the_sample(make_napari_viewer, qtbot):
+    viewer, w = build(make_napari_viewer, make_sample_data())
+    raw = viewer.layers["rotating cells"]
+    assert w.session.layer is raw
+    assert "30720 lines" in w.data.angles_label.text()
+    truth = raw.metadata["derotation"]["true_center"]
+
+    # live preview follows the centre point within 200 ms (256x256)
+    points = viewer.layers["centre of rotation"]
+    qtbot.waitUntil(lambda: f"{raw.name} preview" in viewer.layers)
+    preview = viewer.layers[f"{raw.name} preview"]
+    times = []
+    for target in ([120.0, 110.0], truth):
+        t0 = time.perf_counter()
+        points.data = np.array([target])
+        qtbot.waitUntil(lambda t=target: preview.metadata["derotation"][
+            "center"] == list(t), timeout=2000)
+        times.append(time.perf_counter() - t0)
+    assert max(times) < 0.2, times
+    assert w.center.row_spin.value() == truth[0]
+    assert w.center.col_spin.value() == truth[1]
+
+    # the spin boxes move the point
+    w.center.col_spin.setValue(truth[1] + 1)
+    assert points.data[0].tolist() == [truth[0], truth[1] + 1]
+    w.center.col_spin.setValue(truth[1])
+
+    run(qtbot, w.derotate.start())
+    out = viewer.layers["rotating cells derotated"]
+    assert out.data.dtype == raw.data.dtype and out.data.shape == raw.data.shape
+    assert out.metadata["derotation"]["center"] == truth
+    assert viewer.canvas.grid.enabled
+    sim_sample = simulate_movie((256, 256), 1, trace="real", seed=1).sample
+    rotating = np.flatnonzero(np.ptp(raw.metadata["derotation"][
+        "angles_per_line"].reshape(120, 256), axis=1) > 0)
+    mask = inscribed_disk(raw.data.shape[1:], truth)
+    r_raw = np.mean([pearson(raw.data[i][mask], sim_sample[mask])
+                     for i in rotating])
+    r_out = np.mean([pearson(out.data[i][mask], sim_sample[mask])
+                     for i in rotating])
+    assert r_out > 0.95 and r_out > r_raw + 0.3, (r_raw, r_out)
+
+    w.derotate.means_checkbox.setChecked(True)
+    s_raw, s_out = w.derotate.agreement
+    assert s_out > 0.9 > 0.5 > s_raw
+    w.derotate.grid_checkbox.setChecked(False)
+    assert not viewer.canvas.grid.enabled
+    assert points.visible
+
+
+def test_bayesian_search_from_the_widget(make_napari_viewer, qtbot):
+    sim = small_sim()
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "small")])
+    w.center.calls_spin.setValue(25)
+    moves = []
+    w.session.center_changed.connect(lambda r, c: moves.append((r, c)))
+    worker = w.center.start_search()
+    assert not w.center.bayes_progress.isHidden()
+    run(qtbot, worker)
+    r, c = w.session.center
+    assert np.hypot(r - sim.center[0], c - sim.center[1]) < 1.0
+    assert len(moves) > 3                  # the point followed the search
+    assert viewer.layers["centre of rotation"].data[0].tolist() == [r, c]
+    assert w.center.bayes_progress.isHidden()
+
+
+def start_and_cancel(qtbot, start, cancel):
+    """Click a section's start then its Cancel from inside the event loop,
+    where napari defers the worker's start: the cancel always wins."""
+    box = {}
+    QTimer.singleShot(0, lambda: (box.setdefault("w", start()), cancel()))
+    qtbot.waitUntil(lambda: "w" in box)
+    return box["w"]
+
+
+def test_steps_worker_cancel_mid_run_removes_partial_output(qtbot, tmp_path):
+    gate = threading.Event()
+
+    def steps():
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            tmp.write_bytes(b"half")
+            yield 1, 2
+            gate.wait(10)
+            yield 2, 2
+        return "complete"
+
+    worker = steps_worker(steps)
+    returned = []
+    worker.returned.connect(returned.append)
+    with qtbot.waitSignal(worker.yielded, timeout=5000):
+        worker.start()
+    worker.quit()
+    gate.set()
+    qtbot.waitUntil(lambda: worker.done, timeout=5000)
+    assert returned == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_derotation_leaves_no_layer(make_napari_viewer, qtbot):
+    sim = simulate_movie((64, 64), 200, trace="constant", seed=2)
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "long")])
+    worker = start_and_cancel(qtbot, w.derotate.start,
+                              w.derotate.progress.cancel.click)
+    run(qtbot, worker)
+    assert "long derotated" not in viewer.layers
+    assert "cancelled" in w.derotate.result_label.text()
+
+
+def test_export_writes_valid_files_and_protects_the_input(
+        make_napari_viewer, qtbot, tmp_path, notes):
+    sim = small_sim()
+    raw_path = tmp_path / "raw.tif"
+    tifffile.imwrite(raw_path, sim.movie)
+    np.save(tmp_path / "raw_angles.npy", sim.angles_per_line)
+    viewer = make_napari_viewer()
+    viewer.open(str(raw_path), plugin="napari-derotation")
+    w = DerotationWidget(viewer)
+    assert w.session.layer.name == "raw"
+    assert w.export.folder_edit.text() == str(tmp_path)
+    w.session.set_center(*sim.center)
+    run(qtbot, w.derotate.start())
+
+    # over the raw movie: refused, nothing touched
+    before = raw_path.read_bytes()
+    w.export.name_edit.setText("raw")
+    w.export.overwrite_checkbox.setChecked(True)
+    assert w.export.start() is None
+    assert any("refusing to overwrite" in m for m in notes)
+    assert raw_path.read_bytes() == before
+
+    out = tmp_path / "out"
+    out.mkdir()
+    w.export.folder_edit.setText(str(out))
+    w.export.name_edit.setText("fixed")
+    w.export.overwrite_checkbox.setChecked(False)
+    run(qtbot, w.export.start())
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["fixed.json", "fixed.tif", "fixed_angles_per_line.npy",
+                     "fixed_frames.csv"]
+    back = tifffile.imread(out / "fixed.tif")
+    np.testing.assert_array_equal(back, viewer.layers["raw derotated"].data)
+    import json
+    rec = json.loads((out / "fixed.json").read_text())
+    assert rec["center_row_col"] == list(sim.center)
+    assert rec["input"]["path"] == str(raw_path.resolve())
+    lines = (out / "fixed_frames.csv").read_text().splitlines()
+    assert lines[0] == "frame,rotation_angle" and len(lines) == 61
+    # existing files are not overwritten unless asked
+    assert w.export.start() is None
+    assert any("already exist" in m for m in notes)
+
+
+def test_cancel_export_leaves_no_file(make_napari_viewer, qtbot, tmp_path):
+    sim = simulate_movie((64, 64), 200, trace="constant", seed=2)
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "long")])
+    run(qtbot, w.derotate.start())
+    w.export.folder_edit.setText(str(tmp_path))
+    worker = start_and_cancel(qtbot, w.export.start,
+                              w.export.progress.cancel.click)
+    run(qtbot, worker)
+    assert list(tmp_path.iterdir()) == []
+    assert "cancelled" in w.export.result_label.text()
+    assert w.export.export_button.isEnabled()
+
+
+def test_bad_inputs_are_notifications(make_napari_viewer, qtbot, tmp_path,
+                                      notes):
+    sim = small_sim()
+    viewer = make_napari_viewer()
+    w = DerotationWidget(viewer)
+    # no movie at all
+    assert w.derotate.start() is None
+    assert any("no movie" in m for m in notes)
+    # a movie without angles
+    viewer.add_image(sim.movie, name="no angles")
+    assert w.session.layer.name == "no angles"
+    assert w.derotate.start() is None
+    assert any("no rotation angles" in m for m in notes)
+    assert w.center.start_search() is None
+    # the wrong number of angles: refused, nothing attached
+    np.save(tmp_path / "short.npy", sim.angles_per_line[:100])
+    assert not w.data.load_angles_file(tmp_path / "short.npy")
+    assert any("has 100 values" in m for m in notes)
+    assert w.session.angles() is None
+    # a file that is not angles
+    (tmp_path / "junk.csv").write_text("a,b\nx,y\n")
+    assert not w.data.load_angles_file(tmp_path / "junk.csv")
+    # the right ones
+    np.save(tmp_path / "good.npy", sim.angles_per_line)
+    assert w.data.load_angles_file(tmp_path / "good.npy")
+    assert "good.npy" in w.data.angles_label.text()
+    # a 2-D image
+    viewer.add_image(sim.sample, name="flat")
+    w.data.select(viewer.layers["flat"])
+    n = len(notes)
+    assert w.derotate.start() is None
+    assert any("2-D" in m for m in notes[n:])
+    assert "flat derotated" not in viewer.layers
