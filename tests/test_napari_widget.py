@@ -265,3 +265,32 @@ def test_bad_inputs_are_notifications(make_napari_viewer, qtbot, tmp_path,
     assert w.derotate.start() is None
     assert any("2-D" in m for m in notes[n:])
     assert "flat derotated" not in viewer.layers
+
+
+def test_click_on_a_cell_fits_the_ellipse(make_napari_viewer, qtbot):
+    from types import SimpleNamespace
+
+    from scipy import ndimage
+
+    sim = small_sim()
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "small")])
+    smooth = ndimage.gaussian_filter(sim.movie[0].astype(float), 2)
+    seed = np.unravel_index(np.argmax(smooth), smooth.shape)   # a bright cell
+    w.center.pick_button.click()
+    assert w.center._on_pick_click in viewer.mouse_drag_callbacks
+    click = SimpleNamespace(type="mouse_press",
+                            position=(0.0, float(seed[0]), float(seed[1])))
+    for callback in list(viewer.mouse_drag_callbacks):
+        callback(viewer, click)
+    assert not w.center.pick_button.isChecked()     # one click only
+    assert w.center._on_pick_click not in viewer.mouse_drag_callbacks
+    run(qtbot, w.center.fit_worker)
+    fit = w.center.last_fit
+    assert np.hypot(*(np.subtract(fit.center, sim.center))) < 1.0
+    r, c = w.session.center
+    assert np.hypot(r - sim.center[0], c - sim.center[1]) < 1.0
+    track = viewer.layers["tracked cell"].data
+    assert len(track) >= 8
+    ellipse = viewer.layers["fitted ellipse"]
+    assert ellipse.shape_type == ["polygon"]
+    assert "ellipse centre" in w.center.result_label.text()

@@ -356,20 +356,24 @@ class CenterSection(QWidget):
             self.result_label.setText(f"ellipse fit failed: {result.message}")
             return
         self.last_fit = result
-        track = np.asarray(_first(result, "positions", "tracked", "points"),
-                           float).reshape(-1, 2)
+        track = np.asarray(result.positions, float).reshape(-1, 2)
         self._replace_points(TRACK_LAYER, track, size=5, face_color="cyan",
                              symbol="disc")
-        corners = ellipse_corners(result)
-        if corners is not None:
-            self._replace_shapes(ELLIPSE_LAYER, corners)
+        outline = ellipse_outline(result)
+        if outline is not None:
+            self._replace_shapes(ELLIPSE_LAYER, outline)
         r, c = (float(v) for v in result.center)
         self.set_center_clipped(r, c)
         text = f"ellipse centre ({r:.2f}, {c:.2f}) from {len(track)} positions"
         tilt = getattr(result, "tilt", None)
         if tilt is not None:
             text += f"; plane tilt {float(tilt):.1f}°"
+        residual = getattr(result, "residual", None)
+        if residual is not None:
+            text += f"; residual {float(residual):.2f} px"
         self.result_label.setText(text)
+        for message in getattr(result, "messages", None) or []:
+            notify("warning", f"ellipse fit: {message}")
         self.viewer.layers.selection.active = self.center_layer()
 
     def _replace_points(self, name, data, **kwargs) -> None:
@@ -380,11 +384,11 @@ class CenterSection(QWidget):
         else:
             layer.data = data
 
-    def _replace_shapes(self, name, corners) -> None:
+    def _replace_shapes(self, name, outline) -> None:
         layer = self._layer(name)
         if layer is not None:
             self.viewer.layers.remove(layer)
-        self.viewer.add_shapes([corners], shape_type="ellipse", name=name,
+        self.viewer.add_shapes([outline], shape_type="polygon", name=name,
                                edge_color="cyan", edge_width=1,
                                face_color="transparent",
                                metadata=dict(HELPER))
@@ -445,26 +449,9 @@ class CenterSection(QWidget):
             self.bayes_worker.quit()
 
 
-def _first(obj, *names):
-    for n in names:
-        v = getattr(obj, n, None)
-        if v is not None:
-            return v
-    return np.zeros((0, 2))
-
-
-def ellipse_corners(result):
-    """The 4 corners (row, col) of the rotated box napari draws an ellipse
-    in, from a fit's centre, semi-axes and orientation (degrees, or None)."""
-    axes = _first(result, "semi_axes", "axes")
-    orient = getattr(result, "orientation", None)
-    if axes is None or orient is None or np.size(axes) != 2:
+def ellipse_outline(result, n: int = 120):
+    """Points (row, col) around the fitted ellipse, or None."""
+    points = getattr(result, "ellipse_points", None)
+    if points is None:
         return None
-    a, b = (float(v) for v in np.ravel(axes))
-    theta = np.deg2rad(float(orient))
-    # major axis direction in (row, col), measured from the column axis
-    u = np.array([np.sin(theta), np.cos(theta)])
-    v = np.array([np.cos(theta), -np.sin(theta)])
-    c = np.asarray(result.center, float)
-    return np.array([c - a * u - b * v, c + a * u - b * v,
-                     c + a * u + b * v, c - a * u + b * v])
+    return np.asarray(points(n), float)
