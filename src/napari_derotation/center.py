@@ -152,15 +152,24 @@ class ResidualMotion:
         mask = _disc(self.shape, rc, self.region_radius)
         rr, cc = np.nonzero(mask)
         pad = int(math.ceil(3 * sigma)) + 1
-        self._box = (slice(max(rr.min() - pad, 0), rr.max() + pad + 1),
-                     slice(max(cc.min() - pad, 0), cc.max() + pad + 1))
+        self._box = (slice(max(rr.min() - pad, 0), min(rr.max() + pad + 1, rows)),
+                     slice(max(cc.min() - pad, 0), min(cc.max() + pad + 1, cols)))
         self._mask = mask[self._box]
         self.sigma = float(sigma)
 
-    def bin_images(self, center) -> np.ndarray:
+    def bin_images(self, center, angles_per_line=None) -> np.ndarray:
         """Mean derotated image of every angle bin (inside the compared
-        region's bounding box; NaN where no frame covered a pixel)."""
-        d = derotate(self.movie, self.angles, center, fill_value=np.nan)
+        region's bounding box; NaN where no frame covered a pixel).
+
+        ``angles_per_line`` (for the whole movie) replaces the angles given
+        at construction; the frames and bins stay the same.
+        """
+        angles = self.angles
+        if angles_per_line is not None:
+            rows = self.shape[0]
+            angles = np.asarray(angles_per_line, np.float64)[
+                (self.frames[:, None] * rows + np.arange(rows)).ravel()]
+        d = derotate(self.movie, angles, center, fill_value=np.nan)
         k = d.shape[0]
         h = self._box[0].stop - self._box[0].start
         w = self._box[1].stop - self._box[1].start
@@ -174,8 +183,8 @@ class ResidualMotion:
                     self._onehot @ (~nan).astype(np.float32))
         return mean.reshape(self.n_bins, h, w)
 
-    def __call__(self, center) -> float:
-        img = self.bin_images(center)
+    def __call__(self, center, angles_per_line=None) -> float:
+        img = self.bin_images(center, angles_per_line)
         bad = np.isnan(img)
         if bad.any():
             # uncovered pixels (outside the compared disc unless the search
