@@ -90,7 +90,7 @@ def test_reader_round_trip_with_sidecar_angles(tmp_path):
 @pytest.mark.parametrize("name", ["rec_angles.csv", "angles_per_line.npy"])
 def test_reader_finds_other_sidecars(tmp_path, name):
     data = movie(n=3, rows=4, cols=4)
-    tifffile.imwrite(tmp_path / "rec.tif", data)
+    tifffile.imwrite(tmp_path / "rec.tif", data, photometric="minisblack")
     angles = np.arange(12, dtype=float)
     save_angles(tmp_path / name, angles)
     [(_, kwargs, _)] = read_path(str(tmp_path / "rec.tif"))
