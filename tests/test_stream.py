@@ -85,6 +85,20 @@ def test_compressed_and_page_per_frame_input(movie_file, tmp_path):
                                   derotate(movie, angles, (11.5, 17.0)))
 
 
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_big_endian_file(movie_file, tmp_path, compression):
+    path, movie, angles = movie_file
+    be = tmp_path / "be.tif"
+    tifffile.imwrite(be, movie, byteorder=">", compression=compression)
+    with MovieFile(be) as mf:
+        assert mf.dtype == np.uint16 and mf.dtype.isnative
+        np.testing.assert_array_equal(mf.read(2, 5), movie[2:5])
+    out = tmp_path / "out.tif"
+    derotate_file(be, angles, out, (11.5, 17.0), chunk_frames=5, sidecar=False)
+    np.testing.assert_array_equal(tifffile.imread(out),
+                                  derotate(movie, angles, (11.5, 17.0)))
+
+
 def test_singleton_axes_are_dropped(tmp_path):
     data = np.arange(5 * 1 * 6 * 7, dtype=np.uint16).reshape(5, 1, 6, 7)
     path = tmp_path / "tzyx.tif"

@@ -385,6 +385,9 @@ class MovieFile:
             raise DerotationError(f"{self.path.name} is empty: shape {shape}")
         self.shape = shape
         self._pages = None if self._offset is not None else series.pages
+        # raw bytes are in the file's byte order; frames are returned native
+        self._raw_dtype = self.dtype.newbyteorder(self._tif.byteorder)
+        self.dtype = self.dtype.newbyteorder("=")
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -403,11 +406,13 @@ class MovieFile:
                 frame_bytes = rows * cols * self.dtype.itemsize
                 with open(self.path, "rb") as fh:
                     fh.seek(self._offset + start * frame_bytes)
-                    buf = np.fromfile(fh, self.dtype, n * rows * cols)
+                    buf = np.fromfile(fh, self._raw_dtype, n * rows * cols)
                 if buf.size != n * rows * cols:
                     raise DerotationError(
                         f"{self.path.name} is truncated: frames {start}-{stop} "
                         f"missing")
+                if buf.dtype != self.dtype:          # big-endian file
+                    buf = buf.astype(self.dtype)
                 return buf.reshape(n, rows, cols)
             out = np.empty((n, rows, cols), self.dtype)
             for i in range(n):
