@@ -246,6 +246,24 @@ def _estimate_radius(img, pos) -> float:
     return float(np.clip(radius, 2.0, 15.0))
 
 
+def _centroid(img, pos, radius) -> np.ndarray:
+    """Intensity-weighted centroid of the blob at ``pos`` (above the median
+    of a surrounding ring), at most a radius from ``pos``."""
+    h = int(math.ceil(2 * radius)) + 1
+    r0, c0 = int(round(pos[0])), int(round(pos[1]))
+    lo_r, lo_c = max(r0 - h, 0), max(c0 - h, 0)
+    patch = img[lo_r: r0 + h + 1, lo_c: c0 + h + 1].astype(np.float64)
+    yy, xx = np.mgrid[: patch.shape[0], : patch.shape[1]]
+    d = np.hypot(yy + lo_r - pos[0], xx + lo_c - pos[1])
+    ring = patch[(d > 1.5 * radius) & (d <= 2 * radius + 1)]
+    w = np.where(d <= radius, patch - (np.median(ring) if ring.size else 0), 0)
+    w = np.clip(w, 0, None)
+    if w.sum() <= 0:
+        return np.asarray(pos, float)
+    out = np.array([(w * (yy + lo_r)).sum(), (w * (xx + lo_c)).sum()]) / w.sum()
+    return out if np.hypot(*(out - pos)) <= radius else np.asarray(pos, float)
+
+
 class _Tracker:
     """Finds the seed cell's template in an image near a predicted position."""
 
@@ -432,7 +450,7 @@ def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
         raise DerotationError(
             f"the seed cell at ({peak[0]:g}, {peak[1]:g}) is too close to the "
             f"frame's edge (within {m} px) to be followed")
-    seed_pos = tracker.refine(seed_img, peak, tracker.template)
+    seed_pos = _centroid(seed_img, peak, radius)
     tracker = _Tracker(seed_img, seed_pos, radius)
     theta_seed = _angle_at_row(angles[frame], seed_pos[0])
     window = int(math.ceil(search if search else max(8.0, 2.0 * radius)))
