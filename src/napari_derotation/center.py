@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -94,7 +95,7 @@ class ResidualMotion:
     """
 
     def __init__(self, movie, angles_per_line, *, region_center=None,
-                 region_margin=0.0, bin_degrees=15.0, max_frames=96, sigma=1.0,
+                 region_margin=0.0, bin_degrees=15.0, max_frames=64, sigma=1.0,
                  frames=None):
         movie = check_movie(movie)
         n, rows, cols = movie.shape
@@ -267,7 +268,7 @@ POLISH_STEP = 1.0
 
 def find_center_bayesian(movie, angles_per_line, *, initial=None,
                          search_radius=10.0, n_calls=30, n_initial_points=8,
-                         max_frames=96, bin_degrees=15.0, sigma=1.0,
+                         max_frames=64, bin_degrees=15.0, sigma=1.0,
                          polish=True, random_state=0,
                          progress: Callable | None = None) -> CenterResult:
     """Search the centre of rotation that leaves the least residual motion.
@@ -378,7 +379,11 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
 
     evaluate([r0, c0])
     for _ in range(n_search - 1):
-        evaluate(opt.ask())
+        with warnings.catch_warnings():
+            # "evaluated at point ... before, using random point": harmless
+            warnings.simplefilter("ignore", UserWarning)
+            x = opt.ask()
+        evaluate(x)
     # polish: a hexagon pattern search around the best centre (probes that
     # were already evaluated are reused); when the centre beats its hexagon,
     # jump to the minimum of the quadratic through them and halve the step

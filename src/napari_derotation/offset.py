@@ -93,7 +93,7 @@ class OffsetResult:
 
 def estimate_angle_offset(movie, angles_per_line, center=None, *,
                           max_shift_lines=128.0, n_grid=17, tolerance=0.25,
-                          max_frames=96, bin_degrees=15.0, sigma=1.0,
+                          max_frames=64, bin_degrees=15.0, sigma=1.0,
                           progress: Callable | None = None) -> OffsetResult:
     """Estimate the constant shift between the angle signal and the lines.
 
