@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pytest
 import tifffile
-from helpers import frame_scores, inscribed_disk
 
 from napari_derotation import derotate
 from napari_derotation.cli import main
 from napari_derotation.io import file_sha256
+from napari_derotation.simulate import simulate_movie
+
+from helpers import frame_scores, inscribed_disk
 
 
 @pytest.fixture
@@ -124,3 +126,22 @@ def test_demo_writes_outputs_and_improves_the_mean_image(tmp_path, capsys):
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "derotate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["derotate", "m.tif", "-o", "o.tif"],
+                                  ["derotate", "m.tif", "--angles", "a.npy", "-o",
+                                   "o.tif", "--center", "1"],
+                                  ["nonsense"], ["simulate", "-o", "x",
+                                                 "--frames", "ten"]])
+def test_usage_errors_are_one_line_and_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("napari-derotation")
+    assert "error:" in err[0]
+
+
+def test_big_endian_movie_is_derotated_like_native():
+    sim = simulate_movie((32, 32), 4, trace="constant", dtype=np.uint16)
+    big = sim.movie.astype(">u2")
+    np.testing.assert_array_equal(derotate(big, sim.angles_per_line),
+                                  derotate(sim.movie, sim.angles_per_line))

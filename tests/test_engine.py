@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import frame_scores, inscribed_disk, pearson
 
 from napari_derotation import Cancelled, DerotationError, derotate, derotate_into
 from napari_derotation.simulate import (
@@ -16,6 +15,8 @@ from napari_derotation.simulate import (
     simulate_movie,
     sine_trace,
 )
+
+from helpers import frame_scores, inscribed_disk, pearson
 
 TRACES = ["incremental", "sine", "real", "constant"]
 

@@ -8,7 +8,10 @@ import io
 
 import numpy as np
 import pytest
-from helpers import frame_scores, inscribed_disk
+from derotation.derotate_by_line import (  # the oracle
+    derotate_an_image_array_line_by_line as reference_derotate,
+)
+from derotation.simulate.line_scanning_microscope import Rotator
 
 from napari_derotation import derotate
 from napari_derotation.compat import derotate_an_image_array_line_by_line
@@ -19,10 +22,7 @@ from napari_derotation.simulate import (
     rotate_by_line,
 )
 
-from derotation.derotate_by_line import (  # noqa: I001  (the oracle)
-    derotate_an_image_array_line_by_line as reference_derotate,
-)
-from derotation.simulate.line_scanning_microscope import Rotator
+from helpers import frame_scores, inscribed_disk
 
 
 def quiet(fn, *args, **kwargs):

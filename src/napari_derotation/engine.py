@@ -69,6 +69,9 @@ def check_movie(movie) -> np.ndarray:
     if dt.kind not in "uif" or dt.itemsize > 8:
         raise DerotationError(
             f"movie must hold real numbers (integer or float); got dtype {dt}")
+    if not dt.isnative:
+        # e.g. a big-endian TIFF: the kernels read native byte order only
+        movie = np.asarray(movie).astype(dt.newbyteorder("="))
     return movie
 
 
