@@ -575,4 +575,10 @@ def _knots(per_block, starts, ends, direction, increments, deg, n, full):
         ka.append(np.array([final]))
     kt.append(np.array([max(float(n), prev_end + 1.0)]))
     ka.append(ka[-1][-1:])
-    return np.concatenate(kt), np.concatenate(ka)
+    kt, ka = np.concatenate(kt), np.concatenate(ka)
+    bad = np.flatnonzero(np.diff(kt) <= 0)
+    if bad.size:
+        raise DerotationError(
+            f"rotations overlap near sample {int(kt[bad[0]])}: check the "
+            f"rotation-on signal and inter_rotation_interval_min_len")
+    return kt, ka
