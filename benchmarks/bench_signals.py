@@ -10,6 +10,7 @@ in the same run, driven on a stub object. Prints a table; exits 1 if ours
 takes more than 10 s or more than 3x the signal array.
 
     python benchmarks/bench_signals.py [--minutes 10] [--skip-reference]
+                                       [--reference-memory]
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=50_000.0)
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--reference-memory", action="store_true",
+                    help="also measure the reference's peak memory (slow: "
+                         "tracemalloc on its Python loops)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -135,9 +139,15 @@ def main(argv=None) -> int:
         print("running the reference (slow)...", flush=True)
         p, t_ref, _ = timed(reference, rec)
         e_ref = errors(p.rot_deg_line, rec)
-        ref_cols = [f"{t_ref:.2f}", "-", "-", f"{e_ref[0]:.3f}",
+        del p
+        ref_peak = None
+        if args.reference_memory:
+            _, _, ref_peak = timed(reference, rec, memory=True)
+        mem = (f"{ref_peak / 2**20:.0f}", f"{ref_peak / rec.signals.nbytes:.3f}",
+               f"{ref_peak / peak:.0f}x less") if ref_peak else ("-", "-", "")
+        ref_cols = [f"{t_ref:.2f}", mem[0], mem[1], f"{e_ref[0]:.3f}",
                     f"{e_ref[1]:.5f}"]
-        ratio = [f"{t_ref / t_ours:.1f}x faster", "", "", "", ""]
+        ratio = [f"{t_ref / t_ours:.1f}x faster", mem[2], "", "", ""]
 
     print()
     head = f"| {'':22} | {'napari-derotation':>17} |"
