@@ -304,7 +304,11 @@ def test_dataset_discovery(full_run, tmp_path):
     with pytest.raises(DerotationError, match="no stimulus table"):
         Dataset.from_folder(tmp_path)
     (tmp_path / "s.csv").write_text("speed,direction\n1,1\n")
-    assert Dataset.from_folder(tmp_path).movie_path.name == "b.tif"
+    # an earlier run's per-frame table is not a stimulus table
+    (tmp_path / "derotated.csv").write_text(
+        "frame,rotation_angle,clock,direction,speed,rotation_count\n")
+    ds = Dataset.from_folder(tmp_path)
+    assert ds.movie_path.name == "b.tif" and ds.config.stimulus.name == "s.csv"
 
 
 def test_bayesian_centre(full_run, tmp_path, monkeypatch):

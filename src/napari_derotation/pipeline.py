@@ -184,8 +184,9 @@ def _stimuli(folder):
             out.append(p)
             continue
         with contextlib.suppress(Exception), open(p) as fh:
-            head = fh.readline().lower()
-            if "speed" in head and "direction" in head:
+            head = {h.strip() for h in fh.readline().lower().split(",")}
+            # not our own per-frame table, which also has these columns
+            if {"speed", "direction"} <= head and "rotation_angle" not in head:
                 out.append(p)
     return out
 
