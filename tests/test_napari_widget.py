@@ -13,12 +13,13 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QPushButton
 
-from helpers import inscribed_disk, pearson
 from napari_derotation._napari._sample_data import make_sample_data, sample_layer
 from napari_derotation._napari._widget import DerotationWidget
 from napari_derotation._napari._workers import steps_worker
 from napari_derotation.io import atomic_path
 from napari_derotation.simulate import simulate_movie
+
+from helpers import inscribed_disk, pearson
 
 pytestmark = pytest.mark.gui
 
@@ -99,6 +100,7 @@ def test_end_to_end_on_the_sample(make_napari_viewer, qtbot):
     assert out.data.dtype == raw.data.dtype and out.data.shape == raw.data.shape
     assert out.metadata["derotation"]["center"] == truth
     assert viewer.canvas.grid.enabled
+    assert f"{raw.name} preview" not in viewer.layers    # not in the grid
     sim_sample = simulate_movie((256, 256), 1, trace="real", seed=1).sample
     rotating = np.flatnonzero(np.ptp(raw.metadata["derotation"][
         "angles_per_line"].reshape(120, 256), axis=1) > 0)
@@ -115,6 +117,8 @@ def test_end_to_end_on_the_sample(make_napari_viewer, qtbot):
     w.derotate.grid_checkbox.setChecked(False)
     assert not viewer.canvas.grid.enabled
     assert points.visible
+    qtbot.waitUntil(lambda: f"{raw.name} preview" in viewer.layers)
+    assert w.export.name_edit.text() == "rotating_cells_derotated"
 
 
 def test_bayesian_search_from_the_widget(make_napari_viewer, qtbot):

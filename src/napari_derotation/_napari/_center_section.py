@@ -30,12 +30,11 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QWidget,
 )
 
 from ..errors import DerotationError
 from . import _meta, _model
-from ._common import ProgressRow, hint, named, notify
+from ._common import ProgressRow, Section, hint, named, notify
 from ._workers import Failure, callback_worker, function_worker
 
 CENTER_LAYER = "centre of rotation"
@@ -44,7 +43,7 @@ ELLIPSE_LAYER = "fitted ellipse"
 HELPER = {_meta.KEY: {"helper": True}}
 
 
-class CenterSection(QWidget):
+class CenterSection(Section):
     """Centre of rotation: spin boxes, centre point, pick cell, search."""
 
     def __init__(self, viewer, session, parent=None):
@@ -58,6 +57,7 @@ class CenterSection(QWidget):
         self.preview_ms: float | None = None
         self._syncing = False
         self._preview_frames = None
+        self._preview_suspended = False
         form = QFormLayout(self)
 
         row = QHBoxLayout()
@@ -65,16 +65,14 @@ class CenterSection(QWidget):
                               "Row of the centre of rotation (pixels)")
         self.col_spin = named(QDoubleSpinBox(), "col_spin",
                               "Column of the centre of rotation (pixels)")
-        for spin in (self.row_spin, self.col_spin):
+        for label, spin in (("row", self.row_spin), ("col", self.col_spin)):
             spin.setDecimals(2)
             spin.setSingleStep(0.5)
             spin.setKeyboardTracking(False)
-            row.addWidget(spin)
-        self.reset_button = named(QPushButton("Frame centre"),
-                                  "reset_center_button",
-                                  "Back to (rows // 2, cols // 2)")
-        row.addWidget(self.reset_button)
-        form.addRow("Row, col", row)
+            spin.setMinimumWidth(90)
+            row.addWidget(QLabel(label))
+            row.addWidget(spin, 1)
+        form.addRow("Centre", row)
 
         self.preview_checkbox = named(
             QCheckBox("Live preview"), "preview_checkbox",
@@ -85,42 +83,50 @@ class CenterSection(QWidget):
         prev = QHBoxLayout()
         prev.addWidget(self.preview_checkbox)
         prev.addWidget(self.preview_label, 1)
-        form.addRow(prev)
+        form.addRow("", prev)
 
+        buttons = QHBoxLayout()
         self.pick_button = named(
             QPushButton("Pick cell"), "pick_cell_button",
             "Then click a bright cell in the raw movie: it is followed "
             "through the rotation and an ellipse fitted to its path")
         self.pick_button.setCheckable(True)
-        form.addRow(self.pick_button)
+        self.reset_button = named(QPushButton("Frame centre"),
+                                  "reset_center_button",
+                                  "Back to (rows // 2, cols // 2)")
+        buttons.addWidget(self.pick_button)
+        buttons.addWidget(self.reset_button)
+        form.addRow("", buttons)
 
         search = QHBoxLayout()
         self.radius_spin = named(QDoubleSpinBox(), "radius_spin",
                                  "Search within this many pixels of the "
                                  "current centre")
         self.radius_spin.setRange(1, 200)
+        self.radius_spin.setDecimals(1)
         self.radius_spin.setValue(12)
+        self.radius_spin.setPrefix("± ")
         self.radius_spin.setSuffix(" px")
         self.calls_spin = named(QSpinBox(), "evaluations_spin",
                                 "Number of centres evaluated")
         self.calls_spin.setRange(12, 500)
         self.calls_spin.setValue(40)
-        search.addWidget(QLabel("±"))
+        self.calls_spin.setSuffix(" evaluations")
         search.addWidget(self.radius_spin)
         search.addWidget(self.calls_spin)
+        form.addRow("Search", search)
         self.bayes_button = named(QPushButton("Bayesian search"),
                                   "bayesian_button",
                                   "Search the centre that leaves the least "
                                   "residual motion")
-        search.addWidget(self.bayes_button)
-        form.addRow(search)
+        form.addRow("", self.bayes_button)
         self.bayes_progress = ProgressRow("bayesian")
         form.addRow(self.bayes_progress)
         self.result_label = named(QLabel(""), "center_result_label")
         self.result_label.setWordWrap(True)
         form.addRow(self.result_label)
-        form.addRow(hint("Drag the orange point, type row/col, click a "
-                         "cell, or search.", "center_hint"))
+        form.addRow(hint("Drag the orange cross: the preview sharpens.",
+                         "center_hint"))
 
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
@@ -251,14 +257,26 @@ class CenterSection(QWidget):
     def schedule_preview(self) -> None:
         """Update the preview when the event loop is next free (coalesces a
         burst of centre changes into one update)."""
-        if self.preview_checkbox.isChecked():
+        if self.preview_checkbox.isChecked() and not self._preview_suspended:
             self._preview_timer.start()
+
+    def suspend_preview(self, suspended: bool) -> None:
+        """Remove the preview (and stop updating it) while raw and derotated
+        are shown side by side; bring it back afterwards."""
+        self._preview_suspended = suspended
+        if suspended:
+            layer = self._layer(self.preview_name())
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+        else:
+            self.schedule_preview()
 
     def update_preview(self) -> None:
         """Derotate the preview frames about the current centre (~10 ms at
         256x256) and show their mean beside the movie."""
         s = self.session
-        if not self.preview_checkbox.isChecked() or not s.is_movie():
+        if (not self.preview_checkbox.isChecked() or self._preview_suspended
+                or not s.is_movie()):
             return
         found = s.angles()
         if found is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -60,3 +61,26 @@ def hint(text: str, name: str) -> QLabel:
     label.setWordWrap(True)
     label.setStyleSheet("color: grey;")
     return label
+
+
+class Section(QWidget):
+    """A section of the widget that keeps its collapsible box as tall as it
+    needs: a collapsible fixes its content's height when it opens, so labels
+    that grow or progress bars that appear later would be clipped."""
+
+    def event(self, e):
+        if e.type() == QEvent.Type.LayoutRequest:
+            QTimer.singleShot(0, self.refit)
+        return super().event(e)
+
+    def refit(self) -> None:
+        parent = self.parentWidget()
+        while parent is not None and not hasattr(parent, "isExpanded"):
+            parent = parent.parentWidget()
+        if parent is not None and parent.isExpanded():
+            content = parent.content()
+            height = content.sizeHint().height()
+            layout = content.layout()
+            if layout is not None and layout.hasHeightForWidth():
+                height = max(height, layout.heightForWidth(content.width()))
+            content.setMaximumHeight(height + 10)

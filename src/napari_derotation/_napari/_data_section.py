@@ -12,14 +12,13 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QWidget,
 )
 
 from ..errors import DerotationError
 from ..io import load_angles
 from . import _meta
 from ._angle_plot import AnglePlot
-from ._common import hint, named, notify
+from ._common import Section, hint, named, notify
 from ._workers import Failure, function_worker
 
 
@@ -31,7 +30,7 @@ def is_movie_candidate(layer) -> bool:
     return not (d.get("derotated") or d.get("helper"))
 
 
-class DataSection(QWidget):
+class DataSection(Section):
     """Movie combo, angle sources and a plot of the angles."""
 
     def __init__(self, viewer, session, parent=None):
@@ -63,9 +62,9 @@ class DataSection(QWidget):
 
         self.plot = AnglePlot()
         form.addRow(self.plot)
-        form.addRow(hint("Angles found beside the movie (NAME_angles.npy, "
-                         "NAME_angles.csv, angles_per_line.npy, a dataset "
-                         "folder) are loaded with it.", "data_hint"))
+        form.addRow(hint("Angles beside a movie (NAME_angles.npy/.csv, "
+                         "angles_per_line.npy, dataset signals) load with it.",
+                         "data_hint"))
 
         self.movie_combo.currentIndexChanged.connect(self._on_combo)
         self.load_angles_button.clicked.connect(self._choose_angles_file)

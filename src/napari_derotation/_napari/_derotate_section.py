@@ -11,17 +11,16 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QWidget,
 )
 
 from . import _meta, _model
-from ._common import ProgressRow, named, notify
+from ._common import ProgressRow, Section, named, notify
 from ._workers import Failure, steps_worker
 
 FILL_MODES = {"background (median of frame 0)": "background", "zero": "zero"}
 
 
-class DerotateSection(QWidget):
+class DerotateSection(Section):
     """Derotate button with progress/cancel, side-by-side and mean views."""
 
     def __init__(self, viewer, session, parent=None):

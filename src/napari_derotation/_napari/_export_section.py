@@ -4,6 +4,7 @@ movie, never over existing files unless asked."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from qtpy.QtWidgets import (
@@ -14,16 +15,15 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QWidget,
 )
 
 from ..errors import DerotationError
 from . import _meta, _model
-from ._common import ProgressRow, named, notify
+from ._common import ProgressRow, Section, named, notify
 from ._workers import Failure, steps_worker
 
 
-class ExportSection(QWidget):
+class ExportSection(Section):
     """Folder, file name, overwrite, Export with progress and Cancel."""
 
     def __init__(self, viewer, session, derotate_section, parent=None):
@@ -65,7 +65,8 @@ class ExportSection(QWidget):
     def _on_movie(self, layer) -> None:
         if layer is None:
             return
-        self.name_edit.setText(f"{layer.name}_derotated")
+        stem = re.sub(r"[^\w.-]+", "_", layer.name).strip("_") or "movie"
+        self.name_edit.setText(f"{stem}_derotated")
         src = _meta.get(layer.metadata).get("movie_path")
         if src and not self.folder_edit.text():
             self.folder_edit.setText(str(Path(src).parent))

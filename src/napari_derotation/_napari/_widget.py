@@ -44,6 +44,7 @@ class DerotationWidget(CollapsibleWidgetContainer):
             box.setObjectName(f"{name}_section")
             for button in box.findChildren(QPushButton):   # the header
                 button.setObjectName(f"{name}_section_toggle")
+        self.derotate.grid_checkbox.toggled.connect(self.center.suspend_preview)
         self.collapsible_widgets[0].expand(animate=False)
         # the sections were built before the layers they may find
         self.data.refresh()

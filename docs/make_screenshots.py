@@ -1,0 +1,106 @@
+"""Regenerate the napari screenshots in docs/images/ (run under Xvfb).
+
+    xvfb-run -a python docs/make_screenshots.py
+
+Opens napari with the sample "Rotating cells (synthetic)" and the Derotation
+widget, drives each step of the widget and saves a screenshot of the whole
+window after each one.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import QApplication
+from scipy import ndimage
+
+from napari_derotation.cli.gui import launch
+
+OUT = Path(__file__).resolve().parent / "images"
+FRAME = 20          # a frame in the middle of the sample's first rotation
+
+
+def settle(seconds: float = 0.3) -> None:
+    app = QApplication.instance()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def wait(worker, timeout: float = 120) -> None:
+    end = time.perf_counter() + timeout
+    while not worker.done:
+        if time.perf_counter() > end:
+            raise TimeoutError("worker did not finish")
+        QApplication.instance().processEvents()
+        time.sleep(0.01)
+    settle()
+
+
+def shot(viewer, name: str) -> None:
+    settle()
+    path = OUT / name
+    viewer.screenshot(str(path), canvas_only=False)
+    print(f"wrote {path}")
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    viewer, w = launch()
+    viewer.window.resize(1500, 900)
+    viewer.dims.set_current_step(0, FRAME)
+    settle(1.0)
+    raw = w.session.layer
+
+    # 1. Data: the sample with its angles
+    shot(viewer, "napari_1_data.png")
+
+    # 2. Centre: the frame centre is wrong, the preview is smeared
+    w.expand("center")
+    w.center.reset_center()
+    viewer.reset_view()
+    shot(viewer, "napari_2_centre_wrong.png")
+
+    # ... a click on a bright cell: tracked positions, fitted ellipse
+    frame = np.asarray(raw.data[FRAME], float)
+    smooth = ndimage.gaussian_filter(frame, 2)
+    seed = np.unravel_index(np.argmax(smooth), smooth.shape)
+    wait(w.center.fit_from_seed((float(seed[0]), float(seed[1])), FRAME))
+    viewer.layers.selection.active = viewer.layers["centre of rotation"]
+    shot(viewer, "napari_3_centre_ellipse.png")
+
+    # ... or a Bayesian search from the frame centre
+    w.center.reset_center()
+    w.center.calls_spin.setValue(30)
+    wait(w.center.start_search())
+    shot(viewer, "napari_4_centre_bayesian.png")
+
+    # 3. Derotate: raw and derotated side by side, then the mean images
+    w.expand("derotate")
+    wait(w.derotate.start())
+    viewer.reset_view()
+    shot(viewer, "napari_5_derotated.png")
+    w.derotate.means_checkbox.setChecked(True)
+    settle()
+    viewer.reset_view()
+    shot(viewer, "napari_6_means.png")
+
+    # 4. Export
+    w.expand("export")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "exported"
+        folder.mkdir()
+        w.export.folder_edit.setText(str(folder))
+        wait(w.export.start())
+        shot(viewer, "napari_7_export.png")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
