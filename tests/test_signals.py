@@ -352,3 +352,39 @@ def test_reference_crashes_when_tick_count_is_right_ours_does_not():
         reference_process(rec, fix_crash=False)
     res = run(rec)
     assert res.increments.tolist() == [0.2]
+
+
+def test_incremental_agrees_with_the_reference_incremental_pipeline():
+    from derotation.analysis.incremental_derotation_pipeline import (
+        IncrementalPipeline,
+    )
+
+    rec = simulate_recording(protocol="incremental", speeds=(100,),
+                             directions=(-1,), step=10, pause=0.2,
+                             dropped_ticks=1, seed=3)
+    p = IncrementalPipeline.__new__(IncrementalPipeline)
+    p.config = {"analog_signals_processing": {
+        "find_rotation_ticks_peaks": {"height": 4, "distance": 20},
+        "angle_interpolation_artifact_threshold": 0.15}}
+    p.frame_clock, p.line_clock, p.full_rotation, p.rotation_ticks = rec.signals
+    p.total_clock_time = rec.signals.shape[1]
+    p.rot_deg, p.degrees_per_small_rotation, p.number_of_rotations = 360, 10, 36
+    p.direction, p.speed = np.full(36, -1), np.full(36, 100)
+    p.std_coef, p.inter_rotation_interval_min_len = 0, 1000
+    p.rotation_increment = 0.2
+    p.line_use_start = p.frame_use_start = True
+    p.num_total_lines, p.num_frames = rec.n_frames * rec.rows, rec.n_frames
+    p.debugging_plots = False
+    p.is_number_of_ticks_correct = lambda: False
+    logging.disable(logging.CRITICAL)
+    try:
+        p.process_analog_signals()
+    finally:
+        logging.disable(logging.NOTSET)
+    ours = run(rec, SignalParams(protocol="incremental"))
+    assert np.percentile(np.abs(wrap(p.rot_deg_line - ours.angles_per_line)),
+                         99) < 0.25
+    err_ref = np.abs(wrap(p.rot_deg_line - rec.angles_per_line))
+    err_ours = np.abs(wrap(ours.angles_per_line - rec.angles_per_line))
+    assert err_ours.mean() < err_ref.mean() / 10
+    assert err_ours.max() < 0.15 < err_ref.max()
