@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from helpers import inscribed_disk
 from napari_derotation import derotate
 from napari_derotation.cli import main
 from napari_derotation.config import Config
@@ -20,6 +19,8 @@ from napari_derotation.io import write_tiff
 from napari_derotation.pipeline import Dataset, estimate_blank, run_dataset
 from napari_derotation.recorder import simulate_recording
 from napari_derotation.simulate import make_cells, make_texture, rotate_by_line
+
+from helpers import inscribed_disk
 
 SIZE = 40
 CENTER = (21.0, 18.0)
