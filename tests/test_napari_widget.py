@@ -298,3 +298,50 @@ def test_click_on_a_cell_fits_the_ellipse(make_napari_viewer, qtbot):
     ellipse = viewer.layers["fitted ellipse"]
     assert ellipse.shape_type == ["polygon"]
     assert "ellipse centre" in w.center.result_label.text()
+
+
+def test_angles_from_analog_signals(make_napari_viewer, qtbot, tmp_path):
+    from test_napari_io import make_dataset
+
+    rec = make_dataset(tmp_path / "exp")
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((rec.n_frames, 32, 32), np.uint16), name="mov")
+    w = DerotationWidget(viewer)
+    assert w.session.angles() is None
+    run(qtbot, w.data.load_dataset(tmp_path / "exp"))
+    angles, source = w.session.angles()
+    assert angles.size >= rec.n_frames * 32
+    assert "analog signals" in source
+    assert w.data.signals_button.isEnabled()
+
+
+def test_dragging_the_centre_point_updates_centre_and_preview(
+        make_napari_viewer, qtbot):
+    from napari.utils._test_utils import read_only_mouse_event as mouse
+    from napari.utils.interactions import (
+        mouse_move_callbacks,
+        mouse_press_callbacks,
+        mouse_release_callbacks,
+    )
+
+    sim = small_sim()
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "small")])
+    points = viewer.layers["centre of rotation"]
+    assert points.mode == "select"
+    start = tuple(points.data[0])
+    points.selected_data = {0}
+    mouse_press_callbacks(points, mouse(type="mouse_press", position=start))
+    seen = []
+    for pos in ((66.0, 60.0), (68.0, 57.0), (70.0, 55.0)):
+        mouse_move_callbacks(points, mouse(type="mouse_move", is_dragging=True,
+                                           position=pos))
+        seen.append(w.session.center)
+    mouse_release_callbacks(points, mouse(type="mouse_release",
+                                          position=(70.0, 55.0)))
+    assert len(set(seen)) >= 2                 # it followed during the drag
+    assert w.session.center == (70.0, 55.0)
+    assert (w.center.row_spin.value(), w.center.col_spin.value()) == (70, 55)
+    qtbot.waitUntil(lambda: "small preview" in viewer.layers, timeout=2000)
+    preview = viewer.layers["small preview"]
+    qtbot.waitUntil(lambda: preview.metadata["derotation"]["center"]
+                    == [70.0, 55.0], timeout=2000)

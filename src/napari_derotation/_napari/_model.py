@@ -39,7 +39,7 @@ def check_inputs(data, angles, center=None):
     """
     if data is None:
         raise DerotationError("no movie: open a TIFF stack or the sample "
-                              "(File > Open Sample > Derotation)")
+                              "(File > Open Sample > napari-derotation)")
     if np.ndim(data) != 3:
         raise DerotationError(
             f"the movie must be a stack of frames (frames, rows, cols); the "
