@@ -10,6 +10,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.signal import find_peaks
 
 from napari_derotation.errors import Cancelled, DerotationError
@@ -388,3 +390,19 @@ def test_incremental_agrees_with_the_reference_incremental_pipeline():
     err_ours = np.abs(wrap(ours.angles_per_line - rec.angles_per_line))
     assert err_ours.mean() < err_ref.mean() / 10
     assert err_ours.max() < 0.15 < err_ref.max()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 30), st.integers(1, 30)), min_size=1,
+                max_size=30), st.booleans(), st.integers(3, 50))
+def test_pulse_edges_recovers_any_square_wave(runs, high_first, chunk):
+    """Edges of any square wave, whatever the chunking."""
+    x, starts, ends, level = [], [], [], high_first
+    for low, high in runs:
+        for length, value in ((low, level), (high, not level)):
+            if value:
+                starts.append(len(x))
+                ends.append(len(x) + length)
+            x += [5.0 if value else 0.0] * length
+    s, e = pulse_edges(np.array(x), level=2.5, chunk=chunk)
+    assert s.tolist() == starts and e.tolist() == ends
