@@ -222,6 +222,12 @@ def test_errors_name_the_numbers():
     with pytest.raises(DerotationError, match="0 rotations and 2 ticks; "
                                               "expected 3 rotations"):
         process_signals(*flat, direction=[1, 1, -1])
+    with pytest.raises(DerotationError,
+                       match="found 1 rotations in the rotation-on signal but "
+                             "there are 2 rows in the stimulus table; "
+                             "splitting .* gives \\[\\d+, \\d+\\] ticks, "
+                             "expected about 1800 each"):
+        process_signals(*rec.signals, direction=[1, -1])
     with pytest.raises(DerotationError, match="pipeline type"):
         SignalParams(protocol="spin").check()
 

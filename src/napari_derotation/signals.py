@@ -433,7 +433,8 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
     starts, ends = merge_brief_off(starts, ends, p.min_off_samples)
     what = "rows in the stimulus table" if full else \
         f"steps of {p.step:g} degrees in {p.rot_deg:g}"
-    if len(starts) != n_expected:
+    n_found, recovered = len(starts), len(starts) != n_expected
+    if recovered:
         notes.append(
             f"the rotation-on signal has {len(starts)} rotations but there are "
             f"{n_expected} {what}; rotations recovered from the ticks")
@@ -450,12 +451,18 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         notes.append(f"dropped {int((~inside).sum())} ticks outside rotations")
     ticks, block = ticks[inside], block[inside]
     counts = np.bincount(block, minlength=n_expected)
+    deg = p.degrees_per_block
+    expected_ticks = int(round(deg / p.increment))
+    if recovered and np.any(np.abs(counts - expected_ticks) > 0.5 * expected_ticks):
+        raise DerotationError(
+            f"found {n_found} rotations in the rotation-on signal but there "
+            f"are {n_expected} {what}; splitting the ticks into {n_expected} "
+            f"rotations gives {counts.tolist()} ticks, expected about "
+            f"{expected_ticks} each")
     if np.any(counts == 0):
         i = int(np.flatnonzero(counts == 0)[0])
         raise DerotationError(
             f"rotation {i} (samples {starts[i]}-{ends[i]}) has no ticks")
-    deg = p.degrees_per_block
-    expected_ticks = int(round(deg / p.increment))
     bounds = np.concatenate(([0], np.cumsum(counts)))
     per_block = [ticks[bounds[i]:bounds[i + 1]] for i in range(n_expected)]
     for i, t in enumerate(per_block):
