@@ -345,3 +345,39 @@ def test_dragging_the_centre_point_updates_centre_and_preview(
     preview = viewer.layers["small preview"]
     qtbot.waitUntil(lambda: preview.metadata["derotation"]["center"]
                     == [70.0, 55.0], timeout=2000)
+
+
+def test_a_tilted_rotation_plane_found_by_the_ellipse_is_applied(
+        make_napari_viewer, qtbot):
+    from scipy import ndimage
+
+    from napari_derotation import derotate
+    from napari_derotation.simulate import make_cells, make_trace, rotate_by_line
+
+    rows, n, center = 128, 60, (70.0, 55.0)
+    cells = make_cells((rows, rows), n_cells=14, seed=3, dtype=np.float32)
+    angles = make_trace("real", n * rows, rows)
+    movie = rotate_by_line(cells, angles, center, n_frames=n,
+                           plane_tilt=30.0, plane_orientation=20.0)
+    movie = np.clip(np.rint(movie), 0, 65535).astype(np.uint16)
+    layer = (movie, {"name": "tilted", "metadata": {"derotation": {
+        "angles_per_line": angles}}}, "image")
+    viewer, w = build(make_napari_viewer, [layer])
+    smooth = ndimage.gaussian_filter(movie[0].astype(float), 2)
+    far = np.hypot(*np.subtract(np.indices(smooth.shape),
+                                np.reshape(center, (2, 1, 1))))
+    smooth[(far < 20) | (far > 50)] = 0      # a cell far enough to show tilt
+    seed = np.unravel_index(np.argmax(smooth), smooth.shape)
+    run(qtbot, w.center.fit_from_seed(tuple(map(float, seed)), 0))
+    tilt, orientation = w.session.plane
+    assert abs(tilt - 30.0) < 3.0, w.center.result_label.text()
+    assert w.derotate.tilt_spin.value() == pytest.approx(tilt, abs=0.05)
+    assert "applied" in w.center.result_label.text()
+    run(qtbot, w.derotate.start())
+    out = viewer.layers["tilted derotated"]
+    d = out.metadata["derotation"]
+    assert d["plane_tilt"] == tilt and d["plane_orientation"] == orientation
+    expect = derotate(movie[:4], angles[: 4 * rows], w.session.center,
+                      fill_value=float(np.median(movie[0])), plane_tilt=tilt,
+                      plane_orientation=orientation)
+    np.testing.assert_array_equal(out.data[:4], expect)

@@ -41,6 +41,9 @@ CENTER_LAYER = "centre of rotation"
 TRACK_LAYER = "tracked cell"
 ELLIPSE_LAYER = "fitted ellipse"
 HELPER = {_meta.KEY: {"helper": True}}
+#: A fitted tilt at least this large (degrees) is applied to the derotation;
+#: smaller ones are within the fit's noise for a circle.
+TILT_APPLIED = 8.0
 
 
 class CenterSection(Section):
@@ -143,6 +146,7 @@ class CenterSection(Section):
         session.movie_changed.connect(self._on_movie)
         session.angles_changed.connect(self._on_angles)
         session.center_changed.connect(self._on_center)
+        session.plane_changed.connect(lambda *_: self.schedule_preview())
 
     # -- layers -------------------------------------------------------------
     def _layer(self, name):
@@ -292,7 +296,7 @@ class CenterSection(Section):
             self._preview_frames = _model.preview_frames(angles, n, rows)
             self._fill = _model.fill_value(data, "background")
         img = _model.preview_image(data, angles, center, self._preview_frames,
-                                   fill=self._fill)
+                                   fill=self._fill, plane=s.plane)
         name = self.preview_name()
         layer = self._layer(name)
         meta = {_meta.KEY: {"helper": True, "center": list(center)}}
@@ -386,6 +390,10 @@ class CenterSection(Section):
         tilt = getattr(result, "tilt", None)
         if tilt is not None:
             text += f"; plane tilt {float(tilt):.1f}°"
+            if float(tilt) >= TILT_APPLIED:
+                self.session.set_plane(float(tilt),
+                                       float(result.plane_orientation))
+                text += " (applied: see Derotate)"
         residual = getattr(result, "residual", None)
         if residual is not None:
             text += f"; residual {float(residual):.2f} px"

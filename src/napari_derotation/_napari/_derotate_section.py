@@ -7,6 +7,7 @@ import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -41,6 +42,24 @@ class DerotateSection(Section):
         self.fill_combo.addItems(list(FILL_MODES))
         form.addRow("Fill", self.fill_combo)
 
+        plane = QHBoxLayout()
+        self.tilt_spin = named(QDoubleSpinBox(), "tilt_spin",
+                               "Tilt of the rotation plane (degrees); 0 when "
+                               "the sample turns in the imaging plane. The "
+                               "ellipse fit sets it when it finds one.")
+        self.tilt_spin.setRange(0, 80)
+        self.orient_spin = named(QDoubleSpinBox(), "orientation_spin",
+                                 "Direction of the tilt axis (degrees)")
+        self.orient_spin.setRange(-90, 90)
+        for label, spin in (("tilt", self.tilt_spin),
+                            ("axis", self.orient_spin)):
+            spin.setDecimals(1)
+            spin.setSuffix("°")
+            spin.setKeyboardTracking(False)
+            plane.addWidget(QLabel(label))
+            plane.addWidget(spin, 1)
+        form.addRow("Plane", plane)
+
         self.derotate_button = named(QPushButton("Derotate"),
                                      "derotate_button",
                                      "Derotate every frame about the centre")
@@ -64,9 +83,22 @@ class DerotateSection(Section):
         form.addRow(self.result_label)
 
         self.derotate_button.clicked.connect(self.start)
+        self.tilt_spin.valueChanged.connect(self._on_plane_spin)
+        self.orient_spin.valueChanged.connect(self._on_plane_spin)
+        session.plane_changed.connect(self._on_plane)
         self.progress.cancel.clicked.connect(self.cancel)
         self.grid_checkbox.toggled.connect(self.set_side_by_side)
         self.means_checkbox.toggled.connect(self.show_means)
+
+    def _on_plane_spin(self, _value=None) -> None:
+        self.session.set_plane(self.tilt_spin.value(), self.orient_spin.value())
+
+    def _on_plane(self, tilt: float, orientation: float) -> None:
+        for spin, value in ((self.tilt_spin, tilt),
+                            (self.orient_spin, orientation)):
+            spin.blockSignals(True)
+            spin.setValue(value)
+            spin.blockSignals(False)
 
     def output_name(self) -> str:
         return f"{self.session.name()} derotated"
@@ -87,12 +119,15 @@ class DerotateSection(Section):
         data, angles, center = inputs
         interp = self.interp_combo.currentText()
         fill = _model.fill_value(data, FILL_MODES[self.fill_combo.currentText()])
-        params = {"center": center, "interpolation": interp, "fill": fill}
+        plane = self.session.plane
+        params = {"center": center, "interpolation": interp, "fill": fill,
+                  "plane": plane}
         self.derotate_button.setEnabled(False)
         self.progress.start(data.shape[0])
         self.result_label.setText("derotating…")
         self.worker = steps_worker(_model.derotate_steps, data, angles, center,
-                                   interpolation=interp, fill=fill)
+                                   interpolation=interp, fill=fill,
+                                   plane=plane)
         layer = self.session.layer
         self.worker.yielded.connect(lambda s: self.progress.update(*s))
         self.worker.returned.connect(
@@ -119,7 +154,7 @@ class DerotateSection(Section):
         meta = _model.derotated_metadata(
             layer.metadata, center=params["center"],
             interpolation=params["interpolation"], fill=params["fill"],
-            source_layer=layer.name)
+            source_layer=layer.name, plane=params["plane"])
         name = f"{layer.name} derotated"
         existing = self._layer(name)
         if existing is not None:

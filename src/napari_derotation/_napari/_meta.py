@@ -13,6 +13,10 @@ Keys (all optional):
 ``center``
     ``[row, col]``: the centre of rotation chosen for this movie, or, for a
     derotated layer, the centre it was derotated about.
+``plane_tilt``, ``plane_orientation``
+    Degrees: the tilt of the rotation plane and the direction of its tilt
+    axis (``derotate(plane_tilt=..., plane_orientation=...)``), 0 for a
+    rotation in the imaging plane.
 ``true_center``
     ``[row, col]``: the known centre of a simulated movie.
 ``derotated``
@@ -58,7 +62,7 @@ def parameters(metadata) -> dict:
     out = {}
     for key in ("center", "true_center", "angles_source", "interpolation",
                 "fill_value", "derotated", "source_layer", "version",
-                "movie_path", "input_path"):
+                "movie_path", "input_path", "plane_tilt", "plane_orientation"):
         if d.get(key) is not None:
             v = d[key]
             out[key] = v.tolist() if isinstance(v, np.ndarray) else v

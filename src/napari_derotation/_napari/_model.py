@@ -89,19 +89,21 @@ def preview_frames(angles, n_frames: int, rows: int,
 
 
 def preview_image(data, angles, center, frames, *, fill=0.0,
-                  interpolation="bilinear") -> np.ndarray:
-    """Mean of ``frames`` derotated about ``center`` (float32)."""
+                  interpolation="bilinear", plane=(0.0, 0.0)) -> np.ndarray:
+    """Mean of ``frames`` derotated about ``center`` (float32); ``plane`` is
+    the rotation plane's ``(tilt, orientation)`` in degrees."""
     n, rows, cols = data.shape
     sub = np.ascontiguousarray(np.asarray(data[frames]))
     lines = (np.asarray(frames)[:, None] * rows + np.arange(rows)).ravel()
     out = np.empty_like(sub)
     derotate_into(sub, np.asarray(angles)[lines], center, out,
-                  interpolation=interpolation, fill_value=fill)
+                  interpolation=interpolation, fill_value=fill,
+                  plane_tilt=plane[0], plane_orientation=plane[1])
     return out.mean(axis=0, dtype=np.float32)
 
 
 def derotate_steps(data, angles, center, *, interpolation="bilinear",
-                   fill=0.0, chunk_frames=CHUNK_FRAMES):
+                   fill=0.0, plane=(0.0, 0.0), chunk_frames=CHUNK_FRAMES):
     """Generator: derotate a movie chunk by chunk.
 
     Yields ``(done, total)`` after each chunk and returns the derotated
@@ -114,7 +116,8 @@ def derotate_steps(data, angles, center, *, interpolation="bilinear",
         chunk = np.ascontiguousarray(np.asarray(data[start:stop]))
         derotate_into(chunk, angles[start * rows: stop * rows], center,
                       out[start:stop], interpolation=interpolation,
-                      fill_value=fill)
+                      fill_value=fill, plane_tilt=plane[0],
+                      plane_orientation=plane[1])
         yield stop, n
     return out
 
@@ -204,6 +207,8 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
                      angles_source=d.get("angles_source"),
                      n_angles=angles.size, checksum=False,
                      source_layer=d.get("source_layer"),
+                     plane_tilt=d.get("plane_tilt", 0.0),
+                     plane_orientation=d.get("plane_orientation", 0.0),
                      per_frame_csv=paths["frames"].name,
                      angles_file=paths["angles"].name)
         if input_path:
@@ -234,7 +239,7 @@ def write_frames_csv(path, angles, n_frames, rows, per_frame=None) -> Path:
 
 
 def derotated_metadata(source_meta, *, center, interpolation, fill,
-                       source_layer) -> dict:
+                       source_layer, plane=(0.0, 0.0)) -> dict:
     """Metadata of a derotated layer (so its export and save know how)."""
     d = dict(_meta.get(source_meta))
     raw_path = d.pop("movie_path", None)
@@ -242,5 +247,6 @@ def derotated_metadata(source_meta, *, center, interpolation, fill,
     d.update(center=[float(center[0]), float(center[1])],
              interpolation=interpolation, fill_value=float(fill),
              derotated=True, source_layer=source_layer, version=__version__,
-             input_path=raw_path)
+             input_path=raw_path, plane_tilt=float(plane[0]),
+             plane_orientation=float(plane[1]))
     return {_meta.KEY: d}

@@ -27,6 +27,8 @@ class Session(QObject):
     angles_changed = Signal()
     #: the centre changed: (row, col)
     center_changed = Signal(float, float)
+    #: the rotation plane changed: (tilt, orientation), degrees
+    plane_changed = Signal(float, float)
 
     def __init__(self, viewer, parent=None):
         super().__init__(parent)
@@ -43,6 +45,7 @@ class Session(QObject):
         if self.layer is not None and self.is_movie():
             r, c = self.center
             self.center_changed.emit(r, c)
+            self.plane_changed.emit(*self.plane)
 
     def is_movie(self) -> bool:
         return self.layer is not None and self.layer.data.ndim == 3
@@ -106,6 +109,24 @@ class Session(QObject):
             return
         self.metadata["center"] = [row, col]
         self.center_changed.emit(row, col)
+
+    # -- rotation plane -------------------------------------------------------
+    @property
+    def plane(self) -> tuple[float, float]:
+        """``(tilt, orientation)`` of the rotation plane, degrees."""
+        if self.layer is None:
+            return (0.0, 0.0)
+        d = _meta.get(self.layer.metadata)
+        return (float(d.get("plane_tilt", 0.0)),
+                float(d.get("plane_orientation", 0.0)))
+
+    def set_plane(self, tilt: float, orientation: float) -> None:
+        if self.layer is None or (float(tilt), float(orientation)) == \
+                self.plane:
+            return
+        self.metadata["plane_tilt"] = float(tilt)
+        self.metadata["plane_orientation"] = float(orientation)
+        self.plane_changed.emit(float(tilt), float(orientation))
 
     def inputs(self):
         """``(data, angles, center)`` ready for the engine, or ``None`` after

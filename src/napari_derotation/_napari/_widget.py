@@ -52,6 +52,7 @@ class DerotationWidget(CollapsibleWidgetContainer):
             self.session.movie_changed.emit(self.session.layer)
             self.session.angles_changed.emit()
             self.session.center_changed.emit(*self.session.center)
+            self.session.plane_changed.emit(*self.session.plane)
 
     def expand(self, name: str) -> None:
         """Open one section ("data", "center", "derotate", "export")."""
