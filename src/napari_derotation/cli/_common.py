@@ -11,8 +11,10 @@ from ..errors import DerotationError
 class Progress:
     """A one-line progress bar on stderr: ``progress(done, total)``."""
 
-    def __init__(self, desc: str, stream=None, width: int = 30):
+    def __init__(self, desc: str, stream=None, width: int = 30,
+                 unit: str | None = "/s"):
         self.desc = desc
+        self.unit = unit
         self.stream = stream or sys.stderr
         self.width = width
         self.t0 = time.perf_counter()
@@ -25,11 +27,13 @@ class Progress:
         self._last = now
         frac = done / total if total else 1.0
         bar = "#" * int(frac * self.width)
-        rate = done / max(now - self.t0, 1e-9)
         end = "\n" if done >= total else ""
-        self.stream.write(
-            f"\r{self.desc}: [{bar:<{self.width}}] {done}/{total} "
-            f"({rate:.0f}/s){end}")
+        if self.unit:
+            rate = done / max(now - self.t0, 1e-9)
+            count = f"{done}/{total} ({rate:.0f}{self.unit})"
+        else:
+            count = f"{100 * frac:.0f}%"
+        self.stream.write(f"\r{self.desc}: [{bar:<{self.width}}] {count}{end}")
         self.stream.flush()
         return None
 

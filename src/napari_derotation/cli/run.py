@@ -38,7 +38,7 @@ class Reporter:
     def __init__(self, desc: str, quiet: bool = False, stream=None):
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.bar = Progress(desc, stream=self)
+        self.bar = Progress(desc, stream=self, unit=None)
         self._mid_line = False
 
     def write(self, text):  # used by the Progress bar
