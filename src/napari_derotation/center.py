@@ -139,8 +139,8 @@ class ResidualMotion:
         labels = np.concatenate(labels)
         self.n_bins = int(used.size)
         self.bin_angles = used * (360.0 / nb)
-        self._onehot = np.zeros((self.n_bins, labels.size), np.float32)
-        self._onehot[labels, np.arange(labels.size)] = 1.0
+        edges = np.searchsorted(labels, np.arange(self.n_bins + 1))
+        self._bounds = list(zip(edges[:-1], edges[1:], strict=True))
         self._counts = np.bincount(labels, minlength=self.n_bins).astype(
             np.float32)[:, None]
         self.movie = np.ascontiguousarray(movie[self.frames], dtype=np.float32)
@@ -160,7 +160,7 @@ class ResidualMotion:
 
     def bin_images(self, center, angles_per_line=None) -> np.ndarray:
         """Mean derotated image of every angle bin (inside the compared
-        region's bounding box; NaN where no frame covered a pixel).
+        region's bounding box; NaN where a frame did not cover a pixel).
 
         ``angles_per_line`` (for the whole movie) replaces the angles given
         at construction; the frames and bins stay the same.
@@ -176,12 +176,15 @@ class ResidualMotion:
         w = self._box[1].stop - self._box[1].start
         box = np.ascontiguousarray(d[(slice(None),) + self._box]).reshape(k, -1)
         nan = np.isnan(box)
-        if not nan.any():
-            mean = (self._onehot @ box) / self._counts
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = (self._onehot @ np.where(nan, np.float32(0), box)) / (
-                    self._onehot @ (~nan).astype(np.float32))
+        missing = nan.any(axis=0)
+        if missing.any():
+            box[nan] = 0.0
+        mean = np.empty((self.n_bins, box.shape[1]), np.float32)
+        for i, (a, b) in enumerate(self._bounds):
+            np.sum(box[a:b], axis=0, out=mean[i])
+        mean /= self._counts
+        if missing.any():
+            mean[:, missing] = np.nan        # compare only pixels every frame has
         return mean.reshape(self.n_bins, h, w)
 
     def __call__(self, center, angles_per_line=None) -> float:
@@ -356,7 +359,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         random_state=random_state)
     opt = Optimizer([(lo_r, hi_r), (lo_c, hi_c)], base_estimator=gp,
                     n_initial_points=n_init, initial_point_generator="lhs",
-                    acq_func="EI", acq_optimizer="lbfgs",
+                    acq_func="EI", acq_optimizer="sampling",
                     acq_optimizer_kwargs={"n_points": 2000,
                                           "n_restarts_optimizer": 3},
                     random_state=random_state)
