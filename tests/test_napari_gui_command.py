@@ -54,3 +54,17 @@ def test_launch_docks_the_widget_with_the_sample_or_a_movie(qtbot, tmp_path):
         assert widget.session.angles()[0].size == 32
     finally:
         viewer.close()
+
+
+@pytest.mark.gui
+def test_launch_with_a_dataset_folder(qtbot, tmp_path):
+    from test_napari_io import make_dataset
+
+    rec = make_dataset(tmp_path / "exp")
+    viewer, widget = gui.launch(tmp_path / "exp", show=False)
+    try:
+        assert widget.session.layer.name == "movie"
+        assert widget.session.angles()[0].size >= rec.n_frames * 32
+        assert "analog signals" in widget.session.angles()[1]
+    finally:
+        viewer.close()
