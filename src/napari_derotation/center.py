@@ -32,7 +32,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -226,6 +226,10 @@ class CenterResult:
         Number of objective evaluations.
     n_frames : int
         Frames derotated per evaluation.
+    initial : (row, col)
+        Where the search started.
+    search_radius : float
+        Half-width (pixels) of the box searched around ``initial``.
     elapsed : float
         Seconds taken.
     """
@@ -239,7 +243,6 @@ class CenterResult:
     initial: tuple[float, float]
     search_radius: float
     elapsed: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def _quadratic_minimum(points, values, best, radius):
