@@ -13,6 +13,7 @@ from derotation.simulate.line_scanning_microscope import Rotator  # noqa: I001
 from scipy import ndimage
 
 from napari_derotation import derotate
+from napari_derotation.center import find_center_bayesian
 from napari_derotation.ellipse import fit_center_ellipse
 from napari_derotation.engine import plane_matrix
 from napari_derotation.simulate import (
@@ -164,3 +165,10 @@ def test_ellipse_measures_tilt_and_orientation_that_correct_the_movie(
     s_flat = frame_scores(flat, img, disk)
     assert s_fixed.min() > 0.85
     assert s_fixed.mean() > s_flat.mean() + 0.05
+
+
+def test_bayesian_search_with_the_tilted_plane_corrected():
+    movie, angles, center, _, _ = tilted_movie(30, 40)
+    res = find_center_bayesian(movie, angles, plane_tilt=30,
+                               plane_orientation=40)
+    assert np.hypot(*np.subtract(res.center, center)) < 0.5

@@ -86,6 +86,9 @@ class ResidualMotion:
         Gaussian smoothing (pixels) of the bin images before comparing them.
     frames : sequence of int, optional
         Only consider these frames.
+    plane_tilt, plane_orientation : float
+        A tilted rotation plane, passed to
+        :func:`~napari_derotation.derotate` (e.g. from the ellipse fit).
 
     Raises
     ------
@@ -96,7 +99,7 @@ class ResidualMotion:
 
     def __init__(self, movie, angles_per_line, *, region_center=None,
                  region_margin=0.0, bin_degrees=15.0, max_frames=64, sigma=1.0,
-                 frames=None):
+                 frames=None, plane_tilt=0.0, plane_orientation=0.0):
         movie = check_movie(movie)
         n, rows, cols = movie.shape
         angles = check_angles(angles_per_line, n * rows, rows)
@@ -157,6 +160,8 @@ class ResidualMotion:
                      slice(max(cc.min() - pad, 0), min(cc.max() + pad + 1, cols)))
         self._mask = mask[self._box]
         self.sigma = float(sigma)
+        self.plane = {"plane_tilt": float(plane_tilt),
+                      "plane_orientation": float(plane_orientation)}
 
     def bin_images(self, center, angles_per_line=None) -> np.ndarray:
         """Mean derotated image of every angle bin (inside the compared
@@ -170,7 +175,7 @@ class ResidualMotion:
             rows = self.shape[0]
             angles = np.asarray(angles_per_line, np.float64)[
                 (self.frames[:, None] * rows + np.arange(rows)).ravel()]
-        d = derotate(self.movie, angles, center, fill_value=np.nan)
+        d = derotate(self.movie, angles, center, fill_value=np.nan, **self.plane)
         k = d.shape[0]
         h = self._box[0].stop - self._box[0].start
         w = self._box[1].stop - self._box[1].start
@@ -275,7 +280,8 @@ POLISH_STEP = 1.0
 def find_center_bayesian(movie, angles_per_line, *, initial=None,
                          search_radius=10.0, n_calls=30, n_initial_points=8,
                          max_frames=64, bin_degrees=15.0, sigma=1.0,
-                         polish=True, random_state=0,
+                         polish=True, random_state=0, plane_tilt=0.0,
+                         plane_orientation=0.0,
                          progress: Callable | None = None) -> CenterResult:
     """Search the centre of rotation that leaves the least residual motion.
 
@@ -307,6 +313,9 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         before ``n_calls`` when converged.
     random_state : int
         Seed of the search (results are reproducible).
+    plane_tilt, plane_orientation : float
+        Degrees: search with a tilted rotation plane corrected (see
+        :func:`~napari_derotation.derotate`).
     progress : callable(done, total, best_center) -> bool | None, optional
         Called after each evaluation with the number done, the number
         planned and the best ``(row, col)`` so far; returning ``False``
@@ -351,7 +360,8 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     objective = ResidualMotion(
         movie, angles_per_line, region_center=(r0, c0),
         region_margin=2 * math.sqrt(2) * radius + 3 * sigma,
-        bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma)
+        bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
+        plane_tilt=plane_tilt, plane_orientation=plane_orientation)
     # skopt's default GP, but its hyper-parameters fitted from one start
     # (the default's restarts cost more than a derotation per step)
     gp = GaussianProcessRegressor(
