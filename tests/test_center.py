@@ -90,6 +90,12 @@ def test_progress_reports_the_best_centre_and_can_cancel():
         find_center_bayesian(sim.movie, sim.angles_per_line, progress=stop)
     assert calls == [1, 2, 3]
 
+    # the package's usual progress(done, total) works too
+    plain = []
+    find_center_bayesian(sim.movie, sim.angles_per_line, n_calls=4,
+                         progress=lambda done, total: plain.append(done))
+    assert plain == [1, 2, 3, 4]
+
 
 def test_search_is_reproducible():
     sim = movie()

@@ -28,6 +28,7 @@ around it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
@@ -250,6 +251,23 @@ class CenterResult:
     elapsed: float = 0.0
 
 
+def _reporter(progress):
+    """``progress`` as a function of ``(done, total, best)``: callbacks that
+    take only ``(done, total)`` (the package's usual form) are called so."""
+    if progress is None:
+        return None
+    try:
+        params = inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):
+        return progress
+    kinds = [p.kind for p in params]
+    if inspect.Parameter.VAR_POSITIONAL in kinds or sum(
+            k in (inspect.Parameter.POSITIONAL_ONLY,
+                  inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in kinds) >= 3:
+        return progress
+    return lambda done, total, best: progress(done, total)
+
+
 def _quadratic_minimum(points, values, best, radius):
     """Minimum of a quadratic fitted to the evaluations within ``radius`` of
     ``best``, or None when they do not determine a convex bowl there."""
@@ -318,8 +336,10 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         :func:`~napari_derotation.derotate`).
     progress : callable(done, total, best_center) -> bool | None, optional
         Called after each evaluation with the number done, the number
-        planned and the best ``(row, col)`` so far; returning ``False``
-        cancels the search with :class:`~napari_derotation.errors.Cancelled`.
+        planned and the best ``(row, col)`` so far (a callback that takes
+        only ``(done, total)`` is called without the centre); returning
+        ``False`` cancels the search with
+        :class:`~napari_derotation.errors.Cancelled`.
 
     Returns
     -------
@@ -338,6 +358,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern
 
     t0 = time.perf_counter()
+    report = _reporter(progress)
     movie = check_movie(movie)
     shape = movie.shape
     r0, c0 = check_center(initial if initial is not None else
@@ -377,6 +398,8 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
                                           "n_restarts_optimizer": 3},
                     random_state=random_state)
     n_polish = min(POLISH_CALLS, n_calls // 2) if polish else 0
+    if n_polish < 7:            # too few for one hexagon and its quadratic
+        n_polish = 0
     n_search = n_calls - n_polish
     xs, ys = [], []
 
@@ -388,8 +411,8 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         if tell:
             opt.tell(x, y)
         best = xs[int(np.argmin(ys))]
-        if progress is not None and progress(len(xs), n_calls,
-                                             (best[0], best[1])) is False:
+        if report is not None and report(len(xs), n_calls,
+                                         (best[0], best[1])) is False:
             raise Cancelled(f"centre search cancelled after {len(xs)} of "
                             f"{n_calls} evaluations")
 
