@@ -98,12 +98,11 @@ def child(impl: str, size: int, frames: int, dtype: str, trace: str,
 
 
 def measure(impl, size, frames, dtype, trace, repeat) -> dict:
-    code = ("import json, sys; sys.path.insert(0, {here!r}); "
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import json, sys; sys.path.insert(0, {here!r}); "
             "import bench_derotate as b; "
-            "print(json.dumps(b.child({impl!r}, {size}, {frames}, {dtype!r}, "
-            "{trace!r}, {repeat})))").format(
-        here=os.path.dirname(os.path.abspath(__file__)), impl=impl, size=size,
-        frames=frames, dtype=dtype, trace=trace, repeat=repeat)
+            f"print(json.dumps(b.child({impl!r}, {size}, {frames}, {dtype!r}, "
+            f"{trace!r}, {repeat})))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])

@@ -7,10 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from helpers import frame_scores, inscribed_disk
 from napari_derotation import derotate
 from napari_derotation.lazy import derotate_lazy
 from napari_derotation.simulate import make_texture, rotate_by_line
+
+from helpers import frame_scores, inscribed_disk
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
