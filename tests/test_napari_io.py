@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from napari.utils.notifications import notification_manager
 
 import napari_derotation
 from napari_derotation._napari import _reader
@@ -20,17 +19,6 @@ from napari_derotation.io import save_angles
 MANIFEST = Path(napari_derotation.__file__).with_name("napari.yaml")
 
 
-@pytest.fixture
-def notes():
-    """Messages of the napari notifications shown during a test."""
-    seen = []
-
-    def grab(event):
-        seen.append(str(event.message if hasattr(event, "message")
-                        else event.value.message))
-    notification_manager.notification_ready.connect(grab)
-    yield seen
-    notification_manager.notification_ready.disconnect(grab)
 
 
 def movie(n=6, rows=16, cols=20, dtype=np.uint16):

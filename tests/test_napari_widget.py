@@ -9,7 +9,6 @@ from functools import cache
 import numpy as np
 import pytest
 import tifffile
-from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QPushButton
 
@@ -31,16 +30,6 @@ def small_sim():
                           noise=2.0, seed=1)
 
 
-@pytest.fixture
-def notes():
-    seen = []
-
-    def grab(event):
-        seen.append(str(event.message if hasattr(event, "message")
-                        else event.value.message))
-    notification_manager.notification_ready.connect(grab)
-    yield seen
-    notification_manager.notification_ready.disconnect(grab)
 
 
 def build(make_napari_viewer, layers):

@@ -25,8 +25,8 @@ import numpy as np
 
 from .engine import _check_fill, _check_interpolation, check_angles, check_center
 from .errors import Cancelled, DerotationError
-from .io import MovieFile, TiffStreamWriter, check_not_input, sidecar_path, write_json
-from .stream import check_chunk_frames, derotate_chunk, record
+from .io import MovieFile, TiffStreamWriter, check_not_input, sidecar_path
+from .stream import check_chunk_frames, derotate_chunk, record, write_sidecar
 
 __all__ = ["cluster_client", "derotate_file_distributed", "check_workers"]
 
@@ -178,9 +178,5 @@ fill_value, chunk_frames, progress, angles_source, sidecar
             if pending:
                 client.cancel([f for _, f in pending])
     if sidecar:
-        try:
-            write_json(sidecar_path(out_path), rec)
-        except BaseException:
-            out_path.unlink(missing_ok=True)
-            raise
+        write_sidecar(out_path, rec)
     return rec

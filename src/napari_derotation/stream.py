@@ -133,12 +133,18 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                 del chunk
                 writer.write(dst)
     if sidecar:
-        try:
-            write_json(sidecar_path(out_path), rec)
-        except BaseException:
-            out_path.unlink(missing_ok=True)
-            raise
+        write_sidecar(out_path, rec)
     return rec
+
+
+def write_sidecar(out_path, rec: dict) -> None:
+    """Write ``OUT.json`` beside a completed ``OUT.tif``; if that fails, the
+    TIFF goes too, so an output never exists without its record."""
+    try:
+        write_json(sidecar_path(out_path), rec)
+    except BaseException:
+        Path(out_path).unlink(missing_ok=True)
+        raise
 
 
 def derotate_chunk(movie_path, start, stop, angles_per_line, center, *,

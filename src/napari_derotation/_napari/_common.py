@@ -54,6 +54,18 @@ class ProgressRow(QWidget):
     def stop(self) -> None:
         self.setVisible(False)
 
+    def run(self, worker, *, on_done, on_finished, label: QLabel,
+            cancelled: str):
+        """Start a steps worker reporting ``(done, total)`` into this bar:
+        its result goes to ``on_done``, a cancel writes ``cancelled`` into
+        ``label``, and ``on_finished`` runs in every case."""
+        worker.yielded.connect(lambda s: self.update(*s))
+        worker.returned.connect(on_done)
+        worker.aborted.connect(lambda: label.setText(cancelled))
+        worker.finished.connect(on_finished)
+        worker.start()
+        return worker
+
 
 def hint(text: str, name: str) -> QLabel:
     """A grey, word-wrapped label."""

@@ -129,14 +129,10 @@ class DerotateSection(Section):
                                    interpolation=interp, fill=fill,
                                    plane=plane)
         layer = self.session.layer
-        self.worker.yielded.connect(lambda s: self.progress.update(*s))
-        self.worker.returned.connect(
-            lambda out: self._on_done(out, layer, params))
-        self.worker.aborted.connect(
-            lambda: self.result_label.setText("cancelled; nothing was added"))
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
-        return self.worker
+        return self.progress.run(
+            self.worker, on_done=lambda out: self._on_done(out, layer, params),
+            on_finished=self._on_finished, label=self.result_label,
+            cancelled="cancelled; nothing was added")
 
     def cancel(self) -> None:
         if self.worker is not None:

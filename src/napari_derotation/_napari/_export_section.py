@@ -101,13 +101,9 @@ class ExportSection(Section):
         self.worker = steps_worker(_model.export_steps, paths, out.data,
                                    dict(out.metadata),
                                    input_path=d.get("input_path"))
-        self.worker.yielded.connect(lambda s: self.progress.update(*s))
-        self.worker.returned.connect(self._on_done)
-        self.worker.aborted.connect(
-            lambda: self.result_label.setText("cancelled; nothing written"))
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
-        return self.worker
+        return self.progress.run(
+            self.worker, on_done=self._on_done, on_finished=self._on_finished,
+            label=self.result_label, cancelled="cancelled; nothing written")
 
     def cancel(self) -> None:
         if self.worker is not None:
