@@ -35,6 +35,17 @@ IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
 
 
 @numba.njit(cache=True, inline="always")
+def _store1(out, i, v, lo, hi, is_int):
+    if is_int:
+        v = math.floor(v + 0.5)
+        if v < lo:
+            v = lo
+        elif v > hi:
+            v = hi
+    out[i] = v
+
+
+@numba.njit(cache=True, inline="always")
 def _store(out, r, c, v, lo, hi, is_int):
     if is_int:
         v = math.floor(v + 0.5)
@@ -241,70 +252,100 @@ def _derotate_block(img, ct, st, rf, maxstep, still, r0, nbc, cr, cc, pm,
               kx_t)
     _knot_row(ct, st, cr, cc, float(r0 + B), nbc + 1, nrows, maxstep, pm, ks_b,
               kx_b)
-    inv = 1.0 / B
+    smooth = np.empty(nbc, np.bool_)
     for j in range(nbc):
-        c0 = j * B
-        c1 = min(c0 + B, ncols)
-        if _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, ks_t[j], ks_t[j + 1],
-                           ks_b[j], ks_b[j + 1], kx_t[j], kx_t[j + 1], kx_b[j],
-                           kx_b[j + 1], nrows, maxstep, pm):
-            # interpolated values stay within the corners' range: when every
-            # corner samples inside the frame, no pixel needs a check
-            smin = min(min(ks_t[j], ks_t[j + 1]), min(ks_b[j], ks_b[j + 1]))
-            smax = max(max(ks_t[j], ks_t[j + 1]), max(ks_b[j], ks_b[j + 1]))
-            xmin = min(min(kx_t[j], kx_t[j + 1]), min(kx_b[j], kx_b[j + 1]))
-            xmax = max(max(kx_t[j], kx_t[j + 1]), max(kx_b[j], kx_b[j + 1]))
-            inner = (smin >= 0.0 and smax < nrows - 1.0 and xmin >= 0.0
-                     and xmax < ncols - 1.0 and mode == BILINEAR)
-            for qr in range(r0, r1):
-                w = (qr - r0) * inv
+        smooth[j] = _cell_is_smooth(ct, st, rf, cr, cc, r0, j * B, ks_t[j],
+                                    ks_t[j + 1], ks_b[j], ks_b[j + 1], kx_t[j],
+                                    kx_t[j + 1], kx_b[j], kx_b[j + 1], nrows,
+                                    maxstep, pm)
+    # per output row: where each pixel was scanned (S, X), then sample them
+    S = np.empty(ncols)
+    X = np.empty(ncols)
+    scratch = _scratch(ncols)
+    inv = 1.0 / B
+    for qr in range(r0, r1):
+        w = (qr - r0) * inv
+        for j in range(nbc):
+            c0 = j * B
+            c1 = min(c0 + B, ncols)
+            if smooth[j]:
                 sl = ks_t[j] + (ks_b[j] - ks_t[j]) * w
                 sr = ks_t[j + 1] + (ks_b[j + 1] - ks_t[j + 1]) * w
                 xl = kx_t[j] + (kx_b[j] - kx_t[j]) * w
                 xr = kx_t[j + 1] + (kx_b[j + 1] - kx_t[j + 1]) * w
                 ds = (sr - sl) * inv
                 dx = (xr - xl) * inv
-                if inner:
-                    for qc in range(c0, c1):
-                        i = qc - c0
-                        s = sl + ds * i
-                        x = xl + dx * i
-                        y0 = int(s)
-                        x0 = int(x)
-                        fy = s - y0
-                        fx = x - x0
-                        p = float(img[y0, x0])
-                        q = float(img[y0 + 1, x0])
-                        top = p + (float(img[y0, x0 + 1]) - p) * fx
-                        bot = q + (float(img[y0 + 1, x0 + 1]) - q) * fx
-                        _store(out, qr, qc, top + (bot - top) * fy, lo, hi,
-                               is_int)
-                    continue
                 for qc in range(c0, c1):
-                    i = qc - c0
-                    s = sl + ds * i
-                    x = xl + dx * i
-                    if _covered(s, x, nrows, ncols):
-                        _store(out, qr, qc, _sample(img, s, x, nrows, ncols, mode),
-                               lo, hi, is_int)
-                    else:
-                        out[qr, qc] = fill
-        else:
-            # solve every pixel, walking from the cell's corner
-            g0 = ks_t[j]
-            for qr in range(r0, r1):
-                g = g0
+                    S[qc] = sl + ds * (qc - c0)
+                    X[qc] = xl + dx * (qc - c0)
+            else:
+                # solve every pixel, walking from the pixel above (or the
+                # cell's corner on the block's first row)
+                g = ks_t[j]
                 for qc in range(c0, c1):
+                    if qr > r0:
+                        g = S[qc]
                     s, x = _root(ct, st, cr, cc, float(qr), float(qc), g, nrows,
                                  maxstep, pm)
+                    S[qc] = s
+                    X[qc] = x
                     g = s
-                    if qc == c0:
-                        g0 = s
-                    if _covered(s, x, nrows, ncols):
-                        _store(out, qr, qc, _sample(img, s, x, nrows, ncols, mode),
-                               lo, hi, is_int)
-                    else:
-                        out[qr, qc] = fill
+        _sample_row(img, S, X, mode, fill, lo, hi, is_int, scratch, out[qr])
+
+
+@numba.njit(cache=True, inline="always")
+def _scratch(n):
+    return (np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n),
+            np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.bool_))
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+def _sample_row(img, S, X, mode, fill, lo, hi, is_int, scratch, out):
+    """``out[i] = img`` sampled at ``(S[i], X[i])``, or ``fill`` where that
+    point was not scanned. Three passes (positions, gathers, blends) so the
+    arithmetic runs on vectors; the gathers are the only scalar part."""
+    nrows, ncols = img.shape
+    n = S.size
+    idx, fy, fx, a, b, c, d, cov = scratch
+    flat = img.ravel()
+    if nrows < 2 or ncols < 2 or mode == NEAREST:
+        for i in range(n):
+            s = S[i]
+            x = X[i]
+            if _covered(s, x, nrows, ncols):
+                _store1(out, i, _sample(img, s, x, nrows, ncols, mode), lo, hi,
+                        is_int)
+            else:
+                out[i] = fill
+        return
+    smax = nrows - 1.0
+    xmax = ncols - 1.0
+    for i in range(n):
+        s = S[i]
+        x = X[i]
+        cov[i] = (s >= -0.5) & (s <= nrows - 0.5) & (x >= -0.5) & \
+            (x <= ncols - 0.5)
+        s = min(max(s, 0.0), smax)
+        x = min(max(x, 0.0), xmax)
+        y0 = min(np.int64(s), nrows - 2)
+        x0 = min(np.int64(x), ncols - 2)
+        fy[i] = s - y0
+        fx[i] = x - x0
+        idx[i] = y0 * ncols + x0
+    for i in range(n):
+        k = idx[i]
+        a[i] = flat[k]
+        b[i] = flat[k + 1]
+        c[i] = flat[k + ncols]
+        d[i] = flat[k + ncols + 1]
+    for i in range(n):
+        # (1 - f) weights: exact at f = 0 and f = 1 (still lines, edges)
+        top = a[i] * (1.0 - fx[i]) + b[i] * fx[i]
+        bot = c[i] * (1.0 - fx[i]) + d[i] * fx[i]
+        v = top * (1.0 - fy[i]) + bot * fy[i]
+        if is_int:
+            v = min(max(math.floor(v + 0.5), lo), hi)
+        out[i] = v if cov[i] else fill
 
 
 @numba.njit(cache=True, parallel=True)
