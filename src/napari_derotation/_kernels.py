@@ -223,19 +223,30 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
     nf, nrows, ncols = movie.shape
     nbr = (nrows + CELL - 1) // CELL
     nbc = (ncols + CELL - 1) // CELL
+    # exact crossings on the grid of cell corners, each knot row once
+    ks = np.empty((nf, nbr + 1, nbc + 1))
+    kx = np.empty((nf, nbr + 1, nbc + 1))
+    for idx in numba.prange(nf * (nbr + 1)):
+        f = idx // (nbr + 1)
+        k = idx % (nbr + 1)
+        if not still[f]:
+            _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nbc + 1,
+                      nrows, maxstep[f], pm, ks[f, k], kx[f, k])
     for idx in numba.prange(nf * nbr):
         f = idx // nbr
-        r0 = (idx % nbr) * CELL
+        b = idx % nbr
         _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
-                        still[f], r0, nbc, cr, cc, pm, mode, fill, lo, hi,
-                        is_int, out[f])
+                        still[f], b * CELL, nbc, cr, cc, pm, mode, fill, lo, hi,
+                        is_int, ks[f, b], kx[f, b], ks[f, b + 1], kx[f, b + 1],
+                        out[f])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _derotate_block(img, ct, st, rf, maxstep, still, r0, nbc, cr, cc, pm,
-                    mode, fill, lo, hi, is_int, out):
-    """Rows r0 .. r0 + CELL of one frame. (A function of its own: numba's
-    parallel loops mis-compile this much control flow inlined.)"""
+                    mode, fill, lo, hi, is_int, ks_t, kx_t, ks_b, kx_b, out):
+    """Rows r0 .. r0 + CELL of one frame, between the knot rows ``(ks_t,
+    kx_t)`` (row r0) and ``(ks_b, kx_b)`` (row r0 + CELL). (A function of its
+    own: numba's parallel loops mis-compile this much control flow inlined.)"""
     nrows, ncols = img.shape
     B = CELL
     r1 = min(r0 + B, nrows)
@@ -244,14 +255,6 @@ def _derotate_block(img, ct, st, rf, maxstep, still, r0, nbc, cr, cc, pm,
             for qc in range(ncols):
                 out[qr, qc] = img[qr, qc]
         return
-    ks_t = np.empty(nbc + 1)
-    kx_t = np.empty(nbc + 1)
-    ks_b = np.empty(nbc + 1)
-    kx_b = np.empty(nbc + 1)
-    _knot_row(ct, st, cr, cc, float(r0), nbc + 1, nrows, maxstep, pm, ks_t,
-              kx_t)
-    _knot_row(ct, st, cr, cc, float(r0 + B), nbc + 1, nrows, maxstep, pm, ks_b,
-              kx_b)
     smooth = np.empty(nbc, np.bool_)
     for j in range(nbc):
         smooth[j] = _cell_is_smooth(ct, st, rf, cr, cc, r0, j * B, ks_t[j],
