@@ -119,10 +119,11 @@ def test_stimulus_csv(tmp_path):
 
 
 def test_stimulus_shared_example_file():
+    """The reference's example table (a copy of shared/data's, shipped here)."""
     from pathlib import Path
 
     speed, direction = load_stimulus(
-        Path("/work/shared/data/stimulus_randperm.csv"))
+        Path(__file__).parent / "data" / "stimulus_randperm.csv")
     assert speed.tolist() == [200, 200] and direction.tolist() == [-1, 1]
 
 
