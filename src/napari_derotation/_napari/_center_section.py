@@ -309,6 +309,7 @@ class CenterSection(Section):
                            movie.translate[-1] + cols * 1.05),
                 scale=tuple(movie.scale[-2:]))
             self.viewer.layers.selection.active = self.center_layer()
+            self.viewer.reset_view()        # show the movie and its preview
         else:
             layer.data = img
             layer.metadata = meta
