@@ -370,3 +370,26 @@ def test_a_tilted_rotation_plane_found_by_the_ellipse_is_applied(
                       fill_value=float(np.median(movie[0])), plane_tilt=tilt,
                       plane_orientation=orientation)
     np.testing.assert_array_equal(out.data[:4], expect)
+
+
+def test_derotate_as_you_scrub_adds_a_lazy_layer_equal_to_the_engine(
+        make_napari_viewer, qtbot):
+    import dask.array as da
+
+    from napari_derotation import derotate
+
+    sim = simulate_movie((64, 64), 30, trace="real", center_offset=(3, -2),
+                         seed=2)
+    meta = {"derotation": {"angles_per_line": sim.angles_per_line,
+                           "angles_source": "test"}}
+    viewer, w = build(make_napari_viewer,
+                      [(sim.movie, {"name": "m", "metadata": meta}, "image")])
+    w.center.row_spin.setValue(sim.center[0])
+    w.center.col_spin.setValue(sim.center[1])
+    layer = w.derotate.start_lazy()
+    assert layer is not None and layer.name == "m derotated"
+    assert isinstance(layer.data, da.Array)              # nothing computed yet
+    fill = layer.metadata["derotation"]["fill_value"]
+    expected = derotate(sim.movie, sim.angles_per_line, sim.center,
+                        fill_value=fill)
+    np.testing.assert_array_equal(np.asarray(layer.data[25]), expected[25])

@@ -63,7 +63,14 @@ class DerotateSection(Section):
         self.derotate_button = named(QPushButton("Derotate"),
                                      "derotate_button",
                                      "Derotate every frame about the centre")
-        form.addRow(self.derotate_button)
+        self.lazy_button = named(
+            QPushButton("Derotate as you scrub"), "lazy_button",
+            "Add the derotated movie at once, computing each frame when it is "
+            "shown (for movies too large to derotate in memory)")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.derotate_button, 1)
+        buttons.addWidget(self.lazy_button, 1)
+        form.addRow(buttons)
         self.progress = ProgressRow("derotate")
         form.addRow(self.progress)
 
@@ -83,6 +90,7 @@ class DerotateSection(Section):
         form.addRow(self.result_label)
 
         self.derotate_button.clicked.connect(self.start)
+        self.lazy_button.clicked.connect(self.start_lazy)
         self.tilt_spin.valueChanged.connect(self._on_plane_spin)
         self.orient_spin.valueChanged.connect(self._on_plane_spin)
         session.plane_changed.connect(self._on_plane)
@@ -134,6 +142,36 @@ class DerotateSection(Section):
             on_finished=self._on_finished, label=self.result_label,
             cancelled="cancelled; nothing was added")
 
+    def start_lazy(self):
+        """Add the derotated movie as a dask array: nothing is computed until
+        a frame is shown, so it appears at once whatever the movie's size.
+        Returns the layer, or None after a notification."""
+        inputs = self.session.inputs()
+        if inputs is None:
+            return None
+        from ..errors import DerotationError
+        from ..lazy import derotate_lazy
+
+        data, angles, center = inputs
+        params = {"center": center,
+                  "interpolation": self.interp_combo.currentText(),
+                  "fill": _model.fill_value(
+                      data, FILL_MODES[self.fill_combo.currentText()]),
+                  "plane": self.session.plane}
+        try:
+            lazy = derotate_lazy(data, angles, center,
+                                 interpolation=params["interpolation"],
+                                 fill_value=params["fill"],
+                                 plane_tilt=params["plane"][0],
+                                 plane_orientation=params["plane"][1])
+        except DerotationError as exc:
+            notify("error", str(exc))
+            return None
+        layer = self._add_result(lazy, self.session.layer, params)
+        self.result_label.setText(
+            "added; frames are derotated as they are shown")
+        return layer
+
     def cancel(self) -> None:
         if self.worker is not None:
             self.worker.quit()
@@ -147,6 +185,15 @@ class DerotateSection(Section):
             notify("error", out.message)
             self.result_label.setText(out.message)
             return
+        self._add_result(out, layer, params)
+        r, c = params["center"]
+        self.result_label.setText(f"derotated about ({r:.2f}, {c:.2f})")
+        self.set_side_by_side(True)
+        if self.means_checkbox.isChecked():
+            self.show_means(True)
+
+    def _add_result(self, out, layer, params):
+        """Add or update "<movie> derotated" with its parameters."""
         meta = _model.derotated_metadata(
             layer.metadata, center=params["center"],
             interpolation=params["interpolation"], fill=params["fill"],
@@ -156,17 +203,12 @@ class DerotateSection(Section):
         if existing is not None:
             existing.data = out
             existing.metadata = meta
-        else:
-            self.viewer.add_image(out, name=name, metadata=meta,
-                                  colormap=layer.colormap.name,
-                                  contrast_limits=layer.contrast_limits,
-                                  translate=layer.translate,
-                                  scale=layer.scale)
-        r, c = params["center"]
-        self.result_label.setText(f"derotated about ({r:.2f}, {c:.2f})")
-        self.set_side_by_side(True)
-        if self.means_checkbox.isChecked():
-            self.show_means(True)
+            return existing
+        return self.viewer.add_image(out, name=name, metadata=meta,
+                                     colormap=layer.colormap.name,
+                                     contrast_limits=layer.contrast_limits,
+                                     translate=layer.translate,
+                                     scale=layer.scale)
 
     # -- views -------------------------------------------------------------
     def set_side_by_side(self, on: bool) -> None:
