@@ -35,25 +35,12 @@ IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
 
 
 @numba.njit(cache=True, inline="always")
-def _store1(out, i, v, lo, hi, is_int):
+def _cast(v, lo, hi, is_int):
+    """A float sample ready to store: rounded and clipped to [lo, hi] for
+    integer outputs, unchanged for float outputs."""
     if is_int:
-        v = math.floor(v + 0.5)
-        if v < lo:
-            v = lo
-        elif v > hi:
-            v = hi
-    out[i] = v
-
-
-@numba.njit(cache=True, inline="always")
-def _store(out, r, c, v, lo, hi, is_int):
-    if is_int:
-        v = math.floor(v + 0.5)
-        if v < lo:
-            v = lo
-        elif v > hi:
-            v = hi
-    out[r, c] = v
+        v = min(max(math.floor(v + 0.5), lo), hi)
+    return v
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -316,8 +303,8 @@ def _sample_row(img, S, X, mode, fill, lo, hi, is_int, scratch, out):
             s = S[i]
             x = X[i]
             if _covered(s, x, nrows, ncols):
-                _store1(out, i, _sample(img, s, x, nrows, ncols, mode), lo, hi,
-                        is_int)
+                out[i] = _cast(_sample(img, s, x, nrows, ncols, mode), lo, hi,
+                               is_int)
             else:
                 out[i] = fill
         return
@@ -345,9 +332,7 @@ def _sample_row(img, S, X, mode, fill, lo, hi, is_int, scratch, out):
         # (1 - f) weights: exact at f = 0 and f = 1 (still lines, edges)
         top = a[i] * (1.0 - fx[i]) + b[i] * fx[i]
         bot = c[i] * (1.0 - fx[i]) + d[i] * fx[i]
-        v = top * (1.0 - fy[i]) + bot * fy[i]
-        if is_int:
-            v = min(max(math.floor(v + 0.5), lo), hi)
+        v = _cast(top * (1.0 - fy[i]) + bot * fy[i], lo, hi, is_int)
         out[i] = v if cov[i] else fill
 
 
@@ -377,7 +362,7 @@ def rotate_lines(images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo,
                 out[f, r, c] = fill
                 continue
             v = _sample(images[src], y, x, nrows, ncols, mode)
-            _store(out[f], r, c, v, lo, hi, is_int)
+            out[f, r, c] = _cast(v, lo, hi, is_int)
 
 
 def warmup() -> None:
