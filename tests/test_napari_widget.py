@@ -393,3 +393,11 @@ def test_derotate_as_you_scrub_adds_a_lazy_layer_equal_to_the_engine(
     expected = derotate(sim.movie, sim.angles_per_line, sim.center,
                         fill_value=fill)
     np.testing.assert_array_equal(np.asarray(layer.data[25]), expected[25])
+
+
+def test_widget_compiles_the_engine_in_the_background(make_napari_viewer, qtbot):
+    sim = simulate_movie((32, 32), 2, trace="constant", dtype=np.int16)
+    viewer, w = build(make_napari_viewer,
+                      [(sim.movie, {"name": "m"}, "image")])
+    assert np.dtype(np.int16) in w._dtypes()
+    qtbot.waitUntil(lambda: w._warmup.done, timeout=60_000)

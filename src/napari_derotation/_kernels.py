@@ -363,13 +363,3 @@ def rotate_lines(images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo,
                 continue
             v = _sample(images[src], y, x, nrows, ncols, mode)
             out[f, r, c] = _cast(v, lo, hi, is_int)
-
-
-def warmup() -> None:
-    """Compile the common signatures (float32, uint16) ahead of first use."""
-    for dt in (np.float32, np.uint16):
-        m = np.zeros((1, 2, 2), dt)
-        t = np.ones((1, 2))
-        derotate_frames(m, t, t * 0, np.zeros((1, 2), np.bool_), np.zeros(1),
-                        np.zeros(1, np.bool_), 0.5, 0.5, IDENTITY, 1, 0.0, 0.0,
-                        1.0, False, m.copy())

@@ -39,7 +39,8 @@ from . import _kernels
 from .errors import Cancelled, DerotationError
 
 __all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
-           "check_center", "default_center", "plane_matrix", "INTERPOLATIONS"]
+           "check_center", "default_center", "plane_matrix", "warmup",
+           "INTERPOLATIONS"]
 
 INTERPOLATIONS = {"nearest": _kernels.NEAREST, "bilinear": _kernels.BILINEAR}
 
@@ -286,6 +287,16 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
             raise Cancelled(
                 f"derotation cancelled after {frame_offset + stop} of {total} "
                 "frames")
+
+
+def warmup(dtypes=(np.uint16, np.float32)) -> None:
+    """Compile the engine for movies of ``dtypes`` now (a few seconds each
+    the first time after installing, well under a second once cached), so
+    that the first real call, e.g. a live preview in the GUI, does not wait.
+    """
+    angles = np.linspace(0.0, 10.0, 4)
+    for dt in dtypes:
+        derotate(np.zeros((1, 4, 4), dt), angles)
 
 
 def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",

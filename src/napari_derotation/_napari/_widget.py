@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from qt_niu.collapsible_widget import CollapsibleWidgetContainer
 from qtpy.QtWidgets import QPushButton
 
@@ -17,6 +18,7 @@ from ._data_section import DataSection
 from ._derotate_section import DerotateSection
 from ._export_section import ExportSection
 from ._session import Session
+from ._workers import warmup_worker
 
 
 class DerotationWidget(CollapsibleWidgetContainer):
@@ -46,6 +48,7 @@ class DerotationWidget(CollapsibleWidgetContainer):
                 button.setObjectName(f"{name}_section_toggle")
         self.derotate.grid_checkbox.toggled.connect(self.center.suspend_preview)
         self.collapsible_widgets[0].expand(animate=False)
+        self._warmup = warmup_worker(self._dtypes())
         # the sections were built before the layers they may find
         self.data.refresh()
         if self.session.layer is not None:
@@ -53,6 +56,13 @@ class DerotationWidget(CollapsibleWidgetContainer):
             self.session.angles_changed.emit()
             self.session.center_changed.emit(*self.session.center)
             self.session.plane_changed.emit(*self.session.plane)
+
+    def _dtypes(self):
+        layer = self.session.layer
+        movie = getattr(getattr(layer, "data", None), "dtype", None)
+        return tuple(dict.fromkeys(
+            d for d in (movie, np.dtype(np.uint16), np.dtype(np.float32))
+            if d is not None))
 
     def expand(self, name: str) -> None:
         """Open one section ("data", "center", "derotate", "export")."""

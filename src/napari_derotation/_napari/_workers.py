@@ -37,6 +37,16 @@ class ProgressRelay(QObject):
     progressed = Signal(object)
 
 
+def warmup_worker(dtypes):
+    """Compile the engine for ``dtypes`` in the background (started), so the
+    first live preview or derotation does not pause the GUI."""
+    from ..engine import warmup
+
+    worker = _track(thread_worker(warmup, start_thread=False)(dtypes))
+    worker.start()
+    return worker
+
+
 def steps_worker(gen_func, *args, **kwargs):
     """A ``GeneratorWorker`` (not started) around ``gen_func(*args, **kwargs)``.
 
