@@ -2,10 +2,10 @@
 
 The core (this package minus its ``_napari`` subpackage and the ``gui``
 command) imports neither napari nor Qt, so scripts and cluster jobs use it
-directly::
+directly:
 
-    from napari_derotation import derotate
-    fixed = derotate(movie, angles_per_line, center=(row, col))
+>>> from napari_derotation import derotate
+>>> fixed = derotate(movie, angles_per_line, center=(row, col))  # doctest: +SKIP
 
 Heavier parts (centre finding, dask, signals) load on first use.
 """
