@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import _check_fill, _check_interpolation, check_angles, check_center
+from .engine import check_parameters
 from .errors import Cancelled, DerotationError
 from .io import MovieFile, TiffStreamWriter, check_not_input, sidecar_path
 from .stream import check_chunk_frames, derotate_chunk, record, write_sidecar
@@ -121,10 +121,9 @@ fill_value, chunk_frames, progress, angles_source, sidecar
     with MovieFile(movie_path) as mf:
         shape, dtype = mf.shape, mf.dtype
     n, rows, _ = shape
-    angles = check_angles(angles_per_line, n * rows, rows)
-    center = check_center(center, shape)
-    _check_interpolation(interpolation)
-    _check_fill(fill_value, dtype)
+    angles, center, *_ = check_parameters(
+        shape, dtype, angles_per_line, center, interpolation=interpolation,
+        fill_value=fill_value)
     step = check_chunk_frames(chunk_frames, shape, dtype)
     check_workers(workers)
     if client is not None and (scheduler or workers):

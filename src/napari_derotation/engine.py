@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,7 +40,8 @@ from . import _kernels
 from .errors import Cancelled, DerotationError
 
 __all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
-           "check_center", "default_center", "plane_matrix", "warmup",
+           "check_center", "check_parameters", "default_center",
+           "plane_matrix", "warmup",
            "INTERPOLATIONS"]
 
 INTERPOLATIONS = {"nearest": _kernels.NEAREST, "bilinear": _kernels.BILINEAR}
@@ -236,6 +238,31 @@ def _plane_params(tilt, orientation, output) -> np.ndarray:
     return np.concatenate([a.ravel(), e.ravel()])
 
 
+class Parameters(NamedTuple):
+    """Validated derotation parameters (see :func:`check_parameters`)."""
+
+    angles: np.ndarray          # float64, frames * rows values
+    center: tuple[float, float]
+    mode: int                   # kernel interpolation code
+    fill: float
+    plane: np.ndarray           # kernel plane matrices
+
+
+def check_parameters(shape, dtype, angles_per_line, center=None, *,
+                     interpolation="bilinear", fill_value=0, plane_tilt=0.0,
+                     plane_orientation=0.0,
+                     plane_output="imaging") -> Parameters:
+    """Check every derotation argument for a movie of ``shape`` and
+    ``dtype`` at once, before any work or output starts; raise
+    :class:`DerotationError` naming the first bad one."""
+    n, rows = shape[0], shape[1]
+    return Parameters(check_angles(angles_per_line, n * rows, rows),
+                      check_center(center, shape),
+                      _check_interpolation(interpolation),
+                      _check_fill(fill_value, np.dtype(dtype)),
+                      _plane_params(plane_tilt, plane_orientation, plane_output))
+
+
 def frames_per_chunk(shape: Sequence[int]) -> int:
     """Frames handled per kernel call (and per ``progress`` call)."""
     return max(1, CHUNK_PIXELS // (shape[-2] * shape[-1]))
@@ -259,11 +286,11 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
         raise DerotationError(
             f"out must match the movie: expected {tuple(movie.shape)} "
             f"{movie.dtype}, got {tuple(out.shape)} {out.dtype}")
-    angles = check_angles(angles_per_line, n * rows, rows)
-    cr, cc = check_center(center, movie.shape)
-    mode = _check_interpolation(interpolation)
-    fill = _check_fill(fill_value, movie.dtype)
-    pm = _plane_params(plane_tilt, plane_orientation, plane_output)
+    angles, (cr, cc), mode, fill, pm = check_parameters(
+        movie.shape, movie.dtype, angles_per_line, center,
+        interpolation=interpolation, fill_value=fill_value,
+        plane_tilt=plane_tilt, plane_orientation=plane_orientation,
+        plane_output=plane_output)
     identity_plane = plane_output == "imaging" or float(plane_tilt) == 0
     lo, hi, is_int = _dtype_range(movie.dtype)
     total = n if total_frames is None else total_frames

@@ -12,15 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import (
-    _check_fill,
-    _check_interpolation,
-    _plane_params,
-    check_angles,
-    check_center,
-    check_movie,
-    derotate,
-)
+from .engine import check_movie, check_parameters, derotate
 from .errors import DerotationError
 
 __all__ = ["derotate_lazy", "BLOCK_BYTES"]
@@ -68,12 +60,12 @@ plane_orientation, plane_output
 
     movie = check_movie(array)
     n, rows, cols = movie.shape
-    angles = check_angles(angles_per_line, n * rows, rows)
-    center = check_center(center, movie.shape)
     dtype = np.dtype(movie.dtype)
-    _check_interpolation(interpolation)
-    _check_fill(fill_value, dtype)
-    _plane_params(plane_tilt, plane_orientation, plane_output)
+    angles, center, *_ = check_parameters(
+        movie.shape, dtype, angles_per_line, center,
+        interpolation=interpolation, fill_value=fill_value,
+        plane_tilt=plane_tilt, plane_orientation=plane_orientation,
+        plane_output=plane_output)
 
     if chunk_frames is not None:
         frames = _whole_number(chunk_frames)

@@ -20,15 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import _kernels
-from .engine import (
-    KERNEL_LOCK,
-    _check_fill,
-    _check_interpolation,
-    _dtype_range,
-    _plane_params,
-    check_angles,
-    check_center,
-)
+from .engine import KERNEL_LOCK, _dtype_range, check_parameters
 from .errors import DerotationError
 
 __all__ = [
@@ -93,13 +85,12 @@ def rotate_by_line(images, angles_per_line, center=None, *, n_frames=None,
     else:
         n_frames = images.shape[0]
         index = np.arange(n_frames, dtype=np.intp)
-    angles = check_angles(angles_in, n_frames * rows, rows)
-    cr, cc = check_center(center, images.shape)
-    mode = _check_interpolation(interpolation)
     if fill_value is None:
         fill_value = images.min()
-    fill = _check_fill(fill_value, images.dtype)
-    pm = _plane_params(plane_tilt, plane_orientation, "imaging")
+    angles, (cr, cc), mode, fill, pm = check_parameters(
+        (n_frames, rows, cols), images.dtype, angles_in, center,
+        interpolation=interpolation, fill_value=fill_value,
+        plane_tilt=plane_tilt, plane_orientation=plane_orientation)
     lo, hi, is_int = _dtype_range(images.dtype)
     rad = np.deg2rad(angles).reshape(n_frames, rows)
     out = np.empty((n_frames, rows, cols), images.dtype)

@@ -16,14 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .engine import (
-    _check_fill,
-    _check_interpolation,
-    check_angles,
-    check_center,
-    derotate_into,
-    frames_per_chunk,
-)
+from .engine import check_parameters, derotate_into, frames_per_chunk
 from .errors import DerotationError
 from .io import (
     MovieFile,
@@ -110,10 +103,9 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
         check_not_input(sidecar_path(out_path), movie_path)
     with MovieFile(movie_path) as mf:
         n, rows, cols = mf.shape
-        angles = check_angles(angles_per_line, n * rows, rows)
-        center = check_center(center, mf.shape)
-        _check_interpolation(interpolation)
-        _check_fill(fill_value, mf.dtype)
+        angles, center, *_ = check_parameters(
+            mf.shape, mf.dtype, angles_per_line, center,
+            interpolation=interpolation, fill_value=fill_value)
         step = check_chunk_frames(chunk_frames, mf.shape, mf.dtype)
         rec = record(movie_path=movie_path, out_path=out_path, shape=mf.shape,
                      dtype=mf.dtype, center=center, interpolation=interpolation,
