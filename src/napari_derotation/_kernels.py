@@ -197,7 +197,7 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
 
 @numba.njit(cache=True, parallel=True, error_model="numpy", fastmath=FAST)
 def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
-                    mode, fill, lo, hi, is_int, out):
+                    mode, fill, lo, hi, is_int, wk, tab, out):
     """Derotate every frame of ``movie`` into ``out`` (same shape).
 
     ``cos_t``/``sin_t``: (frames, rows) per-line tables; ``rough[f, k]`` marks
@@ -205,7 +205,7 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
     ``maxstep[f]``: the largest turn between two lines of frame ``f``;
     ``still[f]`` is True when every line of frame ``f`` has angle 0 (the frame
     is copied, unless ``pm`` tilts the plane); ``pm``: see
-    :func:`_coefficients`.
+    :func:`_coefficients`; ``wk``/``tab``: see :func:`work_tables`.
     """
     nf, nrows, ncols = movie.shape
     nbr = (nrows + CELL - 1) // CELL
@@ -219,121 +219,225 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
         if not still[f]:
             _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nbc + 1,
                       nrows, maxstep[f], pm, ks[f, k], kx[f, k])
+    # which cells may be interpolated, two cell rows at a time
+    smooth = np.zeros((nf, nbr, nbc), np.bool_)
+    npair = (nbr + 1) // 2
+    for idx in numba.prange(nf * npair):
+        f = idx // npair
+        if not still[f]:
+            _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, 2 * (idx % npair),
+                          nrows, maxstep[f], pm, ks[f], kx[f], smooth[f])
     for idx in numba.prange(nf * nbr):
         f = idx // nbr
         b = idx % nbr
-        _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
-                        still[f], b * CELL, nbc, cr, cc, pm, mode, fill, lo, hi,
-                        is_int, ks[f, b], kx[f, b], ks[f, b + 1], kx[f, b + 1],
-                        out[f])
+        _derotate_block(movie[f], cos_t[f], sin_t[f], maxstep[f], still[f],
+                        b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo, hi,
+                        is_int, wk, tab, ks[f, b], kx[f, b], ks[f, b + 1],
+                        kx[f, b + 1], out[f])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _derotate_block(img, ct, st, rf, maxstep, still, r0, nbc, cr, cc, pm,
-                    mode, fill, lo, hi, is_int, ks_t, kx_t, ks_b, kx_b, out):
-    """Rows r0 .. r0 + CELL of one frame, between the knot rows ``(ks_t,
-    kx_t)`` (row r0) and ``(ks_b, kx_b)`` (row r0 + CELL). (A function of its
-    own: numba's parallel loops mis-compile this much control flow inlined.)"""
-    nrows, ncols = img.shape
-    B = CELL
-    r1 = min(r0 + B, nrows)
-    if still:
-        for qr in range(r0, r1):
-            for qc in range(ncols):
-                out[qr, qc] = img[qr, qc]
-        return
-    smooth = np.empty(nbc, np.bool_)
-    for j in range(nbc):
-        smooth[j] = _cell_is_smooth(ct, st, rf, cr, cc, r0, j * B, ks_t[j],
-                                    ks_t[j + 1], ks_b[j], ks_b[j + 1], kx_t[j],
-                                    kx_t[j + 1], kx_b[j], kx_b[j + 1], nrows,
-                                    maxstep, pm)
-    # per output row: where each pixel was scanned (S, X), then sample them
-    S = np.empty(ncols)
-    X = np.empty(ncols)
-    scratch = _scratch(ncols)
-    inv = 1.0 / B
-    for qr in range(r0, r1):
-        w = (qr - r0) * inv
-        for j in range(nbc):
-            c0 = j * B
-            c1 = min(c0 + B, ncols)
-            if smooth[j]:
-                sl = ks_t[j] + (ks_b[j] - ks_t[j]) * w
-                sr = ks_t[j + 1] + (ks_b[j + 1] - ks_t[j + 1]) * w
-                xl = kx_t[j] + (kx_b[j] - kx_t[j]) * w
-                xr = kx_t[j + 1] + (kx_b[j + 1] - kx_t[j + 1]) * w
-                ds = (sr - sl) * inv
-                dx = (xr - xl) * inv
-                for qc in range(c0, c1):
-                    S[qc] = sl + ds * (qc - c0)
-                    X[qc] = xl + dx * (qc - c0)
-            else:
-                # solve every pixel, walking from the pixel above (or the
-                # cell's corner on the block's first row)
-                g = ks_t[j]
-                for qc in range(c0, c1):
-                    if qr > r0:
-                        g = S[qc]
-                    s, x = _root(ct, st, cr, cc, float(qr), float(qc), g, nrows,
-                                 maxstep, pm)
-                    S[qc] = s
-                    X[qc] = x
-                    g = s
-        _sample_row(img, S, X, mode, fill, lo, hi, is_int, scratch, out[qr])
+def _smooth_flags(ct, st, rf, cr, cc, r, nrows, maxstep, pm, ks, kx, flags):
+    """Which cells of cell rows ``r`` and ``r + 1`` may be interpolated from
+    their corners' crossings (``ks``, ``kx``: the frame's knot grid).
+
+    A 2 x 2 group of cells is smooth at once when no rough line is scanned
+    inside it and its five inner knots (edge midpoints and centre) agree
+    with the bilinear interpolation of its four outer corners within TOL:
+    its cells, interpolated from all nine exact knots, are closer still.
+    Otherwise each cell is checked at its centre (:func:`_cell_is_smooth`).
+    """
+    nbr, nbc = flags.shape
+    for c in range(0, nbc, 2):
+        ok = r + 2 <= nbr and c + 2 <= nbc
+        if ok:
+            lo = ks[r, c]
+            hi = lo
+            for a in range(3):
+                for b in range(3):
+                    lo = min(lo, ks[r + a, c + b])
+                    hi = max(hi, ks[r + a, c + b])
+            ok = not _any_rough(rf, lo, hi)
+        if ok:
+            ok = _agrees(ks, r, c) and _agrees(kx, r, c)
+        for rr in range(r, min(r + 2, nbr)):
+            for j in range(c, min(c + 2, nbc)):
+                flags[rr, j] = ok or _cell_is_smooth(
+                    ct, st, rf, cr, cc, rr * CELL, j * CELL, ks[rr, j],
+                    ks[rr, j + 1], ks[rr + 1, j], ks[rr + 1, j + 1], kx[rr, j],
+                    kx[rr, j + 1], kx[rr + 1, j], kx[rr + 1, j + 1], nrows,
+                    maxstep, pm)
 
 
 @numba.njit(cache=True, inline="always")
-def _scratch(n):
-    return (np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n),
-            np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.bool_))
+def _any_rough(rf, lo, hi):
+    """True when a rough line lies near the crossings in [lo, hi]."""
+    for k in range(max(int(lo + 1.0) - 2, 0), min(int(hi) + 2, rf.size - 1) + 1):
+        if rf[k]:
+            return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
+def _agrees(kk, r, c):
+    """The 3 x 3 knots from (r, c): do the inner five match the bilinear
+    interpolation of the four corners within TOL?"""
+    p00 = kk[r, c]
+    p02 = kk[r, c + 2]
+    p20 = kk[r + 2, c]
+    p22 = kk[r + 2, c + 2]
+    return (abs(kk[r, c + 1] - 0.5 * (p00 + p02)) < TOL
+            and abs(kk[r + 2, c + 1] - 0.5 * (p20 + p22)) < TOL
+            and abs(kk[r + 1, c] - 0.5 * (p00 + p20)) < TOL
+            and abs(kk[r + 1, c + 2] - 0.5 * (p02 + p22)) < TOL
+            and abs(kk[r + 1, c + 1] - 0.25 * (p00 + p02 + p20 + p22)) < TOL)
+
+
+NPX = CELL * CELL
+_T = np.array([(i // CELL) / CELL for i in range(NPX)])
+_U = np.array([(i % CELL) / CELL for i in range(NPX)])
+
+
+def work_tables(dtype, nrows, ncols, fill, lo, hi):
+    """The sampling loops' constants, in their working precision.
+
+    Movies of at most 16-bit integers, float16 or float32 are sampled in
+    float32 (their values are exact in it and the vectors are twice as
+    wide); others in float64. Returns ``wk`` (0, 1, 0.5, -0.5, rows - 0.5,
+    cols - 0.5, rows - 1, cols - 1, lo, hi, fill) and ``tab``: each cell
+    pixel's row and column offset over CELL, and their product.
+    """
+    dt = np.dtype(dtype)
+    narrow = dt.kind == "f" and dt.itemsize <= 4 or \
+        dt.kind in "iu" and dt.itemsize <= 2
+    work = np.float32 if narrow else np.float64
+    wk = np.array([0.0, 1.0, 0.5, -0.5, nrows - 0.5, ncols - 0.5, nrows - 1.0,
+                   ncols - 1.0, lo, hi, fill], dtype=work)
+    return wk, np.stack([_T, _U, _T * _U]).astype(work)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _sample_row(img, S, X, mode, fill, lo, hi, is_int, scratch, out):
-    """``out[i] = img`` sampled at ``(S[i], X[i])``, or ``fill`` where that
-    point was not scanned. Three passes (positions, gathers, blends) so the
-    arithmetic runs on vectors; the gathers are the only scalar part."""
+def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
+                    fill, lo, hi, is_int, wk, tab, ks_t, kx_t, ks_b, kx_b, out):
+    """Rows r0 .. r0 + CELL of one frame, cell by cell, between the knot rows
+    ``(ks_t, kx_t)`` (row r0) and ``(ks_b, kx_b)`` (row r0 + CELL).
+
+    Each CELL x CELL cell is done in passes over its pixels so that the
+    arithmetic runs on vectors: where each pixel was scanned (interpolated
+    in smooth cells, solved in the others), the sample indices and weights,
+    the four gathers (the only scalar pass), then the blend. Going cell by
+    cell keeps the source pixels it reads in the L1 cache. (A function of its
+    own: numba's parallel loops mis-compile this much control flow inlined.)
+    """
     nrows, ncols = img.shape
-    n = S.size
-    idx, fy, fx, a, b, c, d, cov = scratch
+    B = CELL
+    rh = min(B, nrows - r0)
+    if still:
+        for t in range(rh):
+            out[r0 + t, :] = img[r0 + t, :]
+        return
+    W = wk.dtype
+    S = np.empty(NPX, W)
+    X = np.empty(NPX, W)
+    fy = np.empty(NPX, W)
+    fx = np.empty(NPX, W)
+    idx = np.empty(NPX, np.int64)
+    cov = np.empty(NPX, np.bool_)
+    va = np.empty(NPX, img.dtype)
+    vb = np.empty(NPX, img.dtype)
+    vc = np.empty(NPX, img.dtype)
+    vd = np.empty(NPX, img.dtype)
+    res = np.empty(NPX, out.dtype)
+    T = tab[0]
+    U = tab[1]
+    TU = tab[2]
+    zero, one, half, mhalf, rlim, clim, smax, xmax, wlo, whi, wfill = (
+        wk[0], wk[1], wk[2], wk[3], wk[4], wk[5], wk[6], wk[7], wk[8], wk[9],
+        wk[10])
+    nr2 = np.int32(nrows - 2)
+    nc2 = np.int32(ncols - 2)
     flat = img.ravel()
-    if nrows < 2 or ncols < 2 or mode == NEAREST:
-        for i in range(n):
+    bilinear = mode == BILINEAR and nrows >= 2 and ncols >= 2
+    for j in range(smooth.size):
+        c0 = j * B
+        cw = min(B, ncols - c0)
+        if smooth[j]:
+            sa = ks_t[j]
+            xa = kx_t[j]
+            e0 = W.type(sa)
+            e1 = W.type(ks_t[j + 1] - sa)
+            e2 = W.type(ks_b[j] - sa)
+            e3 = W.type(sa - ks_t[j + 1] - ks_b[j] + ks_b[j + 1])
+            f0 = W.type(xa)
+            f1 = W.type(kx_t[j + 1] - xa)
+            f2 = W.type(kx_b[j] - xa)
+            f3 = W.type(xa - kx_t[j + 1] - kx_b[j] + kx_b[j + 1])
+            for i in range(NPX):
+                S[i] = e0 + e1 * U[i] + e2 * T[i] + e3 * TU[i]
+                X[i] = f0 + f1 * U[i] + f2 * T[i] + f3 * TU[i]
+        else:
+            # solve every pixel, walking from the pixel above (or the cell's
+            # corner on its first row); pixels beyond the frame are not used
+            g = ks_t[j]
+            for i in range(NPX):
+                t = i // B
+                u = i % B
+                if t < rh and u < cw:
+                    if t > 0:
+                        g = float(S[i - B])
+                    s, x = _root(ct, st, cr, cc, float(r0 + t), float(c0 + u),
+                                 g, nrows, maxstep, pm)
+                    S[i] = s
+                    X[i] = x
+                    g = s
+                else:
+                    S[i] = zero
+                    X[i] = zero
+        if not bilinear:
+            for t in range(rh):
+                for u in range(cw):
+                    s = float(S[t * B + u])
+                    x = float(X[t * B + u])
+                    if _covered(s, x, nrows, ncols):
+                        out[r0 + t, c0 + u] = _cast(
+                            _sample(img, s, x, nrows, ncols, mode), lo, hi, is_int)
+                    else:
+                        out[r0 + t, c0 + u] = fill
+            continue
+        for i in range(NPX):
             s = S[i]
             x = X[i]
-            if _covered(s, x, nrows, ncols):
-                out[i] = _cast(_sample(img, s, x, nrows, ncols, mode), lo, hi,
-                               is_int)
+            cov[i] = (s >= mhalf) & (s <= rlim) & (x >= mhalf) & (x <= clim)
+            s = min(max(s, zero), smax)
+            x = min(max(x, zero), xmax)
+            # s, x >= 0 here, so int() truncation is floor()
+            y0 = min(np.int32(s), nr2)
+            x0 = min(np.int32(x), nc2)
+            fy[i] = s - W.type(y0)
+            fx[i] = x - W.type(x0)
+            idx[i] = np.int64(y0) * ncols + x0
+        for i in range(NPX):
+            k = idx[i]
+            va[i] = flat[k]
+            vb[i] = flat[k + 1]
+            vc[i] = flat[k + ncols]
+            vd[i] = flat[k + ncols + 1]
+        for i in range(NPX):
+            # (1 - f) weights: exact at f = 0 and f = 1 (still lines, edges)
+            gx = one - fx[i]
+            top = W.type(va[i]) * gx + W.type(vb[i]) * fx[i]
+            bot = W.type(vc[i]) * gx + W.type(vd[i]) * fx[i]
+            v = top * (one - fy[i]) + bot * fy[i]
+            if is_int:
+                v = min(max(np.floor(v + half), wlo), whi)
+            res[i] = v if cov[i] else wfill
+        for t in range(rh):
+            if cw == B:
+                for u in range(B):
+                    out[r0 + t, c0 + u] = res[t * B + u]
             else:
-                out[i] = fill
-        return
-    smax = nrows - 1.0
-    xmax = ncols - 1.0
-    for i in range(n):
-        s = S[i]
-        x = X[i]
-        cov[i] = (s >= -0.5) & (s <= nrows - 0.5) & (x >= -0.5) & \
-            (x <= ncols - 0.5)
-        s = min(max(s, 0.0), smax)
-        x = min(max(x, 0.0), xmax)
-        y0 = min(np.int64(s), nrows - 2)
-        x0 = min(np.int64(x), ncols - 2)
-        fy[i] = s - y0
-        fx[i] = x - x0
-        idx[i] = y0 * ncols + x0
-    for i in range(n):
-        k = idx[i]
-        a[i] = flat[k]
-        b[i] = flat[k + 1]
-        c[i] = flat[k + ncols]
-        d[i] = flat[k + ncols + 1]
-    for i in range(n):
-        # (1 - f) weights: exact at f = 0 and f = 1 (still lines, edges)
-        top = a[i] * (1.0 - fx[i]) + b[i] * fx[i]
-        bot = c[i] * (1.0 - fx[i]) + d[i] * fx[i]
-        v = _cast(top * (1.0 - fy[i]) + bot * fy[i], lo, hi, is_int)
-        out[i] = v if cov[i] else fill
+                for u in range(cw):
+                    out[r0 + t, c0 + u] = res[t * B + u]
 
 
 @numba.njit(cache=True, parallel=True)

@@ -293,6 +293,7 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
         plane_output=plane_output)
     identity_plane = plane_output == "imaging" or float(plane_tilt) == 0
     lo, hi, is_int = _dtype_range(movie.dtype)
+    wk, tab = _kernels.work_tables(movie.dtype, rows, cols, fill, lo, hi)
     total = n if total_frames is None else total_frames
     step = frames_per_chunk(movie.shape)
     for start in range(0, n, step):
@@ -307,7 +308,8 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
             np.empty_like(src)
         with KERNEL_LOCK:
             _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, still, cr,
-                                     cc, pm, mode, fill, lo, hi, is_int, buf)
+                                     cc, pm, mode, fill, lo, hi, is_int, wk, tab,
+                                     buf)
         if buf is not dst:
             dst[...] = buf
         if progress is not None and progress(frame_offset + stop, total) is False:
