@@ -111,7 +111,7 @@ def measure(impl, size, frames, dtype, trace, repeat) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=200)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true",
                     help="256x256 only, 50 frames (a smoke run)")
     args = ap.parse_args(argv)
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     for size, dtype, trace in cases:
         ours = measure("ours", size, frames, dtype, trace, args.repeat)
         ref = measure("reference", size, frames, dtype, trace,
-                      1 if size == 512 else args.repeat)
+                      2 if size == 512 else args.repeat)
         fps_o = frames / ours["seconds"]
         fps_r = frames / ref["seconds"]
         print(f"{size:>4}^2 {dtype:>7} {trace:>6} | {fps_o:9.0f} {fps_r:8.0f} "

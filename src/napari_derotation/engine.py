@@ -21,6 +21,12 @@ Semantics (the same for every frame, whatever happened in other frames):
   outside the field of view while rotated) get ``fill_value``.
 * Where the scan passed over a pixel more than once in one frame (very fast
   rotation), the crossing nearest the neighbouring pixel's is used.
+* Speed: ``(s, x)`` is solved exactly every 8 pixels and interpolated in
+  between wherever the map is smooth (no kink in the angle trace, and the
+  exact solutions in between agree); elsewhere every pixel is solved. The
+  tests bound the shortcut at 0.1 px (median under 0.02 px). Movies of
+  16-bit or narrower integers and float32 are blended in float32, others in
+  float64.
 
 Angle sign and centre follow the reference package ``derotation``: a movie
 made by its ``Rotator(angles, stack, center_offset=(dr, dc))`` is corrected
@@ -383,6 +389,9 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
     """
     movie = check_movie(movie)
     out = np.empty(movie.shape, movie.dtype)
+    # fault the new pages in one sequential pass: faults taken by the kernel's
+    # threads at once cost more (measured 10-15% of the time at 256x256)
+    out.fill(0)
     derotate_into(movie, angles_per_line, center, out,
                   interpolation=interpolation, fill_value=fill_value,
                   progress=progress, plane_tilt=plane_tilt,
