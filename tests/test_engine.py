@@ -357,3 +357,12 @@ def test_interpolated_scan_positions_match_the_exact_solve(name, dtype):
         err = np.abs(out - (weight_s * s + weight_x * x))[inner] / big
         assert np.median(err) < 0.02
         assert err.max() < 0.1
+
+
+def test_float16_movies_are_derotated_in_float32_and_returned_as_float16():
+    sim = simulate_movie((40, 48), 3, trace="sine", dtype=np.float32)
+    movie = (sim.movie / sim.movie.max() * 100).astype(np.float16)
+    out = derotate(movie, sim.angles_per_line, sim.center)
+    assert out.dtype == np.float16
+    as32 = derotate(movie.astype(np.float32), sim.angles_per_line, sim.center)
+    np.testing.assert_array_equal(out, as32.astype(np.float16))

@@ -309,9 +309,12 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
         if not identity_plane:
             still[:] = False
         src = np.ascontiguousarray(movie[start:stop])
+        if src.dtype == np.float16:
+            # the compiled kernels have no float16: work on a float32 copy
+            src = src.astype(np.float32)
         dst = out[start:stop]
-        buf = dst if dst.flags.c_contiguous and dst.flags.writeable else \
-            np.empty_like(src)
+        buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
+            dst.dtype == src.dtype else np.empty_like(src)
         with KERNEL_LOCK:
             _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, still, cr,
                                      cc, pm, mode, fill, lo, hi, is_int, wk, tab,
