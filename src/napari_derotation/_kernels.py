@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import math
 
+import llvmlite.binding
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 NEAREST = 0
 BILINEAR = 1
@@ -29,6 +33,41 @@ BILINEAR = 1
 #: Floating-point shortcuts that keep NaN and infinity semantics (movies may
 #: hold NaN).
 FAST = {"contract", "arcp", "nsz", "reassoc", "afn"}
+
+#: The name of LLVM's prefetch intrinsic (its pointer suffix changed when
+#: LLVM's pointers became opaque, in LLVM 15).
+_PREFETCH = ("llvm.prefetch.p0" if llvmlite.binding.llvm_version_info[0] >= 15
+             else "llvm.prefetch.p0i8")
+
+
+def _make_prefetch(write):
+    @intrinsic
+    def prefetch(typingctx, arr, k):
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary,
+                                           [args[1]])
+            byte_ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(),
+                                                [byte_ptr.type, i32, i32, i32]),
+                _PREFETCH)
+            # read or write, kept in every cache level, of data
+            builder.call(fn, [byte_ptr, ir.Constant(i32, int(write)),
+                              ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return types.none(arr, types.intp), codegen
+    return prefetch
+
+
+#: Ask the CPU to start loading ``arr[k]`` into its caches, to read it or to
+#: write it, without waiting (hints: no effect on results).
+_prefetch = _make_prefetch(False)
+_prefetch_write = _make_prefetch(True)
+
 
 #: The plane matrices (see :func:`_coefficients`) for an untilted plane.
 IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
@@ -230,10 +269,11 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
     for idx in numba.prange(nf * nbr):
         f = idx // nbr
         b = idx % nbr
+        n = min(b + 2, nbr)
         _derotate_block(movie[f], cos_t[f], sin_t[f], maxstep[f], still[f],
                         b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo, hi,
                         is_int, wk, tab, ks[f, b], kx[f, b], ks[f, b + 1],
-                        kx[f, b + 1], out[f])
+                        kx[f, b + 1], ks[f, n], kx[f, n], out[f])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
@@ -293,6 +333,27 @@ def _agrees(kk, r, c):
             and abs(kk[r + 1, c + 1] - 0.25 * (p00 + p02 + p20 + p22)) < TOL)
 
 
+#: At most this many source rows are prefetched per cell.
+PREFETCH_ROWS = 24
+
+
+@numba.njit(cache=True, inline="always")
+def _prefetch_cell(flat, nrows, ncols, s0, s1, s2, s3, x0, x1, x2, x3):
+    """Prefetch the source pixels of a cell whose corners were scanned at
+    lines s0..s3 and positions x0..x3: the first and last of them on each
+    line (a cell's span is one or two cache lines). Reading the source in
+    rotated order defeats the CPU's own prefetchers."""
+    ra = int(min(max(min(min(s0, s1), min(s2, s3)), 0.0), nrows - 1.0))
+    rb = int(min(max(max(max(s0, s1), max(s2, s3)), 0.0), nrows - 1.0))
+    rb = min(rb + 1, nrows - 1, ra + PREFETCH_ROWS)
+    ca = int(min(max(min(min(x0, x1), min(x2, x3)), 0.0), ncols - 1.0))
+    cb = int(min(max(max(max(x0, x1), max(x2, x3)), 0.0), ncols - 1.0))
+    cb = min(cb + 1, ncols - 1)
+    for r in range(ra, rb + 1):
+        _prefetch(flat, r * ncols + ca)
+        _prefetch(flat, r * ncols + cb)
+
+
 NPX = CELL * CELL
 _T = np.array([(i // CELL) / CELL for i in range(NPX)])
 _U = np.array([(i % CELL) / CELL for i in range(NPX)])
@@ -318,9 +379,12 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
-                    fill, lo, hi, is_int, wk, tab, ks_t, kx_t, ks_b, kx_b, out):
+                    fill, lo, hi, is_int, wk, tab, ks_t, kx_t, ks_b, kx_b, ks_n,
+                    kx_n, out):
     """Rows r0 .. r0 + CELL of one frame, cell by cell, between the knot rows
-    ``(ks_t, kx_t)`` (row r0) and ``(ks_b, kx_b)`` (row r0 + CELL).
+    ``(ks_t, kx_t)`` (row r0) and ``(ks_b, kx_b)`` (row r0 + CELL); the next
+    knot row ``(ks_n, kx_n)`` tells which source pixels the next block will
+    read, so that they are prefetched while this one is done.
 
     Each CELL x CELL cell is done in passes over its pixels so that the
     arithmetic runs on vectors: where each pixel was scanned (interpolated
@@ -357,10 +421,16 @@ def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
     nr2 = np.int32(nrows - 2)
     nc2 = np.int32(ncols - 2)
     flat = img.ravel()
+    dst = out.ravel()
     bilinear = mode == BILINEAR and nrows >= 2 and ncols >= 2
     for j in range(smooth.size):
         c0 = j * B
         cw = min(B, ncols - c0)
+        _prefetch_cell(flat, nrows, ncols, ks_b[j], ks_b[j + 1], ks_n[j],
+                       ks_n[j + 1], kx_b[j], kx_b[j + 1], kx_n[j], kx_n[j + 1])
+        # and the output pixels of the cell below
+        for t in range(r0 + B, min(r0 + 2 * B, nrows)):
+            _prefetch_write(dst, t * ncols + c0)
         if smooth[j]:
             sa = ks_t[j]
             xa = kx_t[j]
