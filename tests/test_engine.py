@@ -366,3 +366,10 @@ def test_float16_movies_are_derotated_in_float32_and_returned_as_float16():
     assert out.dtype == np.float16
     as32 = derotate(movie.astype(np.float32), sim.angles_per_line, sim.center)
     np.testing.assert_array_equal(out, as32.astype(np.float16))
+
+
+def test_frames_of_2_31_pixels_or_more_are_refused_before_any_work():
+    # a broadcast view: no memory behind it
+    huge = np.broadcast_to(np.zeros((1, 1, 1), np.uint8), (1, 2**16, 2**15))
+    with pytest.raises(DerotationError, match="2\\*\\*31 pixels"):
+        derotate(huge, np.zeros(2**16))

@@ -405,7 +405,7 @@ def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
     X = np.empty(NPX, W)
     fy = np.empty(NPX, W)
     fx = np.empty(NPX, W)
-    idx = np.empty(NPX, np.int64)
+    idx = np.empty(NPX, np.int32)     # frames hold < 2**31 pixels
     cov = np.empty(NPX, np.bool_)
     va = np.empty(NPX, img.dtype)
     vb = np.empty(NPX, img.dtype)
@@ -420,6 +420,7 @@ def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
         wk[10])
     nr2 = np.int32(nrows - 2)
     nc2 = np.int32(ncols - 2)
+    nc = np.int32(ncols)
     flat = img.ravel()
     dst = out.ravel()
     bilinear = mode == BILINEAR and nrows >= 2 and ncols >= 2
@@ -485,7 +486,7 @@ def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
             x0 = min(np.int32(x), nc2)
             fy[i] = s - W.type(y0)
             fx[i] = x - W.type(x0)
-            idx[i] = np.int64(y0) * ncols + x0
+            idx[i] = y0 * nc + x0
         for i in range(NPX):
             k = idx[i]
             va[i] = flat[k]

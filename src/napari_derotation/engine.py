@@ -77,6 +77,10 @@ def check_movie(movie) -> np.ndarray:
     if 0 in movie.shape:
         raise DerotationError(
             f"movie is empty: shape {tuple(movie.shape)} (frames, rows, cols)")
+    if movie.shape[1] * movie.shape[2] >= 2**31:
+        raise DerotationError(
+            f"frames must hold fewer than 2**31 pixels; got {movie.shape[1]} x "
+            f"{movie.shape[2]}")
     dt = np.dtype(movie.dtype)
     if dt.kind not in "uif" or dt.itemsize > 8:
         raise DerotationError(
