@@ -36,6 +36,7 @@ by ``derotate(movie, angles, center=(rows // 2 + dr, cols // 2 + dc))``.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import mmap
 import sys
@@ -309,29 +310,50 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
     wk, tab = _kernels.work_tables(movie.dtype, rows, cols, fill, lo, hi)
     total = n if total_frames is None else total_frames
     step = frames_per_chunk(movie.shape)
+    # frames whose lines are all at angle 0 are copied as they are (unless
+    # the plane is tilted); the kernel gets the runs of turning frames
+    still = ~np.any(angles.reshape(n, rows) != 0, axis=1) if identity_plane \
+        else np.zeros(n, np.bool_)
     for start in range(0, n, step):
         stop = min(n, start + step)
-        cos_t, sin_t, rough, maxstep, still = _tables(
-            angles[start * rows: stop * rows], stop - start, rows)
-        if not identity_plane:
-            still[:] = False
-        src = np.ascontiguousarray(movie[start:stop])
-        if src.dtype == np.float16:
-            # the compiled kernels have no float16: work on a float32 copy
-            src = src.astype(np.float32)
-        dst = out[start:stop]
-        buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
-            dst.dtype == src.dtype else np.empty_like(src)
-        with KERNEL_LOCK:
-            _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, still, cr,
-                                     cc, pm, mode, fill, lo, hi, is_int, wk, tab,
-                                     buf)
-        if buf is not dst:
-            dst[...] = buf
+        for a, b, copy in _runs(still, start, stop):
+            if copy:
+                out[a:b] = movie[a:b]
+            else:
+                _derotate_run(movie, angles, a, b, out, cr, cc, pm, mode, fill,
+                              lo, hi, is_int, wk, tab)
         if progress is not None and progress(frame_offset + stop, total) is False:
             raise Cancelled(
                 f"derotation cancelled after {frame_offset + stop} of {total} "
                 "frames")
+
+
+def _runs(flags: np.ndarray, start: int, stop: int):
+    """``(a, b, flag)`` for each run of equal ``flags`` in [start, stop)."""
+    cuts = np.flatnonzero(flags[start + 1:stop] != flags[start:stop - 1])
+    edges = [start, *(start + 1 + cuts).tolist(), stop]
+    return [(a, b, bool(flags[a])) for a, b in itertools.pairwise(edges)]
+
+
+def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
+                  hi, is_int, wk, tab) -> None:
+    """Frames ``start:stop`` of ``movie`` through the kernel into ``out``."""
+    rows = movie.shape[1]
+    cos_t, sin_t, rough, maxstep, still = _tables(
+        angles[start * rows: stop * rows], stop - start, rows)
+    still[:] = False        # a run of turning frames (or a tilted plane)
+    src = np.ascontiguousarray(movie[start:stop])
+    if src.dtype == np.float16:
+        # the compiled kernels have no float16: work on a float32 copy
+        src = src.astype(np.float32)
+    dst = out[start:stop]
+    buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
+        dst.dtype == src.dtype else np.empty_like(src)
+    with KERNEL_LOCK:
+        _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, still, cr,
+                                 cc, pm, mode, fill, lo, hi, is_int, wk, tab, buf)
+    if buf is not dst:
+        dst[...] = buf
 
 
 #: Linux's madvise advice that faults pages in, writable, without writing.
