@@ -286,7 +286,7 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
                   fill_value=0, progress: Progress | None = None,
                   plane_tilt=0.0, plane_orientation=0.0,
                   plane_output="imaging", frame_offset: int = 0,
-                  total_frames: int | None = None) -> None:
+                  total_frames: int | None = None, _fresh: bool = False) -> None:
     """Derotate ``movie`` into the preallocated ``out`` (same shape and dtype).
 
     The engine behind :func:`derotate`, for callers that own the output (a
@@ -321,7 +321,7 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
                 out[a:b] = movie[a:b]
             else:
                 _derotate_run(movie, angles, a, b, out, cr, cc, pm, mode, fill,
-                              lo, hi, is_int, wk, tab)
+                              lo, hi, is_int, wk, tab, _fresh)
         if progress is not None and progress(frame_offset + stop, total) is False:
             raise Cancelled(
                 f"derotation cancelled after {frame_offset + stop} of {total} "
@@ -336,8 +336,9 @@ def _runs(flags: np.ndarray, start: int, stop: int):
 
 
 def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
-                  hi, is_int, wk, tab) -> None:
-    """Frames ``start:stop`` of ``movie`` through the kernel into ``out``."""
+                  hi, is_int, wk, tab, fresh) -> None:
+    """Frames ``start:stop`` of ``movie`` through the kernel into ``out``
+    (``fresh``: its memory was never written; see :func:`fault_in`)."""
     rows = movie.shape[1]
     cos_t, sin_t, rough, maxstep, still = _tables(
         angles[start * rows: stop * rows], stop - start, rows)
@@ -347,6 +348,8 @@ def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
         # the compiled kernels have no float16: work on a float32 copy
         src = src.astype(np.float32)
     dst = out[start:stop]
+    if fresh:
+        fault_in(dst)
     buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
         dst.dtype == src.dtype else np.empty_like(src)
     with KERNEL_LOCK:
@@ -448,8 +451,7 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
     """
     movie = check_movie(movie)
     out = np.empty(movie.shape, movie.dtype)
-    fault_in(out)
-    derotate_into(movie, angles_per_line, center, out,
+    derotate_into(movie, angles_per_line, center, out, _fresh=True,
                   interpolation=interpolation, fill_value=fill_value,
                   progress=progress, plane_tilt=plane_tilt,
                   plane_orientation=plane_orientation,
