@@ -326,7 +326,8 @@ def _exact_positions(angles, rows, cols, center):
     return s, x
 
 
-@pytest.mark.parametrize("name", ["slow ramp", "sine", "real", "real x3", "jump"])
+@pytest.mark.parametrize("name", ["slow ramp", "sine", "real", "real x3", "jump",
+                                  "real, 256x256"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_interpolated_scan_positions_match_the_exact_solve(name, dtype):
     """Inside smooth cells the engine interpolates where each pixel was
@@ -335,10 +336,11 @@ def test_interpolated_scan_positions_match_the_exact_solve(name, dtype):
     every line turns by less than a pixel at the frame's corners). A movie
     linear in (line, column) makes the derotated value a readout of the
     sampled position."""
-    rows, cols = 72, 88
-    center = (33.5, 47.25)
+    rows, cols = (256, 256) if name == "real, 256x256" else (72, 88)
+    center = (rows / 2 - 0.5, cols / 2 + 3.25)
     rotating = real_trace()[REAL_TRACE_FIRST_ROTATION + 300:][:rows]
     angles = {
+        "real, 256x256": rotating,          # far corners: larger errors
         "slow ramp": constant_speed_trace(rows, degrees_per_line=0.02) + 40,
         "sine": sine_trace(rows, amplitude=6.0, cycles=1.0) + 120,
         "real": rotating,

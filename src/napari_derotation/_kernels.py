@@ -218,10 +218,10 @@ def _knot_row(ct, st, cr, cc, qr, nknots, nrows, maxstep, pm, ks, kx):
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
-                    nrows, maxstep, pm):
-    """True when the map inside the cell may be interpolated from its corners
-    (crossings a, b, c, d at positions xa..xd: top-left, top-right,
-    bottom-left, bottom-right)."""
+                    nrows, maxstep, pm, h=CELL):
+    """True when the map inside the h x h cell at (r0, c0) may be
+    interpolated from its corners (crossings a, b, c, d at positions xa..xd:
+    top-left, top-right, bottom-left, bottom-right)."""
     kmin = max(int(min(min(a, b), min(c, d)) + 1.0) - 2, 0)
     kmax = min(int(max(max(a, b), max(c, d))) + 2, nrows - 1)
     for k in range(kmin, kmax + 1):
@@ -229,7 +229,7 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
             return False
     si = 0.25 * (a + b + c + d)
     xi = 0.25 * (xa + xb + xc + xd)
-    sm, xm = _root(ct, st, cr, cc, r0 + 0.5 * CELL, c0 + 0.5 * CELL, si, nrows,
+    sm, xm = _root(ct, st, cr, cc, r0 + 0.5 * h, c0 + 0.5 * h, si, nrows,
                    maxstep, pm)
     return abs(sm - si) < TOL and abs(xm - xi) < TOL
 
@@ -270,7 +270,8 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
         f = idx // nbr
         b = idx % nbr
         n = min(b + 2, nbr)
-        _derotate_block(movie[f], cos_t[f], sin_t[f], maxstep[f], still[f],
+        _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
+                        still[f],
                         b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo, hi,
                         is_int, wk, tab, ks[f, b], kx[f, b], ks[f, b + 1],
                         kx[f, b + 1], ks[f, n], kx[f, n], out[f])
@@ -333,6 +334,78 @@ def _agrees(kk, r, c):
             and abs(kk[r + 1, c + 1] - 0.25 * (p00 + p02 + p20 + p22)) < TOL)
 
 
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+def _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm, sa, sb,
+                 sc, sd, xa, xb, xc, xd, S, X):
+    """Where each pixel of a cell that is not smooth was scanned, into S, X
+    (row-major, CELL wide). The cell is split into four quarters with exact
+    crossings at their corners; a quarter that passes the smoothness check
+    at its own scale is interpolated, the others are solved pixel by pixel.
+    Pixels beyond the frame (rh, cw) are set to 0 and not used."""
+    for i in range(NPX):
+        S[i] = 0.0
+        X[i] = 0.0
+    if _any_rough(rf, min(min(sa, sb), min(sc, sd)), max(max(sa, sb), max(sc, sd))):
+        # a kink or a jump in the angle: solve the whole cell, walking from
+        # pixel to pixel (the crossing nearest the neighbour's)
+        _solve_pixels(ct, st, cr, cc, r0, c0, 0, rh, 0, cw, sa, nrows, maxstep,
+                      pm, S, X)
+        return
+    H = CELL // 2
+    ks = np.empty((3, 3))
+    kx = np.empty((3, 3))
+    ks[0, 0], ks[0, 2], ks[2, 0], ks[2, 2] = sa, sb, sc, sd
+    kx[0, 0], kx[0, 2], kx[2, 0], kx[2, 2] = xa, xb, xc, xd
+    for a in range(3):
+        for b in range(3):
+            if a != 1 and b != 1:
+                continue
+            # guess: the crossing interpolated from the corners
+            g = sa + (sb - sa) * 0.5 * b + (sc - sa) * 0.5 * a
+            ks[a, b], kx[a, b] = _root(ct, st, cr, cc, float(r0 + a * H),
+                                       float(c0 + b * H), g, nrows, maxstep, pm)
+    for a in range(2):
+        for b in range(2):
+            t0 = a * H
+            u0 = b * H
+            t1 = min(t0 + H, rh)
+            u1 = min(u0 + H, cw)
+            if t1 <= t0 or u1 <= u0:
+                continue
+            p, q, v, w = ks[a, b], ks[a, b + 1], ks[a + 1, b], ks[a + 1, b + 1]
+            px, qx, vx, wx = kx[a, b], kx[a, b + 1], kx[a + 1, b], kx[a + 1, b + 1]
+            if _cell_is_smooth(ct, st, rf, cr, cc, r0 + t0, c0 + u0, p, q, v, w,
+                               px, qx, vx, wx, nrows, maxstep, pm, H):
+                for t in range(t0, t1):
+                    ft = (t - t0) / H
+                    for u in range(u0, u1):
+                        fu = (u - u0) / H
+                        S[t * CELL + u] = ((p * (1.0 - fu) + q * fu) * (1.0 - ft)
+                                           + (v * (1.0 - fu) + w * fu) * ft)
+                        X[t * CELL + u] = ((px * (1.0 - fu) + qx * fu) * (1.0 - ft)
+                                           + (vx * (1.0 - fu) + wx * fu) * ft)
+            else:
+                _solve_pixels(ct, st, cr, cc, r0, c0, t0, t1, u0, u1, p, nrows,
+                              maxstep, pm, S, X)
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+def _solve_pixels(ct, st, cr, cc, r0, c0, t0, t1, u0, u1, g, nrows, maxstep, pm,
+                  S, X):
+    """Solve rows t0..t1, columns u0..u1 of the cell at (r0, c0) pixel by
+    pixel into S, X, walking from the pixel above (or from ``g`` and then
+    the pixel to the left, on the first row)."""
+    for t in range(t0, t1):
+        for u in range(u0, u1):
+            if t > t0:
+                g = float(S[(t - 1) * CELL + u])
+            s, x = _root(ct, st, cr, cc, float(r0 + t), float(c0 + u), g, nrows,
+                         maxstep, pm)
+            S[t * CELL + u] = s
+            X[t * CELL + u] = x
+            g = s
+
+
 #: At most this many source rows are prefetched per cell.
 PREFETCH_ROWS = 24
 
@@ -378,7 +451,7 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
+def _derotate_block(img, ct, st, rf, maxstep, still, r0, smooth, cr, cc, pm, mode,
                     fill, lo, hi, is_int, wk, tab, ks_t, kx_t, ks_b, kx_b, ks_n,
                     kx_n, out):
     """Rows r0 .. r0 + CELL of one frame, cell by cell, between the knot rows
@@ -447,23 +520,9 @@ def _derotate_block(img, ct, st, maxstep, still, r0, smooth, cr, cc, pm, mode,
                 S[i] = e0 + e1 * U[i] + e2 * T[i] + e3 * TU[i]
                 X[i] = f0 + f1 * U[i] + f2 * T[i] + f3 * TU[i]
         else:
-            # solve every pixel, walking from the pixel above (or the cell's
-            # corner on its first row); pixels beyond the frame are not used
-            g = ks_t[j]
-            for i in range(NPX):
-                t = i // B
-                u = i % B
-                if t < rh and u < cw:
-                    if t > 0:
-                        g = float(S[i - B])
-                    s, x = _root(ct, st, cr, cc, float(r0 + t), float(c0 + u),
-                                 g, nrows, maxstep, pm)
-                    S[i] = s
-                    X[i] = x
-                    g = s
-                else:
-                    S[i] = zero
-                    X[i] = zero
+            _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm,
+                         ks_t[j], ks_t[j + 1], ks_b[j], ks_b[j + 1], kx_t[j],
+                         kx_t[j + 1], kx_b[j], kx_b[j + 1], S, X)
         if not bilinear:
             for t in range(rh):
                 for u in range(cw):

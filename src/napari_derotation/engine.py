@@ -208,6 +208,12 @@ def _tables(angles_deg: np.ndarray, n_frames: int, rows: int):
         rough[:, 1:-1] = kink
         rough[:, :-2] |= kink
         rough[:, 2:] |= kink
+    if rows > 1:
+        # beyond the first and last lines the scan is continued at their
+        # angles: a kink there too when the angle was still changing
+        limit = np.deg2rad(ROUGH_DEGREES)
+        rough[:, :2] |= (np.abs(step[:, 0]) > limit)[:, None]
+        rough[:, -2:] |= (np.abs(step[:, -1]) > limit)[:, None]
     still = ~np.any(a != 0, axis=1)
     return np.cos(rad), np.sin(rad), rough, maxstep, still
 
