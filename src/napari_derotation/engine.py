@@ -22,9 +22,10 @@ Semantics (the same for every frame, whatever happened in other frames):
 * Where the scan passed over a pixel more than once in one frame (very fast
   rotation), the crossing nearest the neighbouring pixel's is used.
 * Speed: ``(s, x)`` is solved exactly every 8 pixels and interpolated in
-  between wherever the map is smooth (no kink in the angle trace, and the
-  exact solutions in between agree); elsewhere every pixel is solved. The
-  tests bound the shortcut at 0.1 px (median under 0.02 px). Movies of
+  between wherever the map is smooth (no kink in the angle trace nearby,
+  the scan's ends included, and the exact solutions in between agree);
+  elsewhere on a 4-pixel grid where that is smooth, else at every pixel.
+  The tests bound the shortcut at 0.1 px (median under 0.02 px). Movies of
   16-bit or narrower integers and float32 are blended in float32, others in
   float64.
 
