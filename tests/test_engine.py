@@ -315,7 +315,7 @@ def _exact_positions(angles, rows, cols, center):
     from napari_derotation import _kernels
     from napari_derotation.engine import _tables
 
-    ct, st, _, maxstep, _ = _tables(np.asarray(angles, float), 1, rows)
+    ct, st, _, maxstep = _tables(np.asarray(angles, float), 1, rows)
     s = np.empty((rows, cols))
     x = np.empty((rows, cols))
     for r in range(rows):

@@ -222,11 +222,8 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
     """True when the map inside the h x h cell at (r0, c0) may be
     interpolated from its corners (crossings a, b, c, d at positions xa..xd:
     top-left, top-right, bottom-left, bottom-right)."""
-    kmin = max(int(min(min(a, b), min(c, d)) + 1.0) - 2, 0)
-    kmax = min(int(max(max(a, b), max(c, d))) + 2, nrows - 1)
-    for k in range(kmin, kmax + 1):
-        if rf[k]:
-            return False
+    if _any_rough(rf, min(min(a, b), min(c, d)), max(max(a, b), max(c, d))):
+        return False
     si = 0.25 * (a + b + c + d)
     xi = 0.25 * (xa + xb + xc + xd)
     sm, xm = _root(ct, st, cr, cc, r0 + 0.5 * h, c0 + 0.5 * h, si, nrows,
@@ -235,16 +232,15 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy", fastmath=FAST)
-def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
-                    mode, fill, lo, hi, is_int, wk, tab, out):
+def derotate_frames(movie, cos_t, sin_t, rough, maxstep, cr, cc, pm, mode, fill,
+                    lo, hi, is_int, wk, tab, out):
     """Derotate every frame of ``movie`` into ``out`` (same shape).
 
     ``cos_t``/``sin_t``: (frames, rows) per-line tables; ``rough[f, k]`` marks
     lines where the angle's second difference is large (a kink or a jump);
     ``maxstep[f]``: the largest turn between two lines of frame ``f``;
-    ``still[f]`` is True when every line of frame ``f`` has angle 0 (the frame
-    is copied, unless ``pm`` tilts the plane); ``pm``: see
-    :func:`_coefficients`; ``wk``/``tab``: see :func:`work_tables`.
+    ``pm``: see :func:`_coefficients`; ``wk``/``tab``: see
+    :func:`work_tables`. (Frames that do not turn are copied by the engine.)
     """
     nf, nrows, ncols = movie.shape
     nbr = (nrows + CELL - 1) // CELL
@@ -255,23 +251,20 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, still, cr, cc, pm,
     for idx in numba.prange(nf * (nbr + 1)):
         f = idx // (nbr + 1)
         k = idx % (nbr + 1)
-        if not still[f]:
-            _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nbc + 1,
-                      nrows, maxstep[f], pm, ks[f, k], kx[f, k])
+        _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nbc + 1, nrows,
+                  maxstep[f], pm, ks[f, k], kx[f, k])
     # which cells may be interpolated, two cell rows at a time
     smooth = np.zeros((nf, nbr, nbc), np.bool_)
     npair = (nbr + 1) // 2
     for idx in numba.prange(nf * npair):
         f = idx // npair
-        if not still[f]:
-            _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, 2 * (idx % npair),
-                          nrows, maxstep[f], pm, ks[f], kx[f], smooth[f])
+        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, 2 * (idx % npair),
+                      nrows, maxstep[f], pm, ks[f], kx[f], smooth[f])
     for idx in numba.prange(nf * nbr):
         f = idx // nbr
         b = idx % nbr
         n = min(b + 2, nbr)
         _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
-                        still[f],
                         b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo, hi,
                         is_int, wk, tab, ks[f, b], kx[f, b], ks[f, b + 1],
                         kx[f, b + 1], ks[f, n], kx[f, n], out[f])
@@ -451,7 +444,7 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _derotate_block(img, ct, st, rf, maxstep, still, r0, smooth, cr, cc, pm, mode,
+def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
                     fill, lo, hi, is_int, wk, tab, ks_t, kx_t, ks_b, kx_b, ks_n,
                     kx_n, out):
     """Rows r0 .. r0 + CELL of one frame, cell by cell, between the knot rows
@@ -469,10 +462,6 @@ def _derotate_block(img, ct, st, rf, maxstep, still, r0, smooth, cr, cc, pm, mod
     nrows, ncols = img.shape
     B = CELL
     rh = min(B, nrows - r0)
-    if still:
-        for t in range(rh):
-            out[r0 + t, :] = img[r0 + t, :]
-        return
     W = wk.dtype
     S = np.empty(NPX, W)
     X = np.empty(NPX, W)

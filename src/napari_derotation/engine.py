@@ -191,8 +191,8 @@ ROUGH_DEGREES = 0.02
 
 
 def _tables(angles_deg: np.ndarray, n_frames: int, rows: int):
-    """Per-line cos/sin, "rough" lines, largest turn between lines and still
-    frames, per frame, for :func:`._kernels.derotate_frames`."""
+    """Per-line cos/sin, "rough" lines and the largest turn between lines,
+    per frame, for :func:`._kernels.derotate_frames`."""
     a = angles_deg.reshape(n_frames, rows)
     rad = np.deg2rad(a)
     if rows > 1:
@@ -215,8 +215,7 @@ def _tables(angles_deg: np.ndarray, n_frames: int, rows: int):
         limit = np.deg2rad(ROUGH_DEGREES)
         rough[:, :2] |= (np.abs(step[:, 0]) > limit)[:, None]
         rough[:, -2:] |= (np.abs(step[:, -1]) > limit)[:, None]
-    still = ~np.any(a != 0, axis=1)
-    return np.cos(rad), np.sin(rad), rough, maxstep, still
+    return np.cos(rad), np.sin(rad), rough, maxstep
 
 
 PLANE_OUTPUTS = ("imaging", "rotation")
@@ -347,9 +346,8 @@ def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
     """Frames ``start:stop`` of ``movie`` through the kernel into ``out``
     (``fresh``: its memory was never written; see :func:`fault_in`)."""
     rows = movie.shape[1]
-    cos_t, sin_t, rough, maxstep, still = _tables(
+    cos_t, sin_t, rough, maxstep = _tables(
         angles[start * rows: stop * rows], stop - start, rows)
-    still[:] = False        # a run of turning frames (or a tilted plane)
     src = np.ascontiguousarray(movie[start:stop])
     if src.dtype == np.float16:
         # the compiled kernels have no float16: work on a float32 copy
@@ -360,8 +358,8 @@ def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
     buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
         dst.dtype == src.dtype else np.empty_like(src)
     with KERNEL_LOCK:
-        _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, still, cr,
-                                 cc, pm, mode, fill, lo, hi, is_int, wk, tab, buf)
+        _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, cr, cc, pm,
+                                 mode, fill, lo, hi, is_int, wk, tab, buf)
     if buf is not dst:
         dst[...] = buf
 
