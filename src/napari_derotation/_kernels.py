@@ -222,7 +222,7 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
     """True when the map inside the h x h cell at (r0, c0) may be
     interpolated from its corners (crossings a, b, c, d at positions xa..xd:
     top-left, top-right, bottom-left, bottom-right)."""
-    if _any_rough(rf, min(min(a, b), min(c, d)), max(max(a, b), max(c, d))):
+    if _rough_cell(rf, a, b, c, d):
         return False
     si = 0.25 * (a + b + c + d)
     xi = 0.25 * (xa + xb + xc + xd)
@@ -313,6 +313,13 @@ def _any_rough(rf, lo, hi):
 
 
 @numba.njit(cache=True, inline="always")
+def _rough_cell(rf, a, b, c, d):
+    """True when a rough line lies near a cell whose corners were crossed at
+    lines a, b, c, d."""
+    return _any_rough(rf, min(min(a, b), min(c, d)), max(max(a, b), max(c, d)))
+
+
+@numba.njit(cache=True, inline="always")
 def _agrees(kk, r, c):
     """The 3 x 3 knots from (r, c): do the inner five match the bilinear
     interpolation of the four corners within TOL?"""
@@ -338,7 +345,7 @@ def _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm, sa, sb,
     for i in range(NPX):
         S[i] = 0.0
         X[i] = 0.0
-    if _any_rough(rf, min(min(sa, sb), min(sc, sd)), max(max(sa, sb), max(sc, sd))):
+    if _rough_cell(rf, sa, sb, sc, sd):
         # a kink or a jump in the angle: solve the whole cell, walking from
         # pixel to pixel (the crossing nearest the neighbour's)
         _solve_pixels(ct, st, cr, cc, r0, c0, 0, rh, 0, cw, sa, nrows, maxstep,

@@ -37,6 +37,7 @@ by ``derotate(movie, angles, center=(rows // 2 + dr, cols // 2 + dc))``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import math
 import mmap
@@ -368,6 +369,17 @@ def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
 _MADV_POPULATE_WRITE = 23
 
 
+@functools.cache
+def _madvise():
+    """libc's ``madvise``, or None where there is none."""
+    try:
+        madvise = ctypes.CDLL(None).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
+
+
 def fault_in(array: np.ndarray) -> None:
     """Fault a new array's memory in before the engine's threads write it.
 
@@ -376,18 +388,14 @@ def fault_in(array: np.ndarray) -> None:
     5.14+ the kernel maps the pages without a write; elsewhere, or if it
     refuses, zeros are written.
     """
-    if sys.platform.startswith("linux") and array.nbytes >= 1 << 22:
+    madvise = _madvise() if sys.platform.startswith("linux") else None
+    if madvise is not None and array.nbytes >= 1 << 22:
         page = mmap.PAGESIZE
         addr = array.ctypes.data
         start = -(-addr // page) * page
         end = (addr + array.nbytes) // page * page
-        try:
-            madvise = ctypes.CDLL(None).madvise
-            madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-            if madvise(start, end - start, _MADV_POPULATE_WRITE) == 0:
-                return
-        except (OSError, AttributeError):
-            pass
+        if madvise(start, end - start, _MADV_POPULATE_WRITE) == 0:
+            return
     array.fill(0)
 
 
