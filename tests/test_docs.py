@@ -56,10 +56,12 @@ def test_cli_page_has_every_subcommand_usage(site):
 
 def test_api_page_is_generated_from_docstrings(site):
     html = (site / "api" / "index.html").read_text()
-    for name in ("napari_derotation.engine.derotate", "napari_derotation.lazy."
-                 "derotate_lazy", "napari_derotation.stream.derotate_file",
-                 "napari_derotation.cluster.derotate_file_distributed",
-                 "napari_derotation.simulate.rotate_by_line",
+    for name in ("napari_derotation.engine.derotate",
+                 "napari_derotation.engine.lazy.derotate_lazy",
+                 "napari_derotation.engine.files.derotate_file",
+                 "napari_derotation.engine.cluster.derotate_file_distributed",
+                 "napari_derotation.engine.params.DerotationParams",
+                 "napari_derotation.simulate.movie.rotate_by_line",
                  "napari_derotation.compat.derotate_an_image_array_line_by_line"):
         assert f'id="{name}"' in html, name
     # a sentence of a docstring, rendered

@@ -7,7 +7,6 @@ import pytest
 
 from napari_derotation import Cancelled, DerotationError, derotate, derotate_into
 from napari_derotation.simulate import (
-    REAL_TRACE_FIRST_ROTATION,
     constant_speed_trace,
     make_texture,
     real_trace,
@@ -15,6 +14,7 @@ from napari_derotation.simulate import (
     simulate_movie,
     sine_trace,
 )
+from napari_derotation.simulate.movie import REAL_TRACE_FIRST_ROTATION
 
 from helpers import frame_scores, inscribed_disk, pearson
 
@@ -242,7 +242,7 @@ def test_input_memmap_is_not_modified(tmp_path):
 def test_progress_reports_and_cancel_raises():
     sim = simulate_movie((64, 64), 40, trace="constant", dtype=np.float32)
     seen = []
-    import napari_derotation.engine as eng
+    import napari_derotation.engine._driver as eng
 
     old = eng.CHUNK_PIXELS
     eng.CHUNK_PIXELS = 64 * 64 * 7          # several chunks
@@ -312,8 +312,8 @@ def test_warmup_compiles_the_kernel_for_each_dtype():
 def _exact_positions(angles, rows, cols, center):
     """(line, position) where each pixel of one frame was scanned, solved
     pixel by pixel (no interpolation between grid knots)."""
-    from napari_derotation import _kernels
-    from napari_derotation.engine import _tables
+    from napari_derotation.engine import _kernels
+    from napari_derotation.engine._driver import _tables
 
     ct, st, _, maxstep = _tables(np.asarray(angles, float), 1, rows)
     s = np.empty((rows, cols))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -313,6 +312,9 @@ def test_dataset_discovery(full_run, tmp_path):
 
 
 def test_bayesian_centre(full_run, tmp_path, monkeypatch):
+    import napari_derotation.center as center_pkg
+    from napari_derotation.center import CenterResult
+
     folder = full_run[0]
     cfg = Dataset.from_folder(folder).config.replace(
         center_method="bayesian", center=(19, 19), delta_center=4)
@@ -322,18 +324,19 @@ def test_bayesian_centre(full_run, tmp_path, monkeypatch):
         calls.update(shape=movie.shape, n=len(angles), initial=initial,
                      radius=search_radius)
         progress(1, 1)
-        return types.SimpleNamespace(center=(20.5, 18.5), score=0.1)
+        return CenterResult(center=(20.5, 18.5), objective=0.1,
+                            centers=np.zeros((3, 2)), objectives=np.zeros(3),
+                            n_evaluations=3, n_frames=12, initial=initial,
+                            search_radius=search_radius, elapsed=0.5)
 
-    monkeypatch.setitem(sys.modules, "napari_derotation.center",
-                        types.SimpleNamespace(find_center_bayesian=fake))
+    monkeypatch.setattr(center_pkg, "find_center_bayesian", fake)
     rec = run_dataset(cfg, tmp_path / "a")
     assert rec["center_row_col"] == [20.5, 18.5]
     assert calls["initial"] == (19.0, 19.0) and calls["radius"] == 4
     assert calls["n"] == calls["shape"][0] * SIZE
-    assert rec["pipeline"]["center"]["search"]["score"] == 0.1
-    monkeypatch.setitem(sys.modules, "napari_derotation.center", None)
-    with pytest.raises(DerotationError, match="bayesian needs .*not available"):
-        run_dataset(cfg, tmp_path / "b")
+    search = rec["pipeline"]["center"]["search"]
+    assert search["objective"] == 0.1 and search["n_evaluations"] == 3
+    assert search["n_frames"] == 12
 
 
 def test_cli_batch_keeps_going_and_reports(full_rec, tmp_path, capsys):

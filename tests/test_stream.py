@@ -13,9 +13,10 @@ import pytest
 import tifffile
 
 from napari_derotation import Cancelled, DerotationError, derotate
+from napari_derotation.engine.files import derotate_chunk, derotate_file
+from napari_derotation.engine.params import DerotationParams
 from napari_derotation.io import MovieFile, TiffStreamWriter, file_sha256
 from napari_derotation.simulate import make_cells, rotate_by_line, simulate_movie
-from napari_derotation.stream import derotate_chunk, derotate_file
 
 ROWS, COLS, FRAMES = 24, 32, 12
 
@@ -112,7 +113,8 @@ def test_singleton_axes_are_dropped(tmp_path):
 
 def test_derotate_chunk_matches_slice(movie_file):
     path, movie, angles = movie_file
-    part = derotate_chunk(path, 3, 8, angles[3 * ROWS: 8 * ROWS], (11.5, 17.0))
+    part = derotate_chunk(path, 3, 8, angles[3 * ROWS: 8 * ROWS],
+                          DerotationParams(center=(11.5, 17.0)))
     np.testing.assert_array_equal(part, derotate(movie, angles, (11.5, 17.0))[3:8])
 
 

@@ -350,7 +350,7 @@ class CenterSection(Section):
             return None
         data, angles, _ = inputs
         try:
-            from ..ellipse import fit_center_ellipse
+            from ..center.ellipse import fit_center_ellipse
         except ImportError:
             notify("error", "the ellipse fit (napari_derotation.ellipse) is "
                             "not available")

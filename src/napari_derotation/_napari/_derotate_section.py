@@ -149,8 +149,8 @@ class DerotateSection(Section):
         inputs = self.session.inputs()
         if inputs is None:
             return None
+        from ..engine.lazy import derotate_lazy
         from ..errors import DerotationError
-        from ..lazy import derotate_lazy
 
         data, angles, center = inputs
         params = {"center": center,

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.params import DerotationParams
+
 KEY = "derotation"
 
 
@@ -54,6 +56,19 @@ def frame_angles(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
     """One angle per frame: the angle of the frame's first line."""
     a = np.asarray(angles_per_line, np.float64)[: n_frames * rows]
     return a.reshape(n_frames, rows)[:, 0]
+
+
+def params(metadata) -> DerotationParams:
+    """The derotation parameters a layer was (or will be) derotated with."""
+    d = get(metadata)
+    center = d.get("center")
+    return DerotationParams(
+        center=None if center is None else tuple(float(v) for v in center),
+        interpolation=d.get("interpolation", "bilinear"),
+        fill_value=d.get("fill_value", 0.0),
+        plane_tilt=d.get("plane_tilt", 0.0),
+        plane_orientation=d.get("plane_orientation", 0.0),
+        plane_output=d.get("plane_output", "imaging"))
 
 
 def parameters(metadata) -> dict:

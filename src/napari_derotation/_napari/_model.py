@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..engine import check_angles, check_center, check_movie, derotate_into
+from ..engine.files import record
 from ..errors import DerotationError
 from ..io import (
     TiffStreamWriter,
@@ -21,7 +22,6 @@ from ..io import (
     sidecar_path,
     write_json,
 )
-from ..stream import record
 from . import _meta
 
 #: Frames derotated for the live preview (~10 ms at 256x256).
@@ -201,14 +201,10 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
         rec = record(movie_path=input_path if input_path and
                      Path(input_path).is_file() else None,
                      out_path=paths["movie"], shape=derotated.shape,
-                     dtype=derotated.dtype, center=d["center"],
-                     interpolation=d.get("interpolation", "bilinear"),
-                     fill_value=d.get("fill_value", 0.0),
+                     dtype=derotated.dtype, params=_meta.params(metadata),
                      angles_source=d.get("angles_source"),
                      n_angles=angles.size, checksum=False,
                      source_layer=d.get("source_layer"),
-                     plane_tilt=d.get("plane_tilt", 0.0),
-                     plane_orientation=d.get("plane_orientation", 0.0),
                      per_frame_csv=paths["frames"].name,
                      angles_file=paths["angles"].name)
         if input_path:

@@ -14,8 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
-from ..config import load_config
 from ..errors import DerotationError
+from ..pipeline.config import load_config
 from ._common import positive_int
 from .run import Reporter, warnings_to
 

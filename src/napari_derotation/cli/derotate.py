@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..engine import INTERPOLATIONS
+from ..engine.files import derotate_file
 from ..errors import DerotationError
 from ..io import load_angles
-from ..stream import derotate_file
 from ._common import Progress
 
 NAME = "derotate"
@@ -52,7 +52,7 @@ def run(args) -> int:
     angles = load_angles(args.angles)
     progress = None if args.quiet else Progress("derotating")
     if args.scheduler or args.workers is not None:
-        from ..cluster import derotate_file_distributed
+        from ..engine.cluster import derotate_file_distributed
 
         derotate_file_distributed(
             args.movie, angles, args.output, args.center,

@@ -57,7 +57,7 @@ def run(args) -> int:
     movie = read_movie(args.movie)
     angles = load_angles(args.angles)
     if args.method == "ellipse":
-        from ..ellipse import fit_center_ellipse
+        from ..center.ellipse import fit_center_ellipse
 
         if args.seed is None:
             raise DerotationError(

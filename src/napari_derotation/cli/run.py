@@ -7,8 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..config import load_config
 from ..errors import DerotationError
+from ..pipeline.config import load_config
 from ._common import Progress
 
 NAME = "run"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DerotationError
+from ..errors import DerotationError
 
 __all__ = ["AnalogSignals", "load_analog", "load_stimulus", "VoltsChannel",
            "ROLES", "DEFAULT_CHANNEL_NAMES", "DEFAULT_CHANNELS", "DEFAULT_ROWS",

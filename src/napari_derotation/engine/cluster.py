@@ -23,10 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import check_parameters
-from .errors import Cancelled, DerotationError
-from .io import MovieFile, TiffStreamWriter, check_not_input, sidecar_path
-from .stream import check_chunk_frames, derotate_chunk, record, write_sidecar
+from ..errors import Cancelled, DerotationError
+from ..io import (
+    MovieFile,
+    TiffStreamWriter,
+    check_not_input,
+    record,
+    sidecar_path,
+    write_sidecar,
+)
+from ._driver import check_parameters
+from .files import check_chunk_frames, derotate_chunk
+from .params import DerotationParams
 
 __all__ = ["cluster_client", "derotate_file_distributed", "check_workers"]
 
@@ -89,14 +97,17 @@ def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None
                               interpolation="bilinear", fill_value=0,
                               chunk_frames=None, progress=None,
                               angles_source=None, sidecar=True,
-                              in_flight: int | None = None) -> dict:
+                              in_flight: int | None = None, plane_tilt=0.0,
+                              plane_orientation=0.0, plane_output="imaging",
+                              params: DerotationParams | None = None) -> dict:
     """Derotate the TIFF ``movie_path`` into ``out_path`` on a dask cluster.
 
     Parameters
     ----------
     movie_path, angles_per_line, out_path, center, interpolation, \
-fill_value, chunk_frames, progress, angles_source, sidecar
-        As in :func:`napari_derotation.stream.derotate_file`.
+fill_value, plane_tilt, plane_orientation, plane_output, params, \
+chunk_frames, progress, angles_source, sidecar
+        As in :func:`napari_derotation.engine.files.derotate_file`.
     scheduler : str, optional
         Address of a running dask scheduler (``tcp://host:8786``).
     workers : int, optional
@@ -113,6 +124,10 @@ fill_value, chunk_frames, progress, angles_source, sidecar
     dict
         The record also written to the JSON sidecar, with a ``cluster`` entry.
     """
+    params = DerotationParams.build(
+        params, center=center, interpolation=interpolation,
+        fill_value=fill_value, plane_tilt=plane_tilt,
+        plane_orientation=plane_orientation, plane_output=plane_output)
     movie_path = Path(movie_path).resolve()
     out_path = Path(out_path)
     check_not_input(out_path, movie_path)
@@ -121,9 +136,7 @@ fill_value, chunk_frames, progress, angles_source, sidecar
     with MovieFile(movie_path) as mf:
         shape, dtype = mf.shape, mf.dtype
     n, rows, _ = shape
-    angles, center, *_ = check_parameters(
-        shape, dtype, angles_per_line, center, interpolation=interpolation,
-        fill_value=fill_value)
+    angles, params = check_parameters(shape, dtype, angles_per_line, params)
     step = check_chunk_frames(chunk_frames, shape, dtype)
     check_workers(workers)
     if client is not None and (scheduler or workers):
@@ -137,8 +150,7 @@ fill_value, chunk_frames, progress, angles_source, sidecar
         threads = sum(client.nthreads().values()) or 1
         ahead = max(1, in_flight or 2 * threads)
         rec = record(movie_path=movie_path, out_path=out_path, shape=shape,
-                     dtype=dtype, center=center, interpolation=interpolation,
-                     fill_value=fill_value, angles_source=angles_source,
+                     dtype=dtype, params=params, angles_source=angles_source,
                      n_angles=np.size(angles_per_line), checksum=sidecar,
                      chunk_frames=step,
                      cluster={"scheduler": client.scheduler_info().get(
@@ -155,9 +167,7 @@ fill_value, chunk_frames, progress, angles_source, sidecar
             stop = min(n, start + step)
             pending.append((stop, client.submit(
                 derotate_chunk, str(movie_path), start, stop,
-                angles[start * rows: stop * rows], center,
-                interpolation=interpolation, fill_value=fill_value,
-                pure=False)))
+                angles[start * rows: stop * rows], params, pure=False)))
 
         try:
             with TiffStreamWriter(out_path, shape, dtype) as writer:

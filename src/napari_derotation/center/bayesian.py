@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .engine import check_angles, check_center, check_movie, default_center, derotate
-from .errors import Cancelled, DerotationError
+from ..engine import check_angles, check_center, check_movie, default_center, derotate
+from ..errors import Cancelled, DerotationError
 
 __all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
            "frame_angles", "MIN_ROTATION_DEGREES"]

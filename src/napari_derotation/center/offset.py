@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from .center import ResidualMotion
-from .engine import check_angles, check_center, check_movie
-from .errors import Cancelled, DerotationError
+from ..engine import check_angles, check_center, check_movie
+from ..errors import Cancelled, DerotationError
+from .bayesian import ResidualMotion
 
 __all__ = ["OffsetResult", "estimate_angle_offset", "shift_angles"]
 

@@ -8,24 +8,15 @@ its JSON sidecar appear only when complete.
 
 from __future__ import annotations
 
-import datetime
-import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .engine import check_parameters, derotate_into, frames_per_chunk
-from .errors import DerotationError
-from .io import (
-    MovieFile,
-    TiffStreamWriter,
-    check_not_input,
-    file_sha256,
-    sidecar_path,
-    write_json,
-)
+from ..errors import DerotationError
+from ..io import MovieFile, TiffStreamWriter, check_not_input, record, sidecar_path
+from ..io.provenance import write_sidecar
+from ._driver import check_parameters, derotate_into, frames_per_chunk
+from .params import DerotationParams
 
 #: Default bytes of movie per chunk.
 CHUNK_BYTES = 64 * 2**20
@@ -34,39 +25,6 @@ CHUNK_BYTES = 64 * 2**20
 def default_chunk_frames(shape, dtype) -> int:
     frame = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
     return max(1, min(CHUNK_BYTES // frame, shape[0]))
-
-
-def record(*, movie_path, out_path, shape, dtype, center, interpolation,
-           fill_value, angles_source, n_angles, checksum=True, **extra) -> dict:
-    """The parameters and provenance written beside an output."""
-    import numba
-    import scipy
-    import tifffile
-
-    rec = {
-        "software": "napari-derotation",
-        "version": __version__,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(
-            timespec="seconds"),
-        "input": {"path": str(Path(movie_path).resolve()) if movie_path else None,
-                  "shape": list(shape), "dtype": str(np.dtype(dtype))},
-        "output": str(Path(out_path).resolve()) if out_path else None,
-        "center_row_col": [float(center[0]), float(center[1])],
-        "interpolation": interpolation,
-        "fill_value": float(fill_value),
-        "angles": {"source": str(angles_source) if angles_source else None,
-                   "values": int(n_angles),
-                   "used": int(shape[0] * shape[1])},
-        "environment": {"python": platform.python_version(),
-                        "numpy": np.__version__, "scipy": scipy.__version__,
-                        "numba": numba.__version__,
-                        "tifffile": tifffile.__version__,
-                        "platform": sys.platform},
-    }
-    if checksum and movie_path:
-        rec["input"]["sha256"] = file_sha256(movie_path)
-    rec.update(extra)
-    return rec
 
 
 def check_chunk_frames(chunk_frames, shape, dtype) -> int:
@@ -87,7 +45,10 @@ def check_chunk_frames(chunk_frames, shape, dtype) -> int:
 
 def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                   interpolation="bilinear", fill_value=0, chunk_frames=None,
-                  progress=None, angles_source=None, sidecar=True) -> dict:
+                  progress=None, angles_source=None, sidecar=True,
+                  plane_tilt=0.0, plane_orientation=0.0,
+                  plane_output="imaging",
+                  params: DerotationParams | None = None) -> dict:
     """Derotate the TIFF ``movie_path`` into ``out_path`` chunk by chunk.
 
     Writes ``out_path`` (same dtype) and, with ``sidecar``, ``OUT.json`` with
@@ -97,19 +58,21 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     total_frames)`` may return ``False`` to cancel (raises
     :class:`Cancelled`, nothing is left behind). Returns the record.
     """
+    params = DerotationParams.build(
+        params, center=center, interpolation=interpolation,
+        fill_value=fill_value, plane_tilt=plane_tilt,
+        plane_orientation=plane_orientation, plane_output=plane_output)
     out_path = Path(out_path)
     check_not_input(out_path, movie_path)
     if sidecar:
         check_not_input(sidecar_path(out_path), movie_path)
     with MovieFile(movie_path) as mf:
         n, rows, cols = mf.shape
-        angles, center, *_ = check_parameters(
-            mf.shape, mf.dtype, angles_per_line, center,
-            interpolation=interpolation, fill_value=fill_value)
+        angles, params = check_parameters(mf.shape, mf.dtype, angles_per_line,
+                                          params)
         step = check_chunk_frames(chunk_frames, mf.shape, mf.dtype)
         rec = record(movie_path=movie_path, out_path=out_path, shape=mf.shape,
-                     dtype=mf.dtype, center=center, interpolation=interpolation,
-                     fill_value=fill_value, angles_source=angles_source,
+                     dtype=mf.dtype, params=params, angles_source=angles_source,
                      n_angles=np.size(angles_per_line), checksum=sidecar,
                      chunk_frames=step)
         buf = np.empty((step, rows, cols), mf.dtype)
@@ -118,9 +81,8 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                 stop = min(n, start + step)
                 chunk = mf.read(start, stop)
                 dst = buf[: stop - start]
-                derotate_into(chunk, angles[start * rows: stop * rows], center,
-                              dst, interpolation=interpolation,
-                              fill_value=fill_value, progress=progress,
+                derotate_into(chunk, angles[start * rows: stop * rows], out=dst,
+                              params=params, progress=progress,
                               frame_offset=start, total_frames=n)
                 del chunk
                 writer.write(dst)
@@ -129,18 +91,8 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     return rec
 
 
-def write_sidecar(out_path, rec: dict) -> None:
-    """Write ``OUT.json`` beside a completed ``OUT.tif``; if that fails, the
-    TIFF goes too, so an output never exists without its record."""
-    try:
-        write_json(sidecar_path(out_path), rec)
-    except BaseException:
-        Path(out_path).unlink(missing_ok=True)
-        raise
-
-
-def derotate_chunk(movie_path, start, stop, angles_per_line, center, *,
-                   interpolation="bilinear", fill_value=0) -> np.ndarray:
+def derotate_chunk(movie_path, start, stop, angles_per_line,
+                   params: DerotationParams) -> np.ndarray:
     """Read frames ``start:stop`` of a TIFF and derotate them.
 
     ``angles_per_line`` holds the angles of those frames' lines only
@@ -150,10 +102,9 @@ def derotate_chunk(movie_path, start, stop, angles_per_line, center, *,
     with MovieFile(movie_path) as mf:
         chunk = mf.read(start, stop)
     out = np.empty_like(chunk)
-    derotate_into(chunk, angles_per_line, center, out,
-                  interpolation=interpolation, fill_value=fill_value)
+    derotate_into(chunk, angles_per_line, out=out, params=params)
     return out
 
 
-__all__ = ["derotate_file", "derotate_chunk", "record", "default_chunk_frames",
+__all__ = ["derotate_file", "derotate_chunk", "default_chunk_frames",
            "check_chunk_frames", "frames_per_chunk"]

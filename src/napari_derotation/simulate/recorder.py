@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DerotationError
+from ..errors import DerotationError
 
 __all__ = ["Recording", "simulate_recording", "ROW_ORDER", "BIN_CHANNELS"]
 
@@ -83,7 +83,7 @@ class Recording:
 
     def write_npy(self, path) -> Path:
         """Write :attr:`signals` as the reference's ``(4, samples)`` ``.npy``."""
-        from .io import atomic_path
+        from ..io import atomic_path
 
         path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -96,7 +96,7 @@ class Recording:
         Channels named as in :data:`BIN_CHANNELS` carry the matching signal;
         any other channel is written as zeros.
         """
-        from .io import atomic_path
+        from ..io import atomic_path
 
         n = self.signals.shape[1]
         data = np.zeros((n, len(channel_names)), np.int16)
@@ -112,7 +112,7 @@ class Recording:
 
     def write_stimulus(self, path) -> Path:
         """Write the stimulus table as CSV ``speed,direction``."""
-        from .io import atomic_path
+        from ..io import atomic_path
 
         path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:

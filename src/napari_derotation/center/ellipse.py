@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage, optimize, sparse
 
-from .center import MIN_ROTATION_DEGREES
-from .engine import check_angles, check_center, check_movie, default_center
-from .errors import Cancelled, DerotationError
+from ..engine import check_angles, check_center, check_movie, default_center
+from ..errors import Cancelled, DerotationError
+from .bayesian import MIN_ROTATION_DEGREES
 
 __all__ = ["EllipseFit", "fit_center_ellipse", "fit_ellipse",
            "ellipse_to_plane"]

@@ -19,9 +19,10 @@ from importlib import resources
 import numpy as np
 from scipy import ndimage
 
-from . import _kernels
-from .engine import KERNEL_LOCK, _dtype_range, check_parameters
-from .errors import DerotationError
+from ..engine import _kernels
+from ..engine._driver import KERNEL_LOCK, check_parameters
+from ..engine.params import DerotationParams
+from ..errors import DerotationError
 
 __all__ = [
     "rotate_by_line", "make_cells", "make_texture", "incremental_trace",
@@ -87,17 +88,17 @@ def rotate_by_line(images, angles_per_line, center=None, *, n_frames=None,
         index = np.arange(n_frames, dtype=np.intp)
     if fill_value is None:
         fill_value = images.min()
-    angles, (cr, cc), mode, fill, pm = check_parameters(
-        (n_frames, rows, cols), images.dtype, angles_in, center,
-        interpolation=interpolation, fill_value=fill_value,
-        plane_tilt=plane_tilt, plane_orientation=plane_orientation)
-    lo, hi, is_int = _dtype_range(images.dtype)
+    angles, params = check_parameters(
+        (n_frames, rows, cols), images.dtype, angles_in, DerotationParams(
+            center=center, interpolation=interpolation, fill_value=fill_value,
+            plane_tilt=plane_tilt, plane_orientation=plane_orientation))
+    k = params.kernel_args(images.dtype)
     rad = np.deg2rad(angles).reshape(n_frames, rows)
     out = np.empty((n_frames, rows, cols), images.dtype)
     with KERNEL_LOCK:
         _kernels.rotate_lines(np.ascontiguousarray(images), index, np.cos(rad),
-                              np.sin(rad), cr, cc, pm, mode, fill, lo, hi,
-                              is_int, out)
+                              np.sin(rad), k.cr, k.cc, k.plane, k.mode, k.fill,
+                              k.lo, k.hi, k.is_int, out)
     return out
 
 
@@ -188,7 +189,7 @@ def real_trace(n_lines: int | None = None, *, start_line=0) -> np.ndarray:
     ``derotation`` package, BSD-3). ``n_lines`` values from ``start_line``;
     asking for more than recorded raises.
     """
-    ref = resources.files(__package__) / "data" / "real_trace.npz"
+    ref = resources.files("napari_derotation") / "data" / "real_trace.npz"
     with ref.open("rb") as fh:
         trace = np.load(fh)["angles_per_line"]
     stop = trace.size if n_lines is None else start_line + n_lines
@@ -275,4 +276,3 @@ def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
     return SimulatedMovie(movie.astype(dt), angles, center, img.astype(dt),
                           dict(trace=trace, center_offset=list(center_offset),
                                seed=seed, noise=noise, sample=sample))
-from .recorder import simulate_recording  # noqa: E402,F401

@@ -14,9 +14,14 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DerotationError
-from .loaders import DEFAULT_CHANNEL_NAMES, DEFAULT_CHANNELS, DEFAULT_ROWS, ROLES
-from .signals import SignalParams
+from ..acquisition.loaders import (
+    DEFAULT_CHANNEL_NAMES,
+    DEFAULT_CHANNELS,
+    DEFAULT_ROWS,
+    ROLES,
+)
+from ..acquisition.signals import SignalParams
+from ..errors import DerotationError
 
 __all__ = ["Config", "load_config", "KEYS", "CONFIG_SUFFIXES"]
 

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from scipy.signal import find_peaks
 
-from .errors import Cancelled, DerotationError
+from ..errors import Cancelled, DerotationError
 
 __all__ = ["SignalParams", "AnglesResult", "process_signals", "find_ticks",
            "pulse_edges", "merge_brief_off", "threshold", "blocks_from_ticks",

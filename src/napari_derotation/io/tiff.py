@@ -1,19 +1,13 @@
-"""Files: movies, angle traces, sidecar JSON; every output written atomically.
+"""TIFF movies: read (memory-mapped or chunk by chunk) and written atomically.
 
 Raw data is never modified: movies are opened read-only (memory-mapped where
-the TIFF allows it), and every output is written to a temporary name in the
-destination folder and renamed into place only when complete, so a failure or
-a cancel leaves nothing behind.
+the TIFF allows it); outputs go through :func:`.atomic.atomic_path`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +15,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .errors import DerotationError
+from ..errors import DerotationError
+from .atomic import atomic_path
 
-__all__ = ["read_movie", "load_angles", "save_angles", "atomic_path",
-           "write_tiff", "TiffStreamWriter", "write_json", "sidecar_path",
-           "file_sha256", "check_not_input", "ANGLE_SUFFIXES"]
-
-ANGLE_SUFFIXES = (".npy", ".csv", ".txt")
+__all__ = ["read_movie", "write_tiff", "TiffStreamWriter", "MovieFile"]
 
 
 def read_movie(path, *, mmap: bool = True) -> np.ndarray:
@@ -67,112 +58,6 @@ def _read_tiff(path: Path, mmap: bool) -> np.ndarray:
         except (ValueError, OSError, RuntimeError, IndexError):
             pass
     return tifffile.imread(path)
-
-
-def load_angles(path) -> np.ndarray:
-    """Per-line angles (degrees) from ``.npy``, ``.csv`` or ``.txt``.
-
-    CSV/TXT: one number per line or row, comma or whitespace separated; a
-    header row is skipped; with several columns, the one named ``angle`` (or
-    ``angles``, ``rotation_angle``, ``angle_deg``) or else the last is used.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DerotationError(f"angles file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            a = np.load(path, allow_pickle=False)
-        elif suffix in (".csv", ".txt"):
-            a = _load_text_column(path)
-        else:
-            raise DerotationError(
-                f"angles file {path.name}: expected one of "
-                f"{', '.join(ANGLE_SUFFIXES)}; got {suffix or 'no suffix'}")
-    except DerotationError:
-        raise
-    except Exception as exc:
-        raise DerotationError(f"cannot read angles from {path.name}: {exc}") \
-            from None
-    a = np.asarray(a)
-    if a.dtype.kind not in "uif":
-        raise DerotationError(
-            f"angles in {path.name} must be numbers; found dtype {a.dtype}")
-    a = np.squeeze(a)
-    if a.ndim != 1:
-        raise DerotationError(
-            f"angles in {path.name} must be 1-D (one per line); found shape "
-            f"{a.shape}")
-    return a.astype(np.float64)
-
-
-def _load_text_column(path: Path) -> np.ndarray:
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise DerotationError(f"angles file {path.name} is empty")
-    sep = "," if "," in lines[0] else None
-    header = [h.strip().lower() for h in lines[0].split(sep)]
-    column = len(header) - 1
-    try:
-        [float(h) for h in header]
-        body = lines
-    except ValueError:
-        body = lines[1:]
-        for name in ("angle", "angles", "rotation_angle", "angle_deg",
-                     "angles_per_line"):
-            if name in header:
-                column = header.index(name)
-                break
-    values = []
-    for n, ln in enumerate(body, start=len(lines) - len(body) + 1):
-        parts = ln.split(sep)
-        try:
-            values.append(float(parts[column]))
-        except (ValueError, IndexError):
-            raise DerotationError(
-                f"{path.name}, line {n}: expected a number in column "
-                f"{column + 1}; found {ln!r}") from None
-    return np.asarray(values)
-
-
-def save_angles(path, angles) -> Path:
-    """Write per-line angles as ``.npy`` (or one per line as ``.csv``/``.txt``)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(angles, np.float64))
-        else:
-            np.savetxt(tmp, np.asarray(angles, np.float64), fmt="%.6f",
-                       header="angle", comments="")
-    return path
-
-
-@contextlib.contextmanager
-def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` when the
-    block completes, delete it if the block raises."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise DerotationError(f"output folder does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                               dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_tiff(path, data, *, description: str | None = None) -> Path:
@@ -250,51 +135,6 @@ class TiffStreamWriter:
             self._ctx.__exit__(type(error), error, error.__traceback__)
             raise error
         return self._ctx.__exit__(None, None, None)
-
-
-def write_json(path, obj) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    return Path(path)
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def sidecar_path(path) -> Path:
-    """``OUT.tif`` -> ``OUT.json``: where an output's parameters are written."""
-    return Path(path).with_suffix(".json")
-
-
-def file_sha256(path, *, chunk: int = 1 << 24) -> str:
-    """SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_not_input(output, *inputs) -> None:
-    """Refuse to write ``output`` over any of ``inputs``."""
-    out = Path(output).resolve()
-    for inp in inputs:
-        if inp is None:
-            continue
-        inp = Path(inp)
-        if out == inp.resolve() or (out.exists() and inp.exists()
-                                    and os.path.samefile(out, inp)):
-            raise DerotationError(
-                f"refusing to overwrite the input {inp.name}: choose another "
-                f"output path")
 
 
 #: What tifffile logs (instead of raising) when a file is cut short or broken.

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import check_movie, check_parameters, derotate
-from .errors import DerotationError
+from ..errors import DerotationError
+from ._driver import check_movie, check_parameters, derotate
+from .params import DerotationParams
 
 __all__ = ["derotate_lazy", "BLOCK_BYTES"]
 
@@ -21,14 +22,15 @@ __all__ = ["derotate_lazy", "BLOCK_BYTES"]
 BLOCK_BYTES = 8 * 2**20
 
 
-def _derotate_block(block, angles, *, center, **kwargs):
+def _derotate_block(block, angles, *, params):
     # ``angles`` is the (frames, rows, 1) slice that belongs to this block
-    return derotate(block, angles.ravel(), center, **kwargs)
+    return derotate(block, angles.ravel(), params=params)
 
 
 def derotate_lazy(array, angles_per_line, center=None, *, chunk_frames=None,
                   interpolation="bilinear", fill_value=0, plane_tilt=0.0,
-                  plane_orientation=0.0, plane_output="imaging"):
+                  plane_orientation=0.0, plane_output="imaging",
+                  params: DerotationParams | None = None):
     """Derotate a movie lazily, one block of whole frames at a time.
 
     Parameters
@@ -36,7 +38,7 @@ def derotate_lazy(array, angles_per_line, center=None, *, chunk_frames=None,
     array : numpy array, memmap or dask array (frames, rows, cols)
         The raw movie; never modified nor loaded as a whole.
     angles_per_line, center, interpolation, fill_value, plane_tilt, \
-plane_orientation, plane_output
+plane_orientation, plane_output, params
         As in :func:`napari_derotation.derotate`; checked here, at once.
     chunk_frames : int, optional
         Frames per block. Default: a dask input keeps its frame chunks (rows
@@ -58,14 +60,15 @@ plane_orientation, plane_output
     """
     import dask.array as da
 
+    params = DerotationParams.build(
+        params, center=center, interpolation=interpolation,
+        fill_value=fill_value, plane_tilt=plane_tilt,
+        plane_orientation=plane_orientation, plane_output=plane_output)
     movie = check_movie(array)
     n, rows, cols = movie.shape
     dtype = np.dtype(movie.dtype)
-    angles, center, *_ = check_parameters(
-        movie.shape, dtype, angles_per_line, center,
-        interpolation=interpolation, fill_value=fill_value,
-        plane_tilt=plane_tilt, plane_orientation=plane_orientation,
-        plane_output=plane_output)
+    angles, params = check_parameters(movie.shape, dtype, angles_per_line,
+                                      params)
 
     if chunk_frames is not None:
         frames = _whole_number(chunk_frames)
@@ -83,9 +86,7 @@ plane_orientation, plane_output
                               chunks=(lazy.chunks[0], rows, 1))
     return da.map_blocks(
         _derotate_block, lazy, per_block, dtype=dtype, chunks=lazy.chunks,
-        center=center, interpolation=interpolation, fill_value=fill_value,
-        plane_tilt=plane_tilt, plane_orientation=plane_orientation,
-        plane_output=plane_output, token="derotate")
+        params=params, token="derotate")
 
 
 def _whole_number(value) -> int:

@@ -25,185 +25,30 @@ import contextlib
 import csv
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import CONFIG_SUFFIXES, Config, load_config
-from .engine import check_center, default_center
-from .errors import Cancelled, DerotationError
-from .io import MovieFile, atomic_path, check_not_input, file_sha256, write_json
-from .loaders import AnalogSignals, load_analog, load_stimulus
-from .signals import AnglesResult, process_signals
+from ..acquisition.signals import AnglesResult
+from ..engine import check_center, default_center
+from ..engine.params import DerotationParams
+from ..errors import Cancelled, DerotationError
+from ..io import (
+    MovieFile,
+    atomic_path,
+    check_not_input,
+    file_sha256,
+    record,
+    write_json,
+)
+from . import plots as debug_plots
+from .config import load_config
+from .dataset import OUTPUT_SUBFOLDER, Dataset
 
-__all__ = ["Dataset", "AnglesResult", "run_dataset", "estimate_blank",
-           "write_frame_csv", "OUTPUT_SUBFOLDER"]
-
-#: Where ``batch`` writes a dataset's outputs, inside the dataset folder.
-OUTPUT_SUBFOLDER = "derotation"
-_MOVIE_SUFFIXES = (".tif", ".tiff")
+__all__ = ["run_dataset", "estimate_blank", "write_frame_csv"]
 
 
 # ------------------------------------------------------------------ dataset
-
-
-@dataclass
-class Dataset:
-    """The inputs of one experiment: movie, analog signals, stimulus, config."""
-
-    config: Config
-    folder: Path | None = None
-
-    @property
-    def movie_path(self) -> Path | None:
-        return self.config.movie
-
-    @classmethod
-    def from_folder(cls, path, config: Config | None = None) -> Dataset:
-        """Find a dataset's files in ``path``.
-
-        The movie is the folder's TIFF, the signals its ``.bin`` or
-        ``(4, samples)`` ``.npy``, the stimulus table its ``.csv`` with
-        ``speed,direction`` columns or ``.mat``, and the config its
-        ``.yml``/``.yaml``/``.toml`` (else ``config``, else defaults). Files
-        named in the folder's own config win; previous outputs (``derotated*``
-        files and the ``derotation`` subfolder) are skipped. Raises
-        :class:`DerotationError` if the folder is not a dataset.
-        """
-        folder = Path(path)
-        if not folder.is_dir():
-            raise DerotationError(f"not a dataset folder: {folder}")
-        local = _pick(folder, "config", _configs(folder), None, fallback=False)
-        if local is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cfg = load_config(local)
-        else:
-            cfg = config if config is not None else Config()
-        changes = {}
-        for kind, found, current in (
-                ("movie", _movies(folder, cfg), cfg.movie),
-                ("signals", _signal_files(folder), cfg.signals),
-                ("stimulus", _stimuli(folder), cfg.stimulus)):
-            owned = local is not None and current is not None and \
-                current.is_file()
-            changes[kind] = current if owned else _pick(
-                folder, kind, found, current, fallback=kind == "stimulus")
-        if changes["movie"] is None:
-            raise DerotationError(f"not a dataset: no movie TIFF in {folder}")
-        if changes["signals"] is None:
-            raise DerotationError(
-                f"not a dataset: no analog signals (.bin, or .npy of shape "
-                f"(4, samples)) in {folder}")
-        if changes["stimulus"] is None and cfg.pipeline_type == "full":
-            raise DerotationError(
-                f"not a dataset: no stimulus table (.csv with speed,direction "
-                f"or .mat) in {folder}; the full pipeline needs one")
-        ds = cls(cfg.replace(**changes), folder)
-        ds.config.warnings = list(cfg.warnings)
-        return ds
-
-    def load_signals(self) -> AnalogSignals:
-        c = self.config
-        if c.signals is None:
-            raise DerotationError("no analog signals file given (path_to_aux)")
-        return load_analog(c.signals, channel_names=c.channel_names,
-                           channels=c.channels, rows=c.npy_rows)
-
-    def load_stimulus(self):
-        """``(speed, direction)``, or ``(None, None)`` when not needed."""
-        c = self.config
-        if c.stimulus is None:
-            if c.pipeline_type == "full":
-                raise DerotationError(
-                    "the full pipeline needs a stimulus table "
-                    "(paths_read.path_to_randperm)")
-            return None, None
-        return load_stimulus(c.stimulus)
-
-    def movie_shape(self) -> tuple[int, int, int]:
-        if self.config.movie is None:
-            raise DerotationError("no movie given (paths_read.path_to_tif)")
-        with MovieFile(self.config.movie) as mf:
-            return tuple(mf.shape)
-
-    def compute_angles(self, progress=None) -> AnglesResult:
-        """Per-line and per-frame angles, checked against the movie."""
-        n, rows, _ = self.movie_shape()
-        sig = self.load_signals()
-        speed, direction = self.load_stimulus()
-        c = self.config
-        return process_signals(*sig.as_tuple(), params=c.signal_params(),
-                               direction=direction, speed=speed,
-                               n_lines=n * rows, n_frames=n,
-                               sampling_rate=c.sampling_rate,
-                               frame_rate=c.frame_rate, progress=progress)
-
-
-def _configs(folder):
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES)
-
-
-def _files(folder, suffixes):
-    out = [p for p in folder.iterdir()
-           if p.is_file() and p.suffix.lower() in suffixes
-           and not p.name.startswith(".")]
-    if not out:  # one level down, skipping our own outputs
-        out = [p for p in folder.glob("*/*")
-               if p.is_file() and p.suffix.lower() in suffixes
-               and p.parent.name != OUTPUT_SUBFOLDER
-               and not p.name.startswith(".")]
-    return sorted(out)
-
-
-def _movies(folder, cfg):
-    skip = ("derotated", cfg.saving_name)
-    return [p for p in _files(folder, _MOVIE_SUFFIXES)
-            if not p.stem.startswith(skip)]
-
-
-def _signal_files(folder):
-    out = []
-    for p in _files(folder, (".bin", ".npy")):
-        if p.suffix.lower() == ".bin":
-            out.append(p)
-            continue
-        with contextlib.suppress(Exception):
-            shape = np.load(p, mmap_mode="r", allow_pickle=False).shape
-            if len(shape) == 2 and shape[0] >= 4 and shape[1] > shape[0]:
-                out.append(p)
-    return out
-
-
-def _stimuli(folder):
-    out = []
-    for p in _files(folder, (".csv", ".mat")):
-        if p.suffix.lower() == ".mat":
-            out.append(p)
-            continue
-        with contextlib.suppress(Exception), open(p) as fh:
-            head = {h.strip() for h in fh.readline().lower().split(",")}
-            # not our own per-frame table, which also has these columns
-            if {"speed", "direction"} <= head and "rotation_angle" not in head:
-                out.append(p)
-    return out
-
-
-def _pick(folder, kind, found, current, *, fallback):
-    if current is not None and current.is_file() and \
-            folder.resolve() in current.resolve().parents:
-        return current
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise DerotationError(
-            f"{folder}: more than one {kind} file ({', '.join(p.name for p in found)}"
-            f"); name the one to use in the dataset's config")
-    # only a shared stimulus table may live outside the dataset folder
-    ok = fallback and current is not None and current.is_file()
-    return current if ok else None
 
 
 # ------------------------------------------------------------- blank value
@@ -370,11 +215,12 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
             f"({cfg.center_method})")
 
         say(f"[4/5] derotating {shape[0]} frames -> {paths['movie'].name}")
-        from .stream import derotate_file, record
+        from ..engine.files import derotate_file
 
-        derotate_file(cfg.movie, angles.angles_per_line, paths["movie"], center,
-                      interpolation=cfg.resampling, fill_value=blank,
-                      progress=stages.stage("derotate"),
+        params = DerotationParams(center=center, interpolation=cfg.resampling,
+                                  fill_value=blank)
+        derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
+                      params=params, progress=stages.stage("derotate"),
                       angles_source=cfg.signals, sidecar=False)
         written.append(paths["movie"])
 
@@ -390,7 +236,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         if want_plots:
             plot_folder = cfg.debug_plots_folder or out / "debug_plots"
             try:
-                plot_files = write_debug_plots(plot_folder, ds, angles,
+                plot_files = debug_plots.write_debug_plots(plot_folder, ds, angles,
                                                paths["movie"], center)
                 written.extend(plot_files)
             except ImportError:
@@ -400,8 +246,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         stages.stage("outputs")(1, 1)
         rec = record(
             movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
-            dtype=dtype, center=center, interpolation=cfg.resampling,
-            fill_value=blank, angles_source=cfg.signals,
+            dtype=dtype, params=params, angles_source=cfg.signals,
             n_angles=len(angles.angles_per_line), checksum=True,
             pipeline={
                 "config_file": str(cfg.source) if cfg.source else None,
@@ -458,106 +303,23 @@ def _center(cfg, angles, shape, progress, say):
     given = cfg.center_row_col()
     if cfg.center_method != "bayesian":
         return check_center(given, shape), None
-    try:
-        from .center import find_center_bayesian
-    except ImportError as exc:
-        raise DerotationError(
-            f"center_method: bayesian needs napari_derotation.center."
-            f"find_center_bayesian, which is not available here ({exc})"
-        ) from None
-    from .io import read_movie
+    from .. import center
+    from ..io import read_movie
 
     movie = read_movie(cfg.movie)
     initial = check_center(given, shape) if given else default_center(shape)
     say(f"      searching the centre within {cfg.delta_center:g} px of "
         f"({initial[0]:g}, {initial[1]:g})")
-    res = find_center_bayesian(movie, angles.angles_per_line, initial=initial,
-                               search_radius=cfg.delta_center,
-                               progress=progress)
-    info = {"initial": list(initial), "search_radius": cfg.delta_center}
-    for name in ("score", "n_evaluations", "uncertainty"):
-        v = getattr(res, name, None)
-        if isinstance(v, int | float | np.floating | np.integer):
-            info[name] = float(v)
+    res = center.find_center_bayesian(
+        movie, angles.angles_per_line, initial=initial,
+        search_radius=cfg.delta_center, progress=progress)
+    info = {"initial": list(initial), "search_radius": cfg.delta_center,
+            "objective": float(res.objective),
+            "n_evaluations": int(res.n_evaluations),
+            "n_frames": int(res.n_frames), "seconds": round(res.elapsed, 3)}
     return check_center(res.center, shape), info
 
 
 # ------------------------------------------------------------------ plots
 
 
-def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
-                      center) -> list[Path]:
-    """Debug PNGs (needs matplotlib; raises ImportError without it).
-
-    ``rotation_ticks_and_rotation_on.png``, ``rotation_angles.png``,
-    ``all_speeds.png``, ``mean_image_with_center.png`` and
-    ``derotated_mean_image_with_center.png``. Existing files are replaced,
-    nothing else in ``folder`` is touched.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    def save(fig, name):
-        FigureCanvasAgg(fig)
-        path = folder / name
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        written.append(path)
-
-    sig = ds.load_signals()
-    n = sig.n_samples
-    stride = max(1, n // 20000)
-    x = np.arange(0, n, stride)
-    fig = Figure(figsize=(12, 4))
-    ax = fig.add_subplot()
-    ax.plot(x, np.asarray(sig.rotation_on[::stride], np.float64),
-            color="navy", lw=0.8, label="rotation on (V)")
-    ax.plot(x, angles.angle_at(x) / 90.0, color="black", lw=0.8,
-            label="angle / 90 deg")
-    ax.scatter(angles.ticks, np.full(len(angles.ticks), -0.5), s=2,
-               color="orange", label="ticks")
-    ax.set_xlabel("sample")
-    ax.legend(loc="upper right")
-    ax.set_title("Rotation-on signal, ticks and angle")
-    save(fig, "rotation_ticks_and_rotation_on.png")
-
-    fig = Figure(figsize=(12, 4))
-    ax = fig.add_subplot()
-    ax.plot(angles.angles_per_line, lw=0.8, label="per line")
-    rows = len(angles.angles_per_line) // max(len(angles.angles_per_frame), 1)
-    ax.plot(np.arange(len(angles.angles_per_frame)) * rows,
-            angles.angles_per_frame, ".", ms=3, label="per frame")
-    ax.set_xlabel("line")
-    ax.set_ylabel("angle (degrees)")
-    ax.legend(loc="upper right")
-    save(fig, "rotation_angles.png")
-
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    idx = np.arange(len(angles.direction))
-    ax.plot(idx, angles.measured_speed, "o", label="measured from ticks")
-    ax.plot(idx, angles.speed, "x", label="stimulus table")
-    ax.set_xlabel("rotation")
-    ax.set_ylabel("speed (degrees / s)")
-    ax.legend()
-    save(fig, "all_speeds.png")
-
-    for name, path in (("mean_image_with_center.png", ds.config.movie),
-                       ("derotated_mean_image_with_center.png", derotated)):
-        with MovieFile(path) as mf:
-            total = np.zeros(mf.shape[1:])
-            step = max(1, (64 << 20) // max(total.nbytes, 1))
-            for a in range(0, mf.shape[0], step):
-                total += mf.read(a, min(a + step, mf.shape[0])).sum(axis=0)
-            mean = total / mf.shape[0]
-        fig = Figure(figsize=(5, 5))
-        ax = fig.add_subplot()
-        ax.imshow(mean, cmap="gray")
-        ax.plot(center[1], center[0], "r+", ms=12)
-        ax.set_title(name[:-4].replace("_", " "))
-        save(fig, name)
-    return written

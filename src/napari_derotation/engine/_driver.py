@@ -39,24 +39,29 @@ from __future__ import annotations
 import ctypes
 import functools
 import itertools
-import math
 import mmap
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import Cancelled, DerotationError
 from . import _kernels
-from .errors import Cancelled, DerotationError
+from .params import (
+    INTERPOLATION_CODES,
+    DerotationParams,
+    KernelArgs,
+    check_center,
+    default_center,
+    plane_matrix,
+)
 
 __all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
            "check_center", "check_parameters", "default_center",
-           "plane_matrix", "warmup",
-           "INTERPOLATIONS"]
+           "plane_matrix", "warmup", "INTERPOLATIONS", "DerotationParams"]
 
-INTERPOLATIONS = {"nearest": _kernels.NEAREST, "bilinear": _kernels.BILINEAR}
+INTERPOLATIONS = INTERPOLATION_CODES
 
 #: numba's default threading layer must not be entered from two threads at
 #: once (a GUI preview while a worker derotates): kernels run one at a time.
@@ -127,65 +132,6 @@ def check_angles(angles_per_line, n_lines: int, rows: int | None = None
     return a
 
 
-def default_center(shape: Sequence[int]) -> tuple[float, float]:
-    """The reference's default centre: ``(rows // 2, cols // 2)``."""
-    return float(shape[-2] // 2), float(shape[-1] // 2)
-
-
-def check_center(center, shape: Sequence[int]) -> tuple[float, float]:
-    """Return ``center`` as ``(row, col)`` floats inside the frame, or raise."""
-    rows, cols = shape[-2], shape[-1]
-    if center is None:
-        return default_center(shape)
-    try:
-        r, c = (float(v) for v in center)
-    except (TypeError, ValueError):
-        raise DerotationError(
-            f"center must be two numbers (row, col); got {center!r}") from None
-    if not (math.isfinite(r) and math.isfinite(c)):
-        raise DerotationError(f"center must be finite; got ({r}, {c})")
-    if not (0 <= r <= rows - 1 and 0 <= c <= cols - 1):
-        raise DerotationError(
-            f"center (row, col) = ({r:g}, {c:g}) is outside the frame: "
-            f"expected 0 <= row <= {rows - 1} and 0 <= col <= {cols - 1}")
-    return r, c
-
-
-def _check_fill(fill_value, dtype: np.dtype) -> float:
-    try:
-        fill = float(fill_value)
-    except (TypeError, ValueError):
-        raise DerotationError(
-            f"fill_value must be a number; got {fill_value!r}") from None
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        if not math.isfinite(fill):
-            raise DerotationError(
-                f"fill_value {fill} cannot be stored in a {dtype} movie; use a "
-                f"number in [{info.min}, {info.max}] or a float movie")
-        if not info.min <= fill <= info.max:
-            raise DerotationError(
-                f"fill_value {fill:g} is outside the range of the movie's "
-                f"dtype {dtype} [{info.min}, {info.max}]")
-    return fill
-
-
-def _check_interpolation(interpolation: str) -> int:
-    try:
-        return INTERPOLATIONS[interpolation]
-    except (KeyError, TypeError):
-        raise DerotationError(
-            f"interpolation must be one of {sorted(INTERPOLATIONS)}; got "
-            f"{interpolation!r}") from None
-
-
-def _dtype_range(dtype: np.dtype) -> tuple[float, float, bool]:
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return float(info.min), float(info.max), True
-    return -np.inf, np.inf, False
-
-
 #: A line where the angle's second difference exceeds this (degrees) is a
 #: kink or a jump: pixels scanned near it are solved exactly, not interpolated.
 ROUGH_DEGREES = 0.02
@@ -219,69 +165,17 @@ def _tables(angles_deg: np.ndarray, n_frames: int, rows: int):
     return np.cos(rad), np.sin(rad), rough, maxstep
 
 
-PLANE_OUTPUTS = ("imaging", "rotation")
-
-
-def plane_matrix(tilt: float, orientation: float) -> np.ndarray:
-    """2x2 map (row, col) from the rotation plane to the imaging plane.
-
-    The rotation plane is tilted by ``tilt`` degrees about the in-image axis
-    ``(row, col) = (cos o, sin o)`` for ``o = orientation`` degrees: lengths
-    across that axis shrink by ``cos(tilt)``. ``A = R(o) diag(1, cos tilt)
-    R(o)^T`` with ``R(o) = [[cos o, -sin o], [sin o, cos o]]``: the same
-    (tilt, orientation) as the reference ``Rotator(rotation_plane_angle,
-    rotation_plane_orientation)`` simulates.
-    """
-    t = np.deg2rad(float(tilt))
-    o = np.deg2rad(float(orientation))
-    r = np.array([[np.cos(o), -np.sin(o)], [np.sin(o), np.cos(o)]])
-    return r @ np.diag([1.0, np.cos(t)]) @ r.T
-
-
-def _plane_params(tilt, orientation, output) -> np.ndarray:
-    """The kernel's ``pm`` (A then E, flattened) for a plane, validated."""
-    for name, v in (("plane_tilt", tilt), ("plane_orientation", orientation)):
-        try:
-            ok = math.isfinite(float(v))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise DerotationError(f"{name} must be a finite number of degrees; "
-                                  f"got {v!r}")
-    if not 0 <= float(tilt) < 90:
-        raise DerotationError(
-            f"plane_tilt must be in [0, 90) degrees; got {float(tilt):g}")
-    if output not in PLANE_OUTPUTS:
-        raise DerotationError(
-            f"plane_output must be one of {list(PLANE_OUTPUTS)}; got {output!r}")
-    a = plane_matrix(tilt, orientation)
-    e = np.linalg.inv(a) if output == "imaging" else np.eye(2)
-    return np.concatenate([a.ravel(), e.ravel()])
-
-
-class Parameters(NamedTuple):
-    """Validated derotation parameters (see :func:`check_parameters`)."""
-
-    angles: np.ndarray          # float64, frames * rows values
-    center: tuple[float, float]
-    mode: int                   # kernel interpolation code
-    fill: float
-    plane: np.ndarray           # kernel plane matrices
-
-
-def check_parameters(shape, dtype, angles_per_line, center=None, *,
-                     interpolation="bilinear", fill_value=0, plane_tilt=0.0,
-                     plane_orientation=0.0,
-                     plane_output="imaging") -> Parameters:
-    """Check every derotation argument for a movie of ``shape`` and
-    ``dtype`` at once, before any work or output starts; raise
-    :class:`DerotationError` naming the first bad one."""
+def check_parameters(shape, dtype, angles_per_line,
+                     params: DerotationParams) -> tuple[np.ndarray,
+                                                        DerotationParams]:
+    """Check the angles and ``params`` for a movie of ``shape`` and ``dtype``
+    at once, before any work or output starts: the first ``frames * rows``
+    angles as float64 and the parameters resolved for the movie (see
+    :meth:`DerotationParams.resolve`). Raises :class:`DerotationError`
+    naming the first bad one."""
     n, rows = shape[0], shape[1]
-    return Parameters(check_angles(angles_per_line, n * rows, rows),
-                      check_center(center, shape),
-                      _check_interpolation(interpolation),
-                      _check_fill(fill_value, np.dtype(dtype)),
-                      _plane_params(plane_tilt, plane_orientation, plane_output))
+    return (check_angles(angles_per_line, n * rows, rows),
+            params.resolve(shape, dtype))
 
 
 def frames_per_chunk(shape: Sequence[int]) -> int:
@@ -289,10 +183,11 @@ def frames_per_chunk(shape: Sequence[int]) -> int:
     return max(1, CHUNK_PIXELS // (shape[-2] * shape[-1]))
 
 
-def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinear",
-                  fill_value=0, progress: Progress | None = None,
-                  plane_tilt=0.0, plane_orientation=0.0,
-                  plane_output="imaging", frame_offset: int = 0,
+def derotate_into(movie, angles_per_line, center=None, out=None, *,
+                  interpolation="bilinear", fill_value=0,
+                  progress: Progress | None = None, plane_tilt=0.0,
+                  plane_orientation=0.0, plane_output="imaging",
+                  params: DerotationParams | None = None, frame_offset: int = 0,
                   total_frames: int | None = None, _fresh: bool = False) -> None:
     """Derotate ``movie`` into the preallocated ``out`` (same shape and dtype).
 
@@ -301,25 +196,27 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
     in :func:`derotate`. ``frame_offset``/``total_frames`` only shift what
     ``progress`` reports, for callers that process a movie in pieces.
     """
+    params = DerotationParams.build(
+        params, center=center, interpolation=interpolation,
+        fill_value=fill_value, plane_tilt=plane_tilt,
+        plane_orientation=plane_orientation, plane_output=plane_output)
     movie = check_movie(movie)
     n, rows, cols = movie.shape
-    if tuple(out.shape) != tuple(movie.shape) or out.dtype != movie.dtype:
+    if out is None or tuple(out.shape) != tuple(movie.shape) \
+            or out.dtype != movie.dtype:
+        found = "None" if out is None else f"{tuple(out.shape)} {out.dtype}"
         raise DerotationError(
             f"out must match the movie: expected {tuple(movie.shape)} "
-            f"{movie.dtype}, got {tuple(out.shape)} {out.dtype}")
-    angles, (cr, cc), mode, fill, pm = check_parameters(
-        movie.shape, movie.dtype, angles_per_line, center,
-        interpolation=interpolation, fill_value=fill_value,
-        plane_tilt=plane_tilt, plane_orientation=plane_orientation,
-        plane_output=plane_output)
-    identity_plane = plane_output == "imaging" or float(plane_tilt) == 0
-    lo, hi, is_int = _dtype_range(movie.dtype)
-    wk, tab = _kernels.work_tables(movie.dtype, rows, cols, fill, lo, hi)
+            f"{movie.dtype}, got {found}")
+    angles, params = check_parameters(movie.shape, movie.dtype,
+                                      angles_per_line, params)
+    k = params.kernel_args(movie.dtype)
+    wk, tab = _kernels.work_tables(movie.dtype, rows, cols, k.fill, k.lo, k.hi)
     total = n if total_frames is None else total_frames
     step = frames_per_chunk(movie.shape)
     # frames whose lines are all at angle 0 are copied as they are (unless
     # the plane is tilted); the kernel gets the runs of turning frames
-    still = ~np.any(angles.reshape(n, rows) != 0, axis=1) if identity_plane \
+    still = still_frames(angles, n, rows) if params.identity_plane \
         else np.zeros(n, np.bool_)
     for start in range(0, n, step):
         stop = min(n, start + step)
@@ -327,12 +224,16 @@ def derotate_into(movie, angles_per_line, center, out, *, interpolation="bilinea
             if copy:
                 out[a:b] = movie[a:b]
             else:
-                _derotate_run(movie, angles, a, b, out, cr, cc, pm, mode, fill,
-                              lo, hi, is_int, wk, tab, _fresh)
+                _derotate_run(movie, angles, a, b, out, k, wk, tab, _fresh)
         if progress is not None and progress(frame_offset + stop, total) is False:
             raise Cancelled(
                 f"derotation cancelled after {frame_offset + stop} of {total} "
                 "frames")
+
+
+def still_frames(angles: np.ndarray, n_frames: int, rows: int) -> np.ndarray:
+    """Frames whose every line is at angle 0: the engine copies them."""
+    return ~np.any(angles.reshape(n_frames, rows) != 0, axis=1)
 
 
 def _runs(flags: np.ndarray, start: int, stop: int):
@@ -342,8 +243,8 @@ def _runs(flags: np.ndarray, start: int, stop: int):
     return [(a, b, bool(flags[a])) for a, b in itertools.pairwise(edges)]
 
 
-def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
-                  hi, is_int, wk, tab, fresh) -> None:
+def _derotate_run(movie, angles, start, stop, out, k: KernelArgs, wk, tab,
+                  fresh) -> None:
     """Frames ``start:stop`` of ``movie`` through the kernel into ``out``
     (``fresh``: its memory was never written; see :func:`fault_in`)."""
     rows = movie.shape[1]
@@ -359,8 +260,9 @@ def _derotate_run(movie, angles, start, stop, out, cr, cc, pm, mode, fill, lo,
     buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
         dst.dtype == src.dtype else np.empty_like(src)
     with KERNEL_LOCK:
-        _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, cr, cc, pm,
-                                 mode, fill, lo, hi, is_int, wk, tab, buf)
+        _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, k.cr, k.cc,
+                                 k.plane, k.mode, k.fill, k.lo, k.hi, k.is_int,
+                                 wk, tab, buf)
     if buf is not dst:
         dst[...] = buf
 
@@ -411,7 +313,8 @@ def warmup(dtypes=(np.uint16, np.float32)) -> None:
 
 def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
              fill_value=0, progress: Progress | None = None, plane_tilt=0.0,
-             plane_orientation=0.0, plane_output="imaging") -> np.ndarray:
+             plane_orientation=0.0, plane_output="imaging",
+             params: DerotationParams | None = None) -> np.ndarray:
     """Derotate a movie line by line.
 
     Parameters
@@ -442,6 +345,10 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
         With a tilt: give the result in the imaging plane (default; the
         movie keeps its acquired geometry) or in the rotation plane
         (stretched across the tilt axis, as the reference leaves it).
+    params : DerotationParams, optional
+        All of the above but ``progress`` in one object (what the CLI,
+        configs and the widget pass); keywords given as well override its
+        fields.
 
     Returns
     -------
@@ -462,11 +369,12 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
     -----
     See the module docstring for how each output pixel is found.
     """
+    params = DerotationParams.build(
+        params, center=center, interpolation=interpolation,
+        fill_value=fill_value, plane_tilt=plane_tilt,
+        plane_orientation=plane_orientation, plane_output=plane_output)
     movie = check_movie(movie)
     out = np.empty(movie.shape, movie.dtype)
-    derotate_into(movie, angles_per_line, center, out, _fresh=True,
-                  interpolation=interpolation, fill_value=fill_value,
-                  progress=progress, plane_tilt=plane_tilt,
-                  plane_orientation=plane_orientation,
-                  plane_output=plane_output)
+    derotate_into(movie, angles_per_line, out=out, params=params,
+                  progress=progress, _fresh=True)
     return out

@@ -1,0 +1,33 @@
+"""The centre of rotation (and the tilt of the rotation plane).
+
+- :mod:`.bayesian`: a Bayesian search minimising the residual motion of the
+  derotated movie (:func:`find_center_bayesian`);
+- :mod:`.ellipse`: one bright cell followed through the rotation; the
+  ellipse it traces gives the centre and the plane's tilt
+  (:func:`fit_center_ellipse`);
+- :mod:`.offset`: a delay between the angle trace and the movie
+  (:func:`estimate_angle_offset`).
+"""
+
+from .bayesian import (
+    MIN_ROTATION_DEGREES,
+    CenterResult,
+    ResidualMotion,
+    find_center_bayesian,
+    frame_angles,
+)
+
+__all__ = ["find_center_bayesian", "CenterResult", "ResidualMotion",
+           "frame_angles", "MIN_ROTATION_DEGREES", "fit_center_ellipse",
+           "EllipseFit", "estimate_angle_offset", "OffsetResult"]
+
+_LAZY = {"fit_center_ellipse": "ellipse", "EllipseFit": "ellipse",
+         "estimate_angle_offset": "offset", "OffsetResult": "offset"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,72 @@
+"""Provenance: the JSON record written beside every output.
+
+:func:`record` is the one place that says what an output was made from
+(input path, shape, dtype and checksum), with which parameters and by which
+software; every writer (file, cluster, pipeline, napari) calls it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .atomic import file_sha256, write_json
+
+__all__ = ["record", "sidecar_path", "write_sidecar"]
+
+
+def record(*, movie_path, out_path, shape, dtype, params, angles_source,
+           n_angles, checksum=True, **extra) -> dict:
+    """The parameters and provenance written beside an output.
+
+    ``params`` is the :class:`~napari_derotation.engine.params.DerotationParams`
+    used (its :meth:`~.DerotationParams.to_record` keys: ``center_row_col``,
+    ``interpolation``, ``fill_value``, ``plane``); ``extra`` entries are
+    added as they are.
+    """
+    import numba
+    import scipy
+    import tifffile
+
+    rec = {
+        "software": "napari-derotation",
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(
+            timespec="seconds"),
+        "input": {"path": str(Path(movie_path).resolve()) if movie_path else None,
+                  "shape": list(shape), "dtype": str(np.dtype(dtype))},
+        "output": str(Path(out_path).resolve()) if out_path else None,
+        **params.to_record(),
+        "angles": {"source": str(angles_source) if angles_source else None,
+                   "values": int(n_angles),
+                   "used": int(shape[0] * shape[1])},
+        "environment": {"python": platform.python_version(),
+                        "numpy": np.__version__, "scipy": scipy.__version__,
+                        "numba": numba.__version__,
+                        "tifffile": tifffile.__version__,
+                        "platform": sys.platform},
+    }
+    if checksum and movie_path:
+        rec["input"]["sha256"] = file_sha256(movie_path)
+    rec.update(extra)
+    return rec
+
+
+def write_sidecar(out_path, rec: dict) -> None:
+    """Write ``OUT.json`` beside a completed ``OUT.tif``; if that fails, the
+    TIFF goes too, so an output never exists without its record."""
+    try:
+        write_json(sidecar_path(out_path), rec)
+    except BaseException:
+        Path(out_path).unlink(missing_ok=True)
+        raise
+
+
+def sidecar_path(path) -> Path:
+    """``OUT.tif`` -> ``OUT.json``: where an output's parameters are written."""
+    return Path(path).with_suffix(".json")

@@ -1,0 +1,184 @@
+"""A dataset: the files of one experiment (movie, analog signals, stimulus
+table, config), found in a folder or named by a config."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..acquisition.loaders import AnalogSignals, load_analog, load_stimulus
+from ..acquisition.signals import AnglesResult, process_signals
+from ..errors import DerotationError
+from ..io import MovieFile
+from .config import CONFIG_SUFFIXES, Config, load_config
+
+__all__ = ["Dataset", "OUTPUT_SUBFOLDER"]
+
+
+#: Where ``batch`` writes a dataset's outputs, inside the dataset folder.
+OUTPUT_SUBFOLDER = "derotation"
+
+
+_MOVIE_SUFFIXES = (".tif", ".tiff")
+
+
+@dataclass
+class Dataset:
+    """The inputs of one experiment: movie, analog signals, stimulus, config."""
+
+    config: Config
+    folder: Path | None = None
+
+    @property
+    def movie_path(self) -> Path | None:
+        return self.config.movie
+
+    @classmethod
+    def from_folder(cls, path, config: Config | None = None) -> Dataset:
+        """Find a dataset's files in ``path``.
+
+        The movie is the folder's TIFF, the signals its ``.bin`` or
+        ``(4, samples)`` ``.npy``, the stimulus table its ``.csv`` with
+        ``speed,direction`` columns or ``.mat``, and the config its
+        ``.yml``/``.yaml``/``.toml`` (else ``config``, else defaults). Files
+        named in the folder's own config win; previous outputs (``derotated*``
+        files and the ``derotation`` subfolder) are skipped. Raises
+        :class:`DerotationError` if the folder is not a dataset.
+        """
+        folder = Path(path)
+        if not folder.is_dir():
+            raise DerotationError(f"not a dataset folder: {folder}")
+        local = _pick(folder, "config", _configs(folder), None, fallback=False)
+        if local is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cfg = load_config(local)
+        else:
+            cfg = config if config is not None else Config()
+        changes = {}
+        for kind, found, current in (
+                ("movie", _movies(folder, cfg), cfg.movie),
+                ("signals", _signal_files(folder), cfg.signals),
+                ("stimulus", _stimuli(folder), cfg.stimulus)):
+            owned = local is not None and current is not None and \
+                current.is_file()
+            changes[kind] = current if owned else _pick(
+                folder, kind, found, current, fallback=kind == "stimulus")
+        if changes["movie"] is None:
+            raise DerotationError(f"not a dataset: no movie TIFF in {folder}")
+        if changes["signals"] is None:
+            raise DerotationError(
+                f"not a dataset: no analog signals (.bin, or .npy of shape "
+                f"(4, samples)) in {folder}")
+        if changes["stimulus"] is None and cfg.pipeline_type == "full":
+            raise DerotationError(
+                f"not a dataset: no stimulus table (.csv with speed,direction "
+                f"or .mat) in {folder}; the full pipeline needs one")
+        ds = cls(cfg.replace(**changes), folder)
+        ds.config.warnings = list(cfg.warnings)
+        return ds
+
+    def load_signals(self) -> AnalogSignals:
+        c = self.config
+        if c.signals is None:
+            raise DerotationError("no analog signals file given (path_to_aux)")
+        return load_analog(c.signals, channel_names=c.channel_names,
+                           channels=c.channels, rows=c.npy_rows)
+
+    def load_stimulus(self):
+        """``(speed, direction)``, or ``(None, None)`` when not needed."""
+        c = self.config
+        if c.stimulus is None:
+            if c.pipeline_type == "full":
+                raise DerotationError(
+                    "the full pipeline needs a stimulus table "
+                    "(paths_read.path_to_randperm)")
+            return None, None
+        return load_stimulus(c.stimulus)
+
+    def movie_shape(self) -> tuple[int, int, int]:
+        if self.config.movie is None:
+            raise DerotationError("no movie given (paths_read.path_to_tif)")
+        with MovieFile(self.config.movie) as mf:
+            return tuple(mf.shape)
+
+    def compute_angles(self, progress=None) -> AnglesResult:
+        """Per-line and per-frame angles, checked against the movie."""
+        n, rows, _ = self.movie_shape()
+        sig = self.load_signals()
+        speed, direction = self.load_stimulus()
+        c = self.config
+        return process_signals(*sig.as_tuple(), params=c.signal_params(),
+                               direction=direction, speed=speed,
+                               n_lines=n * rows, n_frames=n,
+                               sampling_rate=c.sampling_rate,
+                               frame_rate=c.frame_rate, progress=progress)
+
+
+def _configs(folder):
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES)
+
+
+def _files(folder, suffixes):
+    out = [p for p in folder.iterdir()
+           if p.is_file() and p.suffix.lower() in suffixes
+           and not p.name.startswith(".")]
+    if not out:  # one level down, skipping our own outputs
+        out = [p for p in folder.glob("*/*")
+               if p.is_file() and p.suffix.lower() in suffixes
+               and p.parent.name != OUTPUT_SUBFOLDER
+               and not p.name.startswith(".")]
+    return sorted(out)
+
+
+def _movies(folder, cfg):
+    skip = ("derotated", cfg.saving_name)
+    return [p for p in _files(folder, _MOVIE_SUFFIXES)
+            if not p.stem.startswith(skip)]
+
+
+def _signal_files(folder):
+    out = []
+    for p in _files(folder, (".bin", ".npy")):
+        if p.suffix.lower() == ".bin":
+            out.append(p)
+            continue
+        with contextlib.suppress(Exception):
+            shape = np.load(p, mmap_mode="r", allow_pickle=False).shape
+            if len(shape) == 2 and shape[0] >= 4 and shape[1] > shape[0]:
+                out.append(p)
+    return out
+
+
+def _stimuli(folder):
+    out = []
+    for p in _files(folder, (".csv", ".mat")):
+        if p.suffix.lower() == ".mat":
+            out.append(p)
+            continue
+        with contextlib.suppress(Exception), open(p) as fh:
+            head = {h.strip() for h in fh.readline().lower().split(",")}
+            # not our own per-frame table, which also has these columns
+            if {"speed", "direction"} <= head and "rotation_angle" not in head:
+                out.append(p)
+    return out
+
+
+def _pick(folder, kind, found, current, *, fallback):
+    if current is not None and current.is_file() and \
+            folder.resolve() in current.resolve().parents:
+        return current
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise DerotationError(
+            f"{folder}: more than one {kind} file ({', '.join(p.name for p in found)}"
+            f"); name the one to use in the dataset's config")
+    # only a shared stimulus table may live outside the dataset folder
+    ok = fallback and current is not None and current.is_file()
+    return current if ok else None
