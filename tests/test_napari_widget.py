@@ -206,7 +206,11 @@ def test_export_writes_valid_files_and_protects_the_input(
     assert rec["center_row_col"] == list(sim.center)
     assert rec["input"]["path"] == str(raw_path.resolve())
     lines = (out / "fixed_frames.csv").read_text().splitlines()
-    assert lines[0] == "frame,rotation_angle" and len(lines) == 61
+    # the same per-frame table as `run` writes; the angle of each first line
+    assert lines[0] == ("frame,rotation_angle,clock,direction,speed,"
+                        "rotation_count") and len(lines) == 61
+    rows = sim.movie.shape[1]
+    assert lines[3] == f"2,{sim.angles_per_line[2 * rows]:.6f},,,,"
     # existing files are not overwritten unless asked
     assert w.export.start() is None
     assert any("already exist" in m for m in notes)

@@ -295,8 +295,9 @@ class CenterSection(Section):
         if self._preview_frames is None:
             self._preview_frames = _model.preview_frames(angles, n, rows)
             self._fill = _model.fill_value(data, "background")
-        img = _model.preview_image(data, angles, center, self._preview_frames,
-                                   fill=self._fill, plane=s.plane)
+        img = _model.preview_image(data, angles, self._preview_frames,
+                                   s.params().replace(center=center,
+                                                      fill_value=self._fill))
         name = self.preview_name()
         layer = self._layer(name)
         meta = {_meta.KEY: {"helper": True, "center": list(center)}}
@@ -349,12 +350,8 @@ class CenterSection(Section):
         if inputs is None:
             return None
         data, angles, _ = inputs
-        try:
-            from ..center.ellipse import fit_center_ellipse
-        except ImportError:
-            notify("error", "the ellipse fit (napari_derotation.ellipse) is "
-                            "not available")
-            return None
+        from ..center.ellipse import fit_center_ellipse
+
         n, rows, cols = data.shape
         if not (0 <= seed[0] <= rows - 1 and 0 <= seed[1] <= cols - 1):
             notify("warning", f"click inside the movie: ({seed[0]:.0f}, "
@@ -427,7 +424,8 @@ class CenterSection(Section):
         inputs = self.session.inputs()
         if inputs is None:
             return None
-        data, angles, center = inputs
+        data, angles, params = inputs
+        center = params.center
         from ..center import find_center_bayesian
 
         self.bayes_button.setEnabled(False)

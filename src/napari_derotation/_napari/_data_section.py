@@ -171,12 +171,8 @@ class DataSection(Section):
     def load_dataset(self, folder):
         """Compute the angles from a dataset folder's signals, in a worker.
         Returns the worker (started), or None after a notification."""
-        try:
-            from ..pipeline import Dataset
-        except ImportError:
-            notify("error", "computing angles from analog signals needs "
-                            "napari_derotation.pipeline, which is missing")
-            return None
+        from ..pipeline import Dataset
+
         if self.session.layer is None:
             notify("error", "choose a movie layer first")
             return None

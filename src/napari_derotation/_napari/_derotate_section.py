@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
+from ..frames import rotating_frames
 from . import _meta, _model
 from ._common import ProgressRow, Section, named, notify
 from ._workers import Failure, steps_worker
@@ -118,24 +119,28 @@ class DerotateSection(Section):
         return self._layer(self.output_name())
 
     # -- run ---------------------------------------------------------------
+    def _inputs(self):
+        """``(data, angles, params)`` with this section's interpolation and
+        fill, or None after a notification."""
+        found = self.session.inputs()
+        if found is None:
+            return None
+        data, angles, params = found
+        fill = _model.fill_value(data, FILL_MODES[self.fill_combo.currentText()])
+        return data, angles, params.replace(
+            interpolation=self.interp_combo.currentText(), fill_value=fill)
+
     def start(self):
         """Derotate the movie in a worker; returns it (started) or None
         after a notification."""
-        inputs = self.session.inputs()
+        inputs = self._inputs()
         if inputs is None:
             return None
-        data, angles, center = inputs
-        interp = self.interp_combo.currentText()
-        fill = _model.fill_value(data, FILL_MODES[self.fill_combo.currentText()])
-        plane = self.session.plane
-        params = {"center": center, "interpolation": interp, "fill": fill,
-                  "plane": plane}
+        data, angles, params = inputs
         self.derotate_button.setEnabled(False)
         self.progress.start(data.shape[0])
         self.result_label.setText("derotating…")
-        self.worker = steps_worker(_model.derotate_steps, data, angles, center,
-                                   interpolation=interp, fill=fill,
-                                   plane=plane)
+        self.worker = steps_worker(_model.derotate_steps, data, angles, params)
         layer = self.session.layer
         return self.progress.run(
             self.worker, on_done=lambda out: self._on_done(out, layer, params),
@@ -146,24 +151,15 @@ class DerotateSection(Section):
         """Add the derotated movie as a dask array: nothing is computed until
         a frame is shown, so it appears at once whatever the movie's size.
         Returns the layer, or None after a notification."""
-        inputs = self.session.inputs()
+        inputs = self._inputs()
         if inputs is None:
             return None
         from ..engine.lazy import derotate_lazy
         from ..errors import DerotationError
 
-        data, angles, center = inputs
-        params = {"center": center,
-                  "interpolation": self.interp_combo.currentText(),
-                  "fill": _model.fill_value(
-                      data, FILL_MODES[self.fill_combo.currentText()]),
-                  "plane": self.session.plane}
+        data, angles, params = inputs
         try:
-            lazy = derotate_lazy(data, angles, center,
-                                 interpolation=params["interpolation"],
-                                 fill_value=params["fill"],
-                                 plane_tilt=params["plane"][0],
-                                 plane_orientation=params["plane"][1])
+            lazy = derotate_lazy(data, angles, params=params)
         except DerotationError as exc:
             notify("error", str(exc))
             return None
@@ -186,7 +182,7 @@ class DerotateSection(Section):
             self.result_label.setText(out.message)
             return
         self._add_result(out, layer, params)
-        r, c = params["center"]
+        r, c = params.center
         self.result_label.setText(f"derotated about ({r:.2f}, {c:.2f})")
         self.set_side_by_side(True)
         if self.means_checkbox.isChecked():
@@ -194,10 +190,8 @@ class DerotateSection(Section):
 
     def _add_result(self, out, layer, params):
         """Add or update "<movie> derotated" with its parameters."""
-        meta = _model.derotated_metadata(
-            layer.metadata, center=params["center"],
-            interpolation=params["interpolation"], fill=params["fill"],
-            source_layer=layer.name, plane=params["plane"])
+        meta = _model.derotated_metadata(layer.metadata, params,
+                                         source_layer=layer.name)
         name = f"{layer.name} derotated"
         existing = self._layer(name)
         if existing is not None:
@@ -253,7 +247,7 @@ class DerotateSection(Section):
         raw = self.session.data
         found = self.session.angles()
         n, rows, _ = raw.shape
-        frames = _model.rotating_frames(found[0], n, rows)
+        frames = rotating_frames(found[0], n, rows)
         if frames.size == 0:
             frames = np.arange(n)
         center = _meta.get(out.metadata).get("center")

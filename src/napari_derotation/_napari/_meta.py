@@ -13,10 +13,10 @@ Keys (all optional):
 ``center``
     ``[row, col]``: the centre of rotation chosen for this movie, or, for a
     derotated layer, the centre it was derotated about.
-``plane_tilt``, ``plane_orientation``
+``plane_tilt``, ``plane_orientation``, ``plane_output``
     Degrees: the tilt of the rotation plane and the direction of its tilt
     axis (``derotate(plane_tilt=..., plane_orientation=...)``), 0 for a
-    rotation in the imaging plane.
+    rotation in the imaging plane; the plane the result is given in.
 ``true_center``
     ``[row, col]``: the known centre of a simulated movie.
 ``derotated``
@@ -52,12 +52,6 @@ def angles(metadata):
     return np.asarray(a, np.float64), str(d.get("angles_source") or "metadata")
 
 
-def frame_angles(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
-    """One angle per frame: the angle of the frame's first line."""
-    a = np.asarray(angles_per_line, np.float64)[: n_frames * rows]
-    return a.reshape(n_frames, rows)[:, 0]
-
-
 def params(metadata) -> DerotationParams:
     """The derotation parameters a layer was (or will be) derotated with."""
     d = get(metadata)
@@ -71,13 +65,23 @@ def params(metadata) -> DerotationParams:
         plane_output=d.get("plane_output", "imaging"))
 
 
+def from_params(params: DerotationParams) -> dict:
+    """The metadata keys that hold ``params`` (read back by :func:`params`)."""
+    return {"center": None if params.center is None else list(params.center),
+            "interpolation": params.interpolation,
+            "fill_value": params.fill_value, "plane_tilt": params.plane_tilt,
+            "plane_orientation": params.plane_orientation,
+            "plane_output": params.plane_output}
+
+
 def parameters(metadata) -> dict:
     """The derotation parameters worth saving beside an image (JSON-ready)."""
     d = get(metadata)
     out = {}
     for key in ("center", "true_center", "angles_source", "interpolation",
                 "fill_value", "derotated", "source_layer", "version",
-                "movie_path", "input_path", "plane_tilt", "plane_orientation"):
+                "movie_path", "input_path", "plane_tilt", "plane_orientation",
+                "plane_output"):
         if d.get(key) is not None:
             v = d[key]
             out[key] = v.tolist() if isinstance(v, np.ndarray) else v

@@ -12,14 +12,18 @@ import numpy as np
 
 from .. import __version__
 from ..engine import check_angles, check_center, check_movie, derotate_into
-from ..engine.files import record
+from ..engine.params import DerotationParams
 from ..errors import DerotationError
+from ..frames import frame_angles, rotating_frames
 from ..io import (
+    OutputSet,
     TiffStreamWriter,
-    atomic_path,
     check_not_input,
+    frame_table,
+    record,
     save_angles,
     sidecar_path,
+    write_frame_csv,
     write_json,
 )
 from . import _meta
@@ -62,14 +66,6 @@ def fill_value(data, mode: str) -> float:
     return float(np.median(np.asarray(data[0])))
 
 
-def rotating_frames(angles, n_frames: int, rows: int) -> np.ndarray:
-    """Frames whose lines are not all at the same angle as the still ones:
-    frames during which, or after which, the sample turned (mod 360)."""
-    a = np.asarray(angles[: n_frames * rows], np.float64).reshape(n_frames, rows)
-    turned = np.abs((a + 180.0) % 360.0 - 180.0)
-    return np.flatnonzero(turned.max(axis=1) > 1.0)
-
-
 def preview_frames(angles, n_frames: int, rows: int,
                    k: int = PREVIEW_FRAMES) -> np.ndarray:
     """Up to ``k`` frames spread evenly over the angles the movie visits.
@@ -88,23 +84,20 @@ def preview_frames(angles, n_frames: int, rows: int,
     return np.sort(order[np.unique(pick)])
 
 
-def preview_image(data, angles, center, frames, *, fill=0.0,
-                  interpolation="bilinear", plane=(0.0, 0.0)) -> np.ndarray:
-    """Mean of ``frames`` derotated about ``center`` (float32); ``plane`` is
-    the rotation plane's ``(tilt, orientation)`` in degrees."""
+def preview_image(data, angles, frames, params: DerotationParams
+                  ) -> np.ndarray:
+    """Mean of ``frames`` derotated with ``params`` (float32)."""
     n, rows, cols = data.shape
     sub = np.ascontiguousarray(np.asarray(data[frames]))
     lines = (np.asarray(frames)[:, None] * rows + np.arange(rows)).ravel()
     out = np.empty_like(sub)
-    derotate_into(sub, np.asarray(angles)[lines], center, out,
-                  interpolation=interpolation, fill_value=fill,
-                  plane_tilt=plane[0], plane_orientation=plane[1])
+    derotate_into(sub, np.asarray(angles)[lines], out=out, params=params)
     return out.mean(axis=0, dtype=np.float32)
 
 
-def derotate_steps(data, angles, center, *, interpolation="bilinear",
-                   fill=0.0, plane=(0.0, 0.0), chunk_frames=CHUNK_FRAMES):
-    """Generator: derotate a movie chunk by chunk.
+def derotate_steps(data, angles, params: DerotationParams, *,
+                   chunk_frames=CHUNK_FRAMES):
+    """Generator: derotate a movie chunk by chunk with ``params``.
 
     Yields ``(done, total)`` after each chunk and returns the derotated
     array (same dtype). Closing the generator early discards everything.
@@ -114,10 +107,8 @@ def derotate_steps(data, angles, center, *, interpolation="bilinear",
     for start in range(0, n, chunk_frames):
         stop = min(n, start + chunk_frames)
         chunk = np.ascontiguousarray(np.asarray(data[start:stop]))
-        derotate_into(chunk, angles[start * rows: stop * rows], center,
-                      out[start:stop], interpolation=interpolation,
-                      fill_value=fill, plane_tilt=plane[0],
-                      plane_orientation=plane[1])
+        derotate_into(chunk, angles[start * rows: stop * rows],
+                      out=out[start:stop], params=params)
         yield stop, n
     return out
 
@@ -190,14 +181,14 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
     d = _meta.get(metadata)
     n, rows, cols = derotated.shape
     angles = np.asarray(d["angles_per_line"], np.float64)
-    with TiffStreamWriter(paths["movie"], derotated.shape,
-                          derotated.dtype) as writer:
-        for start in range(0, n, chunk_frames):
-            stop = min(n, start + chunk_frames)
-            writer.write(np.asarray(derotated[start:stop]))
-            yield stop, n
-    written = [paths["movie"]]
-    try:
+    with OutputSet() as out:
+        with TiffStreamWriter(paths["movie"], derotated.shape,
+                              derotated.dtype) as writer:
+            for start in range(0, n, chunk_frames):
+                stop = min(n, start + chunk_frames)
+                writer.write(np.asarray(derotated[start:stop]))
+                yield stop, n
+        out.add(paths["movie"])
         rec = record(movie_path=input_path if input_path and
                      Path(input_path).is_file() else None,
                      out_path=paths["movie"], shape=derotated.shape,
@@ -209,40 +200,28 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
                      angles_file=paths["angles"].name)
         if input_path:
             rec["input"]["path"] = str(input_path)
-        written.append(write_json(paths["json"], rec))
-        written.append(write_frames_csv(paths["frames"], angles, n, rows,
-                                        d.get("angles_per_frame")))
-        written.append(save_angles(paths["angles"], angles[: n * rows]))
-    except BaseException:
-        for p in written:
-            Path(p).unlink(missing_ok=True)
-        raise
-    return [str(p) for p in written]
+        out.add(write_json(paths["json"], rec))
+        out.add(write_frame_csv(paths["frames"], frame_table(
+            _frame_angles(angles, n, rows, d.get("angles_per_frame")))))
+        out.add(save_angles(paths["angles"], angles[: n * rows]))
+    return [str(p) for p in out.written]
 
 
-def write_frames_csv(path, angles, n_frames, rows, per_frame=None) -> Path:
-    """``frame,rotation_angle`` per frame (the angle of its first line, or
-    the per-frame angles the signals gave), atomically."""
+def _frame_angles(angles, n_frames, rows, per_frame=None) -> np.ndarray:
+    """The per-frame angles the signals gave, else each frame's first line
+    (:func:`napari_derotation.frames.frame_angles`)."""
     if per_frame is not None and np.size(per_frame) >= n_frames:
-        values = np.asarray(per_frame, np.float64)[:n_frames]
-    else:
-        values = _meta.frame_angles(angles, n_frames, rows)
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        fh.write("frame,rotation_angle\n")
-        for i, v in enumerate(values):
-            fh.write(f"{i},{v:.6f}\n")
-    return Path(path)
+        return np.asarray(per_frame, np.float64)[:n_frames]
+    return frame_angles(angles, n_frames, rows)
 
 
-def derotated_metadata(source_meta, *, center, interpolation, fill,
-                       source_layer, plane=(0.0, 0.0)) -> dict:
+def derotated_metadata(source_meta, params: DerotationParams, *,
+                       source_layer) -> dict:
     """Metadata of a derotated layer (so its export and save know how)."""
     d = dict(_meta.get(source_meta))
     raw_path = d.pop("movie_path", None)
     d.pop("record", None)
-    d.update(center=[float(center[0]), float(center[1])],
-             interpolation=interpolation, fill_value=float(fill),
-             derotated=True, source_layer=source_layer, version=__version__,
-             input_path=raw_path, plane_tilt=float(plane[0]),
-             plane_orientation=float(plane[1]))
+    d.update(_meta.from_params(params), derotated=True,
+             source_layer=source_layer, version=__version__,
+             input_path=raw_path)
     return {_meta.KEY: d}

@@ -173,10 +173,8 @@ def _same_file(a, b) -> bool:
 
 def _dataset(folder: Path, quiet: bool = False):
     """The pipeline's ``Dataset`` for a folder, or ``None``."""
-    try:
-        from ..pipeline import Dataset
-    except ImportError:
-        return None
+    from ..pipeline import Dataset
+
     try:
         return Dataset.from_folder(folder)
     except DerotationError as exc:

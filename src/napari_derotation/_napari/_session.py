@@ -13,6 +13,7 @@ from napari.layers import Image
 from qtpy.QtCore import QObject, Signal
 
 from ..engine import default_center
+from ..engine.params import DerotationParams
 from ..errors import DerotationError
 from . import _meta, _model
 from ._common import notify
@@ -128,8 +129,14 @@ class Session(QObject):
         self.metadata["plane_orientation"] = float(orientation)
         self.plane_changed.emit(float(tilt), float(orientation))
 
+    def params(self) -> DerotationParams:
+        """The movie's centre and rotation plane as derotation parameters
+        (interpolation and fill are the Derotate section's)."""
+        return _meta.params(self.layer.metadata if self.layer else None
+                            ).replace(center=self.center)
+
     def inputs(self):
-        """``(data, angles, center)`` ready for the engine, or ``None`` after
+        """``(data, angles, params)`` ready for the engine, or ``None`` after
         a notification saying what is missing."""
         found = self.angles()
         try:
@@ -140,7 +147,7 @@ class Session(QObject):
         except DerotationError as exc:
             notify("error", str(exc))
             return None
-        return self.data, angles, center
+        return self.data, angles, self.params().replace(center=center)
 
     def shape(self):
         return None if self.layer is None else tuple(self.layer.data.shape)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
+from ..checks import whole_number
 from ..errors import DerotationError
 
 
@@ -39,10 +41,53 @@ class Progress:
 
 
 def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse names the option)."""
     try:
         v = int(text)
     except ValueError:
         raise DerotationError(f"expected a whole number; got {text!r}") from None
-    if v < 1:
-        raise DerotationError(f"expected a number >= 1; got {v}")
-    return v
+    return whole_number("the value", v)
+
+
+def add_params_arguments(p) -> None:
+    """The derotation parameters (:class:`DerotationParams`) as options;
+    read back by :func:`params_from_args`."""
+    from ..engine.params import INTERPOLATION_CODES, PLANE_OUTPUTS
+
+    g = p.add_argument_group(
+        "derotation parameters",
+        "given options override those read with --params")
+    g.add_argument("--params", type=Path, metavar="FILE.json",
+                   help="parameters from a JSON file: what find-center --json "
+                        "printed (the centre, and the plane tilt of an "
+                        "ellipse fit when significant), or an output's record")
+    g.add_argument("--center", type=float, nargs=2, metavar=("ROW", "COL"),
+                   help="centre of rotation (default: rows//2, cols//2)")
+    g.add_argument("--interpolation", choices=sorted(INTERPOLATION_CODES),
+                   default=None, help="default bilinear")
+    g.add_argument("--fill", type=float, default=None, metavar="VALUE",
+                   help="value of pixels no scanned line covered (default 0)")
+    g.add_argument("--plane-tilt", type=float, default=None, metavar="DEG",
+                   help="tilt of the rotation plane from the imaging plane "
+                        "(degrees, default 0; find-center --method ellipse "
+                        "measures it)")
+    g.add_argument("--plane-orientation", type=float, default=None,
+                   metavar="DEG",
+                   help="orientation of the tilt axis (degrees, default 0)")
+    g.add_argument("--plane-output", choices=PLANE_OUTPUTS, default=None,
+                   help="with a tilt: the result in the imaging plane "
+                        "(default) or the rotation plane")
+
+
+def params_from_args(args):
+    """The :class:`DerotationParams` the options of
+    :func:`add_params_arguments` ask for."""
+    from ..engine.params import DerotationParams
+
+    base = DerotationParams.from_json(args.params) if args.params else \
+        DerotationParams()
+    given = {"center": args.center, "interpolation": args.interpolation,
+             "fill_value": args.fill, "plane_tilt": args.plane_tilt,
+             "plane_orientation": args.plane_orientation,
+             "plane_output": args.plane_output}
+    return base.replace(**{k: v for k, v in given.items() if v is not None})

@@ -80,28 +80,15 @@ def outputs_for(folders, root):
 
 
 def run_distributed(folders, outputs, config, plots, workers, scheduler):
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise DerotationError(
-            "--workers/--scheduler need dask.distributed: pip install "
-            "'napari-derotation[cluster]'") from None
-    if scheduler:
-        client = Client(scheduler)
-        cluster = None
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
+    """Each dataset as one task on a dask.distributed cluster (the same
+    client as ``derotate --workers/--scheduler``)."""
+    from ..engine.cluster import cluster_client
+
+    with cluster_client(scheduler, workers) as client:
         futures = client.map(run_one, folders, outputs,
                              [config] * len(folders), [plots] * len(folders),
                              pure=False)
         return client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def run(args) -> int:

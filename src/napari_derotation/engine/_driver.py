@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import Cancelled, DerotationError
+from ..frames import unturned_frames
 from . import _kernels
 from .params import (
     INTERPOLATION_CODES,
@@ -216,7 +217,7 @@ def derotate_into(movie, angles_per_line, center=None, out=None, *,
     step = frames_per_chunk(movie.shape)
     # frames whose lines are all at angle 0 are copied as they are (unless
     # the plane is tilted); the kernel gets the runs of turning frames
-    still = still_frames(angles, n, rows) if params.identity_plane \
+    still = unturned_frames(angles, n, rows) if params.identity_plane \
         else np.zeros(n, np.bool_)
     for start in range(0, n, step):
         stop = min(n, start + step)
@@ -229,11 +230,6 @@ def derotate_into(movie, angles_per_line, center=None, out=None, *,
             raise Cancelled(
                 f"derotation cancelled after {frame_offset + stop} of {total} "
                 "frames")
-
-
-def still_frames(angles: np.ndarray, n_frames: int, rows: int) -> np.ndarray:
-    """Frames whose every line is at angle 0: the engine copies them."""
-    return ~np.any(angles.reshape(n_frames, rows) != 0, axis=1)
 
 
 def _runs(flags: np.ndarray, start: int, stop: int):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import whole_number
 from ..errors import Cancelled, DerotationError
 from ..io import (
     MovieFile,
@@ -54,12 +55,7 @@ def _distributed():
 
 def check_workers(workers) -> int | None:
     """``None`` or a whole number >= 1, else :class:`DerotationError`."""
-    if workers is None:
-        return None
-    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) \
-            or workers < 1:
-        raise DerotationError(f"workers must be a whole number >= 1; got {workers!r}")
-    return int(workers)
+    return None if workers is None else whole_number("workers", workers)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DerotationError
+from ..checks import whole_number
 from ..io import MovieFile, TiffStreamWriter, check_not_input, record, sidecar_path
 from ..io.provenance import write_sidecar
 from ._driver import check_parameters, derotate_into, frames_per_chunk
@@ -31,16 +31,7 @@ def check_chunk_frames(chunk_frames, shape, dtype) -> int:
     """Frames per chunk: ``chunk_frames`` (>= 1) or about 64 MB, at most all."""
     if chunk_frames is None:
         return default_chunk_frames(shape, dtype)
-    try:
-        step = int(chunk_frames)
-    except (TypeError, ValueError):
-        raise DerotationError(
-            f"chunk_frames must be a whole number >= 1; got {chunk_frames!r}"
-        ) from None
-    if step < 1 or step != chunk_frames:
-        raise DerotationError(
-            f"chunk_frames must be a whole number >= 1; got {chunk_frames!r}")
-    return min(step, shape[0])
+    return min(whole_number("chunk_frames", chunk_frames), shape[0])
 
 
 def derotate_file(movie_path, angles_per_line, out_path, center=None, *,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DerotationError
+from ..checks import whole_number
 from ._driver import check_movie, check_parameters, derotate
 from .params import DerotationParams
 
@@ -71,7 +71,7 @@ plane_orientation, plane_output, params
                                       params)
 
     if chunk_frames is not None:
-        frames = _whole_number(chunk_frames)
+        frames = whole_number("chunk_frames", chunk_frames)
     elif isinstance(movie, da.Array):
         frames = None                      # keep the input's frame chunks
     else:
@@ -87,15 +87,3 @@ plane_orientation, plane_output, params
     return da.map_blocks(
         _derotate_block, lazy, per_block, dtype=dtype, chunks=lazy.chunks,
         params=params, token="derotate")
-
-
-def _whole_number(value) -> int:
-    try:
-        ok = not isinstance(value, bool) and float(value).is_integer() \
-            and value >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise DerotationError(
-            f"chunk_frames must be a whole number >= 1; got {value!r}")
-    return int(value)

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["atomic_path", "write_json", "file_sha256", "check_not_input"]
+__all__ = ["atomic_path", "write_json", "file_sha256", "check_not_input",
+           "OutputSet"]
 
 
 @contextlib.contextmanager
@@ -87,3 +88,32 @@ def check_not_input(output, *inputs) -> None:
             raise DerotationError(
                 f"refusing to overwrite the input {inp.name}: choose another "
                 f"output path")
+
+
+class OutputSet:
+    """Files that belong together (a movie, its record, its tables): used as
+    a context manager, a failure or a cancel removes every file already
+    written through :meth:`add`, so no output is left without the others.
+
+    >>> with OutputSet() as out:                    # doctest: +SKIP
+    ...     out.add(write_tiff(path, movie))
+    ...     out.add(write_json(record_path, rec))   # fails: the TIFF goes too
+    """
+
+    def __init__(self):
+        self.written: list[Path] = []
+
+    def add(self, path) -> Path:
+        """Note ``path`` as written (returned unchanged)."""
+        self.written.append(Path(path))
+        return Path(path)
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            for p in reversed(self.written):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        return False

@@ -21,6 +21,7 @@ from ..acquisition.loaders import (
     ROLES,
 )
 from ..acquisition.signals import SignalParams
+from ..engine.params import DerotationParams
 from ..errors import DerotationError
 
 __all__ = ["Config", "load_config", "KEYS", "CONFIG_SUFFIXES"]
@@ -70,6 +71,13 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("n_iter",): None,
     ("blank_value",): "blank_value",
     ("resampling",): "resampling",
+    # the rotation plane (issue: one parameter path) and the cell fit
+    ("rotation_plane", "tilt"): "plane_tilt",
+    ("rotation_plane", "orientation"): "plane_orientation",
+    ("rotation_plane", "output"): "plane_output",
+    ("ellipse", "seed"): "ellipse_seed",
+    ("ellipse", "frame"): "ellipse_frame",
+    ("ellipse", "apply_plane"): "apply_fitted_plane",
 }
 
 _IGNORED = {
@@ -125,6 +133,12 @@ class Config:
     delta_center: float = 7.0
     blank_value: float | None = None
     resampling: str = "bilinear"
+    plane_tilt: float = 0.0
+    plane_orientation: float = 0.0
+    plane_output: str = "imaging"
+    ellipse_seed: tuple | None = None
+    ellipse_frame: int = 0
+    apply_fitted_plane: bool = True
     source: Path | None = None
     warnings: list = field(default_factory=list, compare=False)
 
@@ -173,7 +187,12 @@ class Config:
     def check(self) -> Config:
         """Validate values; raise :class:`DerotationError` naming the key."""
         _choice("pipeline_type", self.pipeline_type, ("full", "incremental"))
-        _choice("center_method", self.center_method, ("given", "bayesian"))
+        _choice("center_method", self.center_method,
+                ("given", "bayesian", "ellipse"))
+        if self.center_method == "ellipse" and self.ellipse_seed is None:
+            raise DerotationError(
+                "center_method: ellipse needs ellipse.seed: [row, col], a "
+                "bright cell in frame ellipse.frame of the raw movie")
         _choice("pulse_threshold", self.pulse_threshold, ("auto", "mean_std"))
         _choice("resampling", self.resampling, ("bilinear", "nearest"))
         for role in ROLES:
@@ -184,7 +203,8 @@ class Config:
         if len(self.npy_rows) != 4:
             raise DerotationError(
                 f"npy_rows: expected 4 row numbers; got {list(self.npy_rows)}")
-        for name in ("center", "biased_center"):
+        self.derotation_params()
+        for name in ("center", "biased_center", "ellipse_seed"):
             v = getattr(self, name)
             if v is not None and len(v) != 2:
                 raise DerotationError(f"{name}: expected 2 numbers; got {v}")
@@ -207,6 +227,21 @@ class Config:
             repair_ticks=self.repair_ticks, line_use_start=self.line_use_start,
             frame_use_start=self.frame_use_start,
             line_count_mismatch=self.line_count_mismatch).check()
+
+    def derotation_params(self, *, center=None, fill_value=0.0,
+                          plane=None) -> DerotationParams:
+        """The :class:`DerotationParams` this config asks for, with the
+        centre and fill value found by the pipeline; ``plane`` (tilt,
+        orientation) replaces the configured one (a fitted plane)."""
+        tilt, orientation = plane if plane is not None else (
+            self.plane_tilt, self.plane_orientation)
+        try:
+            return DerotationParams(
+                center=center, interpolation=self.resampling,
+                fill_value=fill_value, plane_tilt=tilt,
+                plane_orientation=orientation, plane_output=self.plane_output)
+        except DerotationError as exc:
+            raise DerotationError(f"config: {exc}") from None
 
     def center_row_col(self) -> tuple[float, float] | None:
         """``center`` (row, col), else ``biased_center`` (x, y) reversed."""
@@ -301,7 +336,8 @@ def _coerce(name, value, base):
         if name in _PATHS:
             p = Path(str(value)).expanduser()
             return p if p.is_absolute() or base is None else base / p
-        if name in ("channel_names", "npy_rows", "center", "biased_center"):
+        if name in ("channel_names", "npy_rows", "center", "biased_center",
+                    "ellipse_seed"):
             if not isinstance(value, list | tuple):
                 raise TypeError("expected a list")
             cast = str if name == "channel_names" else (
@@ -312,17 +348,18 @@ def _coerce(name, value, base):
                 raise TypeError("expected a mapping of signal to channel name")
             return {str(k): str(v) for k, v in value.items()}
         if name in ("debugging_plots", "repair_ticks", "line_use_start",
-                    "frame_use_start"):
+                    "frame_use_start", "apply_fitted_plane"):
             if not isinstance(value, bool):
                 raise TypeError("expected true or false")
             return value
         if name in ("tick_distance", "inter_rotation_interval_min_len",
-                    "incremental_direction"):
+                    "incremental_direction", "ellipse_frame"):
             if isinstance(value, bool) or float(value) != int(value):
                 raise TypeError("expected a whole number")
             return int(value)
         if name in ("pipeline_type", "saving_name", "pulse_threshold",
-                    "center_method", "resampling", "line_count_mismatch"):
+                    "center_method", "resampling", "line_count_mismatch",
+                    "plane_output"):
             return str(value)
         if isinstance(value, bool):
             raise TypeError("expected a number")

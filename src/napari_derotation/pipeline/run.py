@@ -21,8 +21,6 @@ plugin).
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import time
 import warnings
 from pathlib import Path
@@ -31,14 +29,15 @@ import numpy as np
 
 from ..acquisition.signals import AnglesResult
 from ..engine import check_center, default_center
-from ..engine.params import DerotationParams
 from ..errors import Cancelled, DerotationError
 from ..io import (
     MovieFile,
+    OutputSet,
     atomic_path,
     check_not_input,
     file_sha256,
     record,
+    write_frame_csv,
     write_json,
 )
 from . import plots as debug_plots
@@ -46,9 +45,6 @@ from .config import load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
 
 __all__ = ["run_dataset", "estimate_blank", "write_frame_csv"]
-
-
-# ------------------------------------------------------------------ dataset
 
 
 # ------------------------------------------------------------- blank value
@@ -93,30 +89,6 @@ def estimate_blank(frame, *, components: int = 7, max_samples: int = 1 << 18,
         if done:
             break
     return float(means[weights > 1e-3].min())
-
-
-# ----------------------------------------------------------------- outputs
-
-
-def write_frame_csv(path, table: dict) -> Path:
-    """The per-frame CSV, with the reference's columns (NaN written empty)."""
-    cols = ["frame", "rotation_angle", "clock", "direction", "speed",
-            "rotation_count"]
-
-    def cell(name, v):
-        v = float(v)
-        if np.isnan(v):
-            return ""
-        if name == "rotation_angle":
-            return f"{v:.6f}"
-        return str(int(v)) if v.is_integer() else f"{v:g}"
-
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        for row in zip(*(table[c] for c in cols), strict=True):
-            w.writerow([cell(c, v) for c, v in zip(cols, row, strict=True)])
-    return Path(path)
 
 
 class _Progress:
@@ -167,6 +139,65 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     ds = config if isinstance(config, Dataset) else Dataset(config)
     cfg = ds.config
     say = log or (lambda msg: None)
+    paths = _output_paths(cfg, output_folder)
+    bayes = cfg.center_method != "given"
+    stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
+                                  "derotate": 60, "outputs": 5})
+    with OutputSet() as out:
+        angles = _angles(ds, stages.stage("signals"), say)
+        with MovieFile(cfg.movie) as mf:
+            shape, dtype = tuple(mf.shape), mf.dtype
+            first = mf.read(0, 1)[0]
+        say(f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
+            f"ticks, {len(angles.angles_per_line)} lines, {shape[0]} frames")
+        blank = _blank(cfg, first, dtype)
+        say(f"[2/5] blank value {blank['value']:g} ({blank['source']})")
+        found = _center(cfg, angles, shape, stages.stage("center"), say)
+        params = cfg.derotation_params(center=found["row_col"],
+                                       fill_value=blank["value"],
+                                       plane=found.get("plane"))
+        say(f"[3/5] centre (row, col) = ({params.center[0]:.2f}, "
+            f"{params.center[1]:.2f}) ({cfg.center_method})")
+        say(f"[4/5] derotating {shape[0]} frames -> {paths['movie'].name}")
+        from ..engine.files import derotate_file
+
+        derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
+                      params=params, progress=stages.stage("derotate"),
+                      angles_source=cfg.signals, sidecar=False)
+        out.add(paths["movie"])
+        say(f"[5/5] writing tables to {paths['movie'].parent}")
+        _write_tables(paths, angles, out)
+        plot_files, plot_note = _plots(cfg, ds, angles, paths, params, plots,
+                                       out, say)
+        stages.stage("outputs")(1, 1)
+        rec = record(
+            movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
+            dtype=dtype, params=params, angles_source=cfg.signals,
+            n_angles=len(angles.angles_per_line), checksum=True,
+            pipeline={
+                "config_file": str(cfg.source) if cfg.source else None,
+                "config": cfg.to_dict(),
+                "config_warnings": list(cfg.warnings),
+                "blank_value": blank,
+                "center": {"row_col": list(params.center),
+                           "method": cfg.center_method,
+                           "search": found.get("search")},
+                "signals": _summary(angles),
+                "inputs": {k: _checksum(v) for k, v in (
+                    ("signals", cfg.signals), ("stimulus", cfg.stimulus),
+                    ("config", cfg.source)) if v is not None},
+                "outputs": {k: str(v) for k, v in paths.items()},
+                "plots": [str(p) for p in plot_files],
+                "plots_note": plot_note,
+                "seconds": round(time.perf_counter() - t0, 3),
+            })
+        out.add(write_json(paths["record"], rec))
+    say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
+    return rec
+
+
+def _output_paths(cfg, output_folder) -> dict:
+    """Where a run writes, checked against its inputs; the folder is made."""
     for name, key in (("movie", "path_to_tif"), ("signals", "path_to_aux")):
         if getattr(cfg, name) is None:
             raise DerotationError(
@@ -182,97 +213,60 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source]
     for p in paths.values():
         check_not_input(p, *inputs)
-    bayes = cfg.center_method == "bayesian"
-    stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
-                                  "derotate": 60, "outputs": 5})
-    written: list[Path] = []
+    return paths
+
+
+def _angles(ds: Dataset, progress, say) -> AnglesResult:
+    """Step 1: the per-line angles from the dataset's signals."""
+    cfg = ds.config
+    say(f"[1/5] angles from {cfg.signals.name} ({cfg.pipeline_type} "
+        f"pipeline)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        angles = ds.compute_angles(progress=progress)
+    for w in caught:
+        say(f"      warning: {w.message}")
+    return angles
+
+
+def _blank(cfg, first_frame, dtype) -> dict:
+    """Step 2: the fill value of uncovered pixels (given, or the first
+    frame's dark level), rounded into an integer dtype's range."""
+    if cfg.blank_value is None:
+        blank, source = estimate_blank(first_frame), "first frame"
+    else:
+        blank, source = float(cfg.blank_value), "config"
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        blank = float(np.clip(np.rint(blank), info.min, info.max))
+    return {"value": blank, "source": source}
+
+
+def _write_tables(paths, angles: AnglesResult, out: OutputSet) -> None:
+    """Step 5: per-line and per-frame angles and the per-frame CSV."""
+    for key in ("angles_per_line", "angles_per_frame"):
+        with atomic_path(paths[key]) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, getattr(angles, key))
+        out.add(paths[key])
+    out.add(write_frame_csv(paths["table"], angles.frame_table()))
+
+
+def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
+    """Optional debug PNGs: ``(files, note)``; a note says why none."""
+    if not (cfg.debugging_plots if plots is None else plots):
+        return [], None
+    folder = cfg.debug_plots_folder or paths["movie"].parent / "debug_plots"
     try:
-        say(f"[1/5] angles from {cfg.signals.name} ({cfg.pipeline_type} "
-            f"pipeline)")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            angles = ds.compute_angles(progress=stages.stage("signals"))
-        for w in caught:
-            say(f"      warning: {w.message}")
-        with MovieFile(cfg.movie) as mf:
-            shape, dtype = tuple(mf.shape), mf.dtype
-            first = mf.read(0, 1)[0]
-        say(f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
-            f"ticks, {len(angles.angles_per_line)} lines, {shape[0]} frames")
-
-        if cfg.blank_value is None:
-            blank, blank_source = estimate_blank(first), "first frame"
-        else:
-            blank, blank_source = float(cfg.blank_value), "config"
-        if np.dtype(dtype).kind in "ui":
-            info = np.iinfo(dtype)
-            blank = float(np.clip(np.rint(blank), info.min, info.max))
-        say(f"[2/5] blank value {blank:g} ({blank_source})")
-
-        center, search = _center(cfg, angles, shape, stages.stage("center"),
-                                 say)
-        say(f"[3/5] centre (row, col) = ({center[0]:.2f}, {center[1]:.2f}) "
-            f"({cfg.center_method})")
-
-        say(f"[4/5] derotating {shape[0]} frames -> {paths['movie'].name}")
-        from ..engine.files import derotate_file
-
-        params = DerotationParams(center=center, interpolation=cfg.resampling,
-                                  fill_value=blank)
-        derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
-                      params=params, progress=stages.stage("derotate"),
-                      angles_source=cfg.signals, sidecar=False)
-        written.append(paths["movie"])
-
-        say(f"[5/5] writing tables to {out}")
-        for key in ("angles_per_line", "angles_per_frame"):
-            with atomic_path(paths[key]) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, getattr(angles, key))
-            written.append(paths[key])
-        write_frame_csv(paths["table"], angles.frame_table())
-        written.append(paths["table"])
-        want_plots = cfg.debugging_plots if plots is None else plots
-        plot_files, plot_note = [], None
-        if want_plots:
-            plot_folder = cfg.debug_plots_folder or out / "debug_plots"
-            try:
-                plot_files = debug_plots.write_debug_plots(plot_folder, ds, angles,
-                                               paths["movie"], center)
-                written.extend(plot_files)
-            except ImportError:
-                plot_note = ("debug plots skipped: matplotlib is not installed "
-                             "(pip install 'napari-derotation[plots]')")
-                say(f"      warning: {plot_note}")
-        stages.stage("outputs")(1, 1)
-        rec = record(
-            movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
-            dtype=dtype, params=params, angles_source=cfg.signals,
-            n_angles=len(angles.angles_per_line), checksum=True,
-            pipeline={
-                "config_file": str(cfg.source) if cfg.source else None,
-                "config": cfg.to_dict(),
-                "config_warnings": list(cfg.warnings),
-                "blank_value": {"value": blank, "source": blank_source},
-                "center": {"row_col": list(center),
-                           "method": cfg.center_method, "search": search},
-                "signals": _summary(angles),
-                "inputs": {k: _checksum(v) for k, v in (
-                    ("signals", cfg.signals), ("stimulus", cfg.stimulus),
-                    ("config", cfg.source)) if v is not None},
-                "outputs": {k: str(v) for k, v in paths.items()},
-                "plots": [str(p) for p in plot_files],
-                "plots_note": plot_note,
-                "seconds": round(time.perf_counter() - t0, 3),
-            })
-        write_json(paths["record"], rec)
-        written.append(paths["record"])
-    except BaseException:
-        for p in written:
-            with contextlib.suppress(OSError):
-                p.unlink()
-        raise
-    say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
-    return rec
+        files = debug_plots.write_debug_plots(folder, ds, angles, paths["movie"],
+                                              params.center)
+    except ImportError:
+        note = ("debug plots skipped: matplotlib is not installed "
+                "(pip install 'napari-derotation[plots]')")
+        say(f"      warning: {note}")
+        return [], note
+    for f in files:
+        out.add(f)
+    return files, None
 
 
 def _checksum(path):
@@ -299,14 +293,20 @@ def _summary(a: AnglesResult) -> dict:
     }
 
 
-def _center(cfg, angles, shape, progress, say):
+def _center(cfg, angles, shape, progress, say) -> dict:
+    """Step 3: the centre of rotation, given, searched or fitted from a
+    cell; ``{"row_col", "search", "plane"}`` (``plane``: the fitted
+    (tilt, orientation) to apply, when ``ellipse.apply_plane`` and the fit
+    found a significant tilt)."""
     given = cfg.center_row_col()
-    if cfg.center_method != "bayesian":
-        return check_center(given, shape), None
+    if cfg.center_method == "given":
+        return {"row_col": check_center(given, shape)}
     from .. import center
     from ..io import read_movie
 
     movie = read_movie(cfg.movie)
+    if cfg.center_method == "ellipse":
+        return _center_from_cell(cfg, movie, angles, shape, progress, say)
     initial = check_center(given, shape) if given else default_center(shape)
     say(f"      searching the centre within {cfg.delta_center:g} px of "
         f"({initial[0]:g}, {initial[1]:g})")
@@ -317,7 +317,29 @@ def _center(cfg, angles, shape, progress, say):
             "objective": float(res.objective),
             "n_evaluations": int(res.n_evaluations),
             "n_frames": int(res.n_frames), "seconds": round(res.elapsed, 3)}
-    return check_center(res.center, shape), info
+    return {"row_col": check_center(res.center, shape), "search": info}
+
+
+def _center_from_cell(cfg, movie, angles, shape, progress, say) -> dict:
+    """The ellipse a bright cell traces: its centre, and the plane's tilt."""
+    from ..center.ellipse import fit_center_ellipse
+
+    say(f"      following the cell at ({cfg.ellipse_seed[0]:g}, "
+        f"{cfg.ellipse_seed[1]:g}) of frame {cfg.ellipse_frame}")
+    fit = fit_center_ellipse(movie, angles.angles_per_line, cfg.ellipse_seed,
+                             frame=cfg.ellipse_frame, progress=progress)
+    apply = cfg.apply_fitted_plane and fit.tilt_significant
+    info = {"seed": list(cfg.ellipse_seed), "frame": cfg.ellipse_frame,
+            "tilt": fit.tilt, "tilt_uncertainty": fit.tilt_uncertainty,
+            "tilt_significant": bool(fit.tilt_significant),
+            "orientation": fit.plane_orientation, "plane_applied": bool(apply),
+            "center_uncertainty": list(fit.center_uncertainty)}
+    say(f"      tilt {fit.tilt:.1f} ± {fit.tilt_uncertainty:.1f} deg: "
+        f"{'applied' if apply else 'not applied'}")
+    found = {"row_col": check_center(fit.center, shape), "search": info}
+    if apply:
+        found["plane"] = (fit.tilt, fit.plane_orientation)
+    return found
 
 
 # ------------------------------------------------------------------ plots
