@@ -48,3 +48,42 @@ def test_top_level_api_is_lazy_but_complete():
                                   "napari_derotation.engine.files"]
     for name in napari_derotation.__all__:
         assert getattr(napari_derotation, name) is not None, name
+
+
+def test_gui_without_napari_says_what_to_install():
+    code = ("import sys; sys.modules['napari'] = None\n"
+            "from napari_derotation.cli import main\n"
+            "sys.exit(main(['gui']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert "pip install 'napari-derotation[qt]'" in out.stderr
+
+
+def test_old_module_paths_still_import():
+    import importlib
+
+    from napari_derotation import MOVED_MODULES
+
+    for old, new in MOVED_MODULES.items():
+        assert importlib.import_module(f"napari_derotation.{old}") is \
+            importlib.import_module(f"napari_derotation.{new}"), old
+    from napari_derotation.stream import derotate_file  # noqa: F401
+
+
+def test_no_function_over_100_lines_outside_the_kernels():
+    import ast
+    from pathlib import Path
+
+    root = Path(napari_derotation.__file__).parent
+    long = []
+    for path in root.rglob("*.py"):
+        if path.name == "_kernels.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > 100:
+                    long.append(f"{path.relative_to(root)}:{node.name} ({n})")
+    assert long == []

@@ -391,3 +391,32 @@ def test_config_object_with_missing_inputs(tmp_path):
     with pytest.raises(DerotationError, match="movie file not found"):
         run_dataset(Config(movie=tmp_path / "m.tif",
                            signals=tmp_path / "s.npy"), tmp_path)
+
+
+def test_rotation_plane_keys_reach_the_derotation(full_run, tmp_path):
+    """``rotation_plane`` in a config is applied and recorded like
+    ``derotate --plane-tilt/--plane-orientation``."""
+    from napari_derotation.config import Config
+
+    folder = full_run[0]
+    base = Dataset.from_folder(folder).config.to_dict()
+    base["rotation_plane"] = {"tilt": 20, "orientation": 30}
+    base["center"] = list(CENTER)
+    cfg = Config.from_dict(base)
+    assert (cfg.plane_tilt, cfg.plane_orientation) == (20.0, 30.0)
+    rec = run_dataset(cfg, tmp_path / "tilted")
+    assert rec["plane"] == {"tilt": 20.0, "orientation": 30.0,
+                            "output": "imaging"}
+    raw = tifffile.imread(folder / "movie.tif")
+    angles = np.load(tmp_path / "tilted" / "angles_per_line.npy")
+    expected = derotate(raw, angles, CENTER, fill_value=rec["fill_value"],
+                        plane_tilt=20, plane_orientation=30)
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "tilted" / "derotated.tif"), expected)
+    base["rotation_plane"] = {"tilt": 120}
+    with pytest.raises(DerotationError, match="plane_tilt"):
+        Config.from_dict(base)
+    base["rotation_plane"] = {"tilt": 0}
+    base["center_method"] = "ellipse"
+    with pytest.raises(DerotationError, match="ellipse.seed"):
+        Config.from_dict(base)

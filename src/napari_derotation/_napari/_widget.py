@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import numpy as np
-from qt_niu.collapsible_widget import CollapsibleWidgetContainer
-from qtpy.QtWidgets import QPushButton
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ._center_section import CenterSection
 from ._data_section import DataSection
@@ -21,7 +22,37 @@ from ._session import Session
 from ._workers import warmup_worker
 
 
-class DerotationWidget(CollapsibleWidgetContainer):
+class Sections(QWidget):
+    """Collapsible sections stacked top-down, one open at a time (superqt's
+    ``QCollapsible``: napari's own dependency, so the plugin needs nothing
+    napari does not bring)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setAlignment(Qt.AlignmentFlag.AlignTop)
+        layout.setSpacing(0)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.collapsible_widgets: list[QCollapsible] = []
+
+    def add_widget(self, widget, collapsible: bool = True,
+                   widget_title: str = "") -> None:
+        box = QCollapsible(widget_title, self, expandedIcon="▼",
+                           collapsedIcon="▶")
+        box.setContent(widget)
+        box.collapse(animate=False)
+        box.toggled.connect(lambda state, box=box: self._only(box, state))
+        self.collapsible_widgets.append(box)
+        self.layout().addWidget(box, 0, Qt.AlignmentFlag.AlignTop)
+
+    def _only(self, opened: QCollapsible, state: bool) -> None:
+        if state:
+            for box in self.collapsible_widgets:
+                if box is not opened:
+                    box.collapse(animate=False)
+
+
+class DerotationWidget(Sections):
     """Dock widget: derotate a movie recorded while the sample rotated."""
 
     def __init__(self, napari_viewer, parent=None):

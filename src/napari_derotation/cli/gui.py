@@ -63,7 +63,25 @@ def launch(movie: Path | None = None, *, show: bool = True):
     return viewer, widget
 
 
+def require_napari() -> None:
+    """Raise a one-line :class:`DerotationError` saying what to install when
+    napari or a Qt binding is missing (the core needs neither)."""
+    import importlib.util
+
+    if importlib.util.find_spec("napari") is None:
+        raise DerotationError(
+            "napari is not installed: pip install 'napari-derotation[qt]' "
+            "(napari with PyQt6), or run the headless 'napari-derotation demo'")
+    if not any(importlib.util.find_spec(b) for b in
+               ("PyQt6", "PyQt5", "PySide6", "PySide2")):
+        raise DerotationError(
+            "napari needs a Qt binding: pip install PyQt6 (or "
+            "'napari-derotation[qt]'), or run the headless "
+            "'napari-derotation demo'")
+
+
 def run(args) -> int:
+    require_napari()
     if args.movie is not None:
         check_movie_path(args.movie)
     if not has_display():

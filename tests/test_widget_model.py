@@ -1,0 +1,113 @@
+"""The widget's model (``_model``, ``_meta``): Qt-free, tested without a
+viewer."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_derotation import DerotationParams, derotate
+from napari_derotation._napari import _meta, _model
+from napari_derotation.errors import DerotationError
+from napari_derotation.frames import frame_angles, rotating_frames
+from napari_derotation.simulate import simulate_movie
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_movie((40, 44), 24, trace="constant", seed=3,
+                          dtype=np.uint16)
+
+
+def test_check_inputs_names_what_is_wrong(sim):
+    with pytest.raises(DerotationError, match="no movie"):
+        _model.check_inputs(None, None)
+    with pytest.raises(DerotationError, match="2-D"):
+        _model.check_inputs(sim.movie[0], sim.angles_per_line)
+    with pytest.raises(DerotationError, match="no rotation angles"):
+        _model.check_inputs(sim.movie, None)
+    with pytest.raises(DerotationError, match="expected at least"):
+        _model.check_inputs(sim.movie, sim.angles_per_line[:10])
+    angles, center = _model.check_inputs(sim.movie, sim.angles_per_line)
+    assert center == (20.0, 22.0) and angles.size == 24 * 40
+
+
+def test_meta_round_trips_the_parameters():
+    p = DerotationParams(center=(3.5, 4.25), interpolation="nearest",
+                         fill_value=7, plane_tilt=12, plane_orientation=-30,
+                         plane_output="rotation")
+    meta = {_meta.KEY: _meta.from_params(p)}
+    assert _meta.params(meta) == p
+    assert _meta.params({}) == DerotationParams()
+
+
+def test_derotate_steps_equal_the_engine_and_close_early(sim):
+    p = DerotationParams(center=sim.center, plane_tilt=10)
+    steps = _model.derotate_steps(sim.movie, sim.angles_per_line, p,
+                                  chunk_frames=5)
+    seen = []
+    try:
+        while True:
+            seen.append(next(steps))
+    except StopIteration as stop:
+        out = stop.value
+    assert seen[-1] == (24, 24) and len(seen) == 5
+    np.testing.assert_array_equal(
+        out, derotate(sim.movie, sim.angles_per_line, params=p))
+
+
+def test_preview_is_the_mean_of_the_derotated_frames(sim):
+    frames = _model.preview_frames(sim.angles_per_line, 24, 40, k=6)
+    assert 1 <= frames.size <= 6
+    assert set(frames) <= set(rotating_frames(sim.angles_per_line, 24, 40))
+    p = DerotationParams(center=sim.center)
+    img = _model.preview_image(sim.movie, sim.angles_per_line, frames, p)
+    full = derotate(sim.movie, sim.angles_per_line, params=p)
+    np.testing.assert_allclose(img, full[frames].mean(0), rtol=1e-5)
+
+
+def test_export_writes_the_shared_frame_table_and_record(sim, tmp_path):
+    p = DerotationParams(center=sim.center, plane_tilt=5)
+    out = derotate(sim.movie, sim.angles_per_line, params=p)
+    source = {_meta.KEY: {"angles_per_line": sim.angles_per_line,
+                          "angles_source": "sample"}}
+    meta = _model.derotated_metadata(source, p, source_layer="raw")
+    paths = _model.check_export(tmp_path, "fixed", inputs=[])
+    steps = _model.export_steps(paths, out, meta, chunk_frames=10)
+    done = list(steps)
+    assert done[-1] == (24, 24)
+    np.testing.assert_array_equal(tifffile.imread(paths["movie"]), out)
+    rec = json.loads(paths["json"].read_text())
+    assert DerotationParams.from_record(rec) == p
+    with open(paths["frames"]) as fh:
+        rows = list(csv.DictReader(fh))
+    expected = frame_angles(sim.angles_per_line, 24, 40)
+    assert [float(r["rotation_angle"]) for r in rows] == pytest.approx(expected)
+    # an existing export is refused unless asked
+    with pytest.raises(DerotationError, match="already exist"):
+        _model.check_export(tmp_path, "fixed", inputs=[])
+
+
+def test_closing_an_export_early_leaves_nothing(sim, tmp_path):
+    p = DerotationParams(center=sim.center)
+    source = {_meta.KEY: {"angles_per_line": sim.angles_per_line}}
+    meta = _model.derotated_metadata(source, p, source_layer="raw")
+    paths = _model.check_export(tmp_path, "fixed", inputs=[])
+    steps = _model.export_steps(paths, sim.movie, meta, chunk_frames=5)
+    next(steps)
+    steps.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_agreement_separates_still_from_moving_frames(sim):
+    p = DerotationParams(center=sim.center)
+    fixed = derotate(sim.movie, sim.angles_per_line, params=p)
+    frames = rotating_frames(sim.angles_per_line, 24, 40)
+    raw_mean, out_mean, raw_a, out_a = _model.mean_images(
+        sim.movie, fixed, frames, sim.center)
+    assert out_a > raw_a + 0.2
+    assert raw_mean.shape == out_mean.shape == (40, 44)
