@@ -14,7 +14,7 @@ from .. import __version__
 from ..engine import check_angles, check_center, check_movie, derotate_into
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
-from ..frames import frame_angles, rotating_frames
+from ..frames import disc_mask, frame_angles, rotating_frames
 from ..io import (
     OutputSet,
     TiffStreamWriter,
@@ -132,11 +132,9 @@ def agreement(frames, center=None) -> float:
     """
     frames = np.asarray(frames, np.float32)
     rows, cols = frames.shape[1:]
-    cr, cc = center if center is not None else ((rows - 1) / 2, (cols - 1) / 2)
-    r = min(cr, rows - 1 - cr, cc, cols - 1 - cc)
-    yy, xx = np.mgrid[:rows, :cols]
-    disk = (yy - cr) ** 2 + (xx - cc) ** 2 <= r * r
-    inside = frames[:, disk]
+    if center is None:
+        center = ((rows - 1) / 2, (cols - 1) / 2)
+    inside = frames[:, disc_mask((rows, cols), center)]
     per_frame = float(inside.var(axis=1).mean())
     return float(inside.mean(axis=0).var() / per_frame) if per_frame > 0 \
         else 0.0

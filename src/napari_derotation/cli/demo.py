@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import derotate
+from ..frames import disc_mask, rotating_frames
 from ..io import write_tiff
 from ..simulate import simulate_movie
 from ._common import Progress
@@ -62,12 +63,11 @@ def run(args) -> int:
     fixed = derotate(sim.movie, sim.angles_per_line, sim.center,
                      fill_value=blank, progress=Progress("derotating"))
     derotated = write_tiff(out / "derotated.tif", fixed)
-    rotating = np.flatnonzero(
-        np.any(sim.angles_per_line.reshape(args.frames, -1) != 0, axis=1))
+    rotating = rotating_frames(sim.angles_per_line, args.frames, args.size)
     frames = rotating if rotating.size else np.arange(args.frames)
     png = comparison_png(out / "raw_vs_derotated_mean.png",
                          sim.movie[frames].mean(0), fixed[frames].mean(0))
-    disk = _inscribed_disk(sim.sample.shape, sim.center)
+    disk = disc_mask(sim.sample.shape, sim.center)
     r_raw = _corr(sim.movie[frames].mean(0)[disk], sim.sample[disk])
     r_fix = _corr(fixed[frames].mean(0)[disk], sim.sample[disk])
     print(f"simulated {args.frames} frames of {args.size}x{args.size}, "
@@ -81,13 +81,6 @@ def run(args) -> int:
           f"scanned disk): raw {r_raw:.3f}, derotated {r_fix:.3f}  "
           f"({time.perf_counter() - t0:.1f} s)")
     return 0
-
-
-def _inscribed_disk(shape, center) -> np.ndarray:
-    r = min(center[0], shape[0] - 1 - center[0], center[1],
-            shape[1] - 1 - center[1])
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= r * r
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
