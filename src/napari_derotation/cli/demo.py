@@ -10,7 +10,7 @@ import numpy as np
 from ..engine import derotate
 from ..io import write_tiff
 from ..simulate import simulate_movie
-from ._common import Progress
+from ._common import Progress, add_overwrite_argument
 from .simulate import write_simulation
 
 NAME = "demo"
@@ -24,6 +24,7 @@ def add_arguments(p):
                    help="output folder (default ./derotation-demo)")
     p.add_argument("--frames", type=int, default=160)
     p.add_argument("--size", type=int, default=256)
+    add_overwrite_argument(p)
 
 
 def _to_uint8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -56,16 +57,19 @@ def run(args) -> int:
     t0 = time.perf_counter()
     sim = simulate_movie((args.size, args.size), args.frames, trace="real",
                          center_offset=(6.0, -9.0), noise=4.0, seed=1)
-    paths = write_simulation(out, sim, "raw")
+    names = {"derotated": out / "derotated.tif",
+             "png": out / "raw_vs_derotated_mean.png"}
+    paths = write_simulation(out, sim, "raw", overwrite=args.overwrite,
+                             also=names.values())
     # pixels no line covered get the background (most of a frame is background)
     blank = float(np.median(sim.movie[0]))
     fixed = derotate(sim.movie, sim.angles_per_line, sim.center,
                      fill_value=blank, progress=Progress("derotating"))
-    derotated = write_tiff(out / "derotated.tif", fixed)
+    derotated = write_tiff(names["derotated"], fixed)
     rotating = np.flatnonzero(
         np.any(sim.angles_per_line.reshape(args.frames, -1) != 0, axis=1))
     frames = rotating if rotating.size else np.arange(args.frames)
-    png = comparison_png(out / "raw_vs_derotated_mean.png",
+    png = comparison_png(names["png"],
                          sim.movie[frames].mean(0), fixed[frames].mean(0))
     disk = _inscribed_disk(sim.sample.shape, sim.center)
     r_raw = _corr(sim.movie[frames].mean(0)[disk], sim.sample[disk])

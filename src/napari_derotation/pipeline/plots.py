@@ -8,9 +8,15 @@ import numpy as np
 
 from ..acquisition.signals import AnglesResult
 from ..io import MovieFile, atomic_path
+from ..io.atomic import make_folder
 from .dataset import Dataset
 
-__all__ = ["write_debug_plots"]
+__all__ = ["write_debug_plots", "PLOT_NAMES"]
+
+#: The files :func:`write_debug_plots` writes (checked before a run writes).
+PLOT_NAMES = ("rotation_ticks_and_rotation_on.png", "rotation_angles.png",
+              "all_speeds.png", "mean_image_with_center.png",
+              "derotated_mean_image_with_center.png")
 
 
 def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
@@ -19,14 +25,15 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
 
     ``rotation_ticks_and_rotation_on.png``, ``rotation_angles.png``,
     ``all_speeds.png``, ``mean_image_with_center.png`` and
-    ``derotated_mean_image_with_center.png``. Existing files are replaced,
-    nothing else in ``folder`` is touched.
+    ``derotated_mean_image_with_center.png`` (:data:`PLOT_NAMES`). Existing
+    files are replaced (``run_dataset`` refuses them first unless asked to
+    overwrite); nothing else in ``folder`` is touched.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     written = []
 
     def save(fig, name):
