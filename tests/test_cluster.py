@@ -130,7 +130,8 @@ def test_cli_local_workers(movie, tmp_path, capsys):
     assert rc == 0, captured.err
     assert "13/13" in captured.err
     np.testing.assert_array_equal(tifffile.imread(out), movie.expected)
-    assert json.loads(out.with_suffix(".derotation.json").read_text())["cluster"]["workers"] == 2
+    meta = json.loads(out.with_suffix(".derotation.json").read_text())
+    assert meta["cluster"]["workers"] == 2
 
 
 def test_cli_unreachable_scheduler(movie, tmp_path, capsys, monkeypatch):

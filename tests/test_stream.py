@@ -234,7 +234,7 @@ def test_peak_memory_is_bounded_by_the_chunk(tmp_path):
             open("/proc/self/clear_refs", "w").write("5")
             base = hwm()
             derotate_file(folder / "big.tif", angles, folder / "out.tif",
-                          chunk_frames=step, sidecar=sidecar)
+                          chunk_frames=step, sidecar=sidecar, overwrite=True)
             print(hwm() - base)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True,

@@ -149,8 +149,9 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     cfg = ds.config
     say = log or (lambda msg: None)
     make_plots = cfg.debugging_plots if plots is None else plots
-    paths = _output_paths(cfg, output_folder, make_plots,
-                          cfg.overwrite if overwrite is None else overwrite)
+    if overwrite is None:
+        overwrite = cfg.overwrite
+    paths = _output_paths(cfg, output_folder, make_plots, overwrite)
     bayes = cfg.center_method != "given"
     stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
@@ -174,7 +175,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
 
         derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
                       params=params, progress=stages.stage("derotate"),
-                      angles_source=cfg.signals, sidecar=False)
+                      angles_source=cfg.signals, sidecar=False,
+                      overwrite=overwrite)
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
         _write_tables(paths, angles, out)
