@@ -342,9 +342,10 @@ def test_os_error_inside_an_atomic_write_names_the_final_path(tmp_path):
     assert str(tmp_path / "r.json") in str(info.value)
     assert ".partial" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+    write_json(tmp_path / "x.json", {"a": 1}, overwrite=False)
     with pytest.raises(DerotationError, match="refusing"):
-        write_json(tmp_path / "x.json", {}, overwrite=False) and \
-            write_json(tmp_path / "x.json", {}, overwrite=False)
+        write_json(tmp_path / "x.json", {}, overwrite=False)
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
 
 
 # --- stale partials and SIGTERM ------------------------------------------------

@@ -150,22 +150,24 @@ def check_writable(paths: Iterable, *, overwrite: bool = False,
 
 
 def make_folder(folder) -> Path:
-    """Create ``folder`` and its parents if missing; an OS error (a file of
-    that name, a folder one may not write) becomes a one-line
+    """Create ``folder`` and its parents if missing; an OS error (a file in
+    the way, a folder one may not write) becomes a one-line
     :class:`DerotationError`."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise DerotationError(
-            f"cannot create the folder {folder}: a file of that name "
-            f"exists") from None
     except OSError as exc:
-        # name the deepest existing folder: the one that could not be written
-        below = folder
-        while not below.parent.is_dir() and below.parent != below:
-            below = below.parent
-        raise DerotationError(describe_os_error(exc, below)) from None
+        # the deepest part of the path that exists says what went wrong
+        missing = folder
+        while missing.parent != missing and not os.path.lexists(missing.parent):
+            missing = missing.parent
+        found = folder if os.path.lexists(folder) else missing.parent
+        if not found.is_dir():
+            what = ("a file of that name exists" if found == folder
+                    else f"{found} is a file, not a folder")
+            raise DerotationError(
+                f"cannot create the folder {folder}: {what}") from None
+        raise DerotationError(describe_os_error(exc, missing)) from None
     return folder
 
 
