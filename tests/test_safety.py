@@ -512,3 +512,11 @@ def test_find_center_warns_too(folder, capsys):
                str(folder / "twice.npy"), "--calls", "3", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 0 and "warning: " in err and "lines" in err
+
+
+def test_gui_keeps_the_default_sigterm():
+    """An event loop would not see the exception: napari ends on SIGTERM."""
+    from napari_derotation.cli import build_parser
+
+    assert build_parser().parse_args(["gui"])._sigterm is False
+    assert build_parser().parse_args(["demo"])._sigterm is True

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in _commands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run,
+                       _sigterm=getattr(mod, "SIGTERM_CLEANUP", True))
     return parser
 
 
@@ -65,11 +66,12 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def _sigterm_raises(enabled: bool = True):
     """While in the block, SIGTERM raises :class:`Terminated` (once; a
     second SIGTERM during the cleanup is ignored). The previous handler is
-    restored after. Only in the main thread (signals go there)."""
-    if threading.current_thread() is not threading.main_thread():
+    restored after. Only in the main thread (signals go there), and not for
+    a command that sets ``SIGTERM_CLEANUP = False`` (the napari GUI)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(getattr(args, "_sigterm", True)):
             return int(args._run(args) or 0)
     except DerotationError as exc:
         return fail(str(exc))
