@@ -286,13 +286,15 @@ def test_demo_refuses_existing_outputs(tmp_path, capsys):
 
 # --- OS errors in words, naming the path, never the temporary name ---------
 
-def _tiff_short_write(self, *a, **k):
-    # what numpy's tofile raises (under tifffile) when the disk is full
-    raise OSError("122880 requested and 61336 written")
+@pytest.mark.parametrize("message", [
+    "122880 requested and 61336 written",                      # numpy 1
+    "Not enough free space to write 67108864 bytes after offset 208"])
+def test_full_disk_short_write_is_named(folder, capsys, monkeypatch, message):
+    def short_write(self, *a, **k):
+        # what numpy's tofile raises (under tifffile) when the disk is full
+        raise OSError(message)
 
-
-def test_full_disk_short_write_is_named(folder, capsys, monkeypatch):
-    monkeypatch.setattr(tifffile.TiffWriter, "write", _tiff_short_write)
+    monkeypatch.setattr(tifffile.TiffWriter, "write", short_write)
     before = _files(folder)
     rc, err = _derotate(capsys, folder)
     assert rc == 2 and _one_line(err), err
@@ -317,6 +319,57 @@ def test_os_errors_in_words(tmp_path, code, words):
     msg = describe_os_error(exc, path)
     assert words.format(folder=tmp_path) in msg
     assert ".partial" not in msg and "\n" not in msg
+
+
+def test_read_only_file_system_is_named(folder, capsys, monkeypatch):
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly())
+    before = _files(folder)
+    rc, err = _derotate(capsys, folder)
+    assert rc == 2 and _one_line(err)
+    assert f"cannot write to {folder}: the file system is read-only" in err
+    assert _files(folder) == before
+
+
+def _full_disk_on(name, monkeypatch):
+    """Atomic writes of files called ``name`` fail as on a full disk."""
+    import napari_derotation.io.atomic as atomic
+
+    real = atomic.tempfile.mkstemp
+
+    def mkstemp(*a, prefix="", **k):
+        if prefix.startswith(f".{name}."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*a, prefix=prefix, **k)
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+
+
+def test_simulate_failing_leaves_nothing_not_even_its_folder(
+        tmp_path, capsys, monkeypatch):
+    _full_disk_on("movie.json", monkeypatch)      # the last of three files
+    out = tmp_path / "new" / "sim"
+    rc = main(["simulate", "--size", "32", "32", "--frames", "2", "-o",
+               str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and _one_line(err) and "no space left" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_failing_leaves_nothing_not_even_its_folder(
+        dataset, capsys, monkeypatch):
+    _full_disk_on("derotated.derotation.json", monkeypatch)   # the last file
+    before = sorted(p.name for p in dataset.iterdir())
+    config = _write_config(dataset)
+    rc = main(["run", str(config), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and _one_line(err) and "no space left" in err
+    assert "derotated.derotation.json" in err
+    assert sorted(p.name for p in dataset.iterdir()) == sorted(
+        [*before, "cfg.yml"])
 
 
 def test_export_into_a_folder_one_cannot_write(tmp_path, monkeypatch):

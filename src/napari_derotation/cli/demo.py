@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import derotate
-from ..io import write_tiff
+from ..io import OutputSet, write_tiff
 from ..simulate import simulate_movie
 from ._common import Progress, add_overwrite_argument
 from .simulate import write_simulation
@@ -59,18 +59,21 @@ def run(args) -> int:
                          center_offset=(6.0, -9.0), noise=4.0, seed=1)
     names = {"derotated": out / "derotated.tif",
              "png": out / "raw_vs_derotated_mean.png"}
-    paths = write_simulation(out, sim, "raw", overwrite=args.overwrite,
-                             also=names.values())
-    # pixels no line covered get the background (most of a frame is background)
-    blank = float(np.median(sim.movie[0]))
-    fixed = derotate(sim.movie, sim.angles_per_line, sim.center,
-                     fill_value=blank, progress=Progress("derotating"))
-    derotated = write_tiff(names["derotated"], fixed)
-    rotating = np.flatnonzero(
-        np.any(sim.angles_per_line.reshape(args.frames, -1) != 0, axis=1))
-    frames = rotating if rotating.size else np.arange(args.frames)
-    png = comparison_png(names["png"],
-                         sim.movie[frames].mean(0), fixed[frames].mean(0))
+    # a failure or Ctrl-C removes every file written (and the folder if made)
+    with OutputSet() as written:
+        paths = write_simulation(out, sim, "raw", overwrite=args.overwrite,
+                                 also=names.values(), outputs=written)
+        # pixels no line covered get the background (most of a frame is
+        # background)
+        blank = float(np.median(sim.movie[0]))
+        fixed = derotate(sim.movie, sim.angles_per_line, sim.center,
+                         fill_value=blank, progress=Progress("derotating"))
+        derotated = written.add(write_tiff(names["derotated"], fixed))
+        rotating = np.flatnonzero(
+            np.any(sim.angles_per_line.reshape(args.frames, -1) != 0, axis=1))
+        frames = rotating if rotating.size else np.arange(args.frames)
+        png = written.add(comparison_png(
+            names["png"], sim.movie[frames].mean(0), fixed[frames].mean(0)))
     disk = _inscribed_disk(sim.sample.shape, sim.center)
     r_raw = _corr(sim.movie[frames].mean(0)[disk], sim.sample[disk])
     r_fix = _corr(fixed[frames].mean(0)[disk], sim.sample[disk])

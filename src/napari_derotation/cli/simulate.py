@@ -8,7 +8,7 @@ import numpy as np
 
 from ..checks import file_stem
 from ..errors import DerotationError
-from ..io import save_angles, write_json, write_tiff
+from ..io import OutputSet, save_angles, write_json, write_tiff
 from ..io.atomic import check_writable, make_folder
 from ..simulate import TRACES, simulate_movie
 from ._common import add_overwrite_argument
@@ -44,19 +44,23 @@ def simulation_paths(out: Path, name: str = "movie") -> dict:
 
 
 def write_simulation(out: Path, sim, name: str = "movie", *,
-                     overwrite: bool = False, also=()) -> dict:
+                     overwrite: bool = False, also=(),
+                     outputs: OutputSet | None = None) -> dict:
     """Write the movie, its angles and its truth into ``out`` (made if
     missing); every file (and those in ``also``, written afterwards by the
     caller) is checked first: an existing one is refused unless
-    ``overwrite``."""
+    ``overwrite``. A failure removes what was written, and the folder if it
+    was made (also later, when the caller's ``outputs`` fails)."""
     paths = simulation_paths(out, name)
-    make_folder(out)
-    check_writable([*paths.values(), *also], overwrite=overwrite)
-    write_tiff(paths["movie"], sim.movie)
-    save_angles(paths["angles"], sim.angles_per_line)
-    write_json(paths["truth"], {"center_row_col": list(sim.center),
-                                "shape": list(sim.movie.shape),
-                                "dtype": str(sim.movie.dtype), **sim.params})
+    with OutputSet() as own:
+        written = outputs if outputs is not None else own
+        written.add_folders(make_folder(out))
+        check_writable([*paths.values(), *also], overwrite=overwrite)
+        written.add(write_tiff(paths["movie"], sim.movie))
+        written.add(save_angles(paths["angles"], sim.angles_per_line))
+        written.add(write_json(paths["truth"], {
+            "center_row_col": list(sim.center), "shape": list(sim.movie.shape),
+            "dtype": str(sim.movie.dtype), **sim.params}))
     return paths
 
 

@@ -134,8 +134,9 @@ def check_writable(paths: Iterable, *, overwrite: bool = False,
             raise DerotationError(f"cannot write {p.name}: the output folder "
                                   f"{folder} {what}")
         if not os.access(folder, os.W_OK | os.X_OK):
+            code = errno.EROFS if _read_only(folder) else errno.EACCES
             raise DerotationError(describe_os_error(
-                PermissionError(errno.EACCES, "Permission denied"), p))
+                OSError(code, os.strerror(code)), p))
         if p.is_dir():
             raise DerotationError(f"cannot write {p}: it is a folder")
         if os.path.lexists(p):
@@ -149,11 +150,22 @@ def check_writable(paths: Iterable, *, overwrite: bool = False,
     return paths
 
 
-def make_folder(folder) -> Path:
-    """Create ``folder`` and its parents if missing; an OS error (a file in
+def _read_only(folder) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
+def make_folder(folder) -> list[Path]:
+    """Create ``folder`` and its parents if missing; return the folders
+    made (outermost first), which :meth:`OutputSet.add_folders` removes
+    again, if still empty, when the outputs fail. An OS error (a file in
     the way, a folder one may not write) becomes a one-line
     :class:`DerotationError`."""
     folder = Path(folder)
+    made = [p for p in (*reversed(folder.parents), folder)
+            if not os.path.lexists(p)]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -168,7 +180,7 @@ def make_folder(folder) -> Path:
             raise DerotationError(
                 f"cannot create the folder {folder}: {what}") from None
         raise DerotationError(describe_os_error(exc, missing)) from None
-    return folder
+    return made
 
 
 def describe_os_error(exc: OSError, path) -> str:
@@ -204,9 +216,10 @@ def describe_os_error(exc: OSError, path) -> str:
     return f"cannot write {path}: {exc.strerror or exc}"
 
 
-#: numpy's (``tofile``, under tifffile) message when the disk takes fewer
-#: bytes than it was given: an OSError without an errno.
-_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+#: numpy's (``tofile``, under tifffile) messages when the disk takes fewer
+#: bytes than it was given: an OSError without an errno (numpy 1 and 2).
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written|"
+                          r"[Nn]ot enough free space to write")
 
 
 def write_error(exc: BaseException, path) -> DerotationError | None:
@@ -280,11 +293,17 @@ class OutputSet:
 
     def __init__(self):
         self.written: list[Path] = []
+        self.folders: list[Path] = []
 
     def add(self, path) -> Path:
         """Note ``path`` as written (returned unchanged)."""
         self.written.append(Path(path))
         return Path(path)
+
+    def add_folders(self, folders) -> None:
+        """Note folders made for these outputs (:func:`make_folder`): on a
+        failure they are removed too, if empty."""
+        self.folders += [Path(f) for f in folders]
 
     def __enter__(self) -> OutputSet:
         return self
@@ -294,4 +313,7 @@ class OutputSet:
             for p in reversed(self.written):
                 with contextlib.suppress(OSError):
                     p.unlink()
+            for f in reversed(self.folders):
+                with contextlib.suppress(OSError):
+                    f.rmdir()           # only if empty
         return False

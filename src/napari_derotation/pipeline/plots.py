@@ -20,14 +20,16 @@ PLOT_NAMES = ("rotation_ticks_and_rotation_on.png", "rotation_angles.png",
 
 
 def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
-                      center) -> list[Path]:
+                      center, on_written=None) -> list[Path]:
     """Debug PNGs (needs matplotlib; raises ImportError without it).
 
     ``rotation_ticks_and_rotation_on.png``, ``rotation_angles.png``,
     ``all_speeds.png``, ``mean_image_with_center.png`` and
     ``derotated_mean_image_with_center.png`` (:data:`PLOT_NAMES`). Existing
     files are replaced (``run_dataset`` refuses them first unless asked to
-    overwrite); nothing else in ``folder`` is touched.
+    overwrite); nothing else in ``folder`` is touched. ``on_written(path)``
+    is called as each file is complete (an :class:`~..io.OutputSet` removes
+    them if a later step fails).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -42,6 +44,8 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
         written.append(path)
+        if on_written is not None:
+            on_written(path)
 
     sig = ds.load_signals()
     n = sig.n_samples

@@ -151,11 +151,11 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     make_plots = cfg.debugging_plots if plots is None else plots
     if overwrite is None:
         overwrite = cfg.overwrite
-    paths = _output_paths(cfg, output_folder, make_plots, overwrite)
     bayes = cfg.center_method != "given"
     stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
     with OutputSet() as out:
+        paths = _output_paths(cfg, output_folder, make_plots, overwrite, out)
         angles = _angles(ds, stages.stage("signals"), say)
         with MovieFile(cfg.movie) as mf:
             shape, dtype = tuple(mf.shape), mf.dtype
@@ -209,17 +209,21 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     return rec
 
 
-def _output_paths(cfg, output_folder, plots=False, overwrite=False) -> dict:
+def _output_paths(cfg, output_folder, plots=False, overwrite=False,
+                  out_set: OutputSet | None = None) -> dict:
     """Where a run writes, checked against its inputs and (every file, debug
     plots too) against existing files before anything is written; the
-    folder is made."""
+    folder is made (and noted in ``out_set``, which removes it again if the
+    run fails)."""
     for name, key in (("movie", "path_to_tif"), ("signals", "path_to_aux")):
         if getattr(cfg, name) is None:
             raise DerotationError(
                 f"no {name} file given in the config (paths_read.{key})")
     out = Path(output_folder or cfg.output_folder or
                cfg.movie.parent / OUTPUT_SUBFOLDER)
-    make_folder(out)
+    made = make_folder(out)
+    if out_set is not None:
+        out_set.add_folders(made)
     movie = out / f"{cfg.saving_name}.tif"
     paths = {"movie": movie,
              "angles_per_line": out / "angles_per_line.npy",
@@ -281,15 +285,15 @@ def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
         return [], None
     folder = cfg.debug_plots_folder or paths["movie"].parent / "debug_plots"
     try:
-        files = debug_plots.write_debug_plots(folder, ds, angles, paths["movie"],
-                                              params.center)
+        import matplotlib  # noqa: F401 - before making the folder
     except ImportError:
         note = ("debug plots skipped: matplotlib is not installed "
                 "(pip install 'napari-derotation[plots]')")
         say(f"      warning: {note}")
         return [], note
-    for f in files:
-        out.add(f)
+    out.add_folders(make_folder(folder))
+    files = debug_plots.write_debug_plots(folder, ds, angles, paths["movie"],
+                                          params.center, on_written=out.add)
     return files, None
 
 
