@@ -46,12 +46,13 @@ def test_derotate_writes_tiff_and_json(simulated, capsys):
     movie = tifffile.imread(src)
     angles = np.load(simulated / "movie_angles.npy")
     np.testing.assert_array_equal(result, derotate(movie, angles, (27, 27)))
-    meta = json.loads(out.with_suffix(".json").read_text())
+    meta = json.loads(out.with_suffix(".derotation.json").read_text())
     assert meta["center_row_col"] == [27.0, 27.0]
     assert meta["input"]["sha256"] == before == file_sha256(src)
     assert meta["version"]
     assert sorted(p.name for p in simulated.iterdir()) == sorted(
-        ["movie.tif", "movie_angles.npy", "movie.json", "out.tif", "out.json"])
+        ["movie.tif", "movie_angles.npy", "movie.json", "out.derotation.json",
+         "out.tif"])
 
 
 def test_derotate_accepts_csv_and_txt_angles(simulated, tmp_path):

@@ -52,7 +52,7 @@ def test_distributed_equals_in_memory(local, movie, tmp_path, chunk, ahead):
     np.testing.assert_array_equal(tifffile.imread(out), movie.expected)
     assert rec["cluster"]["workers"] == 2
     assert seen[-1] == (13, 13) and [d for d, _ in seen] == sorted(d for d, _ in seen)
-    meta = json.loads(out.with_suffix(".json").read_text())
+    meta = json.loads(out.with_suffix(".derotation.json").read_text())
     assert meta["input"]["sha256"] == file_sha256(movie.path)
     assert meta["chunk_frames"] == chunk
     # nothing is kept on the cluster afterwards (released asynchronously)
@@ -115,7 +115,7 @@ def test_cli_scheduler_address(local, movie, tmp_path, capsys):
                "--scheduler", local.scheduler.address, "--quiet"])
     assert rc == 0, capsys.readouterr().err
     np.testing.assert_array_equal(tifffile.imread(out), movie.expected)
-    meta = json.loads(out.with_suffix(".json").read_text())
+    meta = json.loads(out.with_suffix(".derotation.json").read_text())
     assert meta["cluster"]["scheduler"] == local.scheduler.address
 
 
@@ -130,7 +130,8 @@ def test_cli_local_workers(movie, tmp_path, capsys):
     assert rc == 0, captured.err
     assert "13/13" in captured.err
     np.testing.assert_array_equal(tifffile.imread(out), movie.expected)
-    assert json.loads(out.with_suffix(".json").read_text())["cluster"]["workers"] == 2
+    meta = json.loads(out.with_suffix(".derotation.json").read_text())
+    assert meta["cluster"]["workers"] == 2
 
 
 def test_cli_unreachable_scheduler(movie, tmp_path, capsys, monkeypatch):

@@ -117,7 +117,7 @@ def test_writer_round_trip_dtype_metadata_and_json(tmp_path):
         back = tifffile.imread(out)
         assert back.dtype == dtype
         np.testing.assert_array_equal(back, data)
-        rec = json.loads(out.with_suffix(".json").read_text())
+        rec = json.loads(out.with_suffix(".derotation.json").read_text())
         assert rec["center_row_col"] == [7.5, 9.0]
         assert rec["angles_source"] == "somewhere.npy"
         assert rec["version"] == napari_derotation.__version__

@@ -197,12 +197,12 @@ def test_export_writes_valid_files_and_protects_the_input(
     w.export.overwrite_checkbox.setChecked(False)
     run(qtbot, w.export.start())
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["fixed.json", "fixed.tif", "fixed_angles_per_line.npy",
-                     "fixed_frames.csv"]
+    assert names == ["fixed.derotation.json", "fixed.tif",
+                     "fixed_angles_per_line.npy", "fixed_frames.csv"]
     back = tifffile.imread(out / "fixed.tif")
     np.testing.assert_array_equal(back, viewer.layers["raw derotated"].data)
     import json
-    rec = json.loads((out / "fixed.json").read_text())
+    rec = json.loads((out / "fixed.derotation.json").read_text())
     assert rec["center_row_col"] == list(sim.center)
     assert rec["input"]["path"] == str(raw_path.resolve())
     lines = (out / "fixed_frames.csv").read_text().splitlines()

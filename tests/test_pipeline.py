@@ -124,7 +124,7 @@ def test_full_protocol_tables_and_record(full_rec, full_run):
         == {("1", "200", "0"), ("-1", "150", "1")}
     still = [r for r in rows if float(r["rotation_angle"]) == 0]
     assert all(r["direction"] == "" for r in still)
-    saved = json.loads((folder / "out" / "derotated.json").read_text())
+    saved = json.loads((folder / "out" / "derotated.derotation.json").read_text())
     assert saved == json.loads(json.dumps(saved))
     assert saved["center_row_col"] == list(CENTER)
     p = saved["pipeline"]
@@ -202,7 +202,7 @@ def test_cli_run_with_reference_style_yaml_bin_and_mat(tmp_path, capsys):
     assert captured.out.strip() == str((out / "derotated_stack.tif").resolve())
     assert "warning: config.yml: adjust_increment" in captured.err
     assert "[5/5]" in captured.err
-    saved = json.loads((out / "derotated_stack.json").read_text())
+    saved = json.loads((out / "derotated_stack.derotation.json").read_text())
     assert saved["center_row_col"] == [21.0, 18.0]  # (x, y) -> (row, col)
     assert saved["pipeline"]["signals"]["rotations"][0]["direction"] == -1
     m = saved["pipeline"]["signals"]["rotations"][0]["measured_speed"]
@@ -357,7 +357,7 @@ def test_cli_batch_keeps_going_and_reports(full_rec, tmp_path, capsys):
     assert lines[2].startswith(f"ok      {good[1]}")
     assert "2 of 3 datasets derotated" in out.err
     for f in good:
-        saved = json.loads((f / "derotation" / "derotated.json").read_text())
+        saved = json.loads((f / "derotation" / "derotated.derotation.json").read_text())
         assert saved["center_row_col"] == [21.0, 18.0]
     # all good -> 0, outputs under --output-root
     code = main(["batch", str(cfg), *map(str, good), "--output-root",

@@ -299,8 +299,9 @@ def test_permission_denied(folder, capsys, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     rc, err = _cli(capsys, folder / "movie.tif", "--angles",
                    folder / "angles.npy", "-o", folder / "out.tif")
-    assert rc == 2 and _one_line(err) and "Permission denied" in err
-    with pytest.raises(PermissionError):
+    assert rc == 2 and _one_line(err) and "permission denied" in err
+    assert f"cannot write to {folder}" in err and ".partial" not in err
+    with pytest.raises(DerotationError, match="permission denied"):
         derotate_file(folder / "movie.tif", _angles(), folder / "out.tif")
     assert folder.unchanged()
 
@@ -324,10 +325,10 @@ def test_full_disk_while_writing_movie(folder, capsys, monkeypatch, fail_at):
     rc, err = _cli(capsys, folder / "movie.tif", "--angles",
                    folder / "angles.npy", "-o", folder / "out.tif",
                    "--chunk-frames", "2")
-    assert rc == 2 and _one_line(err) and "No space" in err
+    assert rc == 2 and _one_line(err) and "no space left on the device" in err
     assert folder.unchanged()
     monkeypatch.setattr(tifffile.TiffWriter, "write", _fail_on_call(fail_at))
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DerotationError, match="no space left"):
         derotate_file(folder / "movie.tif", _angles(), folder / "out.tif",
                       chunk_frames=2)
     assert folder.unchanged()
@@ -338,14 +339,16 @@ def test_full_disk_while_writing_sidecar(folder, capsys, monkeypatch):
     real = Path.write_text
 
     def write_text(self, *a, **k):
-        if self.name.endswith(".partial") and ".out.json" in self.name:
+        if self.name.endswith(".partial") and ".out.derotation.json" in \
+                self.name:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, *a, **k)
 
     monkeypatch.setattr(Path, "write_text", write_text)
     rc, err = _cli(capsys, folder / "movie.tif", "--angles",
                    folder / "angles.npy", "-o", folder / "out.tif")
-    assert rc == 2 and _one_line(err) and "No space" in err
+    assert rc == 2 and _one_line(err) and "no space left" in err
+    assert "out.derotation.json" in err and ".partial" not in err
     assert folder.unchanged()
 
 

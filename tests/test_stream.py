@@ -54,7 +54,7 @@ def test_chunked_equals_in_memory(movie_file, tmp_path, chunk):
     rec = derotate_file(path, angles, out, (11.5, 17.0), chunk_frames=chunk)
     np.testing.assert_array_equal(tifffile.imread(out), expected)
     assert rec["chunk_frames"] == min(chunk or FRAMES, FRAMES)
-    meta = json.loads(out.with_suffix(".json").read_text())
+    meta = json.loads(out.with_suffix(".derotation.json").read_text())
     assert meta["input"]["sha256"] == file_sha256(path)
 
 
@@ -147,7 +147,7 @@ def test_full_disk_while_writing_leaves_nothing(movie_file, tmp_path, monkeypatc
         return real(self, *a, **k)
 
     monkeypatch.setattr(tifffile.TiffWriter, "write", failing)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DerotationError, match="no space left on the device"):
         derotate_file(path, angles, tmp_path / "out.tif", chunk_frames=4)
     assert list(tmp_path.iterdir()) == []
 
@@ -157,7 +157,7 @@ def test_failure_when_closing_is_not_committed(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(tifffile.TiffWriter, "close", failing_close)
-    with pytest.raises(OSError, match="No space"), \
+    with pytest.raises(DerotationError, match="x.tif: no space left"), \
             TiffStreamWriter(tmp_path / "x.tif", (2, 4, 4), np.uint8) as w:
         w.write(np.zeros((2, 4, 4), np.uint8))
     assert list(tmp_path.iterdir()) == []
@@ -181,7 +181,7 @@ def test_writer_that_cannot_start_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("cannot open")
 
     monkeypatch.setattr(tifffile, "TiffWriter", broken)
-    with pytest.raises(OSError, match="cannot open"), \
+    with pytest.raises(DerotationError, match="x.tif: cannot open"), \
             TiffStreamWriter(tmp_path / "x.tif", (3, 4, 4), np.uint8):
         pass
     assert list(tmp_path.iterdir()) == []
@@ -234,7 +234,7 @@ def test_peak_memory_is_bounded_by_the_chunk(tmp_path):
             open("/proc/self/clear_refs", "w").write("5")
             base = hwm()
             derotate_file(folder / "big.tif", angles, folder / "out.tif",
-                          chunk_frames=step, sidecar=sidecar)
+                          chunk_frames=step, sidecar=sidecar, overwrite=True)
             print(hwm() - base)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True,

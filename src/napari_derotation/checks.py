@@ -6,7 +6,7 @@ import numbers
 
 from .errors import DerotationError
 
-__all__ = ["whole_number"]
+__all__ = ["whole_number", "file_stem"]
 
 
 def whole_number(name: str, value, minimum: int = 1) -> int:
@@ -19,3 +19,22 @@ def whole_number(name: str, value, minimum: int = 1) -> int:
         raise DerotationError(
             f"{name} must be a whole number >= {minimum}; got {value!r}")
     return int(value)
+
+
+def file_stem(name: str, value) -> str:
+    """``value`` if it is a plain file stem: not empty, no folder separator,
+    not ``.``/``..`` and not hidden (so outputs named from it stay in their
+    folder and in view), else :class:`DerotationError` naming ``name``."""
+    text = str(value)
+    bad = None
+    if not text.strip():
+        bad = "is empty"
+    elif "/" in text or "\\" in text or "\0" in text:
+        bad = "contains a folder separator"
+    elif text.startswith("."):
+        bad = "starts with '.' (a hidden file, or a way out of the folder)"
+    if bad:
+        raise DerotationError(
+            f"{name} {bad}; expected a plain file name such as derotated; got "
+            f"{text!r}")
+    return text

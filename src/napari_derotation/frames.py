@@ -10,6 +10,9 @@ engine, the centre search, the pipeline, the CLI and the plugin.
   copies it as it is.
 - The **inscribed disc** about a centre is the largest disc about it inside
   the frame: the region every rotation keeps in view.
+
+:func:`angle_warnings` says when angles are probably not the movie's: more
+values than the movie has lines, or a trace too flat to be degrees.
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MIN_ROTATION_DEGREES", "frame_angles", "rotating_frames",
-           "unturned_frames", "wrap_degrees", "disc_mask", "inscribed_radius"]
+           "unturned_frames", "wrap_degrees", "disc_mask", "inscribed_radius",
+           "angle_warnings", "MIN_SPAN_DEGREES"]
 
 #: A line more than this many degrees (mod 360) from 0 has turned.
 MIN_ROTATION_DEGREES = 1.0
+
+#: A trace whose used angles span less than this (degrees) warns: radians?
+MIN_SPAN_DEGREES = 2.0
 
 
 def _per_frame(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
@@ -66,3 +73,47 @@ def disc_mask(shape, center, radius=None) -> np.ndarray:
         radius = inscribed_radius(shape, center)
     yy, xx = np.mgrid[:rows, :cols]
     return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius * radius
+
+
+def angle_warnings(angles_per_line, shape, *, extra_lines_ok: bool = False,
+                   extra_hint: str = "") -> list[str]:
+    """Warnings (one sentence each) about per-line angles that derotate
+    without error but probably not as meant; empty when all is well.
+
+    ``shape`` is the movie's ``(frames, rows, cols)`` or ``(T, Z, C, Y, X)``
+    (lines: ``T * Z * Y``). Warns when there are more angles than lines
+    (a trace of another movie, or of twice the frames; unless
+    ``extra_lines_ok``: the extra lines are expected, e.g. flyback lines),
+    and when the angles used span less than :data:`MIN_SPAN_DEGREES` (angles
+    in radians look like this). ``extra_hint`` ends the first warning (how
+    the caller silences it, e.g. an option's name). Fewer angles than lines
+    is an error, not a warning
+    (:func:`~napari_derotation.engine.check_angles`), and so are non-finite
+    angles: no warning then.
+    """
+    shape = tuple(int(v) for v in shape)
+    n_lines = (shape[0] * shape[1] * shape[3] if len(shape) == 5
+               else shape[0] * shape[-2])
+    try:
+        a = np.asarray(angles_per_line, np.float64).ravel()
+    except (TypeError, ValueError):
+        return []       # not numbers: an error, which says it
+    if a.size < n_lines or not np.isfinite(a[:n_lines]).all():
+        return []       # an error, which says it (check_angles)
+    out = []
+    if a.size > n_lines and not extra_lines_ok:
+        ratio = a.size / n_lines
+        times = (f" ({ratio:g} times as many)" if ratio.is_integer()
+                 else "")
+        out.append(f"{a.size} angles for {n_lines} lines (frames x rows)"
+                   f"{times}: only the first {n_lines} are used; are these "
+                   f"the angles of this movie?{extra_hint}")
+    used = a[: n_lines]
+    if used.size:
+        span = float(used.max() - used.min())
+        if span < MIN_SPAN_DEGREES:
+            out.append(f"the angles used span only {span:.3g} degrees "
+                       f"(largest {float(np.abs(used).max()):.3g}): the "
+                       f"output will look almost like the input; angles must "
+                       f"be in degrees (radians?)")
+    return out

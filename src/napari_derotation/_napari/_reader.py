@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DerotationError
-from ..io import MovieFile, load_angles, read_movie
+from ..io import MovieFile, load_angles, read_movie, sidecar_path
 from . import _meta
 
 SUFFIXES = (".tif", ".tiff")
@@ -200,15 +200,14 @@ def _dataset_angles(ds, folder: Path):
 
 def _record(path: Path):
     """The napari-derotation JSON beside a TIFF, if there is one."""
-    js = path.with_suffix(".json")
-    if not js.is_file():
-        return None
-    try:
-        rec = json.loads(js.read_text())
-    except (OSError, ValueError):
-        return None
-    if isinstance(rec, dict) and rec.get("software") == "napari-derotation":
-        return rec
+    # OUT.derotation.json, else the name used before (OUT.json)
+    for js in (sidecar_path(path), path.with_suffix(".json")):
+        try:
+            rec = json.loads(js.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("software") == "napari-derotation":
+            return rec
     return None
 
 

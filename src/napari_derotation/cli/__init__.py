@@ -2,15 +2,21 @@
 
 Every module in this package that defines ``NAME``, ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int`` is a subcommand; they are
-found automatically. Bad input ends with one line on stderr and exit code 2.
+found automatically. Bad input ends with one line on stderr and exit code 2;
+Ctrl-C (SIGINT) ends with exit code 130 and SIGTERM (what ``kill``,
+``timeout``, SLURM and ``docker stop`` send) with 143, both after removing
+every partial output.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 
 from .. import __version__
 from ..errors import Cancelled, DerotationError
@@ -49,8 +55,35 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in _commands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run,
+                       _sigterm=getattr(mod, "SIGTERM_CLEANUP", True))
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so that every ``with`` block
+    (atomic writes, output sets) cleans up as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises(enabled: bool = True):
+    """While in the block, SIGTERM raises :class:`Terminated` (once; a
+    second SIGTERM during the cleanup is ignored). The previous handler is
+    restored after. Only in the main thread (signals go there), and not for
+    a command that sets ``SIGTERM_CLEANUP = False`` (the napari GUI)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(message: str) -> int:
@@ -68,13 +101,18 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args._run(args) or 0)
+        with _sigterm_raises(getattr(args, "_sigterm", True)):
+            return int(args._run(args) or 0)
     except DerotationError as exc:
         return fail(str(exc))
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         return fail(f"{exc.strerror}: {exc.filename}")
     except OSError as exc:
         return fail(str(exc))
+    except Terminated:
+        print(f"{PROG}: terminated (SIGTERM); no output written",
+              file=sys.stderr)
+        return 143
     except (Cancelled, KeyboardInterrupt):
         print(f"{PROG}: cancelled; no output written", file=sys.stderr)
         return 130

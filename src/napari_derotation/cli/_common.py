@@ -49,6 +49,38 @@ def positive_int(text: str) -> int:
     return whole_number("the value", v)
 
 
+def add_overwrite_argument(p) -> None:
+    """``--overwrite``: without it, a command whose outputs exist stops
+    before writing anything."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (default: refuse, "
+                        "before anything is written)")
+
+
+def add_angle_check_argument(p) -> None:
+    """``--extra-angles-ok``: the option that silences the warning about
+    more angles than the movie has lines (read by :func:`warn_angles`)."""
+    p.add_argument("--extra-angles-ok", action="store_true",
+                   help="the angle file has more values than the movie has "
+                        "lines on purpose: do not warn (only the first "
+                        "frames x rows are used)")
+
+
+def warn_angles(angles, shape, args, stream=None) -> list[str]:
+    """Print :func:`~napari_derotation.frames.angle_warnings` as one
+    ``warning:`` line each on stderr; return them."""
+    from ..frames import angle_warnings
+
+    notes = angle_warnings(
+        angles, shape, extra_lines_ok=getattr(args, "extra_angles_ok", False),
+        extra_hint=" (--extra-angles-ok if the extra lines are expected)")
+    stream = stream or sys.stderr
+    for note in notes:
+        stream.write(f"warning: {note}\n")
+    stream.flush()
+    return notes
+
+
 def add_params_arguments(p) -> None:
     """The derotation parameters (:class:`DerotationParams`) as options;
     read back by :func:`params_from_args`."""

@@ -15,8 +15,9 @@ import warnings
 from pathlib import Path
 
 from ..errors import DerotationError
+from ..io.atomic import make_folder
 from ..pipeline.config import load_config
-from ._common import positive_int
+from ._common import add_overwrite_argument, positive_int
 from .run import Reporter, warnings_to
 
 NAME = "batch"
@@ -42,9 +43,11 @@ def add_arguments(p):
                    help="run datasets on an existing dask.distributed "
                         "scheduler (e.g. tcp://host:8786)")
     p.add_argument("--quiet", action="store_true", help="only the summary")
+    add_overwrite_argument(p)
 
 
-def run_one(folder, output, config, plots=None, log=None) -> dict:
+def run_one(folder, output, config, plots=None, log=None,
+            overwrite=None) -> dict:
     """One dataset; never raises (except on interrupt): returns its outcome."""
     from ..pipeline import Dataset, run_dataset
 
@@ -55,7 +58,7 @@ def run_one(folder, output, config, plots=None, log=None) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = Dataset.from_folder(folder, config)
-        run_dataset(ds, output, log=log, plots=plots)
+        run_dataset(ds, output, log=log, plots=plots, overwrite=overwrite)
         outcome["ok"] = True
     except DerotationError as exc:
         outcome["error"] = str(exc)
@@ -79,7 +82,8 @@ def outputs_for(folders, root):
     return [Path(root) / n for n in names]
 
 
-def run_distributed(folders, outputs, config, plots, workers, scheduler):
+def run_distributed(folders, outputs, config, plots, workers, scheduler,
+                    overwrite=None):
     """Each dataset as one task on a dask.distributed cluster (the same
     client as ``derotate --workers/--scheduler``)."""
     from ..engine.cluster import cluster_client
@@ -87,6 +91,7 @@ def run_distributed(folders, outputs, config, plots, workers, scheduler):
     with cluster_client(scheduler, workers) as client:
         futures = client.map(run_one, folders, outputs,
                              [config] * len(folders), [plots] * len(folders),
+                             [None] * len(folders), [overwrite] * len(folders),
                              pure=False)
         return client.gather(futures)
 
@@ -101,19 +106,20 @@ def run(args) -> int:
     folders = list(args.folders)
     outputs = outputs_for(folders, args.output_root)
     if args.output_root is not None:
-        args.output_root.mkdir(parents=True, exist_ok=True)
+        make_folder(args.output_root)
+    overwrite = args.overwrite or None
     if args.workers or args.scheduler:
         report(f"{len(folders)} datasets on "
                f"{args.scheduler or f'{args.workers} local workers'}")
         results = run_distributed(folders, outputs, config, args.plots,
-                                  args.workers, args.scheduler)
+                                  args.workers, args.scheduler, overwrite)
     else:
         results = []
         for i, (folder, out) in enumerate(zip(folders, outputs, strict=True)):
             report(f"== [{i + 1}/{len(folders)}] {folder}")
             rep = Reporter(Path(folder).name, quiet=args.quiet)
             results.append(run_one(folder, out, config, args.plots,
-                                   log=rep.log))
+                                   log=rep.log, overwrite=overwrite))
     failed = [r for r in results if not r["ok"]]
     print(f"{len(results) - len(failed)} of {len(results)} datasets derotated",
           file=sys.stderr)

@@ -9,9 +9,9 @@ import numpy as np
 
 from ..engine import derotate
 from ..frames import disc_mask, rotating_frames
-from ..io import write_tiff
+from ..io import OutputSet, write_tiff
 from ..simulate import simulate_movie
-from ._common import Progress
+from ._common import Progress, add_overwrite_argument
 from .simulate import write_simulation
 
 NAME = "demo"
@@ -25,6 +25,7 @@ def add_arguments(p):
                    help="output folder (default ./derotation-demo)")
     p.add_argument("--frames", type=int, default=160)
     p.add_argument("--size", type=int, default=256)
+    add_overwrite_argument(p)
 
 
 def _to_uint8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -57,16 +58,23 @@ def run(args) -> int:
     t0 = time.perf_counter()
     sim = simulate_movie((args.size, args.size), args.frames, trace="real",
                          center_offset=(6.0, -9.0), noise=4.0, seed=1)
-    paths = write_simulation(out, sim, "raw")
-    # pixels no line covered get the background (most of a frame is background)
-    blank = float(np.median(sim.movie[0]))
-    fixed = derotate(sim.movie, sim.angles_per_line, sim.center,
-                     fill_value=blank, progress=Progress("derotating"))
-    derotated = write_tiff(out / "derotated.tif", fixed)
-    rotating = rotating_frames(sim.angles_per_line, args.frames, args.size)
-    frames = rotating if rotating.size else np.arange(args.frames)
-    png = comparison_png(out / "raw_vs_derotated_mean.png",
-                         sim.movie[frames].mean(0), fixed[frames].mean(0))
+    names = {"derotated": out / "derotated.tif",
+             "png": out / "raw_vs_derotated_mean.png"}
+    # a failure or Ctrl-C removes every file written (and the folder if made)
+    with OutputSet() as written:
+        paths = write_simulation(out, sim, "raw", overwrite=args.overwrite,
+                                 also=names.values(), outputs=written)
+        # pixels no line covered get the background (most of a frame is
+        # background)
+        blank = float(np.median(sim.movie[0]))
+        fixed = derotate(sim.movie, sim.angles_per_line, sim.center,
+                         fill_value=blank, progress=Progress("derotating"))
+        derotated = written.add(write_tiff(names["derotated"], fixed))
+        rotating = rotating_frames(sim.angles_per_line, args.frames,
+                                   args.size)
+        frames = rotating if rotating.size else np.arange(args.frames)
+        png = written.add(comparison_png(
+            names["png"], sim.movie[frames].mean(0), fixed[frames].mean(0)))
     disk = disc_mask(sim.sample.shape, sim.center)
     r_raw = _corr(sim.movie[frames].mean(0)[disk], sim.sample[disk])
     r_fix = _corr(fixed[frames].mean(0)[disk], sim.sample[disk])

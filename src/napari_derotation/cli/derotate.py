@@ -5,15 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checks import whole_number
-from ..engine.files import derotate_file
+from ..engine.files import check_outputs, derotate_file
 from ..errors import DerotationError
-from ..io import load_angles
-from ._common import Progress, add_params_arguments, params_from_args
+from ..io import MovieFile, load_angles
+from ._common import (
+    Progress,
+    add_angle_check_argument,
+    add_overwrite_argument,
+    add_params_arguments,
+    params_from_args,
+    warn_angles,
+)
 
 NAME = "derotate"
 ORDER = 10
 HELP = ("Derotate a TIFF movie with its per-line angles; writes OUT.tif and "
-        "OUT.json (parameters, versions, input checksum).")
+        "OUT.derotation.json (parameters, versions, input checksum).")
 
 
 def add_arguments(p):
@@ -35,6 +42,8 @@ def add_arguments(p):
     where.add_argument("--workers", type=int, metavar="N",
                        help="derotate on a local dask cluster of N worker "
                             "processes")
+    add_overwrite_argument(p)
+    add_angle_check_argument(p)
     add_params_arguments(p)
 
 
@@ -46,7 +55,11 @@ def run(args) -> int:
         if getattr(args, option) is not None:
             whole_number(f"--{option.replace('_', '-')}", getattr(args, option))
     params = params_from_args(args)
+    check_outputs(args.output, args.movie, overwrite=args.overwrite)
     angles = load_angles(args.angles)
+    with MovieFile(args.movie) as mf:
+        shape = mf.shape
+    warn_angles(angles, shape, args)
     progress = None if args.quiet else Progress("derotating")
     if args.scheduler or args.workers is not None:
         from ..engine.cluster import derotate_file_distributed
@@ -55,10 +68,10 @@ def run(args) -> int:
             args.movie, angles, args.output, params=params,
             scheduler=args.scheduler, workers=args.workers,
             chunk_frames=args.chunk_frames, progress=progress,
-            angles_source=args.angles)
+            angles_source=args.angles, overwrite=args.overwrite)
     else:
         derotate_file(args.movie, angles, args.output, params=params,
                       chunk_frames=args.chunk_frames, progress=progress,
-                      angles_source=args.angles)
+                      angles_source=args.angles, overwrite=args.overwrite)
     print(args.output)
     return 0

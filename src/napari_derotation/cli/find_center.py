@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import DerotationError
 from ..io import load_angles, read_movie
+from ._common import add_angle_check_argument, warn_angles
 
 NAME = "find-center"
 ORDER = 25
@@ -41,6 +42,7 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true",
                    help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_angle_check_argument(p)
 
 
 def _bar(desc: str):
@@ -56,6 +58,7 @@ def _bar(desc: str):
 def run(args) -> int:
     movie = read_movie(args.movie)
     angles = load_angles(args.angles)
+    warn_angles(angles, movie.shape, args)
     if args.method == "ellipse":
         from ..center.ellipse import fit_center_ellipse
 

@@ -19,6 +19,9 @@ ORDER = 1
 HELP = ("Start napari with the Derotation widget docked and the sample "
         "movie loaded (or MOVIE: a TIFF or a dataset folder).")
 NO_DISPLAY = 3
+#: SIGTERM keeps its default (end the process): an event loop would not see
+#: the exception the other commands raise to clean up.
+SIGTERM_CLEANUP = False
 
 
 def add_arguments(p):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import DerotationError
 from ..pipeline.config import load_config
-from ._common import Progress
+from ._common import Progress, add_overwrite_argument
 
 NAME = "run"
 ORDER = 30
@@ -30,6 +30,7 @@ def add_arguments(p):
                    help="write debug PNGs (default: the config's debugging_plots)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar or stage messages")
+    add_overwrite_argument(p)
 
 
 class Reporter:
@@ -98,6 +99,6 @@ def run(args) -> int:
     with warnings_to(lambda m: print(m, file=sys.stderr)):
         ds = load_dataset(args.config, lambda m: print(m, file=sys.stderr))
         rec = run_dataset(ds, args.output, progress=rep.progress, log=rep.log,
-                          plots=args.plots)
+                          plots=args.plots, overwrite=args.overwrite or None)
     print(rec["output"])
     return 0

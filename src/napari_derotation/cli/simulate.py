@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import file_stem
 from ..errors import DerotationError
-from ..io import save_angles, write_json, write_tiff
+from ..io import OutputSet, save_angles, write_json, write_tiff
+from ..io.atomic import check_writable, make_folder
 from ..simulate import TRACES, simulate_movie
+from ._common import add_overwrite_argument
 
 NAME = "simulate"
 ORDER = 20
@@ -30,17 +33,34 @@ def add_arguments(p):
                    help="Gaussian noise standard deviation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="movie", help="file stem (default movie)")
+    add_overwrite_argument(p)
 
 
-def write_simulation(out: Path, sim, name: str = "movie") -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"movie": out / f"{name}.tif", "angles": out / f"{name}_angles.npy",
-             "truth": out / f"{name}.json"}
-    write_tiff(paths["movie"], sim.movie)
-    save_angles(paths["angles"], sim.angles_per_line)
-    write_json(paths["truth"], {"center_row_col": list(sim.center),
-                                "shape": list(sim.movie.shape),
-                                "dtype": str(sim.movie.dtype), **sim.params})
+def simulation_paths(out: Path, name: str = "movie") -> dict:
+    """The files :func:`write_simulation` writes into ``out``."""
+    name = file_stem("--name", name)
+    return {"movie": out / f"{name}.tif", "angles": out / f"{name}_angles.npy",
+            "truth": out / f"{name}.json"}
+
+
+def write_simulation(out: Path, sim, name: str = "movie", *,
+                     overwrite: bool = False, also=(),
+                     outputs: OutputSet | None = None) -> dict:
+    """Write the movie, its angles and its truth into ``out`` (made if
+    missing); every file (and those in ``also``, written afterwards by the
+    caller) is checked first: an existing one is refused unless
+    ``overwrite``. A failure removes what was written, and the folder if it
+    was made (also later, when the caller's ``outputs`` fails)."""
+    paths = simulation_paths(out, name)
+    with OutputSet() as own:
+        written = outputs if outputs is not None else own
+        written.add_folders(make_folder(out))
+        check_writable([*paths.values(), *also], overwrite=overwrite)
+        written.add(write_tiff(paths["movie"], sim.movie))
+        written.add(save_angles(paths["angles"], sim.angles_per_line))
+        written.add(write_json(paths["truth"], {
+            "center_row_col": list(sim.center), "shape": list(sim.movie.shape),
+            "dtype": str(sim.movie.dtype), **sim.params}))
     return paths
 
 
@@ -58,7 +78,8 @@ def run(args) -> int:
     sim = simulate_movie((rows, cols), args.frames, trace=args.trace,
                          center_offset=(dr, dc), noise=args.noise,
                          seed=args.seed, dtype=np.uint16)
-    paths = write_simulation(args.output, sim, args.name)
+    paths = write_simulation(args.output, sim, args.name,
+                             overwrite=args.overwrite)
     for p in paths.values():
         print(p)
     return 0

@@ -28,13 +28,11 @@ from ..errors import Cancelled, DerotationError
 from ..io import (
     MovieFile,
     TiffStreamWriter,
-    check_not_input,
     record,
-    sidecar_path,
     write_sidecar,
 )
 from ._driver import check_parameters
-from .files import check_chunk_frames, derotate_chunk
+from .files import check_chunk_frames, check_outputs, derotate_chunk
 from .params import DerotationParams
 
 __all__ = ["cluster_client", "derotate_file_distributed", "check_workers"]
@@ -95,14 +93,15 @@ def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None
                               angles_source=None, sidecar=True,
                               in_flight: int | None = None, plane_tilt=0.0,
                               plane_orientation=0.0, plane_output="imaging",
-                              params: DerotationParams | None = None) -> dict:
+                              params: DerotationParams | None = None,
+                              overwrite: bool = False) -> dict:
     """Derotate the TIFF ``movie_path`` into ``out_path`` on a dask cluster.
 
     Parameters
     ----------
     movie_path, angles_per_line, out_path, center, interpolation, \
 fill_value, plane_tilt, plane_orientation, plane_output, params, \
-chunk_frames, progress, angles_source, sidecar
+chunk_frames, progress, angles_source, sidecar, overwrite
         As in :func:`napari_derotation.engine.files.derotate_file`.
     scheduler : str, optional
         Address of a running dask scheduler (``tcp://host:8786``).
@@ -126,9 +125,7 @@ chunk_frames, progress, angles_source, sidecar
         plane_orientation=plane_orientation, plane_output=plane_output)
     movie_path = Path(movie_path).resolve()
     out_path = Path(out_path)
-    check_not_input(out_path, movie_path)
-    if sidecar:
-        check_not_input(sidecar_path(out_path), movie_path)
+    check_outputs(out_path, movie_path, sidecar=sidecar, overwrite=overwrite)
     with MovieFile(movie_path) as mf:
         shape, dtype = mf.shape, mf.dtype
     n, rows, _ = shape
@@ -137,8 +134,6 @@ chunk_frames, progress, angles_source, sidecar
     check_workers(workers)
     if client is not None and (scheduler or workers):
         raise DerotationError("give a client, or a scheduler/workers, not both")
-    if not out_path.parent.is_dir():
-        raise DerotationError(f"output folder does not exist: {out_path.parent}")
 
     with contextlib.ExitStack() as stack:
         if client is None:

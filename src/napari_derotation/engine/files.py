@@ -14,6 +14,7 @@ import numpy as np
 
 from ..checks import whole_number
 from ..io import MovieFile, TiffStreamWriter, check_not_input, record, sidecar_path
+from ..io.atomic import check_writable
 from ..io.provenance import write_sidecar
 from ._driver import check_parameters, derotate_into, frames_per_chunk
 from .params import DerotationParams
@@ -39,11 +40,14 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                   progress=None, angles_source=None, sidecar=True,
                   plane_tilt=0.0, plane_orientation=0.0,
                   plane_output="imaging",
-                  params: DerotationParams | None = None) -> dict:
+                  params: DerotationParams | None = None,
+                  overwrite: bool = False) -> dict:
     """Derotate the TIFF ``movie_path`` into ``out_path`` chunk by chunk.
 
-    Writes ``out_path`` (same dtype) and, with ``sidecar``, ``OUT.json`` with
-    the parameters, versions and the input's SHA-256; both atomically.
+    Writes ``out_path`` (same dtype) and, with ``sidecar``,
+    ``OUT.derotation.json`` with the parameters, versions and the input's
+    SHA-256; both atomically. Existing files are refused, before anything is
+    written, unless ``overwrite``.
     Memory use is about two chunks of ``chunk_frames`` frames (default: about
     64 MB of movie), whatever the movie's length. ``progress(done_frames,
     total_frames)`` may return ``False`` to cancel (raises
@@ -54,9 +58,7 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
         fill_value=fill_value, plane_tilt=plane_tilt,
         plane_orientation=plane_orientation, plane_output=plane_output)
     out_path = Path(out_path)
-    check_not_input(out_path, movie_path)
-    if sidecar:
-        check_not_input(sidecar_path(out_path), movie_path)
+    check_outputs(out_path, movie_path, sidecar=sidecar, overwrite=overwrite)
     with MovieFile(movie_path) as mf:
         n, rows, cols = mf.shape
         angles, params = check_parameters(mf.shape, mf.dtype, angles_per_line,
@@ -82,6 +84,17 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     return rec
 
 
+def check_outputs(out_path, movie_path, *, sidecar=True,
+                  overwrite=False) -> list[Path]:
+    """The files a derotation into ``out_path`` writes (the TIFF, with
+    ``sidecar`` its record), checked before the first is written: none is
+    the input, their folder is writable, none exists unless ``overwrite``."""
+    paths = [Path(out_path)] + ([sidecar_path(out_path)] if sidecar else [])
+    for p in paths:
+        check_not_input(p, movie_path)
+    return check_writable(paths, overwrite=overwrite)
+
+
 def derotate_chunk(movie_path, start, stop, angles_per_line,
                    params: DerotationParams) -> np.ndarray:
     """Read frames ``start:stop`` of a TIFF and derotate them.
@@ -98,4 +111,5 @@ def derotate_chunk(movie_path, start, stop, angles_per_line,
 
 
 __all__ = ["derotate_file", "derotate_chunk", "default_chunk_frames",
+           "check_outputs",
            "check_chunk_frames", "frames_per_chunk"]

@@ -17,7 +17,7 @@ import numpy as np
 from .. import __version__
 from .atomic import file_sha256, write_json
 
-__all__ = ["record", "sidecar_path", "write_sidecar"]
+__all__ = ["record", "sidecar_path", "write_sidecar", "SIDECAR_SUFFIX"]
 
 
 def record(*, movie_path, out_path, shape, dtype, params, angles_source,
@@ -58,8 +58,8 @@ def record(*, movie_path, out_path, shape, dtype, params, angles_source,
 
 
 def write_sidecar(out_path, rec: dict) -> None:
-    """Write ``OUT.json`` beside a completed ``OUT.tif``; if that fails, the
-    TIFF goes too, so an output never exists without its record."""
+    """Write ``OUT.derotation.json`` beside a completed ``OUT.tif``; if that
+    fails, the TIFF goes too, so an output never exists without its record."""
     try:
         write_json(sidecar_path(out_path), rec)
     except BaseException:
@@ -67,6 +67,14 @@ def write_sidecar(out_path, rec: dict) -> None:
         raise
 
 
+#: What the record's name adds to the output's stem.
+SIDECAR_SUFFIX = ".derotation.json"
+
+
 def sidecar_path(path) -> Path:
-    """``OUT.tif`` -> ``OUT.json``: where an output's parameters are written."""
-    return Path(path).with_suffix(".json")
+    """``OUT.tif`` -> ``OUT.derotation.json``: where an output's parameters
+    are written. Named so that it cannot be another file's ``.json`` (the
+    input's ``m.json`` when writing ``m.tiff`` from ``m.tif``)."""
+    path = Path(path)
+    return path.with_name(path.stem + SIDECAR_SUFFIX)
+

@@ -34,6 +34,8 @@ def read_movie(path, *, mmap: bool = True) -> np.ndarray:
         raise DerotationError(f"movie file not found: {path}")
     try:
         with _tiff_problems(path):
+            with tifffile.TiffFile(path) as tif:
+                check_one_series(tif, path)
             data = _read_tiff(path, mmap)
     except DerotationError:
         raise
@@ -51,6 +53,25 @@ def read_movie(path, *, mmap: bool = True) -> np.ndarray:
     return data
 
 
+def check_one_series(tif, path) -> None:
+    """Refuse a TIFF holding more than one series (images of different
+    shapes, or several movies): reading only the first would silently drop
+    the others."""
+    series = tif.series
+    if len(series) <= 1:
+        return
+    kinds = [f"{tuple(s.shape)} {np.dtype(s.dtype)}" for s in series]
+    if len(set(kinds)) == 1:
+        found = f"each {kinds[0]}"
+    else:
+        found = "; ".join(f"series {i}: {k}" for i, k in enumerate(kinds[:4]))
+        found += "; ..." if len(kinds) > 4 else ""
+    raise DerotationError(
+        f"{Path(path).name} holds {len(series)} image series ({found}); "
+        f"expected one movie in one series: save each series as its own "
+        f"TIFF, or the frames as one stack")
+
+
 def _read_tiff(path: Path, mmap: bool) -> np.ndarray:
     if mmap:
         try:
@@ -60,10 +81,12 @@ def _read_tiff(path: Path, mmap: bool) -> np.ndarray:
     return tifffile.imread(path)
 
 
-def write_tiff(path, data, *, description: str | None = None) -> Path:
-    """Write an array to a TIFF atomically (BigTIFF when larger than 2 GB)."""
+def write_tiff(path, data, *, description: str | None = None,
+               overwrite: bool = True) -> Path:
+    """Write an array to a TIFF atomically (BigTIFF when larger than 2 GB);
+    with ``overwrite=False`` an existing ``path`` is refused."""
     data = np.asarray(data)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         tifffile.imwrite(tmp, data, bigtiff=data.nbytes > 2**31,
                          description=description, photometric="minisblack")
     return Path(path)
@@ -74,11 +97,15 @@ class TiffStreamWriter:
 
     Use as a context manager; call :meth:`write` with consecutive frame
     chunks. The file appears under its final name only if the block completes
-    and every frame was written; otherwise the partial file is removed.
+    and every frame was written; otherwise the partial file is removed. A
+    full disk or another OS error is a :class:`DerotationError` naming
+    ``path``; with ``overwrite=False`` an existing ``path`` is refused.
     """
 
-    def __init__(self, path, shape, dtype, *, description: str | None = None):
+    def __init__(self, path, shape, dtype, *, description: str | None = None,
+                 overwrite: bool = True):
         self.path = Path(path)
+        self.overwrite = overwrite
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.description = description
@@ -87,7 +114,7 @@ class TiffStreamWriter:
         self._tif = None
 
     def __enter__(self):
-        self._ctx = atomic_path(self.path)
+        self._ctx = atomic_path(self.path, overwrite=self.overwrite)
         tmp = self._ctx.__enter__()
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
         try:
@@ -196,6 +223,7 @@ class MovieFile:
         try:
             with _tiff_problems(self.path):
                 self._tif = tifffile.TiffFile(self.path)
+                check_one_series(self._tif, self.path)
                 series = self._tif.series[0]
                 shape = tuple(series.shape)
                 self.dtype = np.dtype(series.dtype)

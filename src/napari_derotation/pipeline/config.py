@@ -21,6 +21,7 @@ from ..acquisition.loaders import (
     ROLES,
 )
 from ..acquisition.signals import SignalParams
+from ..checks import file_stem
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
 
@@ -38,6 +39,7 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("paths_write", "saving_name"): "saving_name",
     ("paths_write", "debug_plots_folder"): "debug_plots_folder",
     ("paths_write", "logs_folder"): None,
+    ("paths_write", "overwrite"): "overwrite",
     ("channel_names",): "channel_names",
     ("channels",): "channels",
     ("npy_rows",): "npy_rows",
@@ -106,6 +108,7 @@ class Config:
     stimulus: Path | None = None
     output_folder: Path | None = None
     saving_name: str = "derotated"
+    overwrite: bool = False
     debug_plots_folder: Path | None = None
     channel_names: tuple = DEFAULT_CHANNEL_NAMES
     channels: dict = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
@@ -208,6 +211,7 @@ class Config:
             v = getattr(self, name)
             if v is not None and len(v) != 2:
                 raise DerotationError(f"{name}: expected 2 numbers; got {v}")
+        file_stem("paths_write.saving_name", self.saving_name)
         if self.frame_rate is not None and not self.frame_rate > 0:
             raise DerotationError(f"frame_rate must be > 0; got {self.frame_rate}")
         self.signal_params()
@@ -348,7 +352,7 @@ def _coerce(name, value, base):
                 raise TypeError("expected a mapping of signal to channel name")
             return {str(k): str(v) for k, v in value.items()}
         if name in ("debugging_plots", "repair_ticks", "line_use_start",
-                    "frame_use_start", "apply_fitted_plane"):
+                    "frame_use_start", "apply_fitted_plane", "overwrite"):
             if not isinstance(value, bool):
                 raise TypeError("expected true or false")
             return value

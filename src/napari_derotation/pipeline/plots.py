@@ -8,25 +8,34 @@ import numpy as np
 
 from ..acquisition.signals import AnglesResult
 from ..io import MovieFile, atomic_path
+from ..io.atomic import make_folder
 from .dataset import Dataset
 
-__all__ = ["write_debug_plots"]
+__all__ = ["write_debug_plots", "PLOT_NAMES"]
+
+#: The files :func:`write_debug_plots` writes (checked before a run writes).
+PLOT_NAMES = ("rotation_ticks_and_rotation_on.png", "rotation_angles.png",
+              "all_speeds.png", "mean_image_with_center.png",
+              "derotated_mean_image_with_center.png")
 
 
 def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
-                      center) -> list[Path]:
+                      center, on_written=None) -> list[Path]:
     """Debug PNGs (needs matplotlib; raises ImportError without it).
 
     ``rotation_ticks_and_rotation_on.png``, ``rotation_angles.png``,
     ``all_speeds.png``, ``mean_image_with_center.png`` and
-    ``derotated_mean_image_with_center.png``. Existing files are replaced,
-    nothing else in ``folder`` is touched.
+    ``derotated_mean_image_with_center.png`` (:data:`PLOT_NAMES`). Existing
+    files are replaced (``run_dataset`` refuses them first unless asked to
+    overwrite); nothing else in ``folder`` is touched. ``on_written(path)``
+    is called as each file is complete (an :class:`~..io.OutputSet` removes
+    them if a later step fails).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     written = []
 
     def save(fig, name):
@@ -35,6 +44,8 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
         written.append(path)
+        if on_written is not None:
+            on_written(path)
 
     sig = ds.load_signals()
     n = sig.n_samples

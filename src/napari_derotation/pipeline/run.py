@@ -10,13 +10,15 @@ movie chunk by chunk and writes, each atomically, into the output folder:
 - ``angles_per_line.npy`` and ``angles_per_frame.npy``;
 - ``<saving_name>.csv``: one row per frame with the reference's columns
   ``frame, rotation_angle, clock, direction, speed, rotation_count``;
-- ``<saving_name>.json``: every parameter, the centre, versions and input
-  checksums;
+- ``<saving_name>.derotation.json``: every parameter, the centre, versions
+  and input checksums;
 - optional debug PNGs (needs matplotlib, the ``plots`` extra).
 
-It never deletes a file it did not write. :class:`Dataset` finds the pieces
-of a dataset in a folder (used by ``napari-derotation batch`` and the napari
-plugin).
+Every file it will write is checked before the first is written: an
+existing one is refused unless ``paths_write.overwrite`` (or
+``overwrite=True``). It never deletes a file it did not write.
+:class:`Dataset` finds the pieces of a dataset in a folder (used by
+``napari-derotation batch`` and the napari plugin).
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from ..io import (
     check_not_input,
     file_sha256,
     record,
+    sidecar_path,
     write_frame_csv,
     write_json,
 )
+from ..io.atomic import check_writable, make_folder
 from . import plots as debug_plots
 from .config import load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
@@ -116,7 +120,8 @@ class _Progress:
 
 
 def run_dataset(config, output_folder=None, progress=None, *, log=None,
-                plots: bool | None = None) -> dict:
+                plots: bool | None = None,
+                overwrite: bool | None = None) -> dict:
     """Run the whole pipeline on one dataset; return the JSON record.
 
     Parameters
@@ -132,6 +137,10 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         Receives one message per stage (the CLI prints them on stderr).
     plots : bool, optional
         Write debug PNGs; default ``config.debugging_plots``.
+    overwrite : bool, optional
+        Replace existing outputs; default ``config.overwrite``
+        (``paths_write.overwrite``). Without it, a run whose outputs exist
+        stops before writing anything.
     """
     t0 = time.perf_counter()
     if isinstance(config, str | Path):
@@ -139,11 +148,14 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     ds = config if isinstance(config, Dataset) else Dataset(config)
     cfg = ds.config
     say = log or (lambda msg: None)
-    paths = _output_paths(cfg, output_folder)
+    make_plots = cfg.debugging_plots if plots is None else plots
+    if overwrite is None:
+        overwrite = cfg.overwrite
     bayes = cfg.center_method != "given"
     stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
     with OutputSet() as out:
+        paths = _output_paths(cfg, output_folder, make_plots, overwrite, out)
         angles = _angles(ds, stages.stage("signals"), say)
         with MovieFile(cfg.movie) as mf:
             shape, dtype = tuple(mf.shape), mf.dtype
@@ -163,12 +175,13 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
 
         derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
                       params=params, progress=stages.stage("derotate"),
-                      angles_source=cfg.signals, sidecar=False)
+                      angles_source=cfg.signals, sidecar=False,
+                      overwrite=overwrite)
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
         _write_tables(paths, angles, out)
-        plot_files, plot_note = _plots(cfg, ds, angles, paths, params, plots,
-                                       out, say)
+        plot_files, plot_note = _plots(cfg, ds, angles, paths, params,
+                                       make_plots, out, say)
         stages.stage("outputs")(1, 1)
         rec = record(
             movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
@@ -196,23 +209,38 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     return rec
 
 
-def _output_paths(cfg, output_folder) -> dict:
-    """Where a run writes, checked against its inputs; the folder is made."""
+def _output_paths(cfg, output_folder, plots=False, overwrite=False,
+                  out_set: OutputSet | None = None) -> dict:
+    """Where a run writes, checked against its inputs and (every file, debug
+    plots too) against existing files before anything is written; the
+    folder is made (and noted in ``out_set``, which removes it again if the
+    run fails)."""
     for name, key in (("movie", "path_to_tif"), ("signals", "path_to_aux")):
         if getattr(cfg, name) is None:
             raise DerotationError(
                 f"no {name} file given in the config (paths_read.{key})")
     out = Path(output_folder or cfg.output_folder or
                cfg.movie.parent / OUTPUT_SUBFOLDER)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"movie": out / f"{cfg.saving_name}.tif",
+    made = make_folder(out)
+    if out_set is not None:
+        out_set.add_folders(made)
+    movie = out / f"{cfg.saving_name}.tif"
+    paths = {"movie": movie,
              "angles_per_line": out / "angles_per_line.npy",
              "angles_per_frame": out / "angles_per_frame.npy",
              "table": out / f"{cfg.saving_name}.csv",
-             "record": out / f"{cfg.saving_name}.json"}
+             "record": sidecar_path(movie)}
     inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source]
     for p in paths.values():
         check_not_input(p, *inputs)
+    planned = list(paths.values())
+    if plots:
+        folder = Path(cfg.debug_plots_folder or out / "debug_plots")
+        if folder.is_dir():
+            planned += [folder / n for n in debug_plots.PLOT_NAMES]
+    check_writable(planned, overwrite=overwrite,
+                   hint="use --overwrite (or paths_write.overwrite: true) to "
+                        "replace them")
     return paths
 
 
@@ -253,19 +281,19 @@ def _write_tables(paths, angles: AnglesResult, out: OutputSet) -> None:
 
 def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
     """Optional debug PNGs: ``(files, note)``; a note says why none."""
-    if not (cfg.debugging_plots if plots is None else plots):
+    if not plots:
         return [], None
     folder = cfg.debug_plots_folder or paths["movie"].parent / "debug_plots"
     try:
-        files = debug_plots.write_debug_plots(folder, ds, angles, paths["movie"],
-                                              params.center)
+        import matplotlib  # noqa: F401 - before making the folder
     except ImportError:
         note = ("debug plots skipped: matplotlib is not installed "
                 "(pip install 'napari-derotation[plots]')")
         say(f"      warning: {note}")
         return [], note
-    for f in files:
-        out.add(f)
+    out.add_folders(make_folder(folder))
+    files = debug_plots.write_debug_plots(folder, ds, angles, paths["movie"],
+                                          params.center, on_written=out.add)
     return files, None
 
 
