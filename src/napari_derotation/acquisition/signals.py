@@ -333,7 +333,8 @@ def repair_ticks(ticks, expected: int) -> tuple[np.ndarray, str]:
     short_after = d[1:] < 0.6 * ref[1:]
     whole = np.abs(d[:-1] + d[1:] - ref[1:]) < 0.4 * ref[1:]
     spurious = np.flatnonzero((short_before | short_after) & whole) + 1
-    spurious = spurious[np.concatenate(([True], np.diff(spurious) > 1))]
+    if spurious.size:
+        spurious = spurious[np.concatenate(([True], np.diff(spurious) > 1))]
     if len(spurious) != c - expected:
         return t, ""
     return np.delete(t, spurious), f"removed {c - expected} spurious tick(s)"
@@ -446,7 +447,7 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
     step(2)
 
     block = np.searchsorted(starts, ticks, side="right") - 1
-    inside = (block >= 0) & (ticks <= ends[np.maximum(block, 0)])
+    inside = (block >= 0) & (ticks < ends[np.maximum(block, 0)])
     if (~inside).sum():
         notes.append(f"dropped {int((~inside).sum())} ticks outside rotations")
     ticks, block = ticks[inside], block[inside]
