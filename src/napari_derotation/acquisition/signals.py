@@ -127,6 +127,11 @@ class AnglesResult:
     n_samples : int
     protocol : str
     warnings : list of str
+    source : str
+        The ``rotation_source`` the angles came from (see
+        :mod:`napari_derotation.acquisition.sources`).
+    details : dict
+        What that source found (e.g. the encoder's glitches).
     """
 
     angles_per_line: np.ndarray
@@ -148,6 +153,8 @@ class AnglesResult:
     knots: tuple = field(default=(), repr=False)
     artifact_threshold: float = 0.0
     sampling_rate: float | None = None
+    source: str = "ticks"
+    details: dict = field(default_factory=dict)
 
     def angle_at(self, samples) -> np.ndarray:
         """The signed angle (degrees) at any sample indices."""
@@ -609,6 +616,8 @@ def clock_samples(line_clock, frame_clock, p: SignalParams = SignalParams(), *,
 def rotation_of(frames, starts, ends) -> np.ndarray:
     """Index of the rotation ``[start, end)`` each frame falls in, -1 if none."""
     rot = np.searchsorted(starts, frames, side="right") - 1
+    if not len(starts):
+        return rot
     rot[(rot < 0) | (frames >= ends[np.maximum(rot, 0)])] = -1
     return rot
 

@@ -107,11 +107,20 @@ class Dataset:
             return tuple(mf.shape)
 
     def compute_angles(self, progress=None) -> AnglesResult:
-        """Per-line and per-frame angles, checked against the movie."""
+        """Per-line and per-frame angles, checked against the movie.
+
+        From the config's ``rotation_source``: the ticks here, any other
+        source through :func:`napari_derotation.acquisition.sources.
+        compute_angles`.
+        """
         n, rows, _ = self.movie_shape()
+        c = self.config
+        if c.rotation_source != "ticks":
+            from ..acquisition.sources import compute_angles
+
+            return compute_angles(c, n_frames=n, rows=rows, progress=progress)
         sig = self.load_signals()
         speed, direction = self.load_stimulus()
-        c = self.config
         return process_signals(*sig.as_tuple(), params=c.signal_params(),
                                direction=direction, speed=speed,
                                n_lines=n * rows, n_frames=n,

@@ -167,10 +167,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     ds = config if isinstance(config, Dataset) else Dataset(config)
     cfg = ds.config
     say = log or (lambda msg: None)
-    for name, key in (("movie", "path_to_tif"), ("signals", "path_to_aux")):
-        if getattr(cfg, name) is None:
-            raise DerotationError(
-                f"no {name} file given in the config (paths_read.{key})")
+    source_file = _check_inputs(cfg)
     out = Path(output_folder or cfg.output_folder or
                cfg.movie.parent / OUTPUT_SUBFOLDER)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +176,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
              "angles_per_frame": out / "angles_per_frame.npy",
              "table": out / f"{cfg.saving_name}.csv",
              "record": out / f"{cfg.saving_name}.json"}
-    inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source]
+    inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source, source_file]
     for p in paths.values():
         check_not_input(p, *inputs)
     bayes = cfg.center_method == "bayesian"
@@ -187,8 +184,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                                   "derotate": 60, "outputs": 5})
     written: list[Path] = []
     try:
-        say(f"[1/5] angles from {cfg.signals.name} ({cfg.pipeline_type} "
-            f"pipeline)")
+        say(f"[1/5] angles from {source_file.name} ({_what(cfg)})")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             angles = ds.compute_angles(progress=stages.stage("signals"))
@@ -221,7 +217,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                                   fill_value=blank)
         derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
                       params=params, progress=stages.stage("derotate"),
-                      angles_source=cfg.signals, sidecar=False)
+                      angles_source=source_file, sidecar=False)
         written.append(paths["movie"])
 
         say(f"[5/5] writing tables to {out}")
@@ -246,7 +242,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         stages.stage("outputs")(1, 1)
         rec = record(
             movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
-            dtype=dtype, params=params, angles_source=cfg.signals,
+            dtype=dtype, params=params, angles_source=source_file,
             n_angles=len(angles.angles_per_line), checksum=True,
             pipeline={
                 "config_file": str(cfg.source) if cfg.source else None,
@@ -258,7 +254,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "signals": _summary(angles),
                 "inputs": {k: _checksum(v) for k, v in (
                     ("signals", cfg.signals), ("stimulus", cfg.stimulus),
-                    ("config", cfg.source)) if v is not None},
+                    ("config", cfg.source), *_source_input(cfg))
+                    if v is not None},
                 "outputs": {k: str(v) for k, v in paths.items()},
                 "plots": [str(p) for p in plot_files],
                 "plots_note": plot_note,
@@ -275,12 +272,41 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     return rec
 
 
+def _check_inputs(cfg) -> Path:
+    """The movie and the source's file must be named; returns the latter."""
+    from ..acquisition.sources import angles_input, needs_analog
+
+    wanted = [("movie", "path_to_tif")]
+    if needs_analog(cfg):
+        wanted.append(("signals", "path_to_aux"))
+    for name, key in wanted:
+        if getattr(cfg, name) is None:
+            raise DerotationError(
+                f"no {name} file given in the config (paths_read.{key})")
+    return angles_input(cfg)
+
+
+def _what(cfg) -> str:
+    if cfg.rotation_source == "ticks":
+        return f"{cfg.pipeline_type} pipeline"
+    return f"rotation_source {cfg.rotation_source}"
+
+
+def _source_input(cfg):
+    """The source's own input file for the record (none for ticks)."""
+    from ..acquisition.sources import angles_input
+
+    if cfg.rotation_source in ("ticks", "encoder", "position"):
+        return ()
+    return ((cfg.rotation_source, angles_input(cfg)),)
+
+
 def _checksum(path):
     return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
 
 
 def _summary(a: AnglesResult) -> dict:
-    return {
+    out = {
         "protocol": a.protocol,
         "samples": int(a.n_samples),
         "sampling_rate": a.sampling_rate,
@@ -288,7 +314,7 @@ def _summary(a: AnglesResult) -> dict:
             {"start": int(s), "end": int(e), "direction": int(d),
              "speed": None if np.isnan(v) else float(v),
              "measured_speed": None if np.isnan(m) else round(float(m), 3),
-             "ticks": int(t), "increment": float(i)}
+             "ticks": int(t), "increment": None if np.isnan(i) else float(i)}
             for s, e, d, v, m, t, i in zip(
                 a.rotation_starts, a.rotation_ends, a.direction, a.speed,
                 a.measured_speed, a.ticks_per_rotation, a.increments,
@@ -297,6 +323,9 @@ def _summary(a: AnglesResult) -> dict:
         "frames": int(len(a.angles_per_frame)),
         "warnings": list(a.warnings),
     }
+    if a.source != "ticks":
+        out["source"] = {"rotation_source": a.source, **a.details}
+    return out
 
 
 def _center(cfg, angles, shape, progress, say):
