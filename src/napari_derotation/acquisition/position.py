@@ -12,18 +12,60 @@ sampling rate)`` (0.05 degree at 200 degrees/s, 101 samples, 50 kHz) and it
 divides white noise by ``sqrt(smoothing)`` (5 mV at 36 degrees/V: 0.18
 degree per sample, 0.018 after smoothing).
 
-Streamed in chunks, never materialising the angle per sample: a running sum
-is kept and read only at the samples asked for.
+Streamed in chunks in one compiled pass, never materialising the angle per
+sample: a running sum is kept and read only at the samples asked for.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..errors import DerotationError
 from .signals import CHUNK
 
 __all__ = ["position_angles"]
+
+
+@numba.njit(cache=True)
+def _scan(v, a, offset, dpv, lo, hi, qlo, qhi, qat, s_lo, s_hi, w_at, state):
+    """One pass over a chunk: range check, degrees, unwrap, running sum.
+
+    For every query index ``q`` in ``(a, a + len(v)]`` of the sorted arrays
+    ``qlo``, ``qhi``, ``qat``: ``s_lo``/``s_hi`` get the sum of the
+    unwrapped degrees of the samples before ``q``, ``w_at`` the unwrap
+    (degrees) of sample ``q - 1``. ``state``: running sum, last degrees
+    (NaN before the first sample), unwrap, wraps, first sample out of range
+    (-1: none), and the three query pointers.
+    """
+    total, last, unwrap = state[0], state[1], state[2]
+    wraps_n = state[3]
+    i_lo, i_hi, i_at = int(state[5]), int(state[6]), int(state[7])
+    for i in range(len(v)):
+        x = v[i]
+        if x < lo or x > hi:
+            state[4] = a + i
+            return
+        d = (x - offset) * dpv
+        if last == last:
+            step = d - last
+            if step > 180.0 or step < -180.0:
+                unwrap -= 360.0 * np.floor(step / 360.0 + 0.5)
+                wraps_n += 1
+        last = d
+        total += d + unwrap
+        k = a + i + 1
+        while i_lo < len(qlo) and qlo[i_lo] <= k:
+            s_lo[i_lo] = total
+            i_lo += 1
+        while i_hi < len(qhi) and qhi[i_hi] <= k:
+            s_hi[i_hi] = total
+            i_hi += 1
+        while i_at < len(qat) and qat[i_at] <= k:
+            w_at[i_at] = unwrap
+            i_at += 1
+    state[0], state[1], state[2], state[3] = total, last, unwrap, wraps_n
+    state[5], state[6], state[7] = i_lo, i_hi, i_at
 
 
 def position_angles(signal, samples, *, degrees_per_volt, offset_volts=0.0,
@@ -44,45 +86,25 @@ def position_angles(signal, samples, *, degrees_per_volt, offset_volts=0.0,
             f"{name}: expected sample indices 0-{n - 1}; got "
             f"{samples.min()}-{samples.max()}")
     h = (int(smoothing) - 1) // 2
-    lo_idx = np.maximum(samples - h, 0)
-    hi_idx = np.minimum(samples + h + 1, n)
-    want = np.unique(np.concatenate((lo_idx, hi_idx, samples + 1)))
-    sums = np.zeros(len(want))          # running sum of degrees before index
-    wraps = np.zeros(len(want))         # the sensor's wrap (degrees) below it
+    order = np.argsort(samples, kind="stable")   # a few sorted runs: fast
+    q = samples[order]
+    qlo, qhi, qat = np.maximum(q - h, 0), np.minimum(q + h + 1, n), q + 1
+    s_lo, s_hi, w_at = (np.zeros(len(q)) for _ in range(3))
     lo_v, hi_v = float(range_volts[0]), float(range_volts[1])
-    carry, last, unwrap, n_wraps = 0.0, None, 0.0, 0
+    state = np.array([0.0, np.nan, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
     for a in range(0, n, chunk):
         v = np.asarray(signal[a:a + chunk], np.float64)
-        bad = (v < lo_v) | (v > hi_v)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        _scan(v, a, float(offset_volts), float(degrees_per_volt), lo_v, hi_v,
+              qlo, qhi, qat, s_lo, s_hi, w_at, state)
+        if state[4] >= 0:
+            i = int(state[4])
             raise DerotationError(
                 f"{name}: expected volts within range_volts [{lo_v:g}, "
-                f"{hi_v:g}]; found {v[i]:.4g} V at sample {a + i}")
-        deg = (v - offset_volts) * degrees_per_volt
-        step = np.diff(deg, prepend=deg[0] if last is None else last)
-        last = deg[-1]
-        jump = np.abs(step) > 180.0
-        corr = np.zeros(len(deg))
-        if jump.any():
-            corr[jump] = -360.0 * np.round(step[jump] / 360.0)
-            n_wraps += int(jump.sum())
-            corr = np.cumsum(corr)
-        corr += unwrap
-        unwrap = float(corr[-1])
-        cont = deg + corr
-        cs = np.cumsum(cont)
-        # index p in (a, a + len] has sum carry + cs[p - a - 1]
-        sel = slice(*np.searchsorted(want, (a + 1, a + len(v) + 1)))
-        sums[sel] = carry + cs[want[sel] - a - 1]
-        wraps[sel] = corr[want[sel] - a - 1]
-        carry += float(cs[-1])
-    ilo = np.searchsorted(want, lo_idx)
-    ihi = np.searchsorted(want, hi_idx)
-    isam = np.searchsorted(want, samples + 1)
-    total_lo = np.where(lo_idx == 0, 0.0, sums[ilo])
-    mean = (sums[ihi] - total_lo) / (hi_idx - lo_idx)
-    angles = mean - wraps[isam]
+                f"{hi_v:g}]; found {v[i - a]:.4g} V at sample {i}")
+    n_wraps = int(state[3])
+    s_lo[qlo == 0] = 0.0
+    angles = np.empty(len(q))
+    angles[order] = (s_hi - s_lo) / (qhi - qlo) - w_at
     notes = []
     if n_wraps:
         notes.append(f"{name}: {n_wraps} jumps of more than 180 degrees "
