@@ -417,6 +417,10 @@ def test_angles_command_writes_the_angles_and_a_plot(rec, tmp_path, capsys):
     got = np.load(out)
     assert within(got, rec, 0.1) >= 0.99
     assert png.read_bytes()[:4] == b"\x89PNG"
+    import json
+    meta = json.loads((out.parent / "a.json").read_text())
+    assert meta["config"]["rotation_source"] == "encoder"
+    assert set(meta["inputs"]) == {"signals", "config"}
     assert str(out) in capsys.readouterr().out
     # run uses the same code: the same angles
     record = run_dataset(load_config(cfg, warn=False), tmp_path / "run",
@@ -445,3 +449,4 @@ def test_angles_command_bad_input_one_line_exit_2(rec, tmp_path, capsys, block,
     assert len(err) == 1 and match in err[0]
     assert err[0].startswith("napari-derotation: error:")
     assert not out.exists() and not (tmp_path / "a.png").exists()
+    assert not (tmp_path / "a.json").exists()

@@ -27,21 +27,26 @@ def add_arguments(p):
     p.add_argument("-o", "--output", type=Path, required=True,
                    metavar="ANGLES.npy",
                    help="where to write the per-line angles (degrees, one per "
-                        "scanned line)")
+                        "scanned line; .npy, or .csv/.txt one per line); a "
+                        "JSON record is written beside it")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="also plot the angles per line and per frame (needs "
                         "matplotlib)")
 
 
 def run(args) -> int:
-    from ..io import atomic_path, check_not_input
+    from ..io import atomic_path, check_not_input, sidecar_path
+    from ..io.angles import save_angles
     from .run import load_dataset, warnings_to
 
     if not args.config.exists():
         raise DerotationError(f"config file not found: {args.config}")
-    if args.output.suffix.lower() != ".npy":
+    from ..io.angles import ANGLE_SUFFIXES
+
+    if args.output.suffix.lower() not in ANGLE_SUFFIXES:
         raise DerotationError(
-            f"--output: expected a .npy file; got {args.output.name}")
+            f"--output: expected a {', '.join(ANGLE_SUFFIXES)} file; got "
+            f"{args.output.name}")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise DerotationError(f"--plot: expected a .png file; got "
                               f"{args.plot.name}")
@@ -53,14 +58,14 @@ def run(args) -> int:
 
         inputs = (cfg.movie, cfg.signals, cfg.stimulus, cfg.source,
                   angles_input(cfg))
-        for out in (args.output, args.plot):
+        for out in (args.output, args.plot, sidecar_path(args.output)):
             if out is not None:
                 check_not_input(out, *inputs)
         angles = ds.compute_angles()
     png = _plot(angles, cfg.rotation_source) if args.plot else None
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.output) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, angles.angles_per_line)
+    save_angles(args.output, angles.angles_per_line)
+    _write_record(args.output, cfg, angles)
     if png is not None:
         with atomic_path(args.plot) as tmp:
             tmp.write_bytes(png)
@@ -70,6 +75,31 @@ def run(args) -> int:
         f"{a.min():.3f} to {a.max():.3f} degrees")
     print(args.output)
     return 0
+
+
+def _write_record(out, cfg, angles):
+    """``OUT.json`` beside the angles: config, source, inputs, summary."""
+    import datetime
+
+    from .. import __version__
+    from ..io import file_sha256, sidecar_path, write_json
+    from ..pipeline.run import _source_input, _summary
+
+    inputs = {k: {"path": str(Path(v).resolve()), "sha256": file_sha256(v)}
+              for k, v in (("signals", cfg.signals), ("stimulus", cfg.stimulus),
+                           ("config", cfg.source), *_source_input(cfg))
+              if v is not None and Path(v).is_file()}
+    rec = {"software": "napari-derotation", "version": __version__,
+           "created": datetime.datetime.now(datetime.UTC).isoformat(
+               timespec="seconds"),
+           "output": str(Path(out).resolve()),
+           "config": cfg.to_dict(), "config_warnings": list(cfg.warnings),
+           "inputs": inputs, "signals": _summary(angles)}
+    try:
+        write_json(sidecar_path(out), rec)
+    except BaseException:
+        Path(out).unlink(missing_ok=True)
+        raise
 
 
 def _plot(angles, source) -> bytes:

@@ -70,11 +70,14 @@ class Dataset:
                 folder, kind, found, current, fallback=kind == "stimulus")
         if changes["movie"] is None:
             raise DerotationError(f"not a dataset: no movie TIFF in {folder}")
-        if changes["signals"] is None:
+        from ..acquisition.sources import needs_analog
+
+        if changes["signals"] is None and needs_analog(cfg):
             raise DerotationError(
                 f"not a dataset: no analog signals (.bin, or .npy of shape "
                 f"(4, samples)) in {folder}")
-        if changes["stimulus"] is None and cfg.pipeline_type == "full":
+        if changes["stimulus"] is None and cfg.pipeline_type == "full" and \
+                cfg.rotation_source == "ticks":
             raise DerotationError(
                 f"not a dataset: no stimulus table (.csv with speed,direction "
                 f"or .mat) in {folder}; the full pipeline needs one")
