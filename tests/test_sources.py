@@ -450,3 +450,34 @@ def test_angles_command_bad_input_one_line_exit_2(rec, tmp_path, capsys, block,
     assert err[0].startswith("napari-derotation: error:")
     assert not out.exists() and not (tmp_path / "a.png").exists()
     assert not (tmp_path / "a.json").exists()
+
+
+def test_batch_uses_the_same_sources_per_folder(rec, tmp_path, capsys):
+    # one shared config; each folder has its own analog file / frame angles
+    text = (f"sampling_rate: 50000\nchannel_names: [{', '.join(NAMES)}]\n"
+            f"{ENCODER}")
+    (tmp_path / "enc.yml").write_text(text)
+    (tmp_path / "fa.yml").write_text(
+        "rotation_source: frame_angles\n"
+        "frame_angles: {path: angles_per_frame.npy}\n")
+    write_dataset(tmp_path / "d_enc", rec)
+    fa = tmp_path / "d_fa"
+    fa.mkdir()
+    write_tiff(fa / "movie.tif",
+               np.zeros((rec.n_frames, rec.rows, COLS), np.uint16))
+    rec.write_frame_angles(fa / "angles_per_frame.npy")
+    for cfg, folder, tol in (("enc.yml", "d_enc", 0.1), ("fa.yml", "d_fa", 0.5)):
+        assert main(["batch", str(tmp_path / cfg), str(tmp_path / folder),
+                     "--quiet", "--no-plots"]) == 0, capsys.readouterr().err
+        got = np.load(tmp_path / folder / "derotation" / "angles_per_line.npy")
+        assert within(got, rec, tol) >= 0.99
+
+
+def test_frame_angles_timed_by_the_line_clock(rec, tmp_path):
+    movie, sig = write_dataset(tmp_path, rec)
+    fa = rec.write_frame_angles(tmp_path / "fa.npy")
+    res, _ = angles(config(movie, sig, rotation_source="frame_angles",
+                           frame_angles_path=fa,
+                           frame_angles_clock="line_clock"))
+    assert within(res.angles_per_line, rec, 0.5) >= 0.99
+    assert np.array_equal(res.line_clock, rec.line_starts)

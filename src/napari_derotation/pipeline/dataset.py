@@ -81,6 +81,7 @@ class Dataset:
             raise DerotationError(
                 f"not a dataset: no stimulus table (.csv with speed,direction "
                 f"or .mat) in {folder}; the full pipeline needs one")
+        changes.update(_source_files(folder, cfg))
         ds = cls(cfg.replace(**changes), folder)
         ds.config.warnings = list(cfg.warnings)
         return ds
@@ -129,6 +130,20 @@ class Dataset:
                                n_lines=n * rows, n_frames=n,
                                sampling_rate=c.sampling_rate,
                                frame_rate=c.frame_rate, progress=progress)
+
+
+def _source_files(folder, cfg) -> dict:
+    """A log or frame-angles file named in the config, found in the folder.
+
+    A shared config names the file (``log.path: rotation_log.csv``); each
+    dataset folder has its own: the folder's file of that name wins.
+    """
+    out = {}
+    for name in ("log_path", "frame_angles_path"):
+        path = getattr(cfg, name)
+        if path is not None and (folder / path.name).is_file():
+            out[name] = folder / path.name
+    return out
 
 
 def _configs(folder):
