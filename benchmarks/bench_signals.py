@@ -9,8 +9,14 @@ the reference's ``FullPipeline.process_analog_signals`` on the same signals
 in the same run, driven on a stub object. Prints a table; exits 1 if ours
 takes more than 10 s or more than 3x the signal array.
 
+Then the other angle sources on the same recording (``rotation_source``
+``encoder``: 8000-count quadrature A/B channels; ``position``: an analog
+position channel at 40 degrees/V, both with 5 mV noise): their times against
+the tick path's (the same line and frame clocks are decoded by each), with
+the ratio; exits 1 if either takes longer than the tick path.
+
     python benchmarks/bench_signals.py [--minutes 10] [--skip-reference]
-                                       [--reference-memory]
+                                       [--reference-memory] [--skip-sources]
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ import warnings
 
 import numpy as np
 
+from napari_derotation.acquisition.encoder import encoder_angles
+from napari_derotation.acquisition.linetimes import line_clock_times
+from napari_derotation.acquisition.position import position_angles
 from napari_derotation.recorder import simulate_recording
 from napari_derotation.signals import SignalParams, process_signals
 
@@ -59,6 +68,51 @@ def ours(rec):
                                direction=rec.direction, speed=rec.speed,
                                n_lines=rec.n_frames * rec.rows,
                                n_frames=rec.n_frames)
+
+
+def source_angles(rec, kind, extra):
+    """The encoder or position source's work on in-memory signals."""
+    times = line_clock_times(rec.signals[1], rec.signals[0], SignalParams(),
+                             n_lines=rec.n_frames * rec.rows,
+                             n_frames=rec.n_frames,
+                             sampling_rate=rec.sampling_rate)
+    idx = np.concatenate((times.line_clock, times.frame_clock))
+    if kind == "encoder":
+        out = encoder_angles(*extra, idx, counts_per_turn=8000)[0]
+    else:
+        out = position_angles(extra, idx, degrees_per_volt=40.0)[0]
+    return out[:len(times.line_clock)]
+
+
+def sources_table(rec, t_ticks) -> bool:
+    """Time encoder and position against the tick path; True if both are
+    at most as slow."""
+    print("\nangle sources on the same recording (vs the tick path):",
+          flush=True)
+    rows, ok = [], True
+    for kind in ("encoder", "position"):
+        extra = (rec.encoder(8000, noise=0.005) if kind == "encoder" else
+                 rec.position(40.0, noise=0.005))
+        _, t1, _ = timed(source_angles, rec, kind, extra)
+        res, t2, _ = timed(source_angles, rec, kind, extra)
+        t = min(t1, t2)
+        err = np.abs((res - rec.angles_per_line + 180) % 360 - 180)
+        moving = np.zeros(len(err), bool)
+        for a, b in rec.motion:
+            lo, hi = np.searchsorted(rec.line_starts, (a, b + 1))
+            moving[lo:hi] = True
+        rows.append((kind, t, t / t_ticks, float(np.mean(err[moving] <= 0.1))))
+        ok &= t <= t_ticks
+        del extra
+    print(f"| {'source':10} | {'time (s)':>8} | {'/ ticks':>8} | "
+          f"{'lines <= 0.1 deg':>16} |")
+    print("|" + "-" * 55 + "|")
+    print(f"| {'ticks':10} | {t_ticks:8.2f} | {1.0:8.2f} | {'':>16} |")
+    for kind, t, ratio, frac in rows:
+        print(f"| {kind:10} | {t:8.2f} | {ratio:8.2f} | {100 * frac:15.2f}% |")
+    print(f"sources at most as slow as the tick path: "
+          f"{'met' if ok else 'NOT met'}")
+    return ok
 
 
 def reference(rec):
@@ -108,6 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=50_000.0)
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--skip-sources", action="store_true",
+                    help="do not time the encoder and position sources")
     ap.add_argument("--reference-memory", action="store_true",
                     help="also measure the reference's peak memory (slow: "
                          "tracemalloc on its Python loops)")
@@ -163,6 +219,8 @@ def main(argv=None) -> int:
     ok = t_ours <= LIMIT_SECONDS and peak <= LIMIT_MEMORY * rec.signals.nbytes
     print(f"\nlimits: <= {LIMIT_SECONDS:g} s and <= {LIMIT_MEMORY:g}x the signal "
           f"array: {'met' if ok else 'NOT met'}")
+    if not args.skip_sources:
+        ok &= sources_table(rec, t_ours)
     return 0 if ok else 1
 
 

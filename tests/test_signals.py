@@ -412,3 +412,27 @@ def test_pulse_edges_recovers_any_square_wave(runs, high_first, chunk):
             x += [5.0 if value else 0.0] * length
     s, e = pulse_edges(np.array(x), level=2.5, chunk=chunk)
     assert s.tolist() == starts and e.tolist() == ends
+
+
+def test_a_tick_at_the_first_low_sample_after_a_rotation_is_dropped():
+    # docs/signals.md: a rotation spans its first high sample up to, not
+    # including, the first low sample; a tick there is outside it
+    rec = simulate_recording(speeds=(200,), directions=(1,))
+    _, ends = pulse_edges(rec.signals[2])
+    sig = rec.signals.copy()
+    sig[3, ends[0]] = 5.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = process_signals(*sig, params=SignalParams(),
+                              direction=rec.direction, speed=rec.speed)
+    assert ends[0] not in res.ticks
+    assert list(res.ticks_per_rotation) == [1800]
+    assert any("dropped 1 ticks outside" in str(w.message) for w in caught)
+    # one sample earlier it is inside the rotation and kept
+    sig = rec.signals.copy()
+    sig[3, ends[0] - 1] = 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = process_signals(*sig, params=SignalParams(),
+                              direction=rec.direction, speed=rec.speed)
+    assert ends[0] - 1 in res.ticks

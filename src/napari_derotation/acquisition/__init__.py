@@ -2,7 +2,10 @@
 angles computed from them.
 
 - :mod:`.loaders`: the analog file (``.bin``/``.npy``) and the stimulus table;
-- :mod:`.signals`: clocks, rotation-on and motor ticks -> angle per line.
+- :mod:`.signals`: clocks, rotation-on and motor ticks -> angle per line;
+- :mod:`.sources`: the config's ``rotation_source`` (ticks, or
+  :mod:`.encoder`, :mod:`.position`, :mod:`.log`, :mod:`.frame_angles`,
+  timed by :mod:`.linetimes`) -> the same result.
 """
 
 from .loaders import AnalogSignals, load_analog, load_stimulus

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["AnalogSignals", "load_analog", "load_stimulus", "VoltsChannel",
+__all__ = ["AnalogSignals", "load_analog", "load_channels", "load_stimulus",
+           "VoltsChannel",
            "ROLES", "DEFAULT_CHANNEL_NAMES", "DEFAULT_CHANNELS", "DEFAULT_ROWS",
            "counts_to_volts"]
 
@@ -171,6 +172,93 @@ def _load_bin(path: Path, channel_names, channels) -> AnalogSignals:
                 f"{role} channel {name!r} is not in channel_names {names}")
         out.append(VoltsChannel(counts[:, names.index(name)]))
     return AnalogSignals(*out, path=path)
+
+
+def load_channels(path, channels: dict, *,
+                  channel_names=DEFAULT_CHANNEL_NAMES) -> dict:
+    """Any channels of an analog file, each addressed by name or row.
+
+    Parameters
+    ----------
+    path : path of a ``.bin`` or ``.npy`` analog file
+    channels : dict
+        What to call each channel (e.g. ``"encoder.channel_a"``, used in
+        error messages) -> its name in ``channel_names`` (``.bin``) or its
+        row (``.npy``, a ``(channels, samples)`` array of any row count).
+    channel_names : sequence of str
+        ``.bin`` only: the name of every interleaved channel, in file order.
+
+    Returns
+    -------
+    dict
+        The same keys -> 1-D volts (memory-mapped rows, or
+        :class:`VoltsChannel` for ``.bin``), never read whole here.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DerotationError(f"analog signals file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        data = _npy_array(path)
+        out = {}
+        for key, row in channels.items():
+            if isinstance(row, bool) or not isinstance(row, int | np.integer):
+                raise DerotationError(
+                    f"{key}: a .npy file's channels are addressed by row; "
+                    f"expected a row number 0-{data.shape[0] - 1}; got {row!r}")
+            if not 0 <= row < data.shape[0]:
+                raise DerotationError(
+                    f"{key}: expected a row 0-{data.shape[0] - 1} of "
+                    f"{path.name} (shape {data.shape}); got row {row}")
+            out[key] = data[int(row)]
+        return out
+    if suffix == ".bin":
+        names = _check_names(channel_names)
+        counts = _bin_counts(path, names)
+        out = {}
+        for key, name in channels.items():
+            if name not in names:
+                raise DerotationError(
+                    f"{key}: channel {name!r} is not in the file: expected "
+                    f"one of channel_names {names} of {path.name}")
+            out[key] = VoltsChannel(counts[:, names.index(name)])
+        return out
+    raise DerotationError(
+        f"analog signals {path.name}: expected .npy or .bin; got "
+        f"{suffix or 'no suffix'}")
+
+
+def _npy_array(path: Path):
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise DerotationError(f"cannot read {path.name}: {exc}") from None
+    if data.ndim != 2 or data.shape[1] <= data.shape[0]:
+        raise DerotationError(
+            f"{path.name}: expected analog signals of shape (channels, "
+            f"samples); found shape {data.shape}")
+    if data.dtype.kind not in "iuf":
+        raise DerotationError(
+            f"{path.name}: expected numbers; found dtype {data.dtype}")
+    return data
+
+
+def _check_names(channel_names) -> list:
+    names = list(channel_names)
+    if not names or len(set(names)) != len(names):
+        raise DerotationError(
+            f"channel_names must be distinct names, one per interleaved "
+            f"channel; got {names}")
+    return names
+
+
+def _bin_counts(path: Path, names):
+    size = path.stat().st_size
+    if size == 0 or size % (2 * len(names)):
+        raise DerotationError(
+            f"{path.name} has {size // 2} int16 values, not a multiple of the "
+            f"{len(names)} channels in channel_names: wrong channel count?")
+    return np.memmap(path, dtype="<i2", mode="r").reshape(-1, len(names))
 
 
 def load_stimulus(path) -> tuple[np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ from ..errors import Cancelled, DerotationError
 
 __all__ = ["SignalParams", "AnglesResult", "process_signals", "find_ticks",
            "pulse_edges", "merge_brief_off", "threshold", "blocks_from_ticks",
-           "repair_ticks", "CHUNK"]
+           "repair_ticks", "clock_samples", "rotation_of", "CHUNK"]
 
 #: Samples per chunk when streaming over a signal.
 CHUNK = 1 << 21
@@ -127,6 +127,11 @@ class AnglesResult:
     n_samples : int
     protocol : str
     warnings : list of str
+    source : str
+        The ``rotation_source`` the angles came from (see
+        :mod:`napari_derotation.acquisition.sources`).
+    details : dict
+        What that source found (e.g. the encoder's glitches).
     """
 
     angles_per_line: np.ndarray
@@ -148,6 +153,8 @@ class AnglesResult:
     knots: tuple = field(default=(), repr=False)
     artifact_threshold: float = 0.0
     sampling_rate: float | None = None
+    source: str = "ticks"
+    details: dict = field(default_factory=dict)
 
     def angle_at(self, samples) -> np.ndarray:
         """The signed angle (degrees) at any sample indices."""
@@ -333,7 +340,8 @@ def repair_ticks(ticks, expected: int) -> tuple[np.ndarray, str]:
     short_after = d[1:] < 0.6 * ref[1:]
     whole = np.abs(d[:-1] + d[1:] - ref[1:]) < 0.4 * ref[1:]
     spurious = np.flatnonzero((short_before | short_after) & whole) + 1
-    spurious = spurious[np.concatenate(([True], np.diff(spurious) > 1))]
+    if spurious.size:
+        spurious = spurious[np.concatenate(([True], np.diff(spurious) > 1))]
     if len(spurious) != c - expected:
         return t, ""
     return np.delete(t, spurious), f"removed {c - expected} spurious tick(s)"
@@ -396,6 +404,59 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
             raise Cancelled("angle computation cancelled")
 
     full = p.protocol == "full"
+    direction, speed_arr = _stimulus(p, direction, speed)
+    n_expected = len(direction)
+    ticks = _detect_ticks(rotation_ticks, p, n)
+    step(1)
+    starts, ends, n_found = _rotation_blocks(rotation_on, ticks, p, n_expected,
+                                             notes)
+    step(2)
+    per_block = _ticks_per_block(ticks, starts, ends, p, n_found, notes)
+    per_block = _repair_blocks(per_block, p, notes)
+    counts = np.array([len(t) for t in per_block], np.int64)
+    deg = p.degrees_per_block
+    increments = deg / counts
+    ticks = np.concatenate(per_block)
+    starts = np.minimum(starts, [t[0] for t in per_block])
+    ends = np.maximum(ends, [t[-1] + 1 for t in per_block])
+    knots = _knots(per_block, starts, ends, direction, increments, deg, n,
+                   full)
+    step(3)
+    lines, frames = clock_samples(line_clock, frame_clock, p, n_lines=n_lines,
+                                  n_frames=n_frames, notes=notes)
+    step(4)
+
+    def sample(idx):
+        a = np.interp(idx.astype(np.float64), *knots)
+        a[np.abs(a) <= p.artifact_threshold] = 0.0
+        return a
+
+    rot = rotation_of(frames, starts, ends)
+    if not sampling_rate and frame_rate and len(frames) > 1:
+        sampling_rate = frame_rate * float(np.median(np.diff(frames)))
+    measured = _measured_speed(per_block, increments, sampling_rate)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return AnglesResult(
+        angles_per_line=sample(lines), angles_per_frame=sample(frames),
+        line_clock=lines, frame_clock=frames, rotation_starts=starts,
+        rotation_ends=ends, direction=direction, speed=speed_arr, ticks=ticks,
+        ticks_per_rotation=counts, increments=increments,
+        rotation_of_frame=rot, measured_speed=measured, n_samples=n,
+        protocol=p.protocol, warnings=notes, knots=knots,
+        artifact_threshold=p.artifact_threshold, sampling_rate=sampling_rate)
+
+
+# ------------------------------------------------------ the pipeline's steps
+
+
+def _stimulus(p: SignalParams, direction, speed):
+    """``(direction, speed)`` of every rotation, checked (NaN speed: unknown).
+
+    Full protocol: the stimulus table's; incremental: one row per step in
+    ``incremental_direction``.
+    """
+    full = p.protocol == "full"
     if full:
         if direction is None:
             raise DerotationError(
@@ -419,7 +480,11 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
             raise DerotationError(
                 f"the stimulus table has {len(direction)} directions but "
                 f"{len(speed)} speeds")
+    return direction, speed_arr
 
+
+def _detect_ticks(rotation_ticks, p: SignalParams, n: int) -> np.ndarray:
+    """Step 1: the tick samples; an error if there are none."""
     ticks = find_ticks(rotation_ticks, p.tick_height, p.tick_distance)
     if len(ticks) == 0:
         top = max(float(np.max(rotation_ticks[a:a + CHUNK]))
@@ -427,33 +492,57 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         raise DerotationError(
             f"no rotation ticks: the tick signal never reaches the peak height "
             f"{p.tick_height} V (its maximum is {top:.3g} V)")
-    step(1)
+    return ticks
 
+
+def _expected_what(p: SignalParams, n_expected: int) -> str:
+    if p.protocol == "full":
+        return "rows in the stimulus table"
+    return f"steps of {p.step:g} degrees in {p.rot_deg:g}"
+
+
+def _rotation_blocks(rotation_on, ticks, p: SignalParams, n_expected: int,
+                     notes: list):
+    """Steps 2-3: ``(starts, ends, n_found)`` of the rotations.
+
+    From the rotation-on pulses (brief off periods merged); if their number
+    is not ``n_expected``, recovered from the ticks (``n_found`` is then the
+    number of pulses found, else ``None``).
+    """
     starts, ends = pulse_edges(rotation_on, p.threshold_k)
     starts, ends = merge_brief_off(starts, ends, p.min_off_samples)
-    what = "rows in the stimulus table" if full else \
-        f"steps of {p.step:g} degrees in {p.rot_deg:g}"
-    n_found, recovered = len(starts), len(starts) != n_expected
-    if recovered:
-        notes.append(
-            f"the rotation-on signal has {len(starts)} rotations but there are "
-            f"{n_expected} {what}; rotations recovered from the ticks")
-        if len(ticks) < n_expected:
-            raise DerotationError(
-                f"found {len(starts)} rotations and {len(ticks)} ticks; "
-                f"expected {n_expected} rotations ({what})")
-        starts, ends = blocks_from_ticks(ticks, n_expected)
-    step(2)
+    if len(starts) == n_expected:
+        return starts, ends, None
+    what = _expected_what(p, n_expected)
+    notes.append(
+        f"the rotation-on signal has {len(starts)} rotations but there are "
+        f"{n_expected} {what}; rotations recovered from the ticks")
+    if len(ticks) < n_expected:
+        raise DerotationError(
+            f"found {len(starts)} rotations and {len(ticks)} ticks; "
+            f"expected {n_expected} rotations ({what})")
+    n_found = len(starts)
+    starts, ends = blocks_from_ticks(ticks, n_expected)
+    return starts, ends, n_found
 
+
+def _ticks_per_block(ticks, starts, ends, p: SignalParams, n_found, notes):
+    """Step 4a: the ticks of every rotation; ticks outside all are dropped.
+
+    A tick belongs to rotation ``i`` if ``starts[i] <= tick < ends[i]`` (a
+    rotation stops before its first low sample).
+    """
+    n_expected = len(starts)
     block = np.searchsorted(starts, ticks, side="right") - 1
-    inside = (block >= 0) & (ticks <= ends[np.maximum(block, 0)])
+    inside = (block >= 0) & (ticks < ends[np.maximum(block, 0)])
     if (~inside).sum():
         notes.append(f"dropped {int((~inside).sum())} ticks outside rotations")
     ticks, block = ticks[inside], block[inside]
     counts = np.bincount(block, minlength=n_expected)
-    deg = p.degrees_per_block
-    expected_ticks = int(round(deg / p.increment))
-    if recovered and np.any(np.abs(counts - expected_ticks) > 0.5 * expected_ticks):
+    expected_ticks = int(round(p.degrees_per_block / p.increment))
+    if n_found is not None and np.any(
+            np.abs(counts - expected_ticks) > 0.5 * expected_ticks):
+        what = _expected_what(p, n_expected)
         raise DerotationError(
             f"found {n_found} rotations in the rotation-on signal but there "
             f"are {n_expected} {what}; splitting the ticks into {n_expected} "
@@ -464,7 +553,14 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         raise DerotationError(
             f"rotation {i} (samples {starts[i]}-{ends[i]}) has no ticks")
     bounds = np.concatenate(([0], np.cumsum(counts)))
-    per_block = [ticks[bounds[i]:bounds[i + 1]] for i in range(n_expected)]
+    return [ticks[bounds[i]:bounds[i + 1]] for i in range(n_expected)]
+
+
+def _repair_blocks(per_block, p: SignalParams, notes):
+    """Step 4b: repair each rotation's ticks where unambiguous; note the rest."""
+    deg = p.degrees_per_block
+    expected_ticks = int(round(deg / p.increment))
+    per_block = list(per_block)
     for i, t in enumerate(per_block):
         if len(t) == expected_ticks:
             continue
@@ -478,16 +574,21 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         if abs(len(per_block[i]) - expected_ticks) > 0.1 * expected_ticks:
             notes.append(f"rotation {i}: tick count {len(per_block[i])} is more "
                          f"than 10% off the expected {expected_ticks}")
-    counts = np.array([len(t) for t in per_block], np.int64)
-    increments = deg / counts
-    ticks = np.concatenate(per_block)
-    starts = np.minimum(starts, [t[0] for t in per_block])
-    ends = np.maximum(ends, [t[-1] + 1 for t in per_block])
+    return per_block
 
-    knots = _knots(per_block, starts, ends, direction, increments, deg, n,
-                   full)
-    step(3)
 
+def clock_samples(line_clock, frame_clock, p: SignalParams = SignalParams(), *,
+                  n_lines: int | None = None, n_frames: int | None = None,
+                  notes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 7: ``(lines, frames)``, the sample of every line and frame.
+
+    The rising (``line_use_start``/``frame_use_start``) or falling edge of
+    every clock pulse. The line count must be ``n_lines`` (extra pulses at
+    the end are dropped with ``line_count_mismatch="trim"``); if the frame
+    pulses do not match ``n_frames``, frame times are taken from the line
+    clock. Notes go to ``notes``. Used by every angle source.
+    """
+    notes = [] if notes is None else notes
     lines = _clock(line_clock, p.threshold_k, p.line_use_start)
     if n_lines is not None and len(lines) != n_lines:
         if len(lines) > n_lines and p.line_count_mismatch == "trim":
@@ -509,33 +610,26 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
                      f"has {n_frames} frames; frame times taken from the line "
                      f"clock")
         frames = lines[::rows] if p.frame_use_start else lines[rows - 1::rows]
-    step(4)
+    return lines, frames
 
-    def sample(idx):
-        a = np.interp(idx.astype(np.float64), *knots)
-        a[np.abs(a) <= p.artifact_threshold] = 0.0
-        return a
 
+def rotation_of(frames, starts, ends) -> np.ndarray:
+    """Index of the rotation ``[start, end)`` each frame falls in, -1 if none."""
     rot = np.searchsorted(starts, frames, side="right") - 1
+    if not len(starts):
+        return rot
     rot[(rot < 0) | (frames >= ends[np.maximum(rot, 0)])] = -1
-    if not sampling_rate and frame_rate and len(frames) > 1:
-        sampling_rate = frame_rate * float(np.median(np.diff(frames)))
-    if sampling_rate:
-        duration = np.array([t[-1] - t[0] for t in per_block], np.float64)
-        measured = np.where(counts > 1, increments * (counts - 1) / np.maximum(
-            duration, 1) * sampling_rate, np.nan)
-    else:
-        measured = np.full(n_expected, np.nan)
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    return AnglesResult(
-        angles_per_line=sample(lines), angles_per_frame=sample(frames),
-        line_clock=lines, frame_clock=frames, rotation_starts=starts,
-        rotation_ends=ends, direction=direction, speed=speed_arr, ticks=ticks,
-        ticks_per_rotation=counts, increments=increments,
-        rotation_of_frame=rot, measured_speed=measured, n_samples=n,
-        protocol=p.protocol, warnings=notes, knots=knots,
-        artifact_threshold=p.artifact_threshold, sampling_rate=sampling_rate)
+    return rot
+
+
+def _measured_speed(per_block, increments, sampling_rate):
+    """Degrees per second of every rotation from its ticks (NaN if unknown)."""
+    counts = np.array([len(t) for t in per_block], np.int64)
+    if not sampling_rate:
+        return np.full(len(per_block), np.nan)
+    duration = np.array([t[-1] - t[0] for t in per_block], np.float64)
+    return np.where(counts > 1, increments * (counts - 1) / np.maximum(
+        duration, 1) * sampling_rate, np.nan)
 
 
 def _clock(signal, k, use_start):

@@ -25,7 +25,8 @@ from ..checks import file_stem
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
 
-__all__ = ["Config", "load_config", "KEYS", "CONFIG_SUFFIXES"]
+__all__ = ["Config", "load_config", "KEYS", "SOURCE_KEYS", "ROTATION_SOURCES",
+           "CONFIG_SUFFIXES"]
 
 CONFIG_SUFFIXES = (".yml", ".yaml", ".toml")
 
@@ -82,6 +83,39 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("ellipse", "apply_plane"): "apply_fitted_plane",
 }
 
+# --- angle sources (rotation_source; docs/sources.md) -----------------------
+#: Keys of the angle sources other than the reference's ticks.
+SOURCE_KEYS: dict[tuple[str, ...], str] = {
+    ("rotation_source",): "rotation_source",
+    ("encoder", "channel_a"): "encoder_channel_a",
+    ("encoder", "channel_b"): "encoder_channel_b",
+    ("encoder", "counts_per_turn"): "encoder_counts_per_turn",
+    ("encoder", "direction"): "encoder_direction",
+    ("position", "channel"): "position_channel",
+    ("position", "degrees_per_volt"): "position_degrees_per_volt",
+    ("position", "offset_volts"): "position_offset_volts",
+    ("position", "range_volts"): "position_range_volts",
+    ("position", "smoothing_samples"): "position_smoothing_samples",
+    ("log", "path"): "log_path",
+    ("log", "time_column"): "log_time_column",
+    ("log", "angle_column"): "log_angle_column",
+    ("log", "clock"): "log_clock",
+    ("log", "log_offset_s"): "log_offset_s",
+    ("frame_angles", "path"): "frame_angles_path",
+    ("frame_angles", "clock"): "frame_angles_clock",
+}
+KEYS.update(SOURCE_KEYS)
+ROTATION_SOURCES = ("ticks", "encoder", "position", "log", "frame_angles")
+LINE_CLOCKS = ("line_clock", "scanimage", "frame_rate")
+#: What each source needs in the config (field, file key).
+_SOURCE_REQUIRED = {
+    "encoder": ("encoder_channel_a", "encoder_channel_b",
+                "encoder_counts_per_turn"),
+    "position": ("position_channel", "position_degrees_per_volt"),
+    "log": ("log_path",),
+    "frame_angles": ("frame_angles_path",),
+}
+
 _IGNORED = {
     ("paths_write", "logs_folder"):
         "not used: progress goes to stderr and every parameter to the JSON "
@@ -95,7 +129,8 @@ _IGNORED = {
         "not used: the Bayesian centre search sets its own budget",
 }
 _FILE_KEY = {v: ".".join(k) for k, v in KEYS.items() if v}
-_PATHS = ("movie", "signals", "stimulus", "output_folder", "debug_plots_folder")
+_PATHS = ("movie", "signals", "stimulus", "output_folder", "debug_plots_folder",
+          "log_path", "frame_angles_path")
 
 
 @dataclass
@@ -142,6 +177,24 @@ class Config:
     ellipse_seed: tuple | None = None
     ellipse_frame: int = 0
     apply_fitted_plane: bool = True
+    # angle sources (SOURCE_KEYS)
+    rotation_source: str = "ticks"
+    encoder_channel_a: str | int | None = None
+    encoder_channel_b: str | int | None = None
+    encoder_counts_per_turn: float | None = None
+    encoder_direction: int = 1
+    position_channel: str | int | None = None
+    position_degrees_per_volt: float | None = None
+    position_offset_volts: float = 0.0
+    position_range_volts: tuple = (-10.0, 10.0)
+    position_smoothing_samples: int = 101
+    log_path: Path | None = None
+    log_time_column: str = "time_s"
+    log_angle_column: str = "angle_deg"
+    log_clock: str = "line_clock"
+    log_offset_s: float = 0.0
+    frame_angles_path: Path | None = None
+    frame_angles_clock: str = "frame_rate"
     source: Path | None = None
     warnings: list = field(default_factory=list, compare=False)
 
@@ -215,7 +268,41 @@ class Config:
         if self.frame_rate is not None and not self.frame_rate > 0:
             raise DerotationError(f"frame_rate must be > 0; got {self.frame_rate}")
         self.signal_params()
+        self._check_source()
         return self
+
+    def _check_source(self):
+        """The keys of the chosen ``rotation_source`` (see SOURCE_KEYS)."""
+        _choice("rotation_source", self.rotation_source, ROTATION_SOURCES)
+        _choice("log.clock", self.log_clock, LINE_CLOCKS)
+        _choice("frame_angles.clock", self.frame_angles_clock, LINE_CLOCKS)
+        for name in _SOURCE_REQUIRED.get(self.rotation_source, ()):
+            if getattr(self, name) is None:
+                raise DerotationError(
+                    f"{_FILE_KEY[name]}: required with rotation_source: "
+                    f"{self.rotation_source}; not given")
+        if self.encoder_direction not in (-1, 1):
+            raise DerotationError(
+                f"encoder.direction: expected 1 or -1; got "
+                f"{self.encoder_direction}")
+        cpt = self.encoder_counts_per_turn
+        if cpt is not None and not cpt > 0:
+            raise DerotationError(
+                f"encoder.counts_per_turn: expected a number > 0; got {cpt}")
+        dpv = self.position_degrees_per_volt
+        if dpv is not None and (dpv == 0 or dpv != dpv):
+            raise DerotationError(
+                f"position.degrees_per_volt: expected a non-zero number; got "
+                f"{dpv}")
+        lo_hi = tuple(self.position_range_volts)
+        if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
+            raise DerotationError(
+                f"position.range_volts: expected [low, high] with low < high; "
+                f"got {list(lo_hi)}")
+        if self.position_smoothing_samples < 1:
+            raise DerotationError(
+                f"position.smoothing_samples: expected a whole number >= 1; "
+                f"got {self.position_smoothing_samples}")
 
     def signal_params(self) -> SignalParams:
         """The parameters of :func:`napari_derotation.signals.process_signals`."""
@@ -262,7 +349,7 @@ class Config:
         """Nested dict in the file layout (paths as strings)."""
         out: dict = {}
         for key, name in KEYS.items():
-            if name is None:
+            if name is None or not self._writes(key):
                 continue
             value = getattr(self, name)
             if isinstance(value, Path):
@@ -276,6 +363,14 @@ class Config:
                 d = d.setdefault(k, {})
             d[key[-1]] = value
         return out
+
+
+    def _writes(self, key) -> bool:
+        """Source keys are written only for the chosen non-tick source, so a
+        tick config's record is what it was before sources existed."""
+        if key not in SOURCE_KEYS or self.rotation_source == "ticks":
+            return key not in SOURCE_KEYS
+        return key == ("rotation_source",) or key[0] == self.rotation_source
 
 
 def load_config(path, *, warn: bool = True) -> Config:
@@ -333,6 +428,10 @@ def _choice(name, value, options):
             f"{value!r}")
 
 
+_SOURCE_CHANNELS = ("encoder_channel_a", "encoder_channel_b",
+                    "position_channel")
+
+
 def _coerce(name, value, base):
     if value is None:
         return None
@@ -340,8 +439,13 @@ def _coerce(name, value, base):
         if name in _PATHS:
             p = Path(str(value)).expanduser()
             return p if p.is_absolute() or base is None else base / p
+        if name in _SOURCE_CHANNELS:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise TypeError("expected a channel name (.bin) or row "
+                                "number (.npy)")
+            return value
         if name in ("channel_names", "npy_rows", "center", "biased_center",
-                    "ellipse_seed"):
+                    "position_range_volts", "ellipse_seed"):
             if not isinstance(value, list | tuple):
                 raise TypeError("expected a list")
             cast = str if name == "channel_names" else (
@@ -357,13 +461,15 @@ def _coerce(name, value, base):
                 raise TypeError("expected true or false")
             return value
         if name in ("tick_distance", "inter_rotation_interval_min_len",
-                    "incremental_direction", "ellipse_frame"):
+                    "incremental_direction", "encoder_direction",
+                    "position_smoothing_samples", "ellipse_frame"):
             if isinstance(value, bool) or float(value) != int(value):
                 raise TypeError("expected a whole number")
             return int(value)
         if name in ("pipeline_type", "saving_name", "pulse_threshold",
                     "center_method", "resampling", "line_count_mismatch",
-                    "plane_output"):
+                    "rotation_source", "log_time_column", "log_angle_column",
+                    "log_clock", "frame_angles_clock", "plane_output"):
             return str(value)
         if isinstance(value, bool):
             raise TypeError("expected a number")

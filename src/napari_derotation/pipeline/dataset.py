@@ -70,14 +70,18 @@ class Dataset:
                 folder, kind, found, current, fallback=kind == "stimulus")
         if changes["movie"] is None:
             raise DerotationError(f"not a dataset: no movie TIFF in {folder}")
-        if changes["signals"] is None:
+        from ..acquisition.sources import needs_analog
+
+        if changes["signals"] is None and needs_analog(cfg):
             raise DerotationError(
                 f"not a dataset: no analog signals (.bin, or .npy of shape "
                 f"(4, samples)) in {folder}")
-        if changes["stimulus"] is None and cfg.pipeline_type == "full":
+        if changes["stimulus"] is None and cfg.pipeline_type == "full" and \
+                cfg.rotation_source == "ticks":
             raise DerotationError(
                 f"not a dataset: no stimulus table (.csv with speed,direction "
                 f"or .mat) in {folder}; the full pipeline needs one")
+        changes.update(_source_files(folder, cfg))
         ds = cls(cfg.replace(**changes), folder)
         ds.config.warnings = list(cfg.warnings)
         return ds
@@ -107,16 +111,39 @@ class Dataset:
             return tuple(mf.shape)
 
     def compute_angles(self, progress=None) -> AnglesResult:
-        """Per-line and per-frame angles, checked against the movie."""
+        """Per-line and per-frame angles, checked against the movie.
+
+        From the config's ``rotation_source``: the ticks here, any other
+        source through :func:`napari_derotation.acquisition.sources.
+        compute_angles`.
+        """
         n, rows, _ = self.movie_shape()
+        c = self.config
+        if c.rotation_source != "ticks":
+            from ..acquisition.sources import compute_angles
+
+            return compute_angles(c, n_frames=n, rows=rows, progress=progress)
         sig = self.load_signals()
         speed, direction = self.load_stimulus()
-        c = self.config
         return process_signals(*sig.as_tuple(), params=c.signal_params(),
                                direction=direction, speed=speed,
                                n_lines=n * rows, n_frames=n,
                                sampling_rate=c.sampling_rate,
                                frame_rate=c.frame_rate, progress=progress)
+
+
+def _source_files(folder, cfg) -> dict:
+    """A log or frame-angles file named in the config, found in the folder.
+
+    A shared config names the file (``log.path: rotation_log.csv``); each
+    dataset folder has its own: the folder's file of that name wins.
+    """
+    out = {}
+    for name in ("log_path", "frame_angles_path"):
+        path = getattr(cfg, name)
+        if path is not None and (folder / path.name).is_file():
+            out[name] = folder / path.name
+    return out
 
 
 def _configs(folder):

@@ -47,22 +47,23 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
         if on_written is not None:
             on_written(path)
 
-    sig = ds.load_signals()
-    n = sig.n_samples
-    stride = max(1, n // 20000)
-    x = np.arange(0, n, stride)
-    fig = Figure(figsize=(12, 4))
-    ax = fig.add_subplot()
-    ax.plot(x, np.asarray(sig.rotation_on[::stride], np.float64),
-            color="navy", lw=0.8, label="rotation on (V)")
-    ax.plot(x, angles.angle_at(x) / 90.0, color="black", lw=0.8,
-            label="angle / 90 deg")
-    ax.scatter(angles.ticks, np.full(len(angles.ticks), -0.5), s=2,
-               color="orange", label="ticks")
-    ax.set_xlabel("sample")
-    ax.legend(loc="upper right")
-    ax.set_title("Rotation-on signal, ticks and angle")
-    save(fig, "rotation_ticks_and_rotation_on.png")
+    if angles.source == "ticks":  # the tick source's own signals
+        sig = ds.load_signals()
+        n = sig.n_samples
+        stride = max(1, n // 20000)
+        x = np.arange(0, n, stride)
+        fig = Figure(figsize=(12, 4))
+        ax = fig.add_subplot()
+        ax.plot(x, np.asarray(sig.rotation_on[::stride], np.float64),
+                color="navy", lw=0.8, label="rotation on (V)")
+        ax.plot(x, angles.angle_at(x) / 90.0, color="black", lw=0.8,
+                label="angle / 90 deg")
+        ax.scatter(angles.ticks, np.full(len(angles.ticks), -0.5), s=2,
+                   color="orange", label="ticks")
+        ax.set_xlabel("sample")
+        ax.legend(loc="upper right")
+        ax.set_title("Rotation-on signal, ticks and angle")
+        save(fig, "rotation_ticks_and_rotation_on.png")
 
     fig = Figure(figsize=(12, 4))
     ax = fig.add_subplot()

@@ -175,7 +175,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
 
         derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
                       params=params, progress=stages.stage("derotate"),
-                      angles_source=cfg.signals, sidecar=False,
+                      angles_source=_check_inputs(cfg), sidecar=False,
                       overwrite=overwrite)
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
@@ -185,7 +185,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         stages.stage("outputs")(1, 1)
         rec = record(
             movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
-            dtype=dtype, params=params, angles_source=cfg.signals,
+            dtype=dtype, params=params, angles_source=_check_inputs(cfg),
             n_angles=len(angles.angles_per_line), checksum=True,
             pipeline={
                 "config_file": str(cfg.source) if cfg.source else None,
@@ -198,7 +198,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "signals": _summary(angles),
                 "inputs": {k: _checksum(v) for k, v in (
                     ("signals", cfg.signals), ("stimulus", cfg.stimulus),
-                    ("config", cfg.source)) if v is not None},
+                    ("config", cfg.source), *_source_input(cfg))
+                    if v is not None},
                 "outputs": {k: str(v) for k, v in paths.items()},
                 "plots": [str(p) for p in plot_files],
                 "plots_note": plot_note,
@@ -215,10 +216,7 @@ def _output_paths(cfg, output_folder, plots=False, overwrite=False,
     plots too) against existing files before anything is written; the
     folder is made (and noted in ``out_set``, which removes it again if the
     run fails)."""
-    for name, key in (("movie", "path_to_tif"), ("signals", "path_to_aux")):
-        if getattr(cfg, name) is None:
-            raise DerotationError(
-                f"no {name} file given in the config (paths_read.{key})")
+    source_file = _check_inputs(cfg)
     out = Path(output_folder or cfg.output_folder or
                cfg.movie.parent / OUTPUT_SUBFOLDER)
     made = make_folder(out)
@@ -230,7 +228,7 @@ def _output_paths(cfg, output_folder, plots=False, overwrite=False,
              "angles_per_frame": out / "angles_per_frame.npy",
              "table": out / f"{cfg.saving_name}.csv",
              "record": sidecar_path(movie)}
-    inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source]
+    inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source, source_file]
     for p in paths.values():
         check_not_input(p, *inputs)
     planned = list(paths.values())
@@ -247,8 +245,7 @@ def _output_paths(cfg, output_folder, plots=False, overwrite=False,
 def _angles(ds: Dataset, progress, say) -> AnglesResult:
     """Step 1: the per-line angles from the dataset's signals."""
     cfg = ds.config
-    say(f"[1/5] angles from {cfg.signals.name} ({cfg.pipeline_type} "
-        f"pipeline)")
+    say(f"[1/5] angles from {_check_inputs(cfg).name} ({_what(cfg)})")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         angles = ds.compute_angles(progress=progress)
@@ -297,12 +294,42 @@ def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
     return files, None
 
 
+def _check_inputs(cfg) -> Path:
+    """The movie and the angle source's file must be named; returns the
+    latter."""
+    from ..acquisition.sources import angles_input, needs_analog
+
+    wanted = [("movie", "path_to_tif")]
+    if needs_analog(cfg):
+        wanted.append(("signals", "path_to_aux"))
+    for name, key in wanted:
+        if getattr(cfg, name) is None:
+            raise DerotationError(
+                f"no {name} file given in the config (paths_read.{key})")
+    return angles_input(cfg)
+
+
+def _what(cfg) -> str:
+    if cfg.rotation_source == "ticks":
+        return f"{cfg.pipeline_type} pipeline"
+    return f"rotation_source {cfg.rotation_source}"
+
+
+def _source_input(cfg):
+    """The source's own input file for the record (none for ticks)."""
+    from ..acquisition.sources import angles_input
+
+    if cfg.rotation_source in ("ticks", "encoder", "position"):
+        return ()
+    return ((cfg.rotation_source, angles_input(cfg)),)
+
+
 def _checksum(path):
     return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
 
 
 def _summary(a: AnglesResult) -> dict:
-    return {
+    out = {
         "protocol": a.protocol,
         "samples": int(a.n_samples),
         "sampling_rate": a.sampling_rate,
@@ -310,7 +337,7 @@ def _summary(a: AnglesResult) -> dict:
             {"start": int(s), "end": int(e), "direction": int(d),
              "speed": None if np.isnan(v) else float(v),
              "measured_speed": None if np.isnan(m) else round(float(m), 3),
-             "ticks": int(t), "increment": float(i)}
+             "ticks": int(t), "increment": None if np.isnan(i) else float(i)}
             for s, e, d, v, m, t, i in zip(
                 a.rotation_starts, a.rotation_ends, a.direction, a.speed,
                 a.measured_speed, a.ticks_per_rotation, a.increments,
@@ -319,6 +346,9 @@ def _summary(a: AnglesResult) -> dict:
         "frames": int(len(a.angles_per_frame)),
         "warnings": list(a.warnings),
     }
+    if a.source != "ticks":
+        out["source"] = {"rotation_source": a.source, **a.details}
+    return out
 
 
 def _center(cfg, angles, shape, progress, say) -> dict:

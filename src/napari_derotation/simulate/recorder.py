@@ -75,39 +75,135 @@ class Recording:
     n_frames: int
     params: dict = field(default_factory=dict)
     _knots: tuple = field(default=(), repr=False)
+    _continuous: tuple = field(default=(), repr=False)
 
     def angle_at(self, samples) -> np.ndarray:
         """True signed angle (degrees) at the given sample indices."""
         t, a = self._knots
         return np.interp(np.asarray(samples, np.float64), t, a)
 
-    def write_npy(self, path) -> Path:
-        """Write :attr:`signals` as the reference's ``(4, samples)`` ``.npy``."""
+    def continuous_angle_at(self, samples) -> np.ndarray:
+        """True signed angle never reset after a whole turn (what an encoder
+        or a motor controller's log follows); equal to :meth:`angle_at`
+        modulo 360 degrees."""
+        t, a = self._continuous
+        return np.interp(np.asarray(samples, np.float64), t, a)
+
+    def encoder(self, counts_per_turn: int = 8000, *, direction: int = 1,
+                volts: float = 5.0, noise: float = 0.0, glitches: int = 0,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Quadrature channels ``(A, B)`` (volts) of an encoder on the motor.
+
+        The count is ``floor(direction * angle * counts_per_turn / 360)`` of
+        the continuous angle; A and B step through the Gray sequence
+        ``00, 10, 11, 01`` as it increases (x4 decoding gives the count
+        back). ``glitches`` samples where both channels change at once are
+        placed at random inside movements.
+        """
+        n = self.signals.shape[1]
+        rng = np.random.default_rng([seed, 1])
+        res = 360.0 / counts_per_turn
+        angle = self.continuous_angle_at(np.arange(n))
+        phase = np.floor(direction * angle / res).astype(np.int64) % 4
+        a = ((phase == 1) | (phase == 2)) * float(volts)
+        b = (phase >= 2) * float(volts)
+        for _ in range(glitches):
+            lo, hi = self.motion[rng.integers(len(self.motion))]
+            i = int(rng.integers(lo + 10, hi - 10))
+            a[i] = volts - a[i]
+            b[i] = volts - b[i]
+        if noise:
+            a += rng.normal(0.0, noise, n)
+            b += rng.normal(0.0, noise, n)
+        return a, b
+
+    def position(self, degrees_per_volt: float = 36.0, *,
+                 offset_volts: float = 0.0, noise: float = 0.0,
+                 seed: int = 0) -> np.ndarray:
+        """An analog position channel: ``offset_volts + angle /
+        degrees_per_volt`` of the true angle (back to 0 after a whole turn,
+        as a sensor that wraps), plus Gaussian ``noise`` volts."""
+        n = self.signals.shape[1]
+        volts = offset_volts + self.angle_at(np.arange(n)) / degrees_per_volt
+        if noise:
+            volts += np.random.default_rng([seed, 2]).normal(0.0, noise, n)
+        return volts
+
+    def write_npy(self, path, extra=()) -> Path:
+        """Write :attr:`signals` as the reference's ``(4, samples)`` ``.npy``;
+        ``extra`` channels (1-D volts) become rows 4, 5, ..."""
         from ..io import atomic_path
 
         path = Path(path)
+        data = self.signals if not len(extra) else np.vstack(
+            [self.signals, *[np.asarray(e, np.float64)[None] for e in extra]])
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, self.signals)
+            np.save(fh, data)
         return path
 
-    def write_bin(self, path, channel_names=BIN_CHANNELS) -> Path:
+    def write_bin(self, path, channel_names=BIN_CHANNELS, extra=None) -> Path:
         """Write interleaved int16 in ``channel_names`` order (volts -10..10).
 
-        Channels named as in :data:`BIN_CHANNELS` carry the matching signal;
-        any other channel is written as zeros.
+        Channels named as in :data:`BIN_CHANNELS` carry the matching signal,
+        channels named in ``extra`` (name -> 1-D volts) that one; any other
+        channel is written as zeros.
         """
         from ..io import atomic_path
 
+        extra = dict(extra or {})
         n = self.signals.shape[1]
         data = np.zeros((n, len(channel_names)), np.int16)
         for i, name in enumerate(channel_names):
-            if name in _BIN_ROLE:
+            volts = extra.get(name)
+            if volts is None and name in _BIN_ROLE:
                 volts = self.signals[_BIN_ROLE[name]]
-                counts = np.round((volts + 10.0) / 20.0 * 2**16 - 2**15)
+            if volts is not None:
+                counts = np.round((np.asarray(volts) + 10.0) / 20.0 * 2**16
+                                  - 2**15)
                 data[:, i] = np.clip(counts, -(2**15), 2**15 - 1)
         path = Path(path)
         with atomic_path(path) as tmp:
             data.tofile(tmp)
+        return path
+
+    def log_table(self, rate: float = 1000.0, *, offset_s: float = 0.0,
+                  jitter_s: float = 0.0, seed: int = 0):
+        """``(time_s, angle_deg)`` a motor controller would log.
+
+        ``rate`` rows per second over the whole recording of the continuous
+        angle; a row's time is the analog file's time plus ``offset_s`` (so
+        ``log_offset_s: offset_s`` aligns them), with uniform ``jitter_s``.
+        """
+        fs = self.sampling_rate
+        duration = self.signals.shape[1] / fs
+        t = np.arange(0.0, duration, 1.0 / rate)
+        if jitter_s:
+            rng = np.random.default_rng([seed, 3])
+            t = np.sort(t + rng.uniform(-jitter_s, jitter_s, len(t)))
+        return t + offset_s, self.continuous_angle_at(t * fs)
+
+    def write_log(self, path, rate: float = 1000.0, *, offset_s: float = 0.0,
+                  time_column: str = "time_s", angle_column: str = "angle_deg",
+                  delimiter: str = ",", jitter_s: float = 0.0) -> Path:
+        """Write :meth:`log_table` as CSV (or TSV with ``delimiter="\\t"``)."""
+        from ..io import atomic_path
+
+        t, a = self.log_table(rate, offset_s=offset_s, jitter_s=jitter_s)
+        path = Path(path)
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh, delimiter=delimiter)
+            w.writerow([time_column, angle_column])
+            w.writerows(zip(np.round(t, 7).tolist(), np.round(a, 6).tolist(),
+                            strict=True))
+        return path
+
+    def write_frame_angles(self, path) -> Path:
+        """Write :attr:`angles_per_frame` (one true angle per frame) ``.npy``."""
+        from ..io import atomic_path
+
+        path = Path(path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, self.angles_per_frame)
         return path
 
     def write_stimulus(self, path) -> Path:
@@ -203,16 +299,8 @@ def simulate_recording(*, protocol: str = "full", speeds=(200.0, 200.0),
     Recording
     """
     rng = np.random.default_rng(seed)
-    speeds = np.atleast_1d(np.asarray(speeds, np.float64))
-    directions = np.atleast_1d(np.asarray(directions, np.int64))
-    if protocol == "full" and len(speeds) != len(directions):
-        raise DerotationError(
-            f"speeds and directions must have the same length; got "
-            f"{len(speeds)} and {len(directions)}")
-    if np.any(speeds <= 0) or not np.all(np.isin(directions, (-1, 1))):
-        raise DerotationError("speeds must be > 0 and directions +1 or -1")
-    if increment <= 0 or rot_deg <= 0 or step <= 0:
-        raise DerotationError("increment, rot_deg and step must be > 0")
+    speeds, directions = _check_stimulus(protocol, speeds, directions,
+                                         increment, rot_deg, step)
     fs = float(sampling_rate)
     moves, t_end = _schedule(protocol, speeds, directions, rot_deg, step,
                              pause, lead)
@@ -224,52 +312,17 @@ def simulate_recording(*, protocol: str = "full", speeds=(200.0, 200.0),
     duration = max(t_end + tail, t_scan + (n_lines + 2) * line_period)
     n = int(np.ceil(duration * fs)) + 4
     signals = np.zeros((4, n))
-
-    # motor: knots of the signed angle (piecewise linear in samples)
-    kt, ka, ticks, motion = [0.0], [0.0], [], []
-    for t0, deg, v, d, offset in moves:
-        s0, s1 = t0 * fs, (t0 + deg / v) * fs
-        kt += [s0, s1]
-        ka += [-d * offset, -d * (offset + deg)]
-        n_ticks = int(round(deg / increment))
-        k = np.arange(1, n_ticks + 1)
-        tk = np.ceil(s0 + k * increment / v * fs).astype(np.int64)
-        keep = np.ones(len(tk), bool)
-        if dropped_ticks and len(tk) > 2:
-            keep[1 + rng.choice(len(tk) - 2, size=min(dropped_ticks, len(tk) - 2),
-                                replace=False)] = False
-        tk = tk[keep]
-        if extra_ticks:
-            lo, hi = int(s0) + 5, int(s1) - 5
-            tk = np.union1d(tk, rng.integers(lo, hi, extra_ticks))
-        ticks.append(tk)
-        motion.append((int(np.floor(s0)), int(np.ceil(s1))))
-        a_on, a_off = (int(np.floor(s0 - on_lead * fs)),
-                       int(np.ceil(s1 + on_lag * fs)))
-        signals[2, max(a_on, 0): a_off] = clock_volts
-        if protocol == "full":  # back to 0 after a whole turn
-            kt.append(s1 + 1e-6)
-            ka.append(0.0 if (deg % 360 == 0) else -d * deg)
-    kt.append(float(n))
-    ka.append(ka[-1])
-    knots = (np.asarray(kt), np.asarray(ka))
-    ticks = np.concatenate(ticks) if ticks else np.zeros(0, np.int64)
-    for off, frac in ((-1, 0.5), (0, 1.0), (1, 0.5)):
-        idx = ticks + off
-        signals[3, idx[(idx >= 0) & (idx < n)]] = tick_volts * frac
-
-    # scanning clocks
-    t_lines = t_scan + np.arange(n_lines) * line_period
-    line_starts = np.ceil(t_lines * fs).astype(np.int64)
-    width = max(1, int(round(line_duty * line_period * fs)))
-    line_ends = line_starts + width
-    frame_starts = line_starts[::rows]
-    frame_ends = frame_starts + max(1, int(round(line_period * fs)))
-    _pulses(signals[1], line_starts, line_ends, clock_volts)
-    _pulses(signals[0], frame_starts, frame_ends, clock_volts)
+    motor = _motor(signals, moves, protocol, fs, increment, rng,
+                   dropped_ticks=dropped_ticks, extra_ticks=extra_ticks,
+                   on_lead=on_lead, on_lag=on_lag, tick_volts=tick_volts,
+                   clock_volts=clock_volts)
+    clocks = _scan_clocks(signals, t_scan, line_period, n_lines, rows, fs,
+                          line_duty, clock_volts)
     if noise:
         signals += rng.normal(0.0, noise, signals.shape)
 
+    knots = motor["knots"]
+    line_starts, frame_starts = clocks["line_starts"], clocks["frame_starts"]
     angles_line = np.interp(line_starts.astype(np.float64), *knots)
     angles_frame = np.interp(frame_starts.astype(np.float64), *knots)
     if protocol == "incremental":
@@ -284,11 +337,99 @@ def simulate_recording(*, protocol: str = "full", speeds=(200.0, 200.0),
               "extra_ticks": extra_ticks, "seed": seed}
     return Recording(signals=signals, speed=stim_speed, direction=stim_dir,
                      angles_per_line=angles_line, angles_per_frame=angles_frame,
-                     line_starts=line_starts, line_ends=line_ends,
-                     frame_starts=frame_starts, frame_ends=frame_ends,
-                     tick_samples=ticks, motion=np.asarray(motion, np.int64),
+                     line_starts=line_starts, line_ends=clocks["line_ends"],
+                     frame_starts=frame_starts, frame_ends=clocks["frame_ends"],
+                     tick_samples=motor["ticks"], motion=motor["motion"],
                      sampling_rate=fs, rows=rows, n_frames=n_frames,
-                     params=params, _knots=knots)
+                     params=params, _knots=knots,
+                     _continuous=motor["continuous"])
+
+
+def _check_stimulus(protocol, speeds, directions, increment, rot_deg, step):
+    """The stimulus as arrays, checked."""
+    speeds = np.atleast_1d(np.asarray(speeds, np.float64))
+    directions = np.atleast_1d(np.asarray(directions, np.int64))
+    if protocol == "full" and len(speeds) != len(directions):
+        raise DerotationError(
+            f"speeds and directions must have the same length; got "
+            f"{len(speeds)} and {len(directions)}")
+    if np.any(speeds <= 0) or not np.all(np.isin(directions, (-1, 1))):
+        raise DerotationError("speeds must be > 0 and directions +1 or -1")
+    if increment <= 0 or rot_deg <= 0 or step <= 0:
+        raise DerotationError("increment, rot_deg and step must be > 0")
+    return speeds, directions
+
+
+def _motor(signals, moves, protocol, fs, increment, rng, *, dropped_ticks,
+           extra_ticks, on_lead, on_lag, tick_volts, clock_volts) -> dict:
+    """Play the movements: the rotation-on and tick channels of ``signals``.
+
+    Returns the knots (samples, degrees) of the true signed angle (back to 0
+    after a whole turn in the full protocol, as the ticks' reading), of the
+    continuous angle (what an encoder or a motor log follows: never reset),
+    the tick samples and every movement's first and last sample.
+    """
+    n = signals.shape[1]
+    kt, ka, ticks, motion = [0.0], [0.0], [], []
+    ct, ca, total = [0.0], [0.0], 0.0
+    for t0, deg, v, d, offset in moves:
+        s0, s1 = t0 * fs, (t0 + deg / v) * fs
+        kt += [s0, s1]
+        ka += [-d * offset, -d * (offset + deg)]
+        ct += [s0, s1]
+        ca += [total, total - d * deg]
+        total -= d * deg
+        ticks.append(_move_ticks(s0, s1, deg, v, fs, increment, rng,
+                                 dropped_ticks, extra_ticks))
+        motion.append((int(np.floor(s0)), int(np.ceil(s1))))
+        a_on, a_off = (int(np.floor(s0 - on_lead * fs)),
+                       int(np.ceil(s1 + on_lag * fs)))
+        signals[2, max(a_on, 0): a_off] = clock_volts
+        if protocol == "full":  # back to 0 after a whole turn
+            kt.append(s1 + 1e-6)
+            ka.append(0.0 if (deg % 360 == 0) else -d * deg)
+    kt.append(float(n))
+    ka.append(ka[-1])
+    ct.append(float(n))
+    ca.append(total)
+    ticks = np.concatenate(ticks) if ticks else np.zeros(0, np.int64)
+    for off, frac in ((-1, 0.5), (0, 1.0), (1, 0.5)):
+        idx = ticks + off
+        signals[3, idx[(idx >= 0) & (idx < n)]] = tick_volts * frac
+    return {"knots": (np.asarray(kt), np.asarray(ka)),
+            "continuous": (np.asarray(ct), np.asarray(ca)),
+            "ticks": ticks, "motion": np.asarray(motion, np.int64)}
+
+
+def _move_ticks(s0, s1, deg, v, fs, increment, rng, dropped, extra):
+    """Tick samples of one movement, with ``dropped`` and ``extra`` ticks."""
+    n_ticks = int(round(deg / increment))
+    k = np.arange(1, n_ticks + 1)
+    tk = np.ceil(s0 + k * increment / v * fs).astype(np.int64)
+    keep = np.ones(len(tk), bool)
+    if dropped and len(tk) > 2:
+        keep[1 + rng.choice(len(tk) - 2, size=min(dropped, len(tk) - 2),
+                            replace=False)] = False
+    tk = tk[keep]
+    if extra:
+        lo, hi = int(s0) + 5, int(s1) - 5
+        tk = np.union1d(tk, rng.integers(lo, hi, extra))
+    return tk
+
+
+def _scan_clocks(signals, t_scan, line_period, n_lines, rows, fs, line_duty,
+                 clock_volts) -> dict:
+    """The line and frame clocks of ``signals``; their pulse starts and ends."""
+    t_lines = t_scan + np.arange(n_lines) * line_period
+    line_starts = np.ceil(t_lines * fs).astype(np.int64)
+    width = max(1, int(round(line_duty * line_period * fs)))
+    line_ends = line_starts + width
+    frame_starts = line_starts[::rows]
+    frame_ends = frame_starts + max(1, int(round(line_period * fs)))
+    _pulses(signals[1], line_starts, line_ends, clock_volts)
+    _pulses(signals[0], frame_starts, frame_ends, clock_volts)
+    return {"line_starts": line_starts, "line_ends": line_ends,
+            "frame_starts": frame_starts, "frame_ends": frame_ends}
 
 
 def _pulses(channel, starts, ends, volts):
