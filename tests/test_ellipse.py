@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from napari_derotation.cli import main
 from napari_derotation.ellipse import ellipse_to_plane, fit_center_ellipse, fit_ellipse
+from napari_derotation.engine.params import DerotationParams
 from napari_derotation.errors import Cancelled, DerotationError
 from napari_derotation.io import write_tiff
 from napari_derotation.simulate import (
@@ -179,6 +180,16 @@ def test_cli_ellipse_prints_centre_tilt_and_orientation(tmp_path, capsys):
     assert error(out["center"], sim.center) < 0.5
     assert set(out["ellipse"]) == {"center", "axes", "orientation", "residual"}
     assert 0 <= out["tilt"] < 5 and "orientation" in out
+    assert out["tilt_significant"] is False and out["tilt_uncertainty"] > 0
+    assert len(out["center_uncertainty"]) == 2
+    assert 0 < max(out["center_uncertainty"]) < 0.1
+    # derotate --params reads it: the centre, and no tilt (not significant)
+    params = DerotationParams.from_record(out)
+    assert params.center == tuple(out["center"]) and params.plane_tilt == 0
+    assert main(["find-center", str(tmp_path / "m.tif"), "--angles",
+                 str(tmp_path / "a.npy"), "--method", "ellipse", "--seed",
+                 str(r), str(c), "--quiet"]) == 0
+    assert "not significant" in capsys.readouterr().out
     assert main(["find-center", str(tmp_path / "m.tif"), "--angles",
                  str(tmp_path / "a.npy"), "--method", "ellipse", "--seed",
                  "999", "5", "--quiet"]) == 2

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import fft, ndimage, optimize
+from scipy import fft, ndimage
 
 from ..errors import Cancelled, DerotationError
 
@@ -220,35 +220,42 @@ def masked_ncc(win: np.ndarray, tpl: np.ndarray) -> np.ndarray:
     return ncc
 
 
-def refine(win, pos, tpl, q):
-    """Sub-pixel position near the integer ``pos`` in ``win``: least-squares
-    match ``a * tpl + b`` over the template pixels that fall at least two
-    pixels inside the known part of ``win``."""
+def refine(win, pos, tpl, q, iterations: int = 8):
+    """Sub-pixel position near the integer ``pos`` in ``win``: Gauss-Newton
+    match ``win(q + x) = a * tpl(q) + b`` over the template pixels that fall
+    at least two pixels inside the known part of ``win`` (the gradient of
+    the image at the match taken as ``a`` times the template's)."""
     ok = np.isfinite(win)
     inner = ndimage.binary_erosion(ok, iterations=2, border_value=0)
-    pts0 = q + pos[:, None, None]
-    ri = np.clip(np.rint(pts0).astype(int), 0, np.array(win.shape)[:, None, None] - 1)
-    use = np.isfinite(tpl) & inner[ri[0], ri[1]]
+    hi = np.array(win.shape)[:, None, None] - 1
+    ri = np.clip(np.rint(q + pos[:, None, None]).astype(int), 0, hi)
+    grad = np.gradient(tpl)
+    use = np.isfinite(tpl) & np.isfinite(grad[0]) & np.isfinite(grad[1]) \
+        & inner[ri[0], ri[1]]
     if use.sum() < 9:
         return pos
-    fill = np.where(ok, win, np.nanmean(win))
-    coeffs = ndimage.spline_filter(fill, order=3)
-    t = tpl[use]
-    qq = q[:, use]
-
-    def resid(x):
-        v = ndimage.map_coordinates(coeffs, qq + x[:2, None], order=3,
+    coeffs = ndimage.spline_filter(np.where(ok, win, np.nanmean(win)), order=3)
+    t, gr, gc, qq = tpl[use], grad[0][use], grad[1][use], q[:, use]
+    x = np.asarray(pos, float).copy()
+    a, b = 1.0, 0.0
+    for k in range(iterations):
+        v = ndimage.map_coordinates(coeffs, qq + x[:, None], order=3,
                                     mode="nearest", prefilter=False)
-        return v - (x[2] * t + x[3])
-
-    v0 = resid(np.array([pos[0], pos[1], 0.0, 0.0]))
-    tv = t - t.mean()
-    a0 = max(float(tv @ (v0 - v0.mean())) / max(float(tv @ tv), 1e-12), 1e-3)
-    x0 = np.array([pos[0], pos[1], a0, float(v0.mean() - a0 * t.mean())])
-    sol = optimize.least_squares(resid, x0, method="lm", max_nfev=60)
-    if not np.all(np.isfinite(sol.x)) or np.hypot(*(sol.x[:2] - pos)) > 1.5:
-        return pos
-    return sol.x[:2]
+        if k == 0:                      # the photometric part first
+            tv = t - t.mean()
+            a = max(float(tv @ (v - v.mean())) / max(float(tv @ tv), 1e-12),
+                    1e-3)
+            b = float(v.mean() - a * t.mean())
+        r = v - a * t - b
+        jac = np.stack([a * gr, a * gc, -t, -np.ones_like(t)], axis=1)
+        step = np.linalg.lstsq(jac, -r, rcond=None)[0]
+        x += step[:2]
+        a, b = a + step[2], b + step[3]
+        if not np.all(np.isfinite(x)) or np.hypot(*(x - pos)) > 1.5:
+            return pos
+        if np.hypot(*step[:2]) < 1e-3:
+            break
+    return x
 
 
 class CellTracker:
