@@ -194,19 +194,14 @@ def masked_ncc(win: np.ndarray, tpl: np.ndarray) -> np.ndarray:
     shape = win.shape
     kr, kc = tpl.shape
     out = (shape[0] - kr + 1, shape[1] - kc + 1)
-    f_img = [fft.rfft2(x, shape) for x in (img, img * img, mi.astype(float))]
     energy = t * t
-    kernels = [mt.astype(float), t, energy]
-
-    def corr(fx, k):
-        fk = np.conj(fft.rfft2(k, shape))
-        return fft.irfft2(fx * fk, shape)[: out[0], : out[1]]
-
-    f_i, f_ii, f_m = f_img
-    n = corr(f_m, kernels[0])
-    s_i, s_ii = corr(f_i, kernels[0]), corr(f_ii, kernels[0])
-    s_t, s_tt = corr(f_m, kernels[1]), corr(f_m, kernels[2])
-    s_ti = corr(f_i, kernels[1])
+    # all six correlations in three batched transforms
+    f_img = fft.rfft2(np.stack([img, img * img, mi.astype(float)]), shape)
+    f_k = np.conj(fft.rfft2(np.stack([mt.astype(float), t, energy]), shape))
+    pairs = ((2, 0), (0, 0), (1, 0), (2, 1), (2, 2), (0, 1))
+    prod = np.stack([f_img[a] * f_k[b] for a, b in pairs])
+    n, s_i, s_ii, s_t, s_tt, s_ti = \
+        fft.irfft2(prod, shape)[:, : out[0], : out[1]]
     with np.errstate(invalid="ignore", divide="ignore"):
         n = np.maximum(n, 1e-9)
         var_t = s_tt - s_t * s_t / n
