@@ -291,6 +291,10 @@ def test_click_on_a_cell_fits_the_ellipse(make_napari_viewer, qtbot):
     ellipse = viewer.layers["fitted ellipse"]
     assert ellipse.shape_type == ["polygon"]
     assert "ellipse centre" in w.center.result_label.text()
+    # an untilted plane: the small tilt read from noise is not applied
+    assert not fit.tilt_significant
+    assert "not significant: not applied" in w.center.result_label.text()
+    assert w.session.plane == (0.0, 0.0)
 
 
 def test_angles_from_analog_signals(make_napari_viewer, qtbot, tmp_path):
@@ -365,7 +369,7 @@ def test_a_tilted_rotation_plane_found_by_the_ellipse_is_applied(
     tilt, orientation = w.session.plane
     assert abs(tilt - 30.0) < 3.0, w.center.result_label.text()
     assert w.derotate.tilt_spin.value() == pytest.approx(tilt, abs=0.05)
-    assert "applied" in w.center.result_label.text()
+    assert "(applied: see Derotate)" in w.center.result_label.text()
     run(qtbot, w.derotate.start())
     out = viewer.layers["tilted derotated"]
     d = out.metadata["derotation"]

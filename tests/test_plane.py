@@ -152,6 +152,7 @@ def test_ellipse_measures_tilt_and_orientation_that_correct_the_movie(
     fit = fit_center_ellipse(movie, angles, seed, frame=0)
     assert np.hypot(*np.subtract(fit.center, center)) < 0.5
     assert fit.tilt == pytest.approx(tilt, abs=3.0)
+    assert fit.tilt_significant and abs(fit.tilt - tilt) < 4 * fit.tilt_uncertainty
     assert orientation_error(fit.plane_orientation, orientation) < 3.0
     # passing them to derotate corrects the movie as well as the truth does
     rot = np.abs(angles.reshape(40, -1)).max(axis=1) > 5

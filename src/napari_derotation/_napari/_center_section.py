@@ -41,9 +41,6 @@ CENTER_LAYER = "centre of rotation"
 TRACK_LAYER = "tracked cell"
 ELLIPSE_LAYER = "fitted ellipse"
 HELPER = {_meta.KEY: {"helper": True}}
-#: A fitted tilt at least this large (degrees) is applied to the derotation;
-#: smaller ones are within the fit's noise for a circle.
-TILT_APPLIED = 8.0
 
 
 class CenterSection(Section):
@@ -379,24 +376,24 @@ class CenterSection(Section):
         track = np.asarray(result.positions, float).reshape(-1, 2)
         self._replace_points(TRACK_LAYER, track, size=5, face_color="cyan",
                              symbol="disc")
-        outline = ellipse_outline(result)
-        if outline is not None:
-            self._replace_shapes(ELLIPSE_LAYER, outline)
+        self._replace_shapes(ELLIPSE_LAYER, ellipse_outline(result))
         r, c = (float(v) for v in result.center)
+        ur, uc = result.center_uncertainty
         self.set_center_clipped(r, c)
-        text = f"ellipse centre ({r:.2f}, {c:.2f}) from {len(track)} positions"
-        tilt = getattr(result, "tilt", None)
-        if tilt is not None:
-            text += f"; plane tilt {float(tilt):.1f}°"
-            if float(tilt) >= TILT_APPLIED:
-                self.session.set_plane(float(tilt),
-                                       float(result.plane_orientation))
-                text += " (applied: see Derotate)"
-        residual = getattr(result, "residual", None)
-        if residual is not None:
-            text += f"; residual {float(residual):.2f} px"
+        text = (f"ellipse centre ({r:.2f} ± {ur:.2f}, {c:.2f} ± {uc:.2f}) "
+                f"from {len(track)} positions; plane tilt "
+                f"{result.tilt:.1f} ± {result.tilt_uncertainty:.1f}°")
+        # a tilt is applied when the ellipse differs from a circle by more
+        # than the fit's noise (EllipseFit.tilt_significant)
+        if result.tilt_significant:
+            self.session.set_plane(float(result.tilt),
+                                   float(result.plane_orientation))
+            text += " (applied: see Derotate)"
+        else:
+            text += ", not significant: not applied"
+        text += f"; residual {result.residual:.2f} px"
         self.result_label.setText(text)
-        for message in getattr(result, "messages", None) or []:
+        for message in result.messages:
             notify("warning", f"ellipse fit: {message}")
         self.viewer.layers.selection.active = self.center_layer()
 
@@ -475,8 +472,5 @@ class CenterSection(Section):
 
 
 def ellipse_outline(result, n: int = 120):
-    """Points (row, col) around the fitted ellipse, or None."""
-    points = getattr(result, "ellipse_points", None)
-    if points is None:
-        return None
-    return np.asarray(points(n), float)
+    """Points (row, col) around the fitted ellipse."""
+    return np.asarray(result.ellipse_points(n), float)

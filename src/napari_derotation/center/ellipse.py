@@ -9,21 +9,28 @@ tilt, ``tilt = arccos(minor / major)``, and its major axis the orientation of
 the tilt axis.
 
 :func:`fit_center_ellipse` follows the cell a user clicked through the raw
-movie:
+movie, in named steps:
 
-1. consecutive frames whose angles are the same (a still period, a plateau of
-   a stepwise rotation) are averaged into one image, which lowers the noise;
-2. from the seed, the cell is followed group by group, in time order, both
-   ways. Its position in the next group is predicted from the last one and
-   the change of angle (about the current estimate of the centre, then from
-   the ellipse fitted so far), using the angle of the line that scanned the
-   cell. It is found there by normalised cross-correlation with a template
-   cut around the seed (turned by the change of angle) and refined to a
-   fraction of a pixel by a least-squares match of the template; a match
-   below ``min_correlation`` or outside the frame counts as lost;
-3. positions with the same angle are averaged; an ellipse is fitted to them
-   geometrically (orthogonal distances, robust loss), starting from the
-   linear known-angle fit.
+1. :func:`_check_inputs`; consecutive frames whose angles are the same (a
+   still period, a plateau of a stepwise rotation) are averaged into one
+   image, which lowers the noise (:class:`._tracking.GroupedMovie`);
+2. the click is snapped to the cell it is on or next to (the centroid of
+   the bright blob, :func:`._tracking.snap_seed`) and a template of the cell
+   is cut there, with a mask of the pixels inside the frame;
+3. from the seed the cell is followed group by group, in time order, both
+   ways (:class:`._tracking.CellTracker`): its position is predicted from the
+   change of angle of the line that scans it (about the first guess of the
+   centre, then along the path fitted so far), found by a *masked*
+   normalised cross-correlation with the turned template (so a cell partly
+   outside the frame is still found from its visible part, and one wholly
+   outside is waited for) and refined to a fraction of a pixel;
+4. positions with the same angle are averaged (:func:`_per_angle`); the
+   angles where the cell was seen must span enough of the turn to constrain
+   an ellipse (:func:`_check_coverage`);
+5. ``c`` and ``M`` are fitted by linear least squares at the known angles,
+   with outliers dropped (:func:`_fit_path`); the residuals give their
+   covariance, hence the uncertainty of the centre and of the tilt, and
+   whether the tilt is significant (:func:`_tilt_statistics`).
 
 The tilt and orientation are returned in the convention of
 :func:`~napari_derotation.derotate`'s ``plane_tilt``/``plane_orientation``
@@ -38,14 +45,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, optimize, sparse
+from scipy import optimize, sparse
 
 from ..engine import check_angles, check_center, check_movie, default_center
-from ..errors import Cancelled, DerotationError
+from ..errors import DerotationError
+from ._tracking import CellTemplate, CellTracker, GroupedMovie, angle_at_row, snap_seed
 from .bayesian import MIN_ROTATION_DEGREES
 
 __all__ = ["EllipseFit", "fit_center_ellipse", "fit_ellipse",
            "ellipse_to_plane"]
+
+#: ``chi2(2 dof).isf(0.0027)``: the 3-sigma level of the test of the tilt.
+TILT_CHI2 = -2.0 * math.log(0.0027)
 
 
 @dataclass
@@ -56,6 +67,9 @@ class EllipseFit:
     ----------
     center : (row, col)
         Centre of the ellipse: the centre of rotation.
+    center_uncertainty : (row, col)
+        Standard errors of ``center`` (pixels), from the scatter of the
+        positions about the fitted path.
     axes : (major, minor)
         Semi-axes of the ellipse.
     orientation : float
@@ -63,19 +77,37 @@ class EllipseFit:
         along ``(row, col) = (cos o, sin o)``.
     tilt : float
         ``degrees(arccos(minor / major))``: tilt of the rotation plane.
+    tilt_uncertainty : float
+        Standard error of ``tilt`` (degrees), propagated from that of the
+        ellipse's shape. Near zero the error of a tilt is one-sided (noise
+        alone makes a circle look slightly elliptical, never less than
+        round), so whether a tilt is real is read from ``tilt_significant``,
+        not from ``tilt / tilt_uncertainty``.
+    tilt_significant : bool
+        The ellipse differs from a circle by more than noise: the part of
+        ``M`` that a tilt adds (zero for an untilted plane) is tested against
+        zero with its covariance, chi-square with 2 degrees of freedom, at
+        the 3-sigma level (p < 0.27 %, :data:`TILT_CHI2`). Only then is the
+        tilt worth applying.
     plane_orientation : float
         Orientation of the tilt axis for ``derotate(plane_orientation=...)``
         (the major axis: the same number as ``orientation``).
     positions : ndarray (n, 2)
-        Tracked positions ``(row, col)`` (averaged per angle).
+        Tracked positions ``(row, col)`` (averaged per angle) used in the fit.
     angles : ndarray (n,)
         Angle (degrees) of the line that scanned the cell at each position.
     residual : float
-        Root-mean-square distance of the positions from the ellipse.
+        Root-mean-square distance of the positions from the fitted path
+        (each from the path's point at its angle).
     frames : ndarray (n,)
         First frame where each position was seen.
     lost_frames : ndarray
-        Frames where the cell was not found.
+        Frames where the cell was not found (out of view, or in view but
+        not matched).
+    seed : (row, col)
+        The clicked cell's position, snapped to the cell.
+    cell_radius : float
+        Radius of the cell (pixels).
     messages : list of str
         Warnings for the user (e.g. where the cell was lost).
     """
@@ -92,6 +124,9 @@ class EllipseFit:
     lost_frames: np.ndarray
     seed: tuple[float, float]
     cell_radius: float
+    center_uncertainty: tuple[float, float] = (0.0, 0.0)
+    tilt_uncertainty: float = 0.0
+    tilt_significant: bool = False
     messages: list = field(default_factory=list)
 
     def ellipse_points(self, n: int = 180) -> np.ndarray:
@@ -209,192 +244,10 @@ def fit_ellipse(points, angles_deg=None, *, loss="soft_l1", f_scale=0.5):
         _wrap_orientation(float(o)), rms, x[5:]
 
 
-# --- tracking ------------------------------------------------------------
+# --- the steps of fit_center_ellipse ---------------------------------------
 
-def _groups(angles2d: np.ndarray, tol: float, max_len: int):
-    """Runs of consecutive frames whose per-line angles agree within tol."""
-    groups, start = [], 0
-    n = angles2d.shape[0]
-    for f in range(1, n + 1):
-        if (f == n or f - start >= max_len
-                or np.abs(angles2d[f] - angles2d[start]).max() > tol):
-            groups.append((start, f))
-            start = f
-    return groups
-
-
-def _angle_at_row(angles_row: np.ndarray, row: float) -> float:
-    return float(np.interp(row, np.arange(angles_row.size), angles_row))
-
-
-def _rot(deg: float) -> np.ndarray:
-    a = math.radians(deg)
-    return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-
-
-def _estimate_radius(img, pos) -> float:
-    """Blob radius at ``pos`` by scale-normalised Laplacian of Gaussian."""
-    best, radius = -np.inf, 4.0
-    r, c = int(round(pos[0])), int(round(pos[1]))
-    h = 24
-    patch = img[max(r - h, 0): r + h + 1, max(c - h, 0): c + h + 1]
-    pr, pc = r - max(r - h, 0), c - max(c - h, 0)
-    for s in np.arange(1.0, 8.01, 0.5):
-        v = -s * s * ndimage.gaussian_laplace(patch, s)[pr, pc]
-        if v > best:
-            best, radius = v, s * math.sqrt(2)
-    return float(np.clip(radius, 2.0, 15.0))
-
-
-def _centroid(img, pos, radius) -> np.ndarray:
-    """Intensity-weighted centroid of the blob at ``pos`` (above the median
-    of a surrounding ring), at most a radius from ``pos``."""
-    h = int(math.ceil(2 * radius)) + 1
-    r0, c0 = int(round(pos[0])), int(round(pos[1]))
-    lo_r, lo_c = max(r0 - h, 0), max(c0 - h, 0)
-    patch = img[lo_r: r0 + h + 1, lo_c: c0 + h + 1].astype(np.float64)
-    yy, xx = np.mgrid[: patch.shape[0], : patch.shape[1]]
-    d = np.hypot(yy + lo_r - pos[0], xx + lo_c - pos[1])
-    ring = patch[(d > 1.5 * radius) & (d <= 2 * radius + 1)]
-    w = np.where(d <= radius, patch - (np.median(ring) if ring.size else 0), 0)
-    w = np.clip(w, 0, None)
-    if w.sum() <= 0:
-        return np.asarray(pos, float)
-    out = np.array([(w * (yy + lo_r)).sum(), (w * (xx + lo_c)).sum()]) / w.sum()
-    return out if np.hypot(*(out - pos)) <= radius else np.asarray(pos, float)
-
-
-class _Tracker:
-    """Finds the seed cell's template in an image near a predicted position."""
-
-    def __init__(self, image, seed, radius):
-        self.radius = radius
-        self.h = int(math.ceil(2.0 * radius)) + 2
-        h = self.h
-        self.q = np.mgrid[-h:h + 1, -h:h + 1].astype(float)   # offsets
-        self.template = ndimage.map_coordinates(
-            image, self.q + np.asarray(seed, float)[:, None, None], order=3,
-            mode="nearest")
-
-    def rotated(self, dtheta):
-        """Template as the cell looks after the sample turned by dtheta."""
-        if abs(dtheta) < 1e-6:
-            return self.template
-        rq = np.tensordot(_rot(dtheta), self.q, axes=1) + self.h
-        return ndimage.map_coordinates(self.template, rq, order=3,
-                                       mode="nearest")
-
-    def find(self, image, pred, window, dtheta):
-        """Best match ``(row, col)``, correlation; None when out of view."""
-        tpl = self.rotated(dtheta)
-        h = self.h
-        rows, cols = image.shape
-        r0, c0 = int(round(pred[0])), int(round(pred[1]))
-        lo_r, hi_r = r0 - window - h, r0 + window + h + 1
-        lo_c, hi_c = c0 - window - h, c0 + window + h + 1
-        if lo_r < 0 or lo_c < 0 or hi_r > rows or hi_c > cols:
-            return None, 0.0
-        win = image[lo_r:hi_r, lo_c:hi_c]
-        ncc = _ncc(win, tpl)
-        i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-        score = float(ncc[i, j])
-        if not (0 < i < ncc.shape[0] - 1 and 0 < j < ncc.shape[1] - 1):
-            return None, score                      # peak on the border
-        pos = np.array([lo_r + h + i, lo_c + h + j], float)
-        return self.refine(image, pos, tpl), score
-
-    def refine(self, image, pos, tpl):
-        """Sub-pixel position: least-squares match ``a * tpl + b``."""
-        h = self.h
-        r0, c0 = int(round(pos[0])), int(round(pos[1]))
-        m = h + 3
-        lo_r, lo_c = max(r0 - m, 0), max(c0 - m, 0)
-        crop = image[lo_r: r0 + m + 1, lo_c: c0 + m + 1]
-        coeffs = ndimage.spline_filter(crop.astype(np.float64), order=3)
-        t = tpl.ravel()
-        start = pos - (lo_r, lo_c)
-
-        def resid(x):
-            pts = self.q + np.array([x[0], x[1]])[:, None, None]
-            v = ndimage.map_coordinates(coeffs, pts, order=3, mode="nearest",
-                                        prefilter=False).ravel()
-            return v - (x[2] * t + x[3])
-
-        x0 = np.array([start[0], start[1], 1.0, 0.0])
-        tv = t - t.mean()
-        v0 = resid(np.array([start[0], start[1], 0.0, 0.0]))
-        x0[2] = max(float(tv @ (v0 - v0.mean())) / max(tv @ tv, 1e-12), 1e-3)
-        x0[3] = float(v0.mean() - x0[2] * t.mean())
-        sol = optimize.least_squares(resid, x0, method="lm", max_nfev=60)
-        d = sol.x[:2] - start
-        if not np.all(np.isfinite(sol.x)) or np.hypot(*d) > 1.5:
-            return pos
-        return sol.x[:2] + (lo_r, lo_c)
-
-
-def _ncc(win, tpl):
-    """Normalised cross-correlation of ``tpl`` at every position in ``win``
-    (valid positions only)."""
-    from skimage.feature import match_template
-    return match_template(win, tpl)
-
-
-# --- the public function -------------------------------------------------
-
-def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
-                       cell_radius=None, initial=None, min_correlation=0.5,
-                       search=None, group_degrees=0.05, max_group=16,
-                       min_positions=8, smooth=1.0,
-                       progress: Callable | None = None) -> EllipseFit:
-    """Fit the ellipse traced by one cell to find the centre of rotation.
-
-    Parameters
-    ----------
-    movie : array (frames, rows, cols)
-        The raw (rotating) movie; not modified.
-    angles_per_line : 1-D array
-        Angle in degrees of every scanned line.
-    seed : (row, col)
-        A bright cell in frame ``frame`` of the raw movie (a click near its
-        middle is enough: the brightest point within ``cell_radius`` of the
-        click is taken).
-    frame : int
-        The frame the seed was picked in.
-    cell_radius : float, optional
-        Radius of the cell in pixels; default estimated from the seed.
-    initial : (row, col), optional
-        First guess of the centre, used to predict where the cell goes until
-        an ellipse can be fitted; default the frame centre.
-    min_correlation : float
-        A match with a lower normalised correlation counts as lost.
-    search : float, optional
-        Half-size (pixels) of the search window around each prediction;
-        default ``max(8, 2 * cell_radius)``.
-    group_degrees, max_group
-        Consecutive frames whose angles differ by less than
-        ``group_degrees`` on every line are averaged, at most ``max_group``
-        at a time.
-    min_positions : int
-        Fewest distinct tracked angles accepted.
-    smooth : float
-        Gaussian smoothing (pixels) of the images before matching.
-    progress : callable(done, total) -> bool | None, optional
-        Called as frames are processed; returning ``False`` cancels with
-        :class:`~napari_derotation.errors.Cancelled`.
-
-    Returns
-    -------
-    EllipseFit
-
-    Raises
-    ------
-    DerotationError
-        A seed outside the frame, ``frame`` out of range, a movie that does
-        not rotate, or too few tracked positions for an ellipse (the cell
-        was lost; the message says how many were found).
-    Cancelled
-        When ``progress`` returned ``False``.
-    """
+def _check_inputs(movie, angles_per_line, seed, frame):
+    """The movie, its angles as (frames, rows) and the seed, or raise."""
     movie = check_movie(movie)
     n, rows, cols = movie.shape
     angles = check_angles(angles_per_line, n * rows, rows).reshape(n, rows)
@@ -415,117 +268,14 @@ def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
             "the movie does not rotate: expected angles beyond "
             f"+-{MIN_ROTATION_DEGREES:g} degrees; the largest is "
             f"{float(np.abs(angles).max()):g}")
-    c_est = np.array(check_center(initial if initial is not None else
-                                  default_center(movie.shape), movie.shape))
+    return movie, angles, (sr, sc)
 
-    groups = _groups(angles, group_degrees, max_group)
-    gi_seed = next(i for i, (a, b) in enumerate(groups) if a <= frame < b)
-    cache: dict[int, np.ndarray] = {}
 
-    def image(gi):
-        if gi not in cache:
-            a, b = groups[gi]
-            img = np.asarray(movie[a:b], dtype=np.float32).mean(axis=0)
-            if smooth:
-                img = ndimage.gaussian_filter(img, smooth)
-            if len(cache) > 4:
-                cache.pop(next(iter(cache)))
-            cache[gi] = img
-        return cache[gi]
-
-    # the seed: the single clicked frame, refined to the cell's middle
-    seed_img = np.asarray(movie[frame], dtype=np.float32)
-    if smooth:
-        seed_img = ndimage.gaussian_filter(seed_img, smooth)
-    radius = float(cell_radius) if cell_radius else _estimate_radius(
-        seed_img, (sr, sc))
-    k = max(2, int(math.ceil(radius)))
-    r_lo, c_lo = max(int(round(sr)) - k, 0), max(int(round(sc)) - k, 0)
-    patch = seed_img[r_lo: int(round(sr)) + k + 1, c_lo: int(round(sc)) + k + 1]
-    i, j = np.unravel_index(int(np.argmax(patch)), patch.shape)
-    peak = np.array([r_lo + i, c_lo + j], float)
-    tracker = _Tracker(seed_img, peak, radius)
-    m = tracker.h + 2
-    if not (m <= peak[0] <= rows - 1 - m and m <= peak[1] <= cols - 1 - m):
-        raise DerotationError(
-            f"the seed cell at ({peak[0]:g}, {peak[1]:g}) is too close to the "
-            f"frame's edge (within {m} px) to be followed")
-    seed_pos = _centroid(seed_img, peak, radius)
-    tracker = _Tracker(seed_img, seed_pos, radius)
-    theta_seed = _angle_at_row(angles[frame], seed_pos[0])
-    window = int(math.ceil(search if search else max(8.0, 2.0 * radius)))
-
-    found = []          # (row, col, theta, first frame)
-    lost: list[int] = []
-    done = 0
-    total = n
-
-    def predict(prev_pos, prev_theta, theta, model):
-        if model is not None:
-            c, mm = model
-            th0, th1 = np.deg2rad(prev_theta), np.deg2rad(theta)
-            return prev_pos + mm @ (np.array([np.cos(th1), np.sin(th1)])
-                                    - np.array([np.cos(th0), np.sin(th0)]))
-        return c_est + _rot(prev_theta - theta) @ (prev_pos - c_est)
-
-    def fit_model():
-        if len(found) < 6:
-            return None
-        a = np.array(found)
-        th = a[:, 2]
-        span = np.ptp(np.unwrap(np.deg2rad(th)))
-        if span < np.deg2rad(40):
-            return None
-        c, mm, _ = _known_angle_fit(a[:, :2], th)
-        return c, mm
-
-    for direction in (1, -1):
-        pos, theta = seed_pos.copy(), theta_seed
-        model = fit_model()
-        order = (range(gi_seed, len(groups)) if direction == 1
-                 else range(gi_seed - 1, -1, -1))
-        misses = 0
-        for gi in order:
-            a, b = groups[gi]
-            img = image(gi)
-            # the angle of the line that scanned the cell: iterate row <-> angle
-            pred, th = pos, theta
-            for _ in range(3):
-                th = _angle_at_row(angles[a], float(np.clip(pred[0], 0, rows - 1)))
-                pred = predict(pos, theta, th, model)
-            if gi == gi_seed and a <= frame < b:
-                hit, score = (seed_pos.copy(), 1.0) if b - a == 1 else \
-                    tracker.find(img, pred, window, th - theta_seed)
-            else:
-                hit, score = tracker.find(img, pred, window + 2 * misses,
-                                          th - theta_seed)
-            if hit is None or score < min_correlation:
-                lost.extend(range(a, b))
-                misses = min(misses + 1, 5)
-            else:
-                th = _angle_at_row(angles[a], float(hit[0]))
-                found.append((hit[0], hit[1], th, a))
-                pos, theta, misses = hit, th, 0
-                if len(found) % 4 == 0:
-                    model = fit_model() or model
-            done += b - a
-            if progress is not None and progress(done, total) is False:
-                raise Cancelled(f"ellipse fit cancelled after {done} of "
-                                f"{total} frames")
-
-    messages = []
-    lost_frames = np.array(sorted(set(lost)), dtype=np.intp)
-    if lost_frames.size:
-        messages.append(
-            f"the cell was lost in {lost_frames.size} of {n} frames "
-            f"(first at frame {lost_frames[0]})")
-    if not found:
-        raise DerotationError(
-            "the seed cell could not be followed in any frame; pick a bright, "
-            "isolated cell")
-    pts = np.array(found)
-    # one position per angle: average repeats (still periods, plateaus, the
-    # same angle on the way back)
+def _per_angle(found):
+    """One position per angle (0.5-degree bins): repeats (still periods,
+    plateaus, the same angle on the way back) averaged. Returns positions,
+    the angle of the first sighting in each bin, and its frame."""
+    pts = np.array(found, float)
     key = np.round(np.mod(pts[:, 2], 360.0) / 0.5).astype(np.int64) % 720
     uniq, inv = np.unique(key, return_inverse=True)
     count = np.bincount(inv).astype(float)
@@ -533,34 +283,214 @@ def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
                           np.bincount(inv, pts[:, 1]) / count], axis=1)
     first = np.full(uniq.size, np.iinfo(np.intp).max, np.intp)
     np.minimum.at(first, inv, pts[:, 3].astype(np.intp))
-    # the angle of the first sighting (not a circular mean: same bin)
     ang = np.zeros(uniq.size)
     ang[inv[::-1]] = pts[::-1, 2]
-    if uniq.size < min_positions:
+    return positions, ang, first
+
+
+def _coverage(angles_deg) -> float:
+    """Degrees of the turn covered by ``angles_deg`` (360 minus the largest
+    gap between them, modulo 360)."""
+    a = np.sort(np.mod(angles_deg, 360.0))
+    if a.size < 2:
+        return 0.0
+    gaps = np.diff(np.concatenate([a, a[:1] + 360.0]))
+    return float(360.0 - gaps.max())
+
+
+def _check_coverage(ang, n_frames, n_lost, min_positions, min_span=60.0):
+    """Raise unless the angles where the cell was seen constrain an
+    ellipse: at least ``min_positions`` distinct ones over ``min_span``
+    degrees or more."""
+    cover = _coverage(ang)
+    seen = (f"the cell was found at {ang.size} distinct angles spanning "
+            f"{cover:.0f} degrees (lost in {n_lost} of {n_frames} frames)")
+    if ang.size < min_positions:
         raise DerotationError(
-            f"too few tracked positions for an ellipse: the cell was found at "
-            f"{uniq.size} distinct angles, expected at least {min_positions} "
-            f"(lost in {lost_frames.size} of {n} frames); pick a brighter, "
-            f"more isolated cell or a movie that rotates further")
-    gaps = np.diff(np.sort(np.mod(ang, 360.0)))
-    cover = 360.0 - max(float(gaps.max()) if gaps.size else 360.0,
-                        360.0 - float(np.ptp(np.mod(ang, 360.0))))
-    if cover < 60.0:
+            f"too few tracked positions for an ellipse: {seen}; expected at "
+            f"least {min_positions} angles; pick a brighter, more isolated "
+            "cell or a movie that rotates further")
+    if cover < min_span:
         raise DerotationError(
-            f"the tracked positions cover only {cover:.0f} degrees of the "
-            "rotation; expected at least 60 to fit an ellipse")
-    # drop gross outliers of the known-angle fit before the geometric fit
-    c, mm, res = _known_angle_fit(positions, ang)
-    dist = np.hypot(res[:, 0], res[:, 1])
-    mad = np.median(dist) * 1.4826 + 1e-6
-    keep = dist <= max(5 * mad, 1.0)
-    if keep.sum() >= min_positions:
-        positions, ang, first = positions[keep], ang[keep], first[keep]
-    center, axes, orientation, rms, _ = fit_ellipse(positions, ang)
-    tilt = ellipse_to_plane(axes)
-    return EllipseFit(center=center, axes=axes, orientation=orientation,
-                      tilt=tilt, plane_orientation=orientation,
-                      positions=positions, angles=ang, residual=rms,
-                      frames=first, lost_frames=lost_frames,
-                      seed=(float(seed_pos[0]), float(seed_pos[1])),
-                      cell_radius=radius, messages=messages)
+            f"the tracked positions do not constrain an ellipse: {seen}; "
+            f"expected a span of at least {min_span:g} degrees; pick a cell "
+            "that stays in view over more of the rotation")
+
+
+def _fit_path(points, angles_deg, min_positions):
+    """``p = c + M (cos theta, sin theta)`` by least squares at the known
+    angles, dropping positions more than 3 times the median distance (about
+    3.5 sigma) from the fit, twice. Returns ``keep`` (mask), the
+    coefficients ``(3, 2)`` (rows: c, first and second column of ``M``;
+    columns: row and col), their covariance per coordinate ``(2, 3, 3)`` and
+    the residual vectors of the kept positions."""
+    th = np.deg2rad(angles_deg)
+    design = np.stack([np.ones_like(th), np.cos(th), np.sin(th)], axis=1)
+    keep = np.ones(len(points), bool)
+    for _ in range(3):
+        coef = np.linalg.lstsq(design[keep], points[keep], rcond=None)[0]
+        dist = np.hypot(*(points - design @ coef).T)
+        new = dist <= max(3.0 * float(np.median(dist[keep])), 0.25)
+        if new.sum() < min_positions or np.array_equal(new, keep):
+            break
+        keep = new
+    coef = np.linalg.lstsq(design[keep], points[keep], rcond=None)[0]
+    res = points[keep] - design[keep] @ coef
+    dof = max(int(keep.sum()) - 3, 1)
+    gram = np.linalg.pinv(design[keep].T @ design[keep])
+    var = (res * res).sum(axis=0) / dof               # per coordinate
+    cov = var[:, None, None] * gram[None]
+    return keep, coef, cov, res
+
+
+#: Rows: the 6 coefficients (c_r, M00, M01, c_c, M10, M11); the circle part
+#: (zero when the sample turns the other way) and the mirrored part of M.
+_SHAPE_PARTS = (
+    np.array([[0, 0.5, 0, 0, 0, 0.5], [0, 0, -0.5, 0, 0.5, 0]]),
+    np.array([[0, 0.5, 0, 0, 0, -0.5], [0, 0, 0.5, 0, 0.5, 0]]),
+)
+
+
+def _tilt_statistics(coef, cov):
+    """Tilt, its standard error and significance from ``M``'s covariance.
+
+    ``M`` splits into a rotation-like part ``[[p, -q], [q, p]]`` and a
+    mirror-like part ``[[r, s], [s, -r]]``; its singular values are
+    ``A + B`` and ``A - B`` with ``A``, ``B`` the norms of the larger and
+    the smaller part. A circle (untilted plane) has ``B = 0``; the tilt is
+    ``arccos((A - B) / (A + B))``. ``B``'s 2-vector is tested against zero
+    (chi-square, :data:`TILT_CHI2`); the standard error of the tilt is
+    ``dtilt/dB`` times that of ``B`` (``B`` floored at its own error, where
+    the derivative is finite)."""
+    x = np.concatenate([coef[:, 0], coef[:, 1]])
+    full = np.zeros((6, 6))
+    full[:3, :3], full[3:, 3:] = cov[0], cov[1]
+    parts = [(lin @ x, lin @ full @ lin.T) for lin in _SHAPE_PARTS]
+    (va, _), (vb, sb) = sorted(parts, key=lambda p: -np.hypot(*p[0]))
+    a_norm, b_norm = float(np.hypot(*va)), float(np.hypot(*vb))
+    try:
+        chi2 = float(vb @ np.linalg.solve(sb, vb))
+    except np.linalg.LinAlgError:
+        chi2 = math.inf if b_norm > 0 else 0.0
+    u = vb / b_norm if b_norm > 0 else np.array([math.sqrt(0.5)] * 2)
+    sigma_b = float(np.sqrt(max(u @ sb @ u, 0.0)))
+    b_eff = min(max(b_norm, sigma_b), 0.999 * a_norm)
+    cos_t = (a_norm - b_eff) / (a_norm + b_eff)
+    slope = 2 * a_norm / (a_norm + b_eff) ** 2 / math.sqrt(1 - cos_t ** 2) \
+        if b_eff > 0 else 0.0
+    tilt_se = float(np.degrees(slope * sigma_b))
+    return tilt_se, bool(chi2 > TILT_CHI2)
+
+
+# --- the public function -------------------------------------------------
+
+def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
+                       cell_radius=None, initial=None, min_correlation=0.5,
+                       search=None, group_degrees=0.05, max_group=16,
+                       min_positions=8, smooth=1.0,
+                       progress: Callable | None = None) -> EllipseFit:
+    """Fit the ellipse traced by one cell to find the centre of rotation.
+
+    Parameters
+    ----------
+    movie : array (frames, rows, cols)
+        The raw (rotating) movie; not modified.
+    angles_per_line : 1-D array
+        Angle in degrees of every scanned line.
+    seed : (row, col)
+        A click anywhere on a bright cell (or just beside it) in frame
+        ``frame`` of the raw movie: it is snapped to the centroid of the
+        cell. The cell may be partly outside the frame, and may leave it at
+        some angles: the fit uses the angles where it is seen, if they span
+        60 degrees or more.
+    frame : int
+        The frame the seed was picked in.
+    cell_radius : float, optional
+        Radius of the cell in pixels; default estimated from the seed.
+    initial : (row, col), optional
+        First guess of the centre, used to predict where the cell goes until
+        its path can be fitted; default the frame centre.
+    min_correlation : float
+        A match with a lower normalised correlation counts as lost.
+    search : float, optional
+        Half-size (pixels) of the search window around each prediction;
+        default ``max(8, 2 * cell_radius)``.
+    group_degrees, max_group
+        Consecutive frames whose angles differ by less than
+        ``group_degrees`` on every line are averaged, at most ``max_group``
+        at a time.
+    min_positions : int
+        Fewest distinct tracked angles accepted.
+    smooth : float
+        Gaussian smoothing (pixels) of the images before matching.
+    progress : callable(done, total) -> bool | None, optional
+        Called as frames are processed; returning ``False`` cancels with
+        :class:`~napari_derotation.errors.Cancelled`.
+
+    Returns
+    -------
+    EllipseFit
+        With the uncertainty of the centre and the tilt, and whether the
+        tilt is significant.
+
+    Raises
+    ------
+    DerotationError
+        A seed outside the frame or on no cell, ``frame`` out of range, a
+        movie that does not rotate, or positions that do not constrain an
+        ellipse (the message says at how many angles, over what span, the
+        cell was seen).
+    Cancelled
+        When ``progress`` returned ``False``.
+    """
+    movie, angles, seed = _check_inputs(movie, angles_per_line, seed, frame)
+    n = movie.shape[0]
+    c_est = check_center(initial if initial is not None else
+                         default_center(movie.shape), movie.shape)
+    frames = GroupedMovie(movie, angles, group_degrees, max_group, smooth)
+    gi = frames.group_of(frame)
+    seed_pos, radius = snap_seed(frames, gi, seed, cell_radius)
+    template = CellTemplate(frames, gi, seed_pos, radius)
+    window = int(math.ceil(search if search else max(8.0, 2.0 * radius)))
+    tracker = CellTracker(frames, template, c_est, window, min_correlation,
+                          progress)
+    tracker.follow(gi, seed_pos, angle_at_row(angles[frame], seed_pos[0]))
+
+    lost = np.array(sorted(set(tracker.lost) | set(tracker.hidden)), np.intp)
+    positions, ang, first = _per_angle(tracker.found)
+    _check_coverage(ang, n, lost.size, min_positions)
+    keep, coef, cov, res = _fit_path(positions, ang, min_positions)
+    positions, ang, first = positions[keep], ang[keep], first[keep]
+    center, axes, orientation, _, _ = _ellipse_from_matrix(coef[0],
+                                                           coef[1:].T)
+    center_se = tuple(float(np.sqrt(cov[k, 0, 0])) for k in range(2))
+    tilt_se, significant = _tilt_statistics(coef, cov)
+    messages = _messages(n, tracker, center_se)
+    orientation = _wrap_orientation(orientation)
+    return EllipseFit(
+        center=center, axes=axes, orientation=orientation,
+        tilt=ellipse_to_plane(axes), plane_orientation=orientation,
+        positions=positions, angles=ang,
+        residual=float(np.sqrt(np.mean(np.sum(res * res, axis=1)))),
+        frames=first, lost_frames=lost,
+        seed=(float(seed_pos[0]), float(seed_pos[1])), cell_radius=radius,
+        center_uncertainty=center_se, tilt_uncertainty=tilt_se,
+        tilt_significant=significant, messages=messages)
+
+
+def _messages(n, tracker: CellTracker, center_se) -> list[str]:
+    """Warnings: frames where the cell was lost or out of view, a centre
+    known to worse than a pixel."""
+    out = []
+    lost, hidden = sorted(set(tracker.lost)), sorted(set(tracker.hidden))
+    if lost:
+        out.append(f"the cell was lost in {len(lost)} of {n} frames (first "
+                   f"at frame {lost[0]})")
+    if hidden:
+        out.append(f"the cell was out of view in {len(hidden)} of {n} frames "
+                   f"(first at frame {hidden[0]}); the fit uses the others")
+    if max(center_se) > 1.0:
+        out.append(f"the centre is uncertain by +-({center_se[0]:.1f}, "
+                   f"{center_se[1]:.1f}) px: the cell was seen over too "
+                   "little of the rotation, or followed poorly")
+    return out

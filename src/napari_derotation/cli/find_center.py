@@ -80,7 +80,10 @@ def run(args) -> int:
             "ellipse": {"center": list(fit.center), "axes": list(fit.axes),
                         "orientation": fit.orientation,
                         "residual": fit.residual},
+            "center_uncertainty": list(fit.center_uncertainty),
             "tilt": fit.tilt,
+            "tilt_uncertainty": fit.tilt_uncertainty,
+            "tilt_significant": fit.tilt_significant,
             "orientation": fit.plane_orientation,
             "n_positions": int(len(fit.positions)),
             "lost_frames": int(fit.lost_frames.size),
@@ -114,7 +117,9 @@ def run(args) -> int:
         r, c = result["center"]
         line = f"{r:.2f} {c:.2f}"
         if args.method == "ellipse":
-            line += (f"  (tilt {result['tilt']:.1f} deg, orientation "
-                     f"{result['orientation']:.1f} deg)")
+            sig = "" if result["tilt_significant"] else ", not significant"
+            line += (f"  (tilt {result['tilt']:.1f} +- "
+                     f"{result['tilt_uncertainty']:.1f} deg{sig}, "
+                     f"orientation {result['orientation']:.1f} deg)")
         print(line)
     return 0
