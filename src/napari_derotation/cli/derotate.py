@@ -1,4 +1,9 @@
-"""``napari-derotation derotate MOVIE.tif --angles A.npy -o OUT.tif``."""
+"""``napari-derotation derotate MOVIE.tif --angles A.npy -o OUT.tif``.
+
+MOVIE may be several files, a folder or a glob (one acquisition split over
+files, taken in natural order), with channels and planes (ImageJ, OME,
+ScanImage metadata, or ``--channels``/``--planes`` for interleaved pages).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +13,35 @@ from ..checks import whole_number
 from ..engine.files import derotate_file
 from ..errors import DerotationError
 from ..io import load_angles
-from ._common import Progress, add_params_arguments, params_from_args
+from ._common import (
+    Progress,
+    add_movie_arguments,
+    add_params_arguments,
+    params_from_args,
+)
 
 NAME = "derotate"
 ORDER = 10
-HELP = ("Derotate a TIFF movie with its per-line angles; writes OUT.tif and "
-        "OUT.json (parameters, versions, input checksum).")
+HELP = ("Derotate a TIFF movie (any channels and planes, one file or a "
+        "sequence) with its per-line angles; writes OUT.tif and OUT.json "
+        "(parameters, versions, input checksum).")
 
 
 def add_arguments(p):
-    p.add_argument("movie", type=Path, help="input TIFF (frames, rows, cols)")
+    p.add_argument("movie", type=Path, nargs="+",
+                   help="input TIFF (T[Z][C]YX), or the files, folder or glob "
+                        "of one acquisition (name_00001.tif, ...), read in "
+                        "natural order")
     p.add_argument("--angles", type=Path, required=True,
                    help="per-line angles in degrees: .npy, .csv or .txt")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output TIFF")
+                   help="output TIFF (the input's axes), or with --split a "
+                        "folder")
+    add_movie_arguments(p)
+    p.add_argument("--split", action="store_true",
+                   help="write one TIFF per plane and channel into the "
+                        "folder -o, as suite2p reads them (OUT/plane0/"
+                        "chan0.tif, ...) with OUT/derotation_split.json")
     p.add_argument("--chunk-frames", type=int, default=None,
                    metavar="N",
                    help="frames per chunk (default: about 64 MB); memory use "
@@ -39,9 +59,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    if args.output.suffix.lower() not in (".tif", ".tiff"):
+    if not args.split and args.output.suffix.lower() not in (".tif", ".tiff"):
         raise DerotationError(
             f"output must end in .tif or .tiff; got {args.output.name}")
+    movie = args.movie[0] if len(args.movie) == 1 else args.movie
     for option in ("chunk_frames", "workers"):
         if getattr(args, option) is not None:
             whole_number(f"--{option.replace('_', '-')}", getattr(args, option))
@@ -49,16 +70,22 @@ def run(args) -> int:
     angles = load_angles(args.angles)
     progress = None if args.quiet else Progress("derotating")
     if args.scheduler or args.workers is not None:
+        if len(args.movie) > 1 or not args.movie[0].is_file() or \
+                args.split or args.channels or args.planes:
+            raise DerotationError(
+                "--scheduler/--workers take one single-channel TIFF; derotate "
+                "sequences, channels and planes without them")
         from ..engine.cluster import derotate_file_distributed
 
         derotate_file_distributed(
-            args.movie, angles, args.output, params=params,
+            movie, angles, args.output, params=params,
             scheduler=args.scheduler, workers=args.workers,
             chunk_frames=args.chunk_frames, progress=progress,
             angles_source=args.angles)
     else:
-        derotate_file(args.movie, angles, args.output, params=params,
+        derotate_file(movie, angles, args.output, params=params,
                       chunk_frames=args.chunk_frames, progress=progress,
-                      angles_source=args.angles)
+                      angles_source=args.angles, channels=args.channels,
+                      planes=args.planes, split=args.split)
     print(args.output)
     return 0

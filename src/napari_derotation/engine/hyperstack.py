@@ -21,7 +21,7 @@ from ._driver import check_angles, derotate_into
 from .params import DerotationParams
 
 __all__ = ["derotate_hyperstack", "derotate_axes", "to_tzcyx", "from_tzcyx",
-           "line_index"]
+           "line_index", "plane_angles", "pick_plane"]
 
 AXES = "TZCYX"
 
@@ -117,3 +117,37 @@ def derotate_axes(movie, angles_per_line, axes: str, *,
     res = derotate_hyperstack(five, angles_per_line, params=params,
                               progress=progress)
     return np.ascontiguousarray(from_tzcyx(res, a))
+
+
+def plane_angles(angles_per_line, frames: int, planes: int, rows: int,
+                 plane: int) -> np.ndarray:
+    """The per-line angles of plane ``plane``'s frames, in time order: what
+    the centre search and the ellipse fit need for a ``(T, Y, X)`` stack of
+    one plane (``line_index(t, plane, row)`` for every ``t``, ``row``)."""
+    angles = check_angles(angles_per_line, frames * planes * rows, rows)
+    if planes == 1:
+        return angles
+    t, row = np.meshgrid(np.arange(frames), np.arange(rows), indexing="ij")
+    return angles[line_index(t, plane, row, planes, rows).ravel()]
+
+
+def pick_plane(src, *, channel=None, plane=None):
+    """``(movie (T, Y, X), channel, plane)``: one channel and plane of a
+    :class:`~napari_derotation.io.sources.MovieSource`, read chunk by chunk
+    (the centre search and the ellipse fit work on it; their result applies
+    to every channel and plane). Defaults: the first of each."""
+    t, z, c, rows, cols = src.shape
+    channel = 0 if channel is None else int(channel)
+    plane = 0 if plane is None else int(plane)
+    for name, v, n in (("channel", channel, c), ("plane", plane, z)):
+        if not 0 <= v < n:
+            raise DerotationError(
+                f"--{name} {v} is not in the movie: it has {n} {name}s "
+                f"(0 to {n - 1})")
+    out = np.empty((t, rows, cols), src.dtype)
+    step = max(1, (64 << 20) // max(1, z * c * rows * cols
+                                     * src.dtype.itemsize))
+    for a in range(0, t, step):
+        b = min(t, a + step)
+        out[a:b] = src.read(a, b)[:, plane, channel]
+    return out, channel, plane

@@ -78,6 +78,12 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("ellipse", "seed"): "ellipse_seed",
     ("ellipse", "frame"): "ellipse_frame",
     ("ellipse", "apply_plane"): "apply_fitted_plane",
+    # movies with channels and planes (issue #11); "channels" above is the
+    # analog signals' channel map, so the movie's layout is nested here
+    ("movie", "channels"): "movie_channels",
+    ("movie", "planes"): "movie_planes",
+    ("movie", "structural_channel"): "structural_channel",
+    ("movie", "center_plane"): "center_plane",
 }
 
 _IGNORED = {
@@ -93,6 +99,9 @@ _IGNORED = {
         "not used: the Bayesian centre search sets its own budget",
 }
 _FILE_KEY = {v: ".".join(k) for k, v in KEYS.items() if v}
+#: the movie-layout keys and their smallest values
+_MOVIE_LAYOUT = {"movie_channels": 1, "movie_planes": 1,
+                 "structural_channel": 0, "center_plane": 0}
 _PATHS = ("movie", "signals", "stimulus", "output_folder", "debug_plots_folder")
 
 
@@ -139,6 +148,10 @@ class Config:
     ellipse_seed: tuple | None = None
     ellipse_frame: int = 0
     apply_fitted_plane: bool = True
+    movie_channels: int | None = None
+    movie_planes: int | None = None
+    structural_channel: int | None = None
+    center_plane: int | None = None
     source: Path | None = None
     warnings: list = field(default_factory=list, compare=False)
 
@@ -356,6 +369,12 @@ def _coerce(name, value, base):
                     "incremental_direction", "ellipse_frame"):
             if isinstance(value, bool) or float(value) != int(value):
                 raise TypeError("expected a whole number")
+            return int(value)
+        if name in _MOVIE_LAYOUT:
+            if isinstance(value, bool) or float(value) != int(value) or \
+                    int(value) < _MOVIE_LAYOUT[name]:
+                raise TypeError(f"expected a whole number >= "
+                                f"{_MOVIE_LAYOUT[name]}")
             return int(value)
         if name in ("pipeline_type", "saving_name", "pulse_threshold",
                     "center_method", "resampling", "line_count_mismatch",
