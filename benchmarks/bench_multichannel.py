@@ -72,7 +72,8 @@ def simulate_block(side: int, planes: int, channels: int):
 def write_sequence(folder: Path, block, n_time: int, n_files: int) -> list:
     """ScanImage-style files holding ``n_time`` time points in turn."""
     _, z, c = block.shape[:3]
-    software = (f"SI.hChannels.channelSave = [{';'.join(str(i + 1) for i in range(c))}]\n"
+    saved = ";".join(str(i + 1) for i in range(c))
+    software = (f"SI.hChannels.channelSave = [{saved}]\n"
                 f"SI.hStackManager.enable = true\n"
                 f"SI.hStackManager.numSlices = {z}\n"
                 f"SI.hRoiManager.scanVolumeRate = 15.0")
