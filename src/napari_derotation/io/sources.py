@@ -37,9 +37,13 @@ from ..errors import DerotationError
 from .tiff import _tiff_problems
 
 __all__ = ["open_movie", "MovieSource", "natural_key", "movie_files",
-           "TIFF_SUFFIXES"]
+           "TIFF_SUFFIXES", "SOURCE_OPENERS"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+
+#: Other movie formats by suffix (e.g. ``".zarr"``): ``opener(path, *,
+#: channels, planes)`` returning an object with MovieSource's interface.
+SOURCE_OPENERS: dict = {}
 
 
 def natural_key(path) -> list:
@@ -82,6 +86,10 @@ def open_movie(path_or_paths, *, channels=None, planes=None) -> MovieSource:
     interleaved pages (page order t, then z, then c); where the file's
     metadata gives them, they must agree. Raises :class:`DerotationError`.
     """
+    if isinstance(path_or_paths, str | Path):
+        opener = SOURCE_OPENERS.get(Path(path_or_paths).suffix.lower())
+        if opener is not None:
+            return opener(path_or_paths, channels=channels, planes=planes)
     files = movie_files(path_or_paths)
     for name, v in (("channels", channels), ("planes", planes)):
         if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
