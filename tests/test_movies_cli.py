@@ -165,3 +165,24 @@ def test_run_dataset_two_channels_two_planes(tmp_path):
     ref = derotate(m5, lines, center=CENTER, fill_value=out["fill_value"],
                    axes="TZCYX")
     np.testing.assert_array_equal(got, ref)
+
+
+def test_unnamed_4d_array_asks_for_the_layout(tmp_path, capsys):
+    """The issue's (20, 2, 64, 64) array saved with tifffile's shape only:
+    ambiguous without --channels/--planes, derotated with them."""
+    m5, angles = two_channel_movie(t=20, z=1, c=2, rows=64, cols=64)
+    tifffile.imwrite(tmp_path / "two_ch.tif", m5[:, 0])
+    np.save(tmp_path / "two_ch_angles.npy", angles)
+    argv = ["derotate", tmp_path / "two_ch.tif", "--angles",
+            tmp_path / "two_ch_angles.npy", "-o", tmp_path / "out.tif",
+            "--quiet"]
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 2 and _one_line(err)
+    assert "(20, 2, 64, 64) does not say which axis" in err
+    assert not (tmp_path / "out.tif").exists()
+    rc, _, err = _run(capsys, *argv, "--channels", "2")
+    assert rc == 0, err
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.series[0].axes == "TCYX"
+        np.testing.assert_array_equal(
+            tif.asarray(), derotate(m5[:, 0], angles, axes="TCYX"))

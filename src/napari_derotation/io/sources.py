@@ -131,7 +131,10 @@ class _TiffPages:
         self.raw_dtype = self.dtype.newbyteorder(tif.byteorder)
         self.dtype = self.dtype.newbyteorder("=")
         self.meta: dict = {}
-        lead = dict(zip(axes[:-2], shape[:-2], strict=True))
+        lead = list(zip(axes[:-2], shape[:-2], strict=True))
+        #: leading sizes that no metadata names (a plain numpy array saved
+        #: with its shape, e.g. (20, 2, 64, 64)): which is what is unknown
+        self.unnamed = tuple(n for ax, n in lead if ax in "QI" and n > 1)
         if self.kind == "scanimage":
             self.n_pages = len(tif.pages)
             lead = self._scanimage(tif)
@@ -224,25 +227,29 @@ class _TiffPages:
             self._tif = None
 
 
-def _leading_axes(lead: dict, path: Path) -> tuple[str, dict]:
+def _leading_axes(lead, path: Path) -> tuple[str, dict]:
     """The file's leading axes in page order over T, Z, C (singletons
     dropped), and their sizes. Time-like axes (T, I, Q) are time; a stack
     with planes but no time axis is a movie of its planes (ImageJ often
     saves a movie as slices)."""
+    lead = list(lead.items()) if isinstance(lead, dict) else list(lead)
     dims = {"T": 1, "Z": 1, "C": 1}
     order = ""
-    for ax, n in lead.items():
+    for ax, n in lead:
         # S: samples stored as separate planes (a 3-D plain stack of up to
         # 4 frames may be written so): one page each, like frames
         key = {"T": "T", "I": "T", "Q": "T", "S": "T", "Z": "Z",
                "C": "C"}.get(ax)
         if n == 1:
             continue
+        if key == "T" and order.endswith("T") and ax in "QIS":
+            dims["T"] *= int(n)         # unnamed page axes: pages in turn
+            continue
         if key is None or key in order:
             raise DerotationError(
-                f"{path.name}: axes {''.join(lead)} with shape "
-                f"{tuple(lead.values())}: expected time, planes and channels "
-                f"(T, Z, C) once each")
+                f"{path.name}: axes {''.join(a for a, _ in lead)} with shape "
+                f"{tuple(n for _, n in lead)}: expected time, planes and "
+                f"channels (T, Z, C) once each")
         dims[key] = int(n)
         order += key
     if "T" not in order and "Z" in order:
@@ -288,6 +295,11 @@ class MovieSource:
         self.path = self.paths[0]
         dims, order = dict(first.dims), first.order
         plain = order in ("", "T")
+        if len(first.unnamed) > 1 and channels is None and planes is None:
+            raise DerotationError(
+                f"{first.path.name}: its shape {first.unnamed + first.frame} "
+                f"does not say which axis holds the planes or channels; give "
+                f"--channels N and/or --planes Z (pages in the order t, z, c)")
         for name, key, given in (("channels", "C", channels),
                                  ("planes", "Z", planes)):
             if given is None:
