@@ -54,8 +54,10 @@ def _bad_tiffs() -> dict[str, bytes]:
         "truncated_compressed": packed[: len(packed) // 2],
         "bad_first_ifd": good[:4] + struct.pack("<I", 10**8) + good[8:],
         "garbage": b"II*\x00" + bytes(range(256)) * 8,
+        # a 4-D movie of planes (TZYX) is a movie now (issue #11); an axis
+        # that is not time, plane or channel is not
         "four_d": _tiff_bytes(np.zeros((3, 2, ROWS, COLS), np.uint16),
-                              metadata={"axes": "TZYX"}),
+                              metadata={"axes": "TEYX"}),
         "rgb": _tiff_bytes(np.zeros((3, ROWS, COLS, 3), np.uint8),
                            photometric="rgb"),
     }

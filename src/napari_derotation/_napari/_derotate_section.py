@@ -137,13 +137,22 @@ class DerotateSection(Section):
         if inputs is None:
             return None
         data, angles, params = inputs
+        group = self.channel_layers()
         self.derotate_button.setEnabled(False)
-        self.progress.start(data.shape[0])
+        self.progress.start(data.shape[0] * len(group))
         self.result_label.setText("derotating…")
-        self.worker = steps_worker(_model.derotate_steps, data, angles, params)
+        if len(group) == 1:
+            self.worker = steps_worker(_model.derotate_steps, data, angles,
+                                       params)
+        else:        # every channel of the movie, with the same angles
+            datas = [_model.scan_frames(ly.data, _meta.get(ly.metadata))
+                     for ly in group]
+            self.worker = steps_worker(_model.derotate_group_steps, datas,
+                                       angles, params)
         layer = self.session.layer
         return self.progress.run(
-            self.worker, on_done=lambda out: self._on_done(out, layer, params),
+            self.worker, on_done=lambda out: self._on_done(out, layer, params,
+                                                           group),
             on_finished=self._on_finished, label=self.result_label,
             cancelled="cancelled; nothing was added")
 
@@ -159,11 +168,15 @@ class DerotateSection(Section):
 
         data, angles, params = inputs
         try:
-            lazy = derotate_lazy(data, angles, params=params)
+            lazies = [derotate_lazy(
+                _model.scan_frames(ly.data, _meta.get(ly.metadata)), angles,
+                params=params) for ly in self.channel_layers()]
         except DerotationError as exc:
             notify("error", str(exc))
             return None
-        layer = self._add_result(lazy, self.session.layer, params)
+        layers = [self._add_result(lazy, ly, params) for lazy, ly in
+                  zip(lazies, self.channel_layers(), strict=True)]
+        layer = layers[self.channel_layers().index(self.session.layer)]
         self.result_label.setText(
             "added; frames are derotated as they are shown")
         return layer
@@ -176,12 +189,23 @@ class DerotateSection(Section):
         self.progress.stop()
         self.derotate_button.setEnabled(True)
 
-    def _on_done(self, out, layer, params) -> None:
+    def channel_layers(self) -> list:
+        """The layers of every channel of the movie (the movie's layer
+        alone when it has one channel)."""
+        if self.session.layer is None:
+            return []
+        return _model.channel_group(self.viewer.layers, self.session.layer)
+
+    def _on_done(self, out, layer, params, group=None) -> None:
         if isinstance(out, Failure):
             notify("error", out.message)
             self.result_label.setText(out.message)
             return
-        self._add_result(out, layer, params)
+        if isinstance(out, list):
+            for data, ly in zip(out, group, strict=True):
+                self._add_result(data, ly, params)
+        else:
+            self._add_result(out, layer, params)
         r, c = params.center
         self.result_label.setText(f"derotated about ({r:.2f}, {c:.2f})")
         self.set_side_by_side(True)
@@ -192,6 +216,8 @@ class DerotateSection(Section):
         """Add or update "<movie> derotated" with its parameters."""
         meta = _model.derotated_metadata(layer.metadata, params,
                                          source_layer=layer.name)
+        if tuple(out.shape) != tuple(layer.data.shape):    # planes: T, Z
+            out = out.reshape(layer.data.shape)
         name = f"{layer.name} derotated"
         existing = self._layer(name)
         if existing is not None:
@@ -251,8 +277,9 @@ class DerotateSection(Section):
         if frames.size == 0:
             frames = np.arange(n)
         center = _meta.get(out.metadata).get("center")
-        m_raw, m_out, s_raw, s_out = _model.mean_images(raw, out.data, frames,
-                                                        center)
+        m_raw, m_out, s_raw, s_out = _model.mean_images(
+            raw, _model.scan_frames(out.data, _meta.get(out.metadata)),
+            frames, center)
         self.agreement = (s_raw, s_out)
         for name, img in zip(names, (m_raw, m_out), strict=True):
             layer = self._layer(name)

@@ -96,14 +96,26 @@ class ExportSection(Section):
         except DerotationError as exc:
             notify("error", str(exc))
             return None
+        data = self._movie(out)
         self.export_button.setEnabled(False)
-        self.progress.start(out.data.shape[0])
-        self.worker = steps_worker(_model.export_steps, paths, out.data,
+        self.progress.start(data.shape[0])
+        self.worker = steps_worker(_model.export_steps, paths, data,
                                    dict(out.metadata),
                                    input_path=d.get("input_path"))
         return self.progress.run(
             self.worker, on_done=self._on_done, on_finished=self._on_finished,
             label=self.result_label, cancelled="cancelled; nothing written")
+
+    def _movie(self, out):
+        """What is written: the derotated layer, or with several channels
+        all of them as one movie with the input's axes (e.g. TCYX)."""
+        group = self.derotate_section.channel_layers()
+        names = [f"{ly.name} derotated" for ly in group]
+        found = [ly for n in names for ly in self.viewer.layers if ly.name == n]
+        axes = _meta.get(out.metadata).get("axes")
+        if len(group) < 2 or len(found) != len(group) or not axes:
+            return out.data
+        return _model.ChannelStack([ly.data for ly in found], axes)
 
     def cancel(self) -> None:
         if self.worker is not None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..engine import check_angles, check_center, check_movie, derotate_into
+from ..engine.hyperstack import to_tzcyx
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
 from ..frames import disc_mask, frame_angles, rotating_frames
@@ -113,6 +114,73 @@ def derotate_steps(data, angles, params: DerotationParams, *,
     return out
 
 
+def scan_frames(data, meta: dict):
+    """A movie layer as frames in scan order: a ``(T, Z, Y, X)`` layer of a
+    movie with ``planes`` (its metadata) becomes ``(T * Z, Y, X)`` (a view
+    where the layout allows), frame ``t * Z + z`` being plane ``z`` at time
+    ``t``, which is the order of the per-line angles; others unchanged."""
+    planes = int(meta.get("planes", 1) or 1)
+    if np.ndim(data) == 4 and planes > 1 and data.shape[1] == planes:
+        t, z, rows, cols = data.shape
+        return data.reshape(t * z, rows, cols)
+    return data
+
+
+def channel_group(layers, layer) -> list:
+    """The raw layers of the channels of ``layer``'s movie (the reader
+    opens a multi-channel movie as one layer per channel), in channel
+    order; ``[layer]`` for a single-channel movie."""
+    d = _meta.get(layer.metadata)
+    if int(d.get("channels", 1) or 1) < 2 or "channel" not in d:
+        return [layer]
+    found = {}
+    for ly in layers:
+        e = _meta.get(getattr(ly, "metadata", None))
+        if e.get("movie_path") == d.get("movie_path") and "channel" in e \
+                and e.get("channels") == d["channels"] \
+                and not e.get("derotated"):
+            found.setdefault(int(e["channel"]), ly)
+    return [found[c] for c in sorted(found)] if layer in found.values() \
+        else [layer]
+
+
+def derotate_group_steps(datas, angles, params: DerotationParams, *,
+                         chunk_frames=CHUNK_FRAMES):
+    """Generator: derotate every channel of a movie (``datas``, the same
+    frames and angles) with :func:`derotate_steps`; yields ``(done,
+    total)`` frames over all channels and returns the list of results."""
+    n = datas[0].shape[0]
+    total = n * len(datas)
+    outs = []
+    for k, data in enumerate(datas):
+        gen = derotate_steps(data, angles, params, chunk_frames=chunk_frames)
+        try:
+            while True:
+                done, _ = next(gen)
+                yield k * n + done, total
+        except StopIteration as stop:
+            outs.append(stop.value)
+    return outs
+
+
+class ChannelStack:
+    """Derotated channel layers read as one ``axes``-shaped movie, a chunk
+    of time points at a time (what the export writes)."""
+
+    def __init__(self, datas, axes: str):
+        self.datas, self.axes = list(datas), axes
+        self.c_axis = axes.index("C")
+        shape = list(datas[0].shape)
+        shape.insert(self.c_axis, len(self.datas))
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(datas[0].dtype)
+        self.ndim = len(shape)
+
+    def __getitem__(self, index):
+        return np.stack([np.asarray(d[index]) for d in self.datas],
+                        axis=self.c_axis)
+
+
 def mean_images(raw, derotated, frames, center=None):
     """Mean raw and mean derotated images over ``frames`` (float32), and
     the :func:`agreement` of each set of frames."""
@@ -177,15 +245,17 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
     the generator before the end leaves no file behind.
     """
     d = _meta.get(metadata)
-    n, rows, cols = derotated.shape
+    axes = d.get("axes") if derotated.ndim > 3 else None
+    t, rows = derotated.shape[0], derotated.shape[-2]
+    n = t * (int(d.get("planes", 1) or 1) if axes else 1)   # scan frames
     angles = np.asarray(d["angles_per_line"], np.float64)
     with OutputSet() as out:
-        with TiffStreamWriter(paths["movie"], derotated.shape,
-                              derotated.dtype) as writer:
-            for start in range(0, n, chunk_frames):
-                stop = min(n, start + chunk_frames)
-                writer.write(np.asarray(derotated[start:stop]))
-                yield stop, n
+        with _movie_writer(paths["movie"], derotated, axes) as writer:
+            for start in range(0, t, chunk_frames):
+                stop = min(t, start + chunk_frames)
+                chunk = np.asarray(derotated[start:stop])
+                writer.write(to_tzcyx(chunk, axes) if axes else chunk)
+                yield stop, t
         out.add(paths["movie"])
         rec = record(movie_path=input_path if input_path and
                      Path(input_path).is_file() else None,
@@ -196,6 +266,9 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
                      source_layer=d.get("source_layer"),
                      per_frame_csv=paths["frames"].name,
                      angles_file=paths["angles"].name)
+        if axes:
+            rec["angles"]["used"] = n * rows
+            rec["axes"] = axes
         if input_path:
             rec["input"]["path"] = str(input_path)
         out.add(write_json(paths["json"], rec))
@@ -203,6 +276,18 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
             _frame_angles(angles, n, rows, d.get("angles_per_frame")))))
         out.add(save_angles(paths["angles"], angles[: n * rows]))
     return [str(p) for p in out.written]
+
+
+def _movie_writer(path, derotated, axes):
+    """A plain TIFF of frames, or an ImageJ hyperstack keeping ``axes``."""
+    if not axes:
+        return TiffStreamWriter(path, derotated.shape, derotated.dtype)
+    from ..io.hyperstack_tiff import HyperstackTiffWriter
+
+    shape5 = to_tzcyx(np.empty((1, *derotated.shape[1:]), np.bool_),
+                      axes).shape
+    return HyperstackTiffWriter(path, (derotated.shape[0], *shape5[1:]),
+                                derotated.dtype)
 
 
 def _frame_angles(angles, n_frames, rows, per_frame=None) -> np.ndarray:

@@ -15,12 +15,14 @@ attached as ``record``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DerotationError
 from ..io import MovieFile, load_angles, read_movie, sidecar_path
+from ..io.sources import open_movie as open_source
 from . import _meta
 
 SUFFIXES = (".tif", ".tiff")
@@ -45,13 +47,122 @@ def napari_get_reader(path):
 def _accepts(path) -> bool:
     p = Path(path)
     if p.is_dir():
-        return _dataset(p, quiet=True) is not None
+        return _dataset(p, quiet=True) is not None or bool(_tiffs(p))
     return p.suffix.lower() in SUFFIXES
 
 
+def _tiffs(folder: Path) -> list:
+    return [f for f in folder.iterdir() if f.suffix.lower() in SUFFIXES]
+
+
+#: ``name_00001.tif``: a file of a sequence (the acquisition's ``name``)
+_SEQUENCE = re.compile(r"^(?P<stem>.+)_\d+$")
+
+
+def _sequences(paths) -> list:
+    """Group the files of one acquisition (same name but a trailing number,
+    same folder) into one list; other paths stay as they are."""
+    groups: dict = {}
+    for p in paths:
+        m = _SEQUENCE.match(Path(p).stem) if Path(p).is_file() else None
+        key = (str(Path(p).parent), m.group("stem")) if m else str(p)
+        groups.setdefault(key, []).append(p)
+    return [g[0] if len(g) == 1 else list(g) for g in groups.values()]
+
+
+def _hyperstack(path: Path) -> bool:
+    """True for a TIFF with planes or channels (ImageJ, OME, ScanImage)."""
+    try:
+        with open_source(path) as src:
+            return src.axes != "TYX"
+    except DerotationError:
+        return False
+
+
+def read_hyperstack(path) -> tuple:
+    """``(data, kwargs, "image")`` of a movie with planes and/or channels, or
+    of a sequence of files: one layer per channel (napari's
+    ``channel_axis``), planes as a slider, the angles attached to each
+    channel's layer. Every layer's metadata names its ``channel``, the
+    movie's ``channels``, ``planes`` and ``axes``."""
+    with open_source(path) as src:
+        shape, axes, meta_src = src.shape, src.axes, dict(src.metadata)
+        paths = list(src.paths)
+    data = _hyperstack_data(paths, shape, axes)
+    first = paths[0]
+    name = first.stem if len(paths) == 1 else \
+        (_SEQUENCE.match(first.stem) or re.match("(.*)", first.stem)).group(1)
+    found = find_angles(first) if len(paths) == 1 else _folder_angles(paths)
+    base = {"movie_path": str(first.resolve()), "axes": axes,
+            "planes": shape[1], "channels": shape[2],
+            "source_files": [str(p) for p in paths]}
+    if meta_src.get("frame_rate"):
+        base["frame_rate"] = meta_src["frame_rate"]
+    if found is not None:
+        base.update(angles_per_line=found[0], angles_source=found[1])
+    n_ch = shape[2]
+    names = meta_src.get("channel_names") or [f"ch{c}" for c in range(n_ch)]
+    kwargs = {"name": name, "metadata": {_meta.KEY: base}}
+    if n_ch > 1:
+        kwargs = {"name": [f"{name} {n}" for n in names], "channel_axis":
+                  axes.index("C"),
+                  "metadata": [{_meta.KEY: {**base, "channel": c}}
+                               for c in range(n_ch)]}
+    return data, kwargs, "image"
+
+
+def _folder_angles(paths):
+    for cand in (paths[0].with_name(f"{paths[0].parent.name}_angles.npy"),
+                 paths[0].with_name("angles_per_line.npy")):
+        if cand.is_file():
+            try:
+                return load_angles(cand), str(cand)
+            except DerotationError as exc:
+                _notify_warning(f"ignoring {cand.name}: {exc}")
+    return None
+
+
+def _hyperstack_data(paths, shape, axes):
+    """Memory-mapped when one uncompressed file, else a dask array of chunks
+    of time points read through the movie source."""
+    import dask
+    import dask.array as da
+
+    from ..engine.hyperstack import from_tzcyx
+
+    if len(paths) == 1:
+        try:
+            import tifffile
+
+            mm = tifffile.memmap(paths[0], mode="r")
+            if mm.size == int(np.prod(shape)):
+                return from_tzcyx(mm.reshape(shape), axes)
+        except Exception:
+            pass
+    step = max(1, min(shape[0], (32 << 20) // int(np.prod(shape[1:]) * 2)))
+    with open_source(paths) as src:
+        dtype = src.dtype
+        channels, planes = shape[2], shape[1]
+
+    def read(a, b):
+        with open_source(paths, channels=channels, planes=planes) as s:
+            return from_tzcyx(s.read(a, b), axes)
+
+    out_shape = from_tzcyx(np.empty((1, *shape[1:]), np.bool_), axes).shape
+    blocks = [da.from_delayed(dask.delayed(read)(a, min(a + step, shape[0])),
+                              (min(a + step, shape[0]) - a, *out_shape[1:]),
+                              dtype)
+              for a in range(0, shape[0], step)]
+    return da.concatenate(blocks, axis=0)
+
+
 def read_path(path) -> list:
-    """Read one path or a list of paths into napari layer data."""
-    paths = path if isinstance(path, list | tuple) else [path]
+    """Read one path or a list of paths into napari layer data.
+
+    Files of one acquisition (``name_00001.tif``, ``name_00002.tif``, ...)
+    open as one movie; a movie with channels gives one layer per channel.
+    """
+    paths = _sequences(path if isinstance(path, list | tuple) else [path])
     layers = []
     for p in paths:
         try:
@@ -68,7 +179,14 @@ def read_layer(path) -> tuple:
 
     Raises :class:`DerotationError` when it cannot be read.
     """
+    if isinstance(path, list):
+        return read_hyperstack(path)
     path = Path(path)
+    if path.is_dir() and _dataset(path, quiet=True) is None and \
+            _tiffs(path):
+        return read_hyperstack(path)
+    if path.is_file() and _hyperstack(path):
+        return read_hyperstack(path)
     if path.is_dir():
         ds = _dataset(path)
         if ds is None:

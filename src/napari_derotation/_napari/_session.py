@@ -49,11 +49,17 @@ class Session(QObject):
             self.plane_changed.emit(*self.plane)
 
     def is_movie(self) -> bool:
-        return self.layer is not None and self.layer.data.ndim == 3
+        return self.layer is not None and self.data.ndim == 3
 
     @property
     def data(self):
-        return None if self.layer is None else self.layer.data
+        """The movie as frames in scan order: a multi-plane layer
+        ``(T, Z, Y, X)`` as ``(T * Z, Y, X)`` (:func:`_model.scan_frames`),
+        so the angles index it as a single-plane movie."""
+        if self.layer is None:
+            return None
+        return _model.scan_frames(self.layer.data,
+                                  _meta.get(self.layer.metadata))
 
     @property
     def metadata(self) -> dict:

@@ -79,6 +79,16 @@ def warn_angles(angles, shape, args, stream=None) -> list[str]:
         stream.write(f"warning: {note}\n")
     stream.flush()
     return notes
+def add_movie_arguments(p) -> None:
+    """``--channels``/``--planes``: how to read a plain stack of interleaved
+    pages (page order t, then z, then c)."""
+    g = p.add_argument_group(
+        "movie layout", "for plain stacks; ImageJ, OME and ScanImage files "
+        "say it themselves")
+    g.add_argument("--channels", type=positive_int, metavar="N",
+                   help="channels interleaved page by page (default 1)")
+    g.add_argument("--planes", type=positive_int, metavar="Z",
+                   help="planes scanned one after another (default 1)")
 
 
 def add_params_arguments(p) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import DerotationError
 from ..io import load_angles, read_movie
-from ._common import add_angle_check_argument, warn_angles
+from ._common import add_angle_check_argument, add_movie_arguments, warn_angles
 
 NAME = "find-center"
 ORDER = 25
@@ -18,7 +18,9 @@ HELP = ("Find the centre of rotation of a raw movie: a Bayesian search "
 
 
 def add_arguments(p):
-    p.add_argument("movie", type=Path, help="raw TIFF movie (frames, rows, cols)")
+    p.add_argument("movie", type=Path, nargs="+",
+                   help="raw TIFF movie (T[Z][C]YX), or the files, folder or "
+                        "glob of one acquisition")
     p.add_argument("--angles", type=Path, required=True,
                    help="per-line angles in degrees: .npy, .csv or .txt")
     p.add_argument("--method", choices=("bayesian", "ellipse"),
@@ -39,6 +41,13 @@ def add_arguments(p):
                         "--initial (default 10)")
     p.add_argument("--calls", type=int, default=30, metavar="N",
                    help="bayesian: objective evaluations (default 30)")
+    add_movie_arguments(p)
+    p.add_argument("--channel", type=int, default=None, metavar="C",
+                   help="channel to search on (default 0; name the "
+                        "structural one); the centre applies to all")
+    p.add_argument("--plane", type=int, default=None, metavar="Z",
+                   help="plane to search on (default 0); the centre applies "
+                        "to all")
     p.add_argument("--json", action="store_true",
                    help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -55,10 +64,27 @@ def _bar(desc: str):
     return progress
 
 
+def load_plane(args, angles):
+    """``(movie (T, Y, X), its angles, where)``: the channel and plane the
+    search works on; a single-channel TIFF is memory-mapped as before."""
+    from ..engine.hyperstack import pick_plane, plane_angles
+    from ..io.sources import open_movie
+
+    paths = args.movie[0] if len(args.movie) == 1 else args.movie
+    with open_movie(paths, channels=args.channels, planes=args.planes) as src:
+        warn_angles(angles, src.shape, args)
+        t, z, c, rows, _ = src.shape
+        if src.axes == "TYX" and len(src.paths) == 1 and \
+                not args.channel and not args.plane:
+            return read_movie(src.path), angles, None
+        movie, ch, pl = pick_plane(src, channel=args.channel, plane=args.plane)
+    return movie, plane_angles(angles, t, z, rows, pl), {"channel": ch,
+                                                         "plane": pl}
+
+
 def run(args) -> int:
-    movie = read_movie(args.movie)
     angles = load_angles(args.angles)
-    warn_angles(angles, movie.shape, args)
+    movie, angles, where = load_plane(args, angles)
     if args.method == "ellipse":
         from ..center.ellipse import fit_center_ellipse
 
@@ -111,6 +137,8 @@ def run(args) -> int:
             "search_radius": res.search_radius,
             "seconds": round(res.elapsed, 3),
         }
+    if where is not None:
+        result.update(where)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

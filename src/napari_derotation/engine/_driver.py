@@ -310,7 +310,8 @@ def warmup(dtypes=(np.uint16, np.float32)) -> None:
 def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
              fill_value=0, progress: Progress | None = None, plane_tilt=0.0,
              plane_orientation=0.0, plane_output="imaging",
-             params: DerotationParams | None = None) -> np.ndarray:
+             params: DerotationParams | None = None,
+             axes: str | None = None) -> np.ndarray:
     """Derotate a movie line by line.
 
     Parameters
@@ -345,6 +346,13 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
         All of the above but ``progress`` in one object (what the CLI,
         configs and the widget pass); keywords given as well override its
         fields.
+    axes : str, optional
+        For a movie with planes and/or channels: its dimensions, from T, Z,
+        C, Y, X (e.g. ``"TCYX"``, ``"TZCYX"``). Line ``row`` of plane ``z``
+        at time ``t`` has angle ``angles_per_line[(t * Z + z) * rows +
+        row]``, shared by every channel (see
+        :mod:`napari_derotation.engine.hyperstack`). Default: a 3-D movie
+        (frames, rows, cols).
 
     Returns
     -------
@@ -369,6 +377,12 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
         params, center=center, interpolation=interpolation,
         fill_value=fill_value, plane_tilt=plane_tilt,
         plane_orientation=plane_orientation, plane_output=plane_output)
+    if axes is not None and (np.ndim(movie) != 3 or str(axes).upper()
+                             != "TYX"):
+        from .hyperstack import derotate_axes
+
+        return derotate_axes(movie, angles_per_line, axes, params=params,
+                             progress=progress)
     movie = check_movie(movie)
     out = np.empty(movie.shape, movie.dtype)
     derotate_into(movie, angles_per_line, out=out, params=params,

@@ -1,4 +1,5 @@
-"""Derotate a TIFF file into a TIFF file, a chunk of frames at a time.
+"""Derotate a TIFF movie (or a sequence of them) into a TIFF, a chunk of
+time points at a time.
 
 Memory stays bounded by the chunk, not the movie, so movies larger than
 memory work; frames are independent, so the result is identical to
@@ -13,10 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import whole_number
-from ..io import MovieFile, TiffStreamWriter, check_not_input, record, sidecar_path
+from ..io import (
+    MovieFile,
+    TiffStreamWriter,
+    check_not_input,
+    file_sha256,
+    record,
+    sidecar_path,
+)
 from ..io.atomic import check_writable
+from ..io.hyperstack_tiff import HyperstackTiffWriter
 from ..io.provenance import write_sidecar
+from ..io.sources import open_movie
+from ..io.split import SplitWriter
 from ._driver import check_parameters, derotate_into, frames_per_chunk
+from .hyperstack import derotate_hyperstack
 from .params import DerotationParams
 
 #: Default bytes of movie per chunk.
@@ -40,59 +52,139 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                   progress=None, angles_source=None, sidecar=True,
                   plane_tilt=0.0, plane_orientation=0.0,
                   plane_output="imaging",
-                  params: DerotationParams | None = None,
+                  params: DerotationParams | None = None, channels=None,
+                  planes=None, split: bool = False,
                   overwrite: bool = False) -> dict:
-    """Derotate the TIFF ``movie_path`` into ``out_path`` chunk by chunk.
+    """Derotate the movie ``movie_path`` into ``out_path`` chunk by chunk.
 
-    Writes ``out_path`` (same dtype) and, with ``sidecar``,
+    ``movie_path`` is a TIFF, a folder or glob of TIFFs or a list of files
+    of one acquisition (:func:`napari_derotation.io.sources.open_movie`;
+    ``channels``/``planes`` interpret plain stacks of interleaved pages).
+    Every channel and plane is derotated with the same per-line angles:
+    line ``row`` of plane ``z`` at time ``t`` uses
+    ``angles_per_line[(t * Z + z) * rows + row]``.
+
+    Writes ``out_path`` (same dtype; an ImageJ hyperstack keeping the
+    input's axes when it has planes or channels) and, with ``sidecar``,
     ``OUT.derotation.json`` with the parameters, versions and the input's
-    SHA-256; both atomically. Existing files are refused, before anything is
-    written, unless ``overwrite``.
-    Memory use is about two chunks of ``chunk_frames`` frames (default: about
-    64 MB of movie), whatever the movie's length. ``progress(done_frames,
-    total_frames)`` may return ``False`` to cancel (raises
-    :class:`Cancelled`, nothing is left behind). Returns the record.
+    SHA-256; both atomically, and existing files are refused before
+    anything is written unless ``overwrite``. With ``split``, ``out_path``
+    is a folder with one TIFF per plane and channel (:mod:`napari_derotation.io.split`). Memory use is
+    about two chunks of ``chunk_frames`` time points (default: about 64 MB
+    of movie), whatever the movie's length. ``progress(done, total)`` (time
+    points) may return ``False`` to cancel (raises :class:`Cancelled`,
+    nothing is left behind). Returns the record.
     """
     params = DerotationParams.build(
         params, center=center, interpolation=interpolation,
         fill_value=fill_value, plane_tilt=plane_tilt,
         plane_orientation=plane_orientation, plane_output=plane_output)
     out_path = Path(out_path)
-    check_outputs(out_path, movie_path, sidecar=sidecar, overwrite=overwrite)
-    with MovieFile(movie_path) as mf:
-        n, rows, cols = mf.shape
-        angles, params = check_parameters(mf.shape, mf.dtype, angles_per_line,
-                                          params)
-        step = check_chunk_frames(chunk_frames, mf.shape, mf.dtype)
-        rec = record(movie_path=movie_path, out_path=out_path, shape=mf.shape,
-                     dtype=mf.dtype, params=params, angles_source=angles_source,
-                     n_angles=np.size(angles_per_line), checksum=sidecar,
-                     chunk_frames=step)
-        buf = np.empty((step, rows, cols), mf.dtype)
-        with TiffStreamWriter(out_path, mf.shape, mf.dtype) as writer:
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                chunk = mf.read(start, stop)
-                dst = buf[: stop - start]
-                derotate_into(chunk, angles[start * rows: stop * rows], out=dst,
-                              params=params, progress=progress,
-                              frame_offset=start, total_frames=n)
-                del chunk
-                writer.write(dst)
-    if sidecar:
+    with open_movie(movie_path, channels=channels, planes=planes) as src:
+        if split:
+            check_not_input(out_path, *src.paths)
+        else:
+            check_outputs(out_path, *src.paths, sidecar=sidecar,
+                          overwrite=overwrite)
+        if src.shape[1:3] == (1, 1) and not split:
+            rec = _derotate_frames(src, angles_per_line, out_path, params,
+                                   chunk_frames, progress, angles_source,
+                                   sidecar)
+        else:
+            rec = _derotate_hyperstack(src, angles_per_line, out_path, params,
+                                       chunk_frames, progress, angles_source,
+                                       sidecar and not split, split)
+    if sidecar and not split:
         write_sidecar(out_path, rec)
     return rec
 
 
-def check_outputs(out_path, movie_path, *, sidecar=True,
+def check_outputs(out_path, *inputs, sidecar=True,
                   overwrite=False) -> list[Path]:
     """The files a derotation into ``out_path`` writes (the TIFF, with
     ``sidecar`` its record), checked before the first is written: none is
     the input, their folder is writable, none exists unless ``overwrite``."""
     paths = [Path(out_path)] + ([sidecar_path(out_path)] if sidecar else [])
     for p in paths:
-        check_not_input(p, movie_path)
+        check_not_input(p, *inputs)
     return check_writable(paths, overwrite=overwrite)
+def _derotate_frames(src, angles_per_line, out_path, params, chunk_frames,
+                     progress, angles_source, checksum) -> dict:
+    """One channel, one plane: frames straight through the engine."""
+    t, _, _, rows, cols = src.shape
+    shape = (t, rows, cols)
+    angles, params = check_parameters(shape, src.dtype, angles_per_line,
+                                      params)
+    step = check_chunk_frames(chunk_frames, shape, src.dtype)
+    rec = _record(src, out_path, shape, params, angles_source,
+                  angles_per_line, checksum, step)
+    buf = np.empty((step, rows, cols), src.dtype)
+    with TiffStreamWriter(out_path, shape, src.dtype) as writer:
+        for start in range(0, t, step):
+            stop = min(t, start + step)
+            chunk = src.read(start, stop).reshape(stop - start, rows, cols)
+            dst = buf[: stop - start]
+            derotate_into(chunk, angles[start * rows: stop * rows], out=dst,
+                          params=params, progress=progress,
+                          frame_offset=start, total_frames=t)
+            del chunk
+            writer.write(dst)
+    return rec
+
+
+def _derotate_hyperstack(src, angles_per_line, out_path, params, chunk_frames,
+                         progress, angles_source, checksum, split) -> dict:
+    """Planes and/or channels: each chunk of time points through
+    :func:`derotate_hyperstack`, written with the input's axes."""
+    t, z, c, rows, cols = src.shape
+    angles, params = check_parameters((t * z, rows, cols), src.dtype,
+                                      angles_per_line, params)
+    step = check_chunk_frames(chunk_frames, src.shape, src.dtype)
+    rec = _record(src, out_path, src.shape, params, angles_source,
+                  angles_per_line, checksum, step)
+    rec["angles"]["used"] = t * z * rows
+    per_t = z * rows
+    buf = np.empty((step, z, c, rows, cols), src.dtype)
+    with open_output(out_path, src, split=split, record=rec) as writer:
+        for start in range(0, t, step):
+            stop = min(t, start + step)
+            chunk = src.read(start, stop)
+            dst = buf[: stop - start]
+            derotate_hyperstack(chunk, angles[start * per_t: stop * per_t],
+                                out=dst, params=params, progress=progress,
+                                frame_offset=start, total_frames=t)
+            del chunk
+            writer.write(dst)
+    return rec
+
+
+def open_output(out_path, src, *, split=False, record=None):
+    """The writer of a derotated ``(T, Z, C, Y, X)`` movie: ``.write()``
+    takes ``(n, Z, C, Y, X)`` chunks in time order. The one place that picks
+    it (an ImageJ hyperstack TIFF, or a ``--split`` folder)."""
+    frame_rate = src.metadata.get("frame_rate")
+    if split:
+        return SplitWriter(out_path, src.shape, src.dtype,
+                           frame_rate=frame_rate,
+                           channel_names=src.metadata.get("channel_names"),
+                           record=record)
+    return HyperstackTiffWriter(out_path, src.shape, src.dtype,
+                                frame_rate=frame_rate)
+
+
+def _record(src, out_path, shape, params, angles_source, angles_per_line,
+            checksum, step) -> dict:
+    extra = {} if src.axes == "TYX" else {"axes": src.axes}
+    rec = record(movie_path=src.path, out_path=out_path, shape=shape,
+                 dtype=src.dtype, params=params, angles_source=angles_source,
+                 n_angles=np.size(angles_per_line), checksum=checksum,
+                 chunk_frames=step, **extra)
+    if len(src.paths) > 1:
+        rec["input"]["files"] = [
+            {"path": str(p.resolve()),
+             **({"sha256": file_sha256(p)} if checksum else {})}
+            for p in src.paths]
+    return rec
 
 
 def derotate_chunk(movie_path, start, stop, angles_per_line,

@@ -81,6 +81,12 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("ellipse", "seed"): "ellipse_seed",
     ("ellipse", "frame"): "ellipse_frame",
     ("ellipse", "apply_plane"): "apply_fitted_plane",
+    # movies with channels and planes (issue #11); "channels" above is the
+    # analog signals' channel map, so the movie's layout is nested here
+    ("movie", "channels"): "movie_channels",
+    ("movie", "planes"): "movie_planes",
+    ("movie", "structural_channel"): "structural_channel",
+    ("movie", "center_plane"): "center_plane",
 }
 
 # --- angle sources (rotation_source; docs/sources.md) -----------------------
@@ -129,6 +135,9 @@ _IGNORED = {
         "not used: the Bayesian centre search sets its own budget",
 }
 _FILE_KEY = {v: ".".join(k) for k, v in KEYS.items() if v}
+#: the movie-layout keys and their smallest values
+_MOVIE_LAYOUT = {"movie_channels": 1, "movie_planes": 1,
+                 "structural_channel": 0, "center_plane": 0}
 _PATHS = ("movie", "signals", "stimulus", "output_folder", "debug_plots_folder",
           "log_path", "frame_angles_path")
 
@@ -195,6 +204,10 @@ class Config:
     log_offset_s: float = 0.0
     frame_angles_path: Path | None = None
     frame_angles_clock: str = "frame_rate"
+    movie_channels: int | None = None
+    movie_planes: int | None = None
+    structural_channel: int | None = None
+    center_plane: int | None = None
     source: Path | None = None
     warnings: list = field(default_factory=list, compare=False)
 
@@ -465,6 +478,12 @@ def _coerce(name, value, base):
                     "position_smoothing_samples", "ellipse_frame"):
             if isinstance(value, bool) or float(value) != int(value):
                 raise TypeError("expected a whole number")
+            return int(value)
+        if name in _MOVIE_LAYOUT:
+            if isinstance(value, bool) or float(value) != int(value) or \
+                    int(value) < _MOVIE_LAYOUT[name]:
+                raise TypeError(f"expected a whole number >= "
+                                f"{_MOVIE_LAYOUT[name]}")
             return int(value)
         if name in ("pipeline_type", "saving_name", "pulse_threshold",
                     "center_method", "resampling", "line_count_mismatch",

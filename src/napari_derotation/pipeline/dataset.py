@@ -13,7 +13,7 @@ import numpy as np
 from ..acquisition.loaders import AnalogSignals, load_analog, load_stimulus
 from ..acquisition.signals import AnglesResult, process_signals
 from ..errors import DerotationError
-from ..io import MovieFile
+from ..io.sources import open_movie
 from .config import CONFIG_SUFFIXES, Config, load_config
 
 __all__ = ["Dataset", "OUTPUT_SUBFOLDER"]
@@ -105,10 +105,15 @@ class Dataset:
         return load_stimulus(c.stimulus)
 
     def movie_shape(self) -> tuple[int, int, int]:
+        """``(scanned frames, rows, cols)``: a movie with planes has T * Z
+        frames (the signals' frame clock ticks once per plane)."""
         if self.config.movie is None:
             raise DerotationError("no movie given (paths_read.path_to_tif)")
-        with MovieFile(self.config.movie) as mf:
-            return tuple(mf.shape)
+        c = self.config
+        with open_movie(c.movie, channels=c.movie_channels,
+                        planes=c.movie_planes) as src:
+            t, z, _, rows, cols = src.shape
+        return (t * z, rows, cols)      # scanned frames: planes in turn
 
     def compute_angles(self, progress=None) -> AnglesResult:
         """Per-line and per-frame angles, checked against the movie.

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ..acquisition.signals import AnglesResult
-from ..io import MovieFile, atomic_path
+from ..io import atomic_path
 from ..io.atomic import make_folder
+from ..io.sources import open_movie
 from .dataset import Dataset
 
 __all__ = ["write_debug_plots", "PLOT_NAMES"]
@@ -88,12 +89,7 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
 
     for name, path in (("mean_image_with_center.png", ds.config.movie),
                        ("derotated_mean_image_with_center.png", derotated)):
-        with MovieFile(path) as mf:
-            total = np.zeros(mf.shape[1:])
-            step = max(1, (64 << 20) // max(total.nbytes, 1))
-            for a in range(0, mf.shape[0], step):
-                total += mf.read(a, min(a + step, mf.shape[0])).sum(axis=0)
-            mean = total / mf.shape[0]
+        mean = _mean_image(path, ds.config)
         fig = Figure(figsize=(5, 5))
         ax = fig.add_subplot()
         ax.imshow(mean, cmap="gray")
@@ -101,3 +97,16 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
         ax.set_title(name[:-4].replace("_", " "))
         save(fig, name)
     return written
+
+
+def _mean_image(path, cfg) -> np.ndarray:
+    """Mean frame of the structural channel's centre plane, chunk by chunk."""
+    ch, pl = cfg.structural_channel or 0, cfg.center_plane or 0
+    with open_movie(path, channels=cfg.movie_channels,
+                    planes=cfg.movie_planes) as src:
+        t, z, c, rows, cols = src.shape
+        total = np.zeros((rows, cols))
+        step = max(1, (64 << 20) // max(z * c * rows * cols * 8, 1))
+        for a in range(0, t, step):
+            total += src.read(a, min(a + step, t))[:, pl, ch].sum(axis=0)
+    return total / t

@@ -33,7 +33,6 @@ from ..acquisition.signals import AnglesResult
 from ..engine import check_center, default_center
 from ..errors import Cancelled, DerotationError
 from ..io import (
-    MovieFile,
     OutputSet,
     atomic_path,
     check_not_input,
@@ -44,6 +43,7 @@ from ..io import (
     write_json,
 )
 from ..io.atomic import check_writable, make_folder
+from ..io.sources import open_movie
 from . import plots as debug_plots
 from .config import load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
@@ -157,9 +157,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     with OutputSet() as out:
         paths = _output_paths(cfg, output_folder, make_plots, overwrite, out)
         angles = _angles(ds, stages.stage("signals"), say)
-        with MovieFile(cfg.movie) as mf:
-            shape, dtype = tuple(mf.shape), mf.dtype
-            first = mf.read(0, 1)[0]
+        shape, dtype, first = _movie_layout(cfg)
         say(f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
             f"ticks, {len(angles.angles_per_line)} lines, {shape[0]} frames")
         blank = _blank(cfg, first, dtype)
@@ -176,7 +174,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
                       params=params, progress=stages.stage("derotate"),
                       angles_source=_check_inputs(cfg), sidecar=False,
-                      overwrite=overwrite)
+                      overwrite=overwrite, channels=cfg.movie_channels,
+                      planes=cfg.movie_planes)
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
         _write_tables(paths, angles, out)
@@ -205,6 +204,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "plots_note": plot_note,
                 "seconds": round(time.perf_counter() - t0, 3),
             })
+        if len(shape) == 5:           # planes and channels: lines scanned
+            rec["angles"]["used"] = shape[0] * shape[1] * shape[3]
         out.add(write_json(paths["record"], rec))
     say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
     return rec
@@ -360,16 +361,15 @@ def _center(cfg, angles, shape, progress, say) -> dict:
     if cfg.center_method == "given":
         return {"row_col": check_center(given, shape)}
     from .. import center
-    from ..io import read_movie
 
-    movie = read_movie(cfg.movie)
+    movie, lines = _center_movie(cfg, angles.angles_per_line)
     if cfg.center_method == "ellipse":
-        return _center_from_cell(cfg, movie, angles, shape, progress, say)
+        return _center_from_cell(cfg, movie, lines, shape, progress, say)
     initial = check_center(given, shape) if given else default_center(shape)
     say(f"      searching the centre within {cfg.delta_center:g} px of "
         f"({initial[0]:g}, {initial[1]:g})")
     res = center.find_center_bayesian(
-        movie, angles.angles_per_line, initial=initial,
+        movie, lines, initial=initial,
         search_radius=cfg.delta_center, progress=progress)
     info = {"initial": list(initial), "search_radius": cfg.delta_center,
             "objective": float(res.objective),
@@ -378,13 +378,47 @@ def _center(cfg, angles, shape, progress, say) -> dict:
     return {"row_col": check_center(res.center, shape), "search": info}
 
 
-def _center_from_cell(cfg, movie, angles, shape, progress, say) -> dict:
+def _movie_layout(cfg):
+    """``(shape, dtype, first frame)`` of the movie: shape ``(T, rows,
+    cols)`` of a plain movie, ``(T, Z, C, rows, cols)`` with planes or
+    channels; the first frame of the structural channel's centre plane."""
+    with open_movie(cfg.movie, channels=cfg.movie_channels,
+                    planes=cfg.movie_planes) as src:
+        t, z, c, rows, cols = src.shape
+        ch, pl = cfg.structural_channel or 0, cfg.center_plane or 0
+        if ch >= c or pl >= z:
+            raise DerotationError(
+                f"movie.structural_channel {ch} / movie.center_plane {pl}: "
+                f"the movie has {c} channel(s) and {z} plane(s)")
+        first = src.read(0, 1)[0, pl, ch]
+        shape = (t, rows, cols) if z == c == 1 else tuple(src.shape)
+        return shape, src.dtype, first
+
+
+def _center_movie(cfg, angles_per_line):
+    """The movie the centre is found on and its angles: the structural
+    channel (``movie.structural_channel``, default 0) and plane
+    ``movie.center_plane`` (default 0); the result applies to all."""
+    from ..engine.hyperstack import pick_plane, plane_angles
+    from ..io import read_movie
+
+    with open_movie(cfg.movie, channels=cfg.movie_channels,
+                    planes=cfg.movie_planes) as src:
+        t, z, _, rows, _ = src.shape
+        if src.axes == "TYX" and len(src.paths) == 1:
+            return read_movie(src.path), angles_per_line
+        movie, _, plane = pick_plane(src, channel=cfg.structural_channel,
+                                     plane=cfg.center_plane)
+    return movie, plane_angles(angles_per_line, t, z, rows, plane)
+
+
+def _center_from_cell(cfg, movie, lines, shape, progress, say) -> dict:
     """The ellipse a bright cell traces: its centre, and the plane's tilt."""
     from ..center.ellipse import fit_center_ellipse
 
     say(f"      following the cell at ({cfg.ellipse_seed[0]:g}, "
         f"{cfg.ellipse_seed[1]:g}) of frame {cfg.ellipse_frame}")
-    fit = fit_center_ellipse(movie, angles.angles_per_line, cfg.ellipse_seed,
+    fit = fit_center_ellipse(movie, lines, cfg.ellipse_seed,
                              frame=cfg.ellipse_frame, progress=progress)
     apply = cfg.apply_fitted_plane and fit.tilt_significant
     info = {"seed": list(cfg.ellipse_seed), "frame": cfg.ellipse_frame,

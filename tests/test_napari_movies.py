@@ -1,0 +1,79 @@
+"""napari: a two-channel, two-plane movie opens as one layer per channel
+with the plane as a slider; the widget derotates and exports every channel
+(issue #11)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_derotation import derotate
+from napari_derotation._napari._widget import DerotationWidget
+from napari_derotation.io import sidecar_path
+
+from helpers import two_channel_movie, write_scanimage
+
+pytestmark = pytest.mark.gui
+
+CENTER = (12.0, 10.0)
+
+
+def run(qtbot, worker, timeout=60_000):
+    assert worker is not None
+    qtbot.waitUntil(lambda: worker.done, timeout=timeout)
+    qtbot.wait(20)
+
+
+def test_reader_one_layer_per_channel_planes_as_slider(make_napari_viewer,
+                                                       tmp_path):
+    m5, angles = two_channel_movie(t=6, z=2, c=2)
+    raw = tmp_path / "seq"
+    raw.mkdir()
+    for i in range(3):
+        write_scanimage(raw / f"rec_{i + 1:05d}.tif", m5[2 * i: 2 * i + 2])
+    np.save(raw / "angles_per_line.npy", angles)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(raw), plugin="napari-derotation")
+    assert [ly.name for ly in layers] == ["rec channel 1", "rec channel 2"]
+    for c, ly in enumerate(layers):
+        assert ly.data.shape == (6, 2, *m5.shape[3:])
+        np.testing.assert_array_equal(np.asarray(ly.data), m5[:, :, c])
+        d = ly.metadata["derotation"]
+        assert (d["channel"], d["channels"], d["planes"]) == (c, 2, 2)
+        np.testing.assert_array_equal(d["angles_per_line"], angles)
+    assert viewer.dims.ndim == 4          # time and plane sliders
+
+
+def test_widget_derotates_and_exports_all_channels(make_napari_viewer, qtbot,
+                                                   tmp_path):
+    m5, angles = two_channel_movie(t=6, z=2, c=2)
+    tifffile.imwrite(tmp_path / "two.tif", m5, imagej=True,
+                     metadata={"axes": "TZCYX"})
+    np.save(tmp_path / "two_angles.npy", angles)
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "two.tif"), plugin="napari-derotation")
+    w = DerotationWidget(viewer)
+    w.session.set_layer(viewer.layers["two ch0"])
+    w.session.set_center(*CENTER)
+    w.derotate.fill_combo.setCurrentText("zero")
+    run(qtbot, w.derotate.start())
+    ref = derotate(m5, angles, center=CENTER, axes="TZCYX")
+    for c in range(2):
+        out = viewer.layers[f"two ch{c} derotated"]
+        assert out.data.shape == (6, 2, *m5.shape[3:])
+        np.testing.assert_array_equal(out.data, ref[:, :, c])
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    w.export.folder_edit.setText(str(folder))
+    w.export.name_edit.setText("fixed")
+    run(qtbot, w.export.start())
+    with tifffile.TiffFile(folder / "fixed.tif") as tif:
+        assert tif.series[0].axes == "TZCYX"
+        np.testing.assert_array_equal(tif.asarray(), ref)
+    rec = json.loads(sidecar_path(folder / "fixed.tif").read_text())
+    assert rec["axes"] == "TZCYX" and rec["angles"]["used"] == angles.size
+    assert len((folder / "fixed_frames.csv").read_text().splitlines()) == 13
