@@ -70,10 +70,11 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     SHA-256; both atomically, and existing files are refused before
     anything is written unless ``overwrite``. With ``split``, ``out_path``
     is a folder with one TIFF per plane and channel
-    (:mod:`napari_derotation.io.split`). Memory use is about two chunks of ``chunk_frames`` time points (default: about 64 MB
-    of movie), whatever the movie's length. ``progress(done, total)`` (time
-    points) may return ``False`` to cancel (raises :class:`Cancelled`,
-    nothing is left behind). Returns the record.
+    (:mod:`napari_derotation.io.split`). Memory use is about two chunks of
+    ``chunk_frames`` time points (default: about 64 MB of movie), whatever
+    the movie's length. ``progress(done, total)`` (time points) may return
+    ``False`` to cancel (raises :class:`Cancelled`, nothing is left
+    behind). Returns the record.
     """
     params = DerotationParams.build(
         params, center=center, interpolation=interpolation,
