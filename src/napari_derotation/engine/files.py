@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import whole_number
-from ..io import MovieFile, TiffStreamWriter, check_not_input, record, sidecar_path
+from ..io import check_not_input, record, sidecar_path
+from ..io.outputs import open_writer, output_format
 from ..io.provenance import write_sidecar
+from ..io.zarr_store import open_frames
 from ._driver import check_parameters, derotate_into, frames_per_chunk
 from .params import DerotationParams
 
@@ -39,11 +41,17 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                   progress=None, angles_source=None, sidecar=True,
                   plane_tilt=0.0, plane_orientation=0.0,
                   plane_output="imaging",
-                  params: DerotationParams | None = None) -> dict:
-    """Derotate the TIFF ``movie_path`` into ``out_path`` chunk by chunk.
+                  params: DerotationParams | None = None, overwrite=False,
+                  output_options: dict | None = None) -> dict:
+    """Derotate the movie ``movie_path`` (TIFF or Zarr) into ``out_path``
+    chunk by chunk.
 
-    Writes ``out_path`` (same dtype) and, with ``sidecar``, ``OUT.json`` with
-    the parameters, versions and the input's SHA-256; both atomically.
+    Writes ``out_path`` (same dtype; ``.tif``, ``.zarr``/``.ome.zarr`` or
+    ``.nwb``, :func:`~napari_derotation.io.outputs.open_writer`) and, with
+    ``sidecar``, the record with the parameters, versions and the input's
+    SHA-256: ``OUT.json`` beside a TIFF, inside a Zarr store or NWB file;
+    atomically. ``overwrite`` allows replacing an existing Zarr store or NWB
+    file; ``output_options`` go to the writer (``frame_rate``, ``raw``...).
     Memory use is about two chunks of ``chunk_frames`` frames (default: about
     64 MB of movie), whatever the movie's length. ``progress(done_frames,
     total_frames)`` may return ``False`` to cancel (raises
@@ -54,10 +62,11 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
         fill_value=fill_value, plane_tilt=plane_tilt,
         plane_orientation=plane_orientation, plane_output=plane_output)
     out_path = Path(out_path)
+    tiff_out = output_format(out_path) == "tif"
     check_not_input(out_path, movie_path)
-    if sidecar:
+    if sidecar and tiff_out:
         check_not_input(sidecar_path(out_path), movie_path)
-    with MovieFile(movie_path) as mf:
+    with open_frames(movie_path) as mf:
         n, rows, cols = mf.shape
         angles, params = check_parameters(mf.shape, mf.dtype, angles_per_line,
                                           params)
@@ -67,7 +76,9 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                      n_angles=np.size(angles_per_line), checksum=sidecar,
                      chunk_frames=step)
         buf = np.empty((step, rows, cols), mf.dtype)
-        with TiffStreamWriter(out_path, mf.shape, mf.dtype) as writer:
+        options = writer_options(mf, angles, movie_path, output_options)
+        with open_writer(out_path, mf.shape, mf.dtype, record=rec,
+                         overwrite=overwrite, **options) as writer:
             for start in range(0, n, step):
                 stop = min(n, start + step)
                 chunk = mf.read(start, stop)
@@ -77,20 +88,32 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                               frame_offset=start, total_frames=n)
                 del chunk
                 writer.write(dst)
-    if sidecar:
+    if sidecar and tiff_out:
         write_sidecar(out_path, rec)
     return rec
 
 
+def writer_options(source, angles, movie_path, given=None) -> dict:
+    """What a writer may record beyond the frames: the angles used, the raw
+    movie to link, and the input's frame rate unless ``given`` says."""
+    options = {"angles_per_line": angles, "raw_path": movie_path}
+    meta = getattr(source, "metadata", None) or {}
+    for key in ("frame_rate", "frame_timestamps", "line_period"):
+        if meta.get(key) is not None:
+            options[key] = meta[key]
+    options.update({k: v for k, v in (given or {}).items() if v is not None})
+    return options
+
+
 def derotate_chunk(movie_path, start, stop, angles_per_line,
                    params: DerotationParams) -> np.ndarray:
-    """Read frames ``start:stop`` of a TIFF and derotate them.
+    """Read frames ``start:stop`` of a TIFF or Zarr movie and derotate them.
 
     ``angles_per_line`` holds the angles of those frames' lines only
     (``(stop - start) * rows`` values). What a cluster worker runs: it opens
     the file itself, so only paths and angles travel over the network.
     """
-    with MovieFile(movie_path) as mf:
+    with open_frames(movie_path) as mf:
         chunk = mf.read(start, stop)
     out = np.empty_like(chunk)
     derotate_into(chunk, angles_per_line, out=out, params=params)
@@ -98,4 +121,5 @@ def derotate_chunk(movie_path, start, stop, angles_per_line,
 
 
 __all__ = ["derotate_file", "derotate_chunk", "default_chunk_frames",
+           "writer_options",
            "check_chunk_frames", "frames_per_chunk"]
