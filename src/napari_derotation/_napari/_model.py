@@ -17,7 +17,6 @@ from ..errors import DerotationError
 from ..frames import frame_angles, rotating_frames
 from ..io import (
     OutputSet,
-    TiffStreamWriter,
     check_not_input,
     frame_table,
     record,
@@ -26,6 +25,7 @@ from ..io import (
     write_frame_csv,
     write_json,
 )
+from ..io.outputs import open_writer, with_format
 from . import _meta
 
 #: Frames derotated for the live preview (~10 ms at 256x256).
@@ -142,15 +142,17 @@ def agreement(frames, center=None) -> float:
         else 0.0
 
 
-def export_paths(folder, stem) -> dict:
+def export_paths(folder, stem, fmt: str = "tif") -> dict:
+    """The files an export writes; the movie as ``fmt`` (``tif`` or
+    ``zarr``)."""
     folder = Path(folder)
-    return {"movie": folder / f"{stem}.tif",
+    return {"movie": with_format(folder / stem, fmt),
             "json": sidecar_path(folder / f"{stem}.tif"),
             "frames": folder / f"{stem}_frames.csv",
             "angles": folder / f"{stem}_angles_per_line.npy"}
 
 
-def check_export(folder, stem, inputs, overwrite=False) -> dict:
+def check_export(folder, stem, inputs, overwrite=False, fmt="tif") -> dict:
     """Paths an export will write; raises if one is an input, or exists and
     ``overwrite`` is off, or the folder is missing."""
     if not str(stem).strip():
@@ -158,7 +160,7 @@ def check_export(folder, stem, inputs, overwrite=False) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise DerotationError(f"export folder does not exist: {folder}")
-    paths = export_paths(folder, stem)
+    paths = export_paths(folder, stem, fmt)
     for p in paths.values():
         check_not_input(p, *inputs)
     if not overwrite:
@@ -174,32 +176,35 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
                  chunk_frames=64):
     """Generator: write an export, yielding ``(done, total)`` frames.
 
-    The TIFF is streamed chunk by chunk and appears only when complete; the
+    The movie (TIFF or OME-Zarr, by ``paths["movie"]``'s suffix; the record
+    also inside a store) is streamed chunk by chunk and appears only when
+    complete; the
     JSON, per-frame CSV and per-line angles are written after it. Closing
     the generator before the end leaves no file behind.
     """
     d = _meta.get(metadata)
     n, rows, cols = derotated.shape
     angles = np.asarray(d["angles_per_line"], np.float64)
+    rec = record(movie_path=input_path if input_path and
+                 Path(input_path).is_file() else None,
+                 out_path=paths["movie"], shape=derotated.shape,
+                 dtype=derotated.dtype, params=_meta.params(metadata),
+                 angles_source=d.get("angles_source"),
+                 n_angles=angles.size, checksum=False,
+                 source_layer=d.get("source_layer"),
+                 per_frame_csv=paths["frames"].name,
+                 angles_file=paths["angles"].name)
+    if input_path:
+        rec["input"]["path"] = str(input_path)
     with OutputSet() as out:
-        with TiffStreamWriter(paths["movie"], derotated.shape,
-                              derotated.dtype) as writer:
+        # check_export has refused existing files unless asked to overwrite
+        with open_writer(paths["movie"], derotated.shape, derotated.dtype,
+                         record=rec, overwrite=True) as writer:
             for start in range(0, n, chunk_frames):
                 stop = min(n, start + chunk_frames)
                 writer.write(np.asarray(derotated[start:stop]))
                 yield stop, n
         out.add(paths["movie"])
-        rec = record(movie_path=input_path if input_path and
-                     Path(input_path).is_file() else None,
-                     out_path=paths["movie"], shape=derotated.shape,
-                     dtype=derotated.dtype, params=_meta.params(metadata),
-                     angles_source=d.get("angles_source"),
-                     n_angles=angles.size, checksum=False,
-                     source_layer=d.get("source_layer"),
-                     per_frame_csv=paths["frames"].name,
-                     angles_file=paths["angles"].name)
-        if input_path:
-            rec["input"]["path"] = str(input_path)
         out.add(write_json(paths["json"], rec))
         out.add(write_frame_csv(paths["frames"], frame_table(
             _frame_angles(angles, n, rows, d.get("angles_per_frame")))))

@@ -1,4 +1,4 @@
-"""``napari-derotation derotate MOVIE.tif --angles A.npy -o OUT.tif``."""
+"""``napari-derotation derotate MOVIE --angles A.npy -o OUT.tif|.zarr|.nwb``."""
 
 from __future__ import annotations
 
@@ -8,20 +8,33 @@ from ..checks import whole_number
 from ..engine.files import derotate_file
 from ..errors import DerotationError
 from ..io import load_angles
+from ..io.nwb import pynwb_module
+from ..io.outputs import output_format
 from ._common import Progress, add_params_arguments, params_from_args
 
 NAME = "derotate"
 ORDER = 10
-HELP = ("Derotate a TIFF movie with its per-line angles; writes OUT.tif and "
-        "OUT.json (parameters, versions, input checksum).")
+HELP = ("Derotate a TIFF or OME-Zarr movie with its per-line angles; writes "
+        "OUT.tif and OUT.json (parameters, versions, input checksum), or an "
+        "OME-Zarr store (OUT.zarr) or NWB file (OUT.nwb) holding the record.")
 
 
 def add_arguments(p):
-    p.add_argument("movie", type=Path, help="input TIFF (frames, rows, cols)")
+    p.add_argument("movie", type=Path,
+                   help="input TIFF (frames, rows, cols) or OME-Zarr store")
     p.add_argument("--angles", type=Path, required=True,
                    help="per-line angles in degrees: .npy, .csv or .txt")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output TIFF")
+                   help="output: .tif/.tiff, .zarr/.ome.zarr (OME-Zarr) or "
+                        ".nwb (needs the nwb extra)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing Zarr store or NWB file")
+    p.add_argument("--frame-rate", type=float, default=None, metavar="HZ",
+                   help="frames per second, recorded in a Zarr or NWB output "
+                        "(NWB needs it)")
+    p.add_argument("--raw", choices=("link", "omit"), default="link",
+                   help="NWB: link the raw movie from the file (default) or "
+                        "omit it")
     p.add_argument("--chunk-frames", type=int, default=None,
                    metavar="N",
                    help="frames per chunk (default: about 64 MB); memory use "
@@ -39,9 +52,16 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    if args.output.suffix.lower() not in (".tif", ".tiff"):
+    fmt = output_format(args.output)
+    if fmt != "tif" and args.output.exists() and not args.overwrite:
         raise DerotationError(
-            f"output must end in .tif or .tiff; got {args.output.name}")
+            f"{args.output} already exists: choose another output name or "
+            f"pass --overwrite")
+    if fmt == "nwb":
+        pynwb_module()
+    if args.frame_rate is not None and not args.frame_rate > 0:
+        raise DerotationError(
+            f"--frame-rate must be > 0; got {args.frame_rate:g}")
     for option in ("chunk_frames", "workers"):
         if getattr(args, option) is not None:
             whole_number(f"--{option.replace('_', '-')}", getattr(args, option))
@@ -55,10 +75,12 @@ def run(args) -> int:
             args.movie, angles, args.output, params=params,
             scheduler=args.scheduler, workers=args.workers,
             chunk_frames=args.chunk_frames, progress=progress,
-            angles_source=args.angles)
+            angles_source=args.angles, overwrite=args.overwrite)
     else:
         derotate_file(args.movie, angles, args.output, params=params,
                       chunk_frames=args.chunk_frames, progress=progress,
-                      angles_source=args.angles)
+                      angles_source=args.angles, overwrite=args.overwrite,
+                      output_options={"frame_rate": args.frame_rate,
+                                      "raw": args.raw})
     print(args.output)
     return 0

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..errors import DerotationError
-from ..io import load_angles, read_movie
+from ..io import load_angles
+from ..io.zarr_store import read_frames
 
 NAME = "find-center"
 ORDER = 25
@@ -17,7 +18,8 @@ HELP = ("Find the centre of rotation of a raw movie: a Bayesian search "
 
 
 def add_arguments(p):
-    p.add_argument("movie", type=Path, help="raw TIFF movie (frames, rows, cols)")
+    p.add_argument("movie", type=Path,
+                   help="raw TIFF movie (frames, rows, cols) or OME-Zarr store")
     p.add_argument("--angles", type=Path, required=True,
                    help="per-line angles in degrees: .npy, .csv or .txt")
     p.add_argument("--method", choices=("bayesian", "ellipse"),
@@ -54,7 +56,7 @@ def _bar(desc: str):
 
 
 def run(args) -> int:
-    movie = read_movie(args.movie)
+    movie = read_frames(args.movie)
     angles = load_angles(args.angles)
     if args.method == "ellipse":
         from ..center.ellipse import fit_center_ellipse

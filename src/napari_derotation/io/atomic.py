@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,5 +116,8 @@ class OutputSet:
         if exc_type is not None:
             for p in reversed(self.written):
                 with contextlib.suppress(OSError):
-                    p.unlink()
+                    if p.is_dir():          # a Zarr store
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
         return False
