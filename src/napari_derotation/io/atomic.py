@@ -25,13 +25,13 @@ __all__ = ["atomic_path", "write_json", "file_sha256", "check_not_input",
 
 
 @contextlib.contextmanager
-def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` when the
-    block completes, delete it if the block raises."""
+def atomic_path(path, *, suffix: str = ".partial") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (ending in ``suffix``); rename
+    it to ``path`` when the block completes, delete it if the block raises."""
     path = Path(path)
     if not path.parent.is_dir():
         raise DerotationError(f"output folder does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix,
                                dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)

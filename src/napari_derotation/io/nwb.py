@@ -89,7 +89,7 @@ class NWBWriter:
             raise DerotationError(
                 f"{self.path} already exists: choose another output name or "
                 f"pass --overwrite")
-        self._ctx = atomic_path(self.path)
+        self._ctx = atomic_path(self.path, suffix=".partial.nwb")
         tmp = self._ctx.__enter__()
         try:
             nwb, self._datasets = self._build()

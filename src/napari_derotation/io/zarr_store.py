@@ -40,6 +40,9 @@ RECORD_KEY = "napari_derotation"
 CHUNK_BYTES = 16 * 2**20
 #: NGFF 0.4 order of the axes we write, and their types.
 _ORDER = "tczyx"
+#: Write every chunk (zarr's default compares each with the fill value
+#: first, which costs more than compressing it).
+_WRITE = {"write_empty_chunks": True}
 _TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space",
           "x": "space"}
 
@@ -170,7 +173,7 @@ class ZarrWriter:
             self._array = group.create_array(
                 "0", shape=shape, dtype=self.dtype,
                 chunks=(self.chunk_frames, *shape[1:]),
-                compressors=_compressor(), fill_value=0)
+                compressors=_compressor(), fill_value=0).with_config(_WRITE)
         except BaseException:
             shutil.rmtree(self.temp_path, ignore_errors=True)
             raise
@@ -275,7 +278,7 @@ def write_region(store_path, start: int, chunk) -> int:
 
     group = zarr.open_group(Path(store_path), mode="r+", zarr_format=2)
     stored = "".join(a["name"] for a in group.attrs["multiscales"][0]["axes"])
-    arr = group["0"]
+    arr = group["0"].with_config(_WRITE)
     t, rest = arr.shape[0], arr.shape[1:]
     full = dict(zip(stored[1:], rest, strict=True))
     shape5 = (t, full.get("z", 1), full.get("c", 1), full["y"], full["x"])
