@@ -169,8 +169,9 @@ def test_cluster_workers_write_the_store(local, sim, tmp_path):
     seen = []
     rec = derotate_file_distributed(
         sim.path, sim.angles_per_line, out, sim.center, client=local,
-        chunk_frames=3, progress=lambda d, t: seen.append(d))
+        chunk_frames=3, progress=lambda d, t: seen.append(d), frame_rate=12.0)
     np.testing.assert_array_equal(read_frames(out), sim.expected)
+    assert ZarrSource(out).metadata["frame_rate"] == pytest.approx(12.0)
     assert rec["chunk_frames"] == 3 and seen[-1] == 11
     assert seen == sorted(seen)
     assert zarr.open_array(out / "0", mode="r").chunks[0] == 3
@@ -211,3 +212,34 @@ def test_napari_reader_opens_a_store_lazily(sim, tmp_path):
     np.testing.assert_array_equal(np.asarray(data[3]), sim.expected[3])
     meta = _meta.get(kwargs["metadata"])
     assert meta["derotated"] and meta["center"] == list(sim.center)
+
+
+def test_pipeline_writes_zarr_or_nwb_by_config(tmp_path):
+    from napari_derotation.pipeline import Dataset, run_dataset
+    from napari_derotation.recorder import simulate_recording
+    from test_pipeline import CENTER, SIZE, make_dataset
+
+    rec = simulate_recording(speeds=(200,), directions=(1,), rows=SIZE,
+                             frame_rate=25, seed=1)
+    make_dataset(tmp_path / "d", rec)
+    cfg = Dataset.from_folder(tmp_path / "d").config.replace(center=CENTER)
+    tif = run_dataset(Dataset(cfg), tmp_path / "tif")
+    expected = tifffile.imread(tif["pipeline"]["outputs"]["movie"])
+    zrec = run_dataset(Dataset(cfg.replace(output_format="zarr")),
+                       tmp_path / "zarr")
+    store = tmp_path / "zarr" / "derotated.zarr"
+    assert zrec["pipeline"]["outputs"]["movie"] == str(store)
+    np.testing.assert_array_equal(read_frames(store), expected)
+    assert (tmp_path / "zarr" / "derotated.json").is_file()
+    with pytest.raises(DerotationError, match="already exists"):
+        run_dataset(Dataset(cfg.replace(output_format="zarr")),
+                    tmp_path / "zarr")
+    with pytest.raises(DerotationError, match="paths_write.output_format"):
+        cfg.replace(output_format="h5")
+    import pynwb
+
+    run_dataset(Dataset(cfg.replace(output_format="nwb", frame_rate=25.0)),
+                tmp_path / "nwb")
+    with pynwb.NWBHDF5IO(str(tmp_path / "nwb" / "derotated.nwb"), "r") as io:
+        data = io.read().processing["ophys"]["TwoPhotonSeriesDerotated"].data
+        np.testing.assert_array_equal(np.swapaxes(data[:], 1, 2), expected)

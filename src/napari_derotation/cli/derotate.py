@@ -59,6 +59,10 @@ def run(args) -> int:
             f"pass --overwrite")
     if fmt == "nwb":
         pynwb_module()
+        if args.scheduler or args.workers is not None:
+            raise DerotationError(
+                "a cluster writes .tif or .zarr; write .nwb without "
+                "--workers/--scheduler")
     if args.frame_rate is not None and not args.frame_rate > 0:
         raise DerotationError(
             f"--frame-rate must be > 0; got {args.frame_rate:g}")
@@ -75,7 +79,8 @@ def run(args) -> int:
             args.movie, angles, args.output, params=params,
             scheduler=args.scheduler, workers=args.workers,
             chunk_frames=args.chunk_frames, progress=progress,
-            angles_source=args.angles, overwrite=args.overwrite)
+            angles_source=args.angles, overwrite=args.overwrite,
+            frame_rate=args.frame_rate)
     else:
         derotate_file(args.movie, angles, args.output, params=params,
                       chunk_frames=args.chunk_frames, progress=progress,

@@ -43,7 +43,7 @@ from ..io import (
 from ..io.outputs import output_format
 from ..io.zarr_store import ZarrWriter, open_frames, write_region
 from ._driver import check_parameters
-from .files import check_chunk_frames, derotate_chunk
+from .files import acquisition_record, check_chunk_frames, derotate_chunk
 from .params import DerotationParams
 
 __all__ = ["cluster_client", "derotate_file_distributed", "check_workers",
@@ -106,7 +106,7 @@ def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None
                               in_flight: int | None = None, plane_tilt=0.0,
                               plane_orientation=0.0, plane_output="imaging",
                               params: DerotationParams | None = None,
-                              overwrite=False) -> dict:
+                              overwrite=False, frame_rate=None) -> dict:
     """Derotate ``movie_path`` into ``out_path`` (``.tif`` or ``.zarr``) on a
     dask cluster.
 
@@ -128,6 +128,8 @@ chunk_frames, progress, angles_source, sidecar
         number of worker threads); bounds memory.
     overwrite : bool
         Replace an existing Zarr store (else refused).
+    frame_rate : float, optional
+        Frames per second, kept in the record (and a Zarr store's time axis).
 
     Returns
     -------
@@ -175,6 +177,7 @@ chunk_frames, progress, angles_source, sidecar
                                   "address"),
                               "workers": len(client.nthreads()),
                               "threads": threads})
+        rec.update(acquisition_record(frame_rate))
         if zarr_out:
             _run_zarr(client, movie_path, angles, params, out_path, shape,
                       dtype, step, ahead, rec, progress, overwrite)
@@ -232,7 +235,8 @@ def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
     step = -(-step // zarr_chunk) * zarr_chunk   # whole Zarr chunks per task
     rec["chunk_frames"] = step
     with ZarrWriter(out_path, shape, dtype, record=rec, overwrite=overwrite,
-                    chunk_frames=zarr_chunk) as writer:
+                    chunk_frames=zarr_chunk,
+                    frame_rate=rec.get("frame_rate")) as writer:
         store = str(writer.temp_path)
         starts = iter(range(0, n, step))
         running = distributed.as_completed(loop=client.loop)

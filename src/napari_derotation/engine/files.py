@@ -77,6 +77,7 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                      chunk_frames=step)
         buf = np.empty((step, rows, cols), mf.dtype)
         options = writer_options(mf, angles, movie_path, output_options)
+        rec.update(acquisition_record(options.get("frame_rate")))
         with open_writer(out_path, mf.shape, mf.dtype, record=rec,
                          overwrite=overwrite, **options) as writer:
             for start in range(0, n, step):
@@ -105,6 +106,17 @@ def writer_options(source, angles, movie_path, given=None) -> dict:
     return options
 
 
+def acquisition_record(frame_rate, nplanes: int = 1,
+                       nchannels: int = 1) -> dict:
+    """What a next step needs to know of the movie, kept in the record:
+    ``frame_rate`` (Hz, or None when unknown) and, under ``suite2p``, the
+    ``fs``, ``nplanes`` and ``nchannels`` of suite2p's ops for this file."""
+    fs = None if frame_rate is None else float(frame_rate)
+    return {"frame_rate": fs,
+            "suite2p": {"fs": fs, "nplanes": int(nplanes),
+                        "nchannels": int(nchannels)}}
+
+
 def derotate_chunk(movie_path, start, stop, angles_per_line,
                    params: DerotationParams) -> np.ndarray:
     """Read frames ``start:stop`` of a TIFF or Zarr movie and derotate them.
@@ -121,5 +133,5 @@ def derotate_chunk(movie_path, start, stop, angles_per_line,
 
 
 __all__ = ["derotate_file", "derotate_chunk", "default_chunk_frames",
-           "writer_options",
+           "writer_options", "acquisition_record",
            "check_chunk_frames", "frames_per_chunk"]

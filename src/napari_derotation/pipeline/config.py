@@ -38,6 +38,7 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("paths_write", "saving_name"): "saving_name",
     ("paths_write", "debug_plots_folder"): "debug_plots_folder",
     ("paths_write", "logs_folder"): None,
+    ("paths_write", "output_format"): "output_format",
     ("channel_names",): "channel_names",
     ("channels",): "channels",
     ("npy_rows",): "npy_rows",
@@ -106,6 +107,7 @@ class Config:
     stimulus: Path | None = None
     output_folder: Path | None = None
     saving_name: str = "derotated"
+    output_format: str = "tif"
     debug_plots_folder: Path | None = None
     channel_names: tuple = DEFAULT_CHANNEL_NAMES
     channels: dict = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
@@ -195,6 +197,8 @@ class Config:
                 "bright cell in frame ellipse.frame of the raw movie")
         _choice("pulse_threshold", self.pulse_threshold, ("auto", "mean_std"))
         _choice("resampling", self.resampling, ("bilinear", "nearest"))
+        _choice("paths_write.output_format", self.output_format,
+                ("tif", "zarr", "nwb"))
         for role in ROLES:
             if role not in self.channels:
                 raise DerotationError(
@@ -359,7 +363,7 @@ def _coerce(name, value, base):
             return int(value)
         if name in ("pipeline_type", "saving_name", "pulse_threshold",
                     "center_method", "resampling", "line_count_mismatch",
-                    "plane_output"):
+                    "plane_output", "output_format"):
             return str(value)
         if isinstance(value, bool):
             raise TypeError("expected a number")

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..acquisition.signals import AnglesResult
-from ..io import MovieFile, atomic_path
+from ..io import atomic_path
+from ..io.zarr_store import open_frames
 from .dataset import Dataset
 
 __all__ = ["write_debug_plots"]
@@ -76,7 +77,9 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
 
     for name, path in (("mean_image_with_center.png", ds.config.movie),
                        ("derotated_mean_image_with_center.png", derotated)):
-        with MovieFile(path) as mf:
+        if str(path).lower().endswith(".nwb"):
+            continue                      # an NWB output is not read back here
+        with open_frames(path) as mf:
             total = np.zeros(mf.shape[1:])
             step = max(1, (64 << 20) // max(total.nbytes, 1))
             for a in range(0, mf.shape[0], step):

@@ -6,7 +6,9 @@ per-line angles (:mod:`napari_derotation.signals`), the blank value (from the
 whole first frame, or given), the centre (given, or searched), derotates the
 movie chunk by chunk and writes, each atomically, into the output folder:
 
-- ``<saving_name>.tif``: the derotated movie, in the input dtype;
+- ``<saving_name>.tif``: the derotated movie, in the input dtype (or
+  ``.zarr``/``.nwb`` with ``paths_write.output_format: zarr|nwb``, the record
+  also inside; an existing store or NWB file is refused);
 - ``angles_per_line.npy`` and ``angles_per_frame.npy``;
 - ``<saving_name>.csv``: one row per frame with the reference's columns
   ``frame, rotation_angle, clock, direction, speed, rotation_count``;
@@ -40,6 +42,7 @@ from ..io import (
     write_frame_csv,
     write_json,
 )
+from ..io.outputs import with_format
 from . import plots as debug_plots
 from .config import load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
@@ -163,7 +166,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
 
         derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
                       params=params, progress=stages.stage("derotate"),
-                      angles_source=cfg.signals, sidecar=False)
+                      angles_source=cfg.signals, sidecar=False,
+                      output_options={"frame_rate": cfg.frame_rate})
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
         _write_tables(paths, angles, out)
@@ -205,7 +209,7 @@ def _output_paths(cfg, output_folder) -> dict:
     out = Path(output_folder or cfg.output_folder or
                cfg.movie.parent / OUTPUT_SUBFOLDER)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"movie": out / f"{cfg.saving_name}.tif",
+    paths = {"movie": with_format(out / cfg.saving_name, cfg.output_format),
              "angles_per_line": out / "angles_per_line.npy",
              "angles_per_frame": out / "angles_per_frame.npy",
              "table": out / f"{cfg.saving_name}.csv",
