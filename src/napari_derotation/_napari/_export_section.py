@@ -1,4 +1,4 @@
-"""Section 4, Export: the derotated stack (TIFF + JSON), the per-frame CSV
+"""Section 4, Export: the derotated stack (TIFF or OME-Zarr, + JSON), the per-frame CSV
 and the per-line angles into a folder the user picks; never over the raw
 movie, never over existing files unless asked."""
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from qtpy.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -21,6 +22,9 @@ from ..errors import DerotationError
 from . import _meta, _model
 from ._common import ProgressRow, Section, named, notify
 from ._workers import Failure, steps_worker
+
+#: The export formats offered: (label, format of io.outputs.with_format).
+EXPORT_FORMATS = (("TIFF (.tif)", "tif"), ("OME-Zarr (.zarr)", "zarr"))
 
 
 class ExportSection(Section):
@@ -46,6 +50,12 @@ class ExportSection(Section):
                                "File names: NAME.tif, NAME.json, "
                                "NAME_frames.csv, NAME_angles_per_line.npy")
         form.addRow("Name", self.name_edit)
+        self.format_combo = named(QComboBox(), "format_combo",
+                                  "TIFF stack, or an OME-Zarr store (chunked "
+                                  "by frames; opens lazily in napari)")
+        for label, fmt in EXPORT_FORMATS:
+            self.format_combo.addItem(label, fmt)
+        form.addRow("Format", self.format_combo)
         self.overwrite_checkbox = named(QCheckBox("Overwrite existing files"),
                                         "overwrite_checkbox")
         form.addRow(self.overwrite_checkbox)
@@ -92,7 +102,8 @@ class ExportSection(Section):
         try:
             paths = _model.check_export(self.folder_edit.text() or ".",
                                         self.name_edit.text(), inputs,
-                                        self.overwrite_checkbox.isChecked())
+                                        self.overwrite_checkbox.isChecked(),
+                                        fmt=self.format_combo.currentData())
         except DerotationError as exc:
             notify("error", str(exc))
             return None

@@ -18,7 +18,6 @@ from ..errors import DerotationError
 from ..frames import disc_mask, frame_angles, rotating_frames
 from ..io import (
     OutputSet,
-    TiffStreamWriter,
     check_not_input,
     frame_table,
     record,
@@ -27,6 +26,7 @@ from ..io import (
     write_frame_csv,
     write_json,
 )
+from ..io.outputs import open_writer, with_format
 from . import _meta
 
 #: Frames derotated for the live preview (~10 ms at 256x256).
@@ -208,15 +208,17 @@ def agreement(frames, center=None) -> float:
         else 0.0
 
 
-def export_paths(folder, stem) -> dict:
+def export_paths(folder, stem, fmt: str = "tif") -> dict:
+    """The files an export writes; the movie as ``fmt`` (``tif`` or
+    ``zarr``)."""
     folder = Path(folder)
-    return {"movie": folder / f"{stem}.tif",
+    return {"movie": with_format(folder / stem, fmt),
             "json": sidecar_path(folder / f"{stem}.tif"),
             "frames": folder / f"{stem}_frames.csv",
             "angles": folder / f"{stem}_angles_per_line.npy"}
 
 
-def check_export(folder, stem, inputs, overwrite=False) -> dict:
+def check_export(folder, stem, inputs, overwrite=False, fmt="tif") -> dict:
     """Paths an export will write; raises if one is an input, or exists and
     ``overwrite`` is off, or the folder is missing."""
     if not str(stem).strip():
@@ -224,7 +226,7 @@ def check_export(folder, stem, inputs, overwrite=False) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise DerotationError(f"export folder does not exist: {folder}")
-    paths = export_paths(folder, stem)
+    paths = export_paths(folder, stem, fmt)
     for p in paths.values():
         check_not_input(p, *inputs)
     if not overwrite:
@@ -240,7 +242,9 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
                  chunk_frames=64):
     """Generator: write an export, yielding ``(done, total)`` frames.
 
-    The TIFF is streamed chunk by chunk and appears only when complete; the
+    The movie (TIFF or OME-Zarr, by ``paths["movie"]``'s suffix; the record
+    also inside a store) is streamed chunk by chunk and appears only when
+    complete; the
     JSON, per-frame CSV and per-line angles are written after it. Closing
     the generator before the end leaves no file behind.
     """
@@ -249,28 +253,28 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
     t, rows = derotated.shape[0], derotated.shape[-2]
     n = t * (int(d.get("planes", 1) or 1) if axes else 1)   # scan frames
     angles = np.asarray(d["angles_per_line"], np.float64)
+    rec = record(movie_path=input_path if input_path and
+                 Path(input_path).is_file() else None,
+                 out_path=paths["movie"], shape=derotated.shape,
+                 dtype=derotated.dtype, params=_meta.params(metadata),
+                 angles_source=d.get("angles_source"),
+                 n_angles=angles.size, checksum=False,
+                 source_layer=d.get("source_layer"),
+                 per_frame_csv=paths["frames"].name,
+                 angles_file=paths["angles"].name)
+    if axes:
+        rec["angles"]["used"] = n * rows
+        rec["axes"] = axes
+    if input_path:
+        rec["input"]["path"] = str(input_path)
     with OutputSet() as out:
-        with _movie_writer(paths["movie"], derotated, axes) as writer:
+        with _movie_writer(paths["movie"], derotated, axes, rec) as writer:
             for start in range(0, t, chunk_frames):
                 stop = min(t, start + chunk_frames)
                 chunk = np.asarray(derotated[start:stop])
                 writer.write(to_tzcyx(chunk, axes) if axes else chunk)
                 yield stop, t
         out.add(paths["movie"])
-        rec = record(movie_path=input_path if input_path and
-                     Path(input_path).is_file() else None,
-                     out_path=paths["movie"], shape=derotated.shape,
-                     dtype=derotated.dtype, params=_meta.params(metadata),
-                     angles_source=d.get("angles_source"),
-                     n_angles=angles.size, checksum=False,
-                     source_layer=d.get("source_layer"),
-                     per_frame_csv=paths["frames"].name,
-                     angles_file=paths["angles"].name)
-        if axes:
-            rec["angles"]["used"] = n * rows
-            rec["axes"] = axes
-        if input_path:
-            rec["input"]["path"] = str(input_path)
         out.add(write_json(paths["json"], rec))
         out.add(write_frame_csv(paths["frames"], frame_table(
             _frame_angles(angles, n, rows, d.get("angles_per_frame")))))
@@ -278,16 +282,16 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
     return [str(p) for p in out.written]
 
 
-def _movie_writer(path, derotated, axes):
-    """A plain TIFF of frames, or an ImageJ hyperstack keeping ``axes``."""
-    if not axes:
-        return TiffStreamWriter(path, derotated.shape, derotated.dtype)
-    from ..io.hyperstack_tiff import HyperstackTiffWriter
-
-    shape5 = to_tzcyx(np.empty((1, *derotated.shape[1:]), np.bool_),
-                      axes).shape
-    return HyperstackTiffWriter(path, (derotated.shape[0], *shape5[1:]),
-                                derotated.dtype)
+def _movie_writer(path, derotated, axes, rec):
+    """The export's movie writer, by suffix (a TIFF, an ImageJ hyperstack
+    keeping ``axes``, an OME-Zarr store holding ``rec``); existing files
+    were refused by :func:`check_export` unless the user asked."""
+    shape = derotated.shape
+    if axes:
+        shape5 = to_tzcyx(np.empty((1, *shape[1:]), np.bool_), axes).shape
+        shape = (shape[0], *shape5[1:])
+    return open_writer(path, shape, derotated.dtype, axes=axes, record=rec,
+                       overwrite=True)
 
 
 def _frame_angles(angles, n_frames, rows, per_frame=None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Reader: TIFF movies (with their rotation signals) and dataset folders.
+"""Reader: TIFF movies (with their rotation signals), OME-Zarr stores
+(opened lazily, as dask) and dataset folders.
 
 ``napari_get_reader(path)`` is the npe2 reader command. It returns ``None``
 for anything it cannot read and never raises; a file it accepts but fails to
@@ -23,6 +24,7 @@ import numpy as np
 from ..errors import DerotationError
 from ..io import MovieFile, load_angles, read_movie, sidecar_path
 from ..io.sources import open_movie as open_source
+from ..io.zarr_store import ZarrSource, is_zarr_path
 from . import _meta
 
 SUFFIXES = (".tif", ".tiff")
@@ -46,6 +48,8 @@ def napari_get_reader(path):
 
 def _accepts(path) -> bool:
     p = Path(path)
+    if is_zarr_path(p):
+        return p.is_dir()
     if p.is_dir():
         return _dataset(p, quiet=True) is not None or bool(_tiffs(p))
     return p.suffix.lower() in SUFFIXES
@@ -182,12 +186,19 @@ def read_layer(path) -> tuple:
     if isinstance(path, list):
         return read_hyperstack(path)
     path = Path(path)
-    if path.is_dir() and _dataset(path, quiet=True) is None and \
-            _tiffs(path):
+    if not is_zarr_path(path) and path.is_dir() and \
+            _dataset(path, quiet=True) is None and _tiffs(path):
         return read_hyperstack(path)
     if path.is_file() and _hyperstack(path):
         return read_hyperstack(path)
-    if path.is_dir():
+    record = None
+    if is_zarr_path(path):
+        with ZarrSource(path) as src:
+            data, record = src.dask(), src.record
+        found = find_angles(path)
+        name = path.name[: -len(".ome.zarr")] if path.name.lower().endswith(
+            ".ome.zarr") else path.stem
+    elif path.is_dir():
         ds = _dataset(path)
         if ds is None:
             raise DerotationError(
@@ -206,8 +217,9 @@ def read_layer(path) -> tuple:
         meta.update(angles_per_line=angles, angles_source=source)
         if len(found) > 2 and found[2] is not None:
             meta["angles_per_frame"] = found[2]
-    record = _record(path) if path.is_file() else None
-    if record is not None:
+    if path.is_file():
+        record = _record(path)
+    if isinstance(record, dict):
         meta["record"] = record
         meta["derotated"] = True
         if record.get("center_row_col"):

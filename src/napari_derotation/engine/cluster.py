@@ -1,16 +1,24 @@
 """Derotate a movie on a dask.distributed cluster.
 
-The movie is cut into chunks of whole frames. Each worker opens the TIFF by
-its path, reads and derotates its own chunk (:func:`.stream.derotate_chunk`)
-and returns it; the client writes the chunks in order into one TIFF with
-:class:`~napari_derotation.io.TiffStreamWriter`, so the output appears only
-when complete and the result is identical to
-:func:`napari_derotation.derotate`. Only a few chunks are in flight at a time,
-so memory stays bounded on the client and on the workers.
+The movie is cut into chunks of whole frames. Each worker opens the movie by
+its path and reads and derotates its own chunk
+(:func:`.files.derotate_chunk`). Then, by the output's format:
 
-Workers must see the movie at the same path as the client (a shared file
-system on a cluster). ``distributed`` is imported only when used (the
-``cluster`` extra).
+- a TIFF: the worker returns the chunk and the client writes the chunks in
+  order into one TIFF, so the client's network link and disk bound the run;
+- a Zarr store (``.zarr``/``.ome.zarr``): the worker writes its chunk
+  straight into the (temporary) store (:func:`derotate_chunk_to_zarr`) and
+  returns only the number of frames; the client sends paths, frame ranges
+  and the angles of those frames, and renames the store when every chunk is
+  in. Chunks are whole Zarr chunks, so no two workers write the same file.
+
+Either way the output appears only when complete and the result is identical
+to :func:`napari_derotation.derotate`. Only a few chunks are in flight at a
+time, so memory stays bounded on the client and on the workers.
+
+Workers must see the movie (and, for Zarr, the output folder) at the same
+path as the client: a shared file system on a cluster. ``distributed`` is
+imported only when used (the ``cluster`` extra).
 """
 
 from __future__ import annotations
@@ -26,16 +34,23 @@ import numpy as np
 from ..checks import whole_number
 from ..errors import Cancelled, DerotationError
 from ..io import (
-    MovieFile,
     TiffStreamWriter,
     record,
     write_sidecar,
 )
+from ..io.outputs import output_format
+from ..io.zarr_store import ZarrWriter, open_frames, write_region
 from ._driver import check_parameters
-from .files import check_chunk_frames, check_outputs, derotate_chunk
+from .files import (
+    acquisition_record,
+    check_chunk_frames,
+    check_outputs,
+    derotate_chunk,
+)
 from .params import DerotationParams
 
-__all__ = ["cluster_client", "derotate_file_distributed", "check_workers"]
+__all__ = ["cluster_client", "derotate_file_distributed", "check_workers",
+           "derotate_chunk_to_zarr"]
 
 #: How long to wait for a scheduler given by address.
 CONNECT_TIMEOUT = "10s"
@@ -94,8 +109,9 @@ def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None
                               in_flight: int | None = None, plane_tilt=0.0,
                               plane_orientation=0.0, plane_output="imaging",
                               params: DerotationParams | None = None,
-                              overwrite: bool = False) -> dict:
-    """Derotate the TIFF ``movie_path`` into ``out_path`` on a dask cluster.
+                              overwrite=False, frame_rate=None) -> dict:
+    """Derotate ``movie_path`` into ``out_path`` (``.tif`` or ``.zarr``) on a
+    dask cluster.
 
     Parameters
     ----------
@@ -113,6 +129,10 @@ chunk_frames, progress, angles_source, sidecar, overwrite
     in_flight : int, optional
         Chunks submitted ahead of the one being written (default: twice the
         number of worker threads); bounds memory.
+    overwrite : bool
+        Replace an existing Zarr store (else refused).
+    frame_rate : float, optional
+        Frames per second, kept in the record (and a Zarr store's time axis).
 
     Returns
     -------
@@ -125,10 +145,15 @@ chunk_frames, progress, angles_source, sidecar, overwrite
         plane_orientation=plane_orientation, plane_output=plane_output)
     movie_path = Path(movie_path).resolve()
     out_path = Path(out_path)
-    check_outputs(out_path, movie_path, sidecar=sidecar, overwrite=overwrite)
-    with MovieFile(movie_path) as mf:
+    zarr_out = output_format(out_path) == "zarr"
+    if output_format(out_path) == "nwb":
+        raise DerotationError(
+            "a cluster writes .tif or .zarr; write .nwb without --workers/"
+            "--scheduler")
+    check_outputs(out_path, movie_path, sidecar=sidecar and not zarr_out,
+                  overwrite=overwrite)
+    with open_frames(movie_path) as mf:
         shape, dtype = mf.shape, mf.dtype
-    n, rows, _ = shape
     angles, params = check_parameters(shape, dtype, angles_per_line, params)
     step = check_chunk_frames(chunk_frames, shape, dtype)
     check_workers(workers)
@@ -148,35 +173,105 @@ chunk_frames, progress, angles_source, sidecar, overwrite
                                   "address"),
                               "workers": len(client.nthreads()),
                               "threads": threads})
-        starts = iter(range(0, n, step))
-        pending: deque = deque()
-
-        def submit_next() -> None:
-            start = next(starts, None)
-            if start is None:
-                return
-            stop = min(n, start + step)
-            pending.append((stop, client.submit(
-                derotate_chunk, str(movie_path), start, stop,
-                angles[start * rows: stop * rows], params, pure=False)))
-
-        try:
-            with TiffStreamWriter(out_path, shape, dtype) as writer:
-                for _ in range(ahead):
-                    submit_next()
-                while pending:
-                    stop, future = pending.popleft()
-                    chunk = future.result()
-                    future.release()
-                    submit_next()
-                    writer.write(chunk)
-                    del chunk
-                    if progress is not None and progress(stop, n) is False:
-                        raise Cancelled(
-                            f"derotation cancelled after {stop} of {n} frames")
-        finally:
-            if pending:
-                client.cancel([f for _, f in pending])
+        rec.update(acquisition_record(frame_rate))
+        if zarr_out:
+            _run_zarr(client, movie_path, angles, params, out_path, shape,
+                      dtype, step, ahead, rec, progress, overwrite)
+            return rec
+        _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
+                  step, ahead, progress)
     if sidecar:
         write_sidecar(out_path, rec)
     return rec
+
+
+def _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
+              step, ahead, progress) -> None:
+    """Workers return their chunks; the client writes them in order."""
+    n, rows, _ = shape
+    starts = iter(range(0, n, step))
+    pending: deque = deque()
+
+    def submit_next() -> None:
+        start = next(starts, None)
+        if start is None:
+            return
+        stop = min(n, start + step)
+        pending.append((stop, client.submit(
+            derotate_chunk, str(movie_path), start, stop,
+            angles[start * rows: stop * rows], params, pure=False)))
+
+    try:
+        with TiffStreamWriter(out_path, shape, dtype) as writer:
+            for _ in range(ahead):
+                submit_next()
+            while pending:
+                stop, future = pending.popleft()
+                chunk = future.result()
+                future.release()
+                submit_next()
+                writer.write(chunk)
+                del chunk
+                if progress is not None and progress(stop, n) is False:
+                    raise Cancelled(
+                        f"derotation cancelled after {stop} of {n} frames")
+    finally:
+        if pending:
+            client.cancel([f for _, f in pending])
+
+
+def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
+              step, ahead, rec, progress, overwrite) -> None:
+    """Workers write their chunks into the temporary store; the client
+    hands out frame ranges, counts completions and renames the store."""
+    distributed = _distributed()
+    n, rows, _ = shape
+    zarr_chunk = ZarrWriter(out_path, shape, dtype).chunk_frames
+    zarr_chunk = min(zarr_chunk, step)
+    step = -(-step // zarr_chunk) * zarr_chunk   # whole Zarr chunks per task
+    rec["chunk_frames"] = step
+    with ZarrWriter(out_path, shape, dtype, record=rec, overwrite=overwrite,
+                    chunk_frames=zarr_chunk,
+                    frame_rate=rec.get("frame_rate")) as writer:
+        store = str(writer.temp_path)
+        starts = iter(range(0, n, step))
+        running = distributed.as_completed(loop=client.loop)
+        pending: set = set()
+
+        def submit_next() -> None:
+            start = next(starts, None)
+            if start is not None:
+                stop = min(n, start + step)
+                future = client.submit(
+                    derotate_chunk_to_zarr, str(movie_path), start, stop,
+                    angles[start * rows: stop * rows], params, store,
+                    pure=False)
+                pending.add(future)
+                running.add(future)
+
+        try:
+            for _ in range(ahead):
+                submit_next()
+            for future in running:
+                done = future.result()
+                pending.discard(future)
+                future.release()
+                writer.mark_written(done)
+                submit_next()
+                if progress is not None and progress(writer.written,
+                                                     n) is False:
+                    raise Cancelled(f"derotation cancelled after "
+                                    f"{writer.written} of {n} frames")
+        finally:
+            # a running task cannot be stopped: let the few in flight end
+            # before the temporary store is removed, so none recreates it
+            if pending:
+                distributed.wait(list(pending))
+
+
+def derotate_chunk_to_zarr(movie_path, start, stop, angles_per_line, params,
+                           store_path) -> int:
+    """Derotate frames ``start:stop`` and write them into the Zarr store at
+    ``store_path``; returns the number of frames (what a worker sends back)."""
+    out = derotate_chunk(movie_path, start, stop, angles_per_line, params)
+    return write_region(store_path, start, out)

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..checks import whole_number
 from ..io import (
-    MovieFile,
     TiffStreamWriter,
     check_not_input,
     file_sha256,
@@ -23,7 +22,7 @@ from ..io import (
     sidecar_path,
 )
 from ..io.atomic import check_writable
-from ..io.hyperstack_tiff import HyperstackTiffWriter
+from ..io.outputs import open_writer, output_format
 from ..io.provenance import write_sidecar
 from ..io.sources import open_movie
 from ..io.split import SplitWriter
@@ -54,7 +53,8 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
                   plane_output="imaging",
                   params: DerotationParams | None = None, channels=None,
                   planes=None, split: bool = False,
-                  overwrite: bool = False) -> dict:
+                  overwrite: bool = False,
+                  output_options: dict | None = None) -> dict:
     """Derotate the movie ``movie_path`` into ``out_path`` chunk by chunk.
 
     ``movie_path`` is a TIFF, a folder or glob of TIFFs or a list of files
@@ -75,6 +75,11 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     the movie's length. ``progress(done, total)`` (time points) may return
     ``False`` to cancel (raises :class:`Cancelled`, nothing is left
     behind). Returns the record.
+
+    ``out_path`` may also be an OME-Zarr store (``.zarr``/``.ome.zarr``) or
+    an NWB file (``.nwb``; :func:`napari_derotation.io.outputs.open_writer`),
+    which keep the record inside; ``movie_path`` may be a Zarr store too.
+    ``output_options`` go to the writer (``frame_rate``, ``raw``...).
     """
     params = DerotationParams.build(
         params, center=center, interpolation=interpolation,
@@ -82,20 +87,22 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
         plane_orientation=plane_orientation, plane_output=plane_output)
     out_path = Path(out_path)
     with open_movie(movie_path, channels=channels, planes=planes) as src:
+        tiff_out = not split and output_format(out_path) == "tif"
         if split:
             check_not_input(out_path, *src.paths)
         else:
-            check_outputs(out_path, *src.paths, sidecar=sidecar,
+            check_outputs(out_path, *src.paths, sidecar=sidecar and tiff_out,
                           overwrite=overwrite)
-        if src.shape[1:3] == (1, 1) and not split:
+        options = writer_options(src, movie_path, output_options)
+        if src.shape[1:3] == (1, 1) and tiff_out:
             rec = _derotate_frames(src, angles_per_line, out_path, params,
                                    chunk_frames, progress, angles_source,
-                                   sidecar)
+                                   sidecar, options)
         else:
-            rec = _derotate_hyperstack(src, angles_per_line, out_path, params,
-                                       chunk_frames, progress, angles_source,
-                                       sidecar and not split, split)
-    if sidecar and not split:
+            rec = _derotate_hyperstack(
+                src, angles_per_line, out_path, params, chunk_frames, progress,
+                angles_source, sidecar and not split, split, overwrite, options)
+    if sidecar and tiff_out:
         write_sidecar(out_path, rec)
     return rec
 
@@ -110,7 +117,7 @@ def check_outputs(out_path, *inputs, sidecar=True,
         check_not_input(p, *inputs)
     return check_writable(paths, overwrite=overwrite)
 def _derotate_frames(src, angles_per_line, out_path, params, chunk_frames,
-                     progress, angles_source, checksum) -> dict:
+                     progress, angles_source, checksum, options) -> dict:
     """One channel, one plane: frames straight through the engine."""
     t, _, _, rows, cols = src.shape
     shape = (t, rows, cols)
@@ -118,7 +125,7 @@ def _derotate_frames(src, angles_per_line, out_path, params, chunk_frames,
                                       params)
     step = check_chunk_frames(chunk_frames, shape, src.dtype)
     rec = _record(src, out_path, shape, params, angles_source,
-                  angles_per_line, checksum, step)
+                  angles_per_line, checksum, step, options)
     buf = np.empty((step, rows, cols), src.dtype)
     with TiffStreamWriter(out_path, shape, src.dtype) as writer:
         for start in range(0, t, step):
@@ -134,7 +141,8 @@ def _derotate_frames(src, angles_per_line, out_path, params, chunk_frames,
 
 
 def _derotate_hyperstack(src, angles_per_line, out_path, params, chunk_frames,
-                         progress, angles_source, checksum, split) -> dict:
+                         progress, angles_source, checksum, split, overwrite,
+                         options) -> dict:
     """Planes and/or channels: each chunk of time points through
     :func:`derotate_hyperstack`, written with the input's axes."""
     t, z, c, rows, cols = src.shape
@@ -142,11 +150,13 @@ def _derotate_hyperstack(src, angles_per_line, out_path, params, chunk_frames,
                                       angles_per_line, params)
     step = check_chunk_frames(chunk_frames, src.shape, src.dtype)
     rec = _record(src, out_path, src.shape, params, angles_source,
-                  angles_per_line, checksum, step)
+                  angles_per_line, checksum, step, options)
     rec["angles"]["used"] = t * z * rows
     per_t = z * rows
     buf = np.empty((step, z, c, rows, cols), src.dtype)
-    with open_output(out_path, src, split=split, record=rec) as writer:
+    with open_output(out_path, src, split=split, record=rec,
+                     overwrite=overwrite,
+                     **dict(options, angles_per_line=angles)) as writer:
         for start in range(0, t, step):
             stop = min(t, start + step)
             chunk = src.read(start, stop)
@@ -159,27 +169,55 @@ def _derotate_hyperstack(src, angles_per_line, out_path, params, chunk_frames,
     return rec
 
 
-def open_output(out_path, src, *, split=False, record=None):
+def open_output(out_path, src, *, split=False, record=None, overwrite=False,
+                **options):
     """The writer of a derotated ``(T, Z, C, Y, X)`` movie: ``.write()``
     takes ``(n, Z, C, Y, X)`` chunks in time order. The one place that picks
-    it (an ImageJ hyperstack TIFF, or a ``--split`` folder)."""
-    frame_rate = src.metadata.get("frame_rate")
+    it: a ``--split`` folder, or by suffix an ImageJ hyperstack TIFF, an
+    OME-Zarr store or an NWB file
+    (:func:`~napari_derotation.io.outputs.open_writer`)."""
     if split:
         return SplitWriter(out_path, src.shape, src.dtype,
-                           frame_rate=frame_rate,
+                           frame_rate=options.get("frame_rate"),
                            channel_names=src.metadata.get("channel_names"),
                            record=record)
-    return HyperstackTiffWriter(out_path, src.shape, src.dtype,
-                                frame_rate=frame_rate)
+    return open_writer(out_path, src.shape, src.dtype, axes=src.axes,
+                       record=record, overwrite=overwrite, **options)
+
+
+def writer_options(src, movie_path, given=None) -> dict:
+    """What a writer may record beyond the frames: the raw movie to link and
+    the input's frame rate, frame times and line period, unless ``given``
+    says otherwise."""
+    options = {"raw_path": movie_path if isinstance(movie_path, str | Path)
+               else None}
+    for key in ("frame_rate", "frame_timestamps", "line_period"):
+        if src.metadata.get(key) is not None:
+            options[key] = src.metadata[key]
+    options.update({k: v for k, v in (given or {}).items() if v is not None})
+    return options
+
+
+def acquisition_record(frame_rate, nplanes: int = 1,
+                       nchannels: int = 1) -> dict:
+    """What a next step needs to know of the movie, kept in the record:
+    ``frame_rate`` (Hz, or None when unknown) and, under ``suite2p``, the
+    ``fs``, ``nplanes`` and ``nchannels`` of suite2p's ops for this file."""
+    fs = None if frame_rate is None else float(frame_rate)
+    return {"frame_rate": fs,
+            "suite2p": {"fs": fs, "nplanes": int(nplanes),
+                        "nchannels": int(nchannels)}}
 
 
 def _record(src, out_path, shape, params, angles_source, angles_per_line,
-            checksum, step) -> dict:
+            checksum, step, options) -> dict:
     extra = {} if src.axes == "TYX" else {"axes": src.axes}
     rec = record(movie_path=src.path, out_path=out_path, shape=shape,
                  dtype=src.dtype, params=params, angles_source=angles_source,
                  n_angles=np.size(angles_per_line), checksum=checksum,
                  chunk_frames=step, **extra)
+    t, z, c = src.shape[:3]
+    rec.update(acquisition_record(options.get("frame_rate"), z, c))
     if len(src.paths) > 1:
         rec["input"]["files"] = [
             {"path": str(p.resolve()),
@@ -190,19 +228,21 @@ def _record(src, out_path, shape, params, angles_source, angles_per_line,
 
 def derotate_chunk(movie_path, start, stop, angles_per_line,
                    params: DerotationParams) -> np.ndarray:
-    """Read frames ``start:stop`` of a TIFF and derotate them.
+    """Read frames ``start:stop`` of a single-plane, single-channel movie
+    (TIFF or Zarr) and derotate them.
 
     ``angles_per_line`` holds the angles of those frames' lines only
     (``(stop - start) * rows`` values). What a cluster worker runs: it opens
     the file itself, so only paths and angles travel over the network.
     """
-    with MovieFile(movie_path) as mf:
-        chunk = mf.read(start, stop)
+    with open_movie(movie_path) as src:
+        rows, cols = src.shape[3:]
+        chunk = src.read(start, stop).reshape(stop - start, rows, cols)
     out = np.empty_like(chunk)
     derotate_into(chunk, angles_per_line, out=out, params=params)
     return out
 
 
 __all__ = ["derotate_file", "derotate_chunk", "default_chunk_frames",
-           "check_outputs",
+           "check_outputs", "writer_options", "acquisition_record",
            "check_chunk_frames", "frames_per_chunk"]

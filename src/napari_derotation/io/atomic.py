@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -37,9 +38,11 @@ OVERWRITE_HINT = "use --overwrite to replace them"
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` when the
-    block completes, delete it if the block raises.
+def atomic_path(path, *, overwrite: bool = True,
+                suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (``.NAME.<host>-<pid>.XXXX
+    .partial`` + ``suffix``, for writers that want an extension); rename it
+    to ``path`` when the block completes, delete it if the block raises.
 
     An OS error (a full disk, a folder one may not write) becomes a
     :class:`DerotationError` naming ``path`` (never the temporary name) and
@@ -51,7 +54,8 @@ def atomic_path(path, *, overwrite: bool = True) -> Iterator[Path]:
     remove_stale_partials(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.",
-                                   suffix=".partial", dir=path.parent)
+                                   suffix=".partial" + suffix,
+                                   dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise DerotationError(describe_os_error(exc, path)) from None
@@ -98,7 +102,7 @@ def remove_stale_partials(path) -> list[Path]:
     path = Path(path)
     pattern = re.compile(
         rf"^\.{re.escape(path.name)}\.{re.escape(_host())}-(\d+)\."
-        rf"[A-Za-z0-9_]+\.partial$")
+        rf"[A-Za-z0-9_]+\.partial(\.[A-Za-z0-9]+)?$")
     removed = []
     try:
         entries = list(os.scandir(path.parent))
@@ -137,7 +141,7 @@ def check_writable(paths: Iterable, *, overwrite: bool = False,
             code = errno.EROFS if _read_only(folder) else errno.EACCES
             raise DerotationError(describe_os_error(
                 OSError(code, os.strerror(code)), p))
-        if p.is_dir():
+        if p.is_dir() and not p.name.lower().endswith(".zarr"):
             raise DerotationError(f"cannot write {p}: it is a folder")
         if os.path.lexists(p):
             existing.append(p)
@@ -312,7 +316,10 @@ class OutputSet:
         if exc_type is not None:
             for p in reversed(self.written):
                 with contextlib.suppress(OSError):
-                    p.unlink()
+                    if p.is_dir():          # a Zarr store
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
             for f in reversed(self.folders):
                 with contextlib.suppress(OSError):
                     f.rmdir()           # only if empty

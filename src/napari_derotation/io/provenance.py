@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import __version__
 from .atomic import file_sha256, write_json
+from .zarr_store import store_sha256
 
 __all__ = ["record", "sidecar_path", "write_sidecar", "SIDECAR_SUFFIX"]
 
@@ -52,7 +53,8 @@ def record(*, movie_path, out_path, shape, dtype, params, angles_source,
                         "platform": sys.platform},
     }
     if checksum and movie_path:
-        rec["input"]["sha256"] = file_sha256(movie_path)
+        rec["input"]["sha256"] = (file_sha256(movie_path) if Path(
+            movie_path).is_file() else store_sha256(movie_path))
     rec.update(extra)
     return rec
 

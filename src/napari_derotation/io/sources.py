@@ -87,6 +87,10 @@ def open_movie(path_or_paths, *, channels=None, planes=None) -> MovieSource:
     metadata gives them, they must agree. Raises :class:`DerotationError`.
     """
     if isinstance(path_or_paths, str | Path):
+        from .zarr_store import ZarrSource, is_zarr_path
+
+        if is_zarr_path(path_or_paths):
+            return ZarrSource(path_or_paths)
         opener = SOURCE_OPENERS.get(Path(path_or_paths).suffix.lower())
         if opener is not None:
             return opener(path_or_paths, channels=channels, planes=planes)

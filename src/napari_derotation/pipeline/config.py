@@ -41,6 +41,7 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("paths_write", "debug_plots_folder"): "debug_plots_folder",
     ("paths_write", "logs_folder"): None,
     ("paths_write", "overwrite"): "overwrite",
+    ("paths_write", "output_format"): "output_format",
     ("channel_names",): "channel_names",
     ("channels",): "channels",
     ("npy_rows",): "npy_rows",
@@ -153,6 +154,7 @@ class Config:
     output_folder: Path | None = None
     saving_name: str = "derotated"
     overwrite: bool = False
+    output_format: str = "tif"
     debug_plots_folder: Path | None = None
     channel_names: tuple = DEFAULT_CHANNEL_NAMES
     channels: dict = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
@@ -264,6 +266,8 @@ class Config:
                 "bright cell in frame ellipse.frame of the raw movie")
         _choice("pulse_threshold", self.pulse_threshold, ("auto", "mean_std"))
         _choice("resampling", self.resampling, ("bilinear", "nearest"))
+        _choice("paths_write.output_format", self.output_format,
+                ("tif", "zarr", "nwb"))
         for role in ROLES:
             if role not in self.channels:
                 raise DerotationError(
@@ -488,7 +492,8 @@ def _coerce(name, value, base):
         if name in ("pipeline_type", "saving_name", "pulse_threshold",
                     "center_method", "resampling", "line_count_mismatch",
                     "rotation_source", "log_time_column", "log_angle_column",
-                    "log_clock", "frame_angles_clock", "plane_output"):
+                    "log_clock", "frame_angles_clock", "plane_output",
+                    "output_format"):
             return str(value)
         if isinstance(value, bool):
             raise TypeError("expected a number")

@@ -89,6 +89,8 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
 
     for name, path in (("mean_image_with_center.png", ds.config.movie),
                        ("derotated_mean_image_with_center.png", derotated)):
+        if str(path).lower().endswith(".nwb"):
+            continue                      # an NWB output is not read back here
         mean = _mean_image(path, ds.config)
         fig = Figure(figsize=(5, 5))
         ax = fig.add_subplot()

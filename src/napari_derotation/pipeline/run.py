@@ -6,7 +6,9 @@ per-line angles (:mod:`napari_derotation.signals`), the blank value (from the
 whole first frame, or given), the centre (given, or searched), derotates the
 movie chunk by chunk and writes, each atomically, into the output folder:
 
-- ``<saving_name>.tif``: the derotated movie, in the input dtype;
+- ``<saving_name>.tif``: the derotated movie, in the input dtype (or
+  ``.zarr``/``.nwb`` with ``paths_write.output_format: zarr|nwb``, the record
+  also inside; an existing store or NWB file is refused);
 - ``angles_per_line.npy`` and ``angles_per_frame.npy``;
 - ``<saving_name>.csv``: one row per frame with the reference's columns
   ``frame, rotation_angle, clock, direction, speed, rotation_count``;
@@ -43,6 +45,7 @@ from ..io import (
     write_json,
 )
 from ..io.atomic import check_writable, make_folder
+from ..io.outputs import with_format
 from ..io.sources import open_movie
 from . import plots as debug_plots
 from .config import load_config
@@ -175,7 +178,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                       params=params, progress=stages.stage("derotate"),
                       angles_source=_check_inputs(cfg), sidecar=False,
                       overwrite=overwrite, channels=cfg.movie_channels,
-                      planes=cfg.movie_planes)
+                      planes=cfg.movie_planes,
+                      output_options={"frame_rate": cfg.frame_rate})
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
         _write_tables(paths, angles, out)
@@ -223,7 +227,7 @@ def _output_paths(cfg, output_folder, plots=False, overwrite=False,
     made = make_folder(out)
     if out_set is not None:
         out_set.add_folders(made)
-    movie = out / f"{cfg.saving_name}.tif"
+    movie = with_format(out / cfg.saving_name, cfg.output_format)
     paths = {"movie": movie,
              "angles_per_line": out / "angles_per_line.npy",
              "angles_per_frame": out / "angles_per_frame.npy",
