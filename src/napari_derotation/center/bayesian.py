@@ -31,7 +31,6 @@ from __future__ import annotations
 import inspect
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ from scipy import ndimage
 
 from ..engine import check_angles, check_center, check_movie, default_center, derotate
 from ..errors import Cancelled, DerotationError
+from ._gp import BoxGP, latin_hypercube
 
 __all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
            "frame_angles", "MIN_ROTATION_DEGREES"]
@@ -194,6 +194,18 @@ class ResidualMotion:
         return mean.reshape(self.n_bins, h, w)
 
     def __call__(self, center, angles_per_line=None) -> float:
+        return self.with_jackknife(center, angles_per_line)[0]
+
+    def with_jackknife(self, center, angles_per_line=None):
+        """The objective at ``center`` and, for every bin, the objective
+        without that bin (an array of ``n_bins``; what the centre's
+        uncertainty is estimated from, at no extra derotation).
+
+        With every bin image ``Z_b`` normalised to ``|Z_b|^2 = P`` (pixels
+        compared), the objective is ``1 - |S|^2 / (B^2 P)`` for ``S`` the
+        sum of the ``B`` bins, so leaving bin ``b`` out only needs
+        ``S . Z_b``.
+        """
         img = self.bin_images(center, angles_per_line)
         bad = np.isnan(img)
         if bad.any():
@@ -206,12 +218,20 @@ class ResidualMotion:
         z = img[:, self._mask]
         z = z[:, ~bad[:, self._mask].any(axis=0)]
         if z.shape[1] < 16:
-            return 1.0
+            return 1.0, np.ones(self.n_bins)
         z = z - z.mean(axis=1, keepdims=True)
         z /= np.maximum(z.std(axis=1, keepdims=True), 1e-12)
         resid = z - z.mean(axis=0)
-        return float(np.square(resid, dtype=np.float64).sum()
-                     / np.square(z, dtype=np.float64).sum())
+        value = float(np.square(resid, dtype=np.float64).sum()
+                      / np.square(z, dtype=np.float64).sum())
+        total = z.sum(axis=0, dtype=np.float64)
+        norms = np.square(z, dtype=np.float64).sum(axis=1)
+        rest = total @ total - 2 * (z @ total) + norms     # |S - Z_b|^2
+        kept = norms.sum() - norms
+        b = self.n_bins
+        loo = 1.0 - rest / np.maximum((b - 1) * kept, 1e-300) if b > 1 \
+            else np.ones(1)
+        return value, loo
 
 
 @dataclass
@@ -238,6 +258,11 @@ class CenterResult:
         Half-width (pixels) of the box searched around ``initial``.
     elapsed : float
         Seconds taken.
+    uncertainty : (row, col) or None
+        Standard deviation (pixels) of ``center`` in row and in col from
+        the noise in the movie: a jackknife over the angle bins of the
+        quadratic fitted in the last polish round. None without a polish
+        round (``polish=False``, too small a budget, or no convex bowl).
     """
 
     center: tuple[float, float]
@@ -249,6 +274,7 @@ class CenterResult:
     initial: tuple[float, float]
     search_radius: float
     elapsed: float = 0.0
+    uncertainty: tuple[float, float] | None = None
 
 
 def _reporter(progress):
@@ -293,6 +319,135 @@ def _quadratic_minimum(points, values, best, radius):
 POLISH_CALLS = 14
 #: Radius (pixels) of the first hexagon of probes around the best centre.
 POLISH_STEP = 1.0
+#: The polish stops once its hexagon's radius would fall below this (pixels).
+POLISH_MIN_STEP = 0.2
+
+
+class _Search:
+    """The evaluations of one search: its box, budget and progress report."""
+
+    def __init__(self, objective, lo, hi, n_calls, report):
+        self.objective = objective
+        self.lo, self.hi = lo, hi
+        self.n_calls = n_calls
+        self.report = report
+        self.xs: list[list[float]] = []
+        self.ys: list[float] = []
+        self.loo: list[np.ndarray] = []   # objectives leaving one bin out
+        self.model = None            # the Gaussian process told of them
+        self.fit = None              # (best, radius) of the last quadratic
+
+    def evaluate(self, x) -> None:
+        x = [float(min(max(x[0], self.lo[0]), self.hi[0])),
+             float(min(max(x[1], self.lo[1]), self.hi[1]))]
+        y, loo = self.objective.with_jackknife(x)
+        self.xs.append(x)
+        self.ys.append(y)
+        self.loo.append(loo)
+        if self.model is not None:
+            self.model.tell(x, y)
+        best = self.xs[int(np.argmin(self.ys))]
+        if self.report is not None and self.report(
+                len(self.xs), self.n_calls, (best[0], best[1])) is False:
+            raise Cancelled(f"centre search cancelled after {len(self.xs)} of "
+                            f"{self.n_calls} evaluations")
+
+    @property
+    def left(self) -> int:
+        return self.n_calls - len(self.xs)
+
+    def arrays(self):
+        return np.array(self.xs), np.array(self.ys)
+
+
+def _check_search(shape, initial, search_radius, n_calls):
+    """Validated ``(initial, radius, n_calls)``."""
+    r0, c0 = check_center(initial if initial is not None else
+                          default_center(shape), shape)
+    try:
+        radius = float(search_radius)
+    except (TypeError, ValueError):
+        radius = float("nan")
+    if not (math.isfinite(radius) and radius > 0):
+        raise DerotationError(
+            f"search_radius must be a positive number of pixels; got "
+            f"{search_radius!r}")
+    n_calls = int(n_calls)
+    if n_calls < 3:
+        raise DerotationError(f"n_calls must be >= 3; got {n_calls}")
+    return (r0, c0), radius, n_calls
+
+
+def _initial_design(search, start, n_init, rng) -> None:
+    """Evaluate ``start``, then ``n_init`` Latin-hypercube points of the box."""
+    search.evaluate(start)
+    span = search.hi - search.lo
+    for u in latin_hypercube(n_init, rng):
+        search.evaluate(search.lo + u * span)
+
+
+def _gp_search(search, n_steps) -> None:
+    """``n_steps`` evaluations, each where the Gaussian process fitted to
+    all before it expects the largest improvement."""
+    for _ in range(n_steps):
+        search.evaluate(search.model.ask())
+
+
+def _polish(search) -> None:
+    """Spend what is left of the budget on a hexagon pattern search around
+    the best centre (probes already evaluated are reused): when the centre
+    beats its hexagon, jump to the minimum of the quadratic through them and
+    halve the hexagon; when a vertex wins, search around it."""
+    step = POLISH_STEP
+    while search.left > 0:
+        pts, vals = search.arrays()
+        best = pts[int(np.argmin(vals))]
+        probes = [best + step * np.array([np.cos(a), np.sin(a)])
+                  for a in np.arange(6) * np.pi / 3]
+        probes = [p for p in probes
+                  if np.hypot(*(pts - p).T).min() > 0.25 * step]
+        if len(probes) > search.left:
+            break
+        for p in probes:
+            search.evaluate(p)
+        if min(search.ys) < vals.min():
+            continue                    # a vertex won: search around it
+        if search.left <= 0:
+            break
+        pts, vals = search.arrays()
+        guess = _quadratic_minimum(pts, vals, best, 1.2 * step)
+        if guess is not None:
+            search.fit = (best, 1.2 * step)
+            search.evaluate(guess)
+        step *= 0.5
+        if step < POLISH_MIN_STEP:
+            break
+
+
+def _uncertainty(search):
+    """Row and col sd of the centre: a jackknife over the angle bins.
+
+    The last polish round's quadratic is refitted to the objective without
+    each bin in turn (same evaluations); the spread of those minima,
+    ``(B - 1) / B * sum (m_b - mean)^2``, estimates how much the noise in
+    the bins moves the minimum. None without a polish round, with fewer
+    than three bins, or when a refit is not a convex bowl.
+    """
+    loo = np.array(search.loo)
+    if search.fit is None or loo.shape[1] < 3:
+        return None
+    pts = np.array(search.xs)
+    best, radius = search.fit
+    minima = []
+    for column in loo.T:
+        m = _quadratic_minimum(pts, column, best, radius)
+        if m is None:
+            return None
+        minima.append(m)
+    minima = np.array(minima)
+    b = len(minima)
+    var = (b - 1) / b * np.square(minima - minima.mean(axis=0)).sum(axis=0)
+    return (float(np.sqrt(var[0])), float(np.sqrt(var[1])))
 
 
 def find_center_bayesian(movie, angles_per_line, *, initial=None,
@@ -353,106 +508,37 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     Cancelled
         When ``progress`` returned ``False``.
     """
-    from skopt import Optimizer
-    from skopt.learning import GaussianProcessRegressor
-    from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern
-
     t0 = time.perf_counter()
-    report = _reporter(progress)
     movie = check_movie(movie)
-    shape = movie.shape
-    r0, c0 = check_center(initial if initial is not None else
-                          default_center(shape), shape)
-    try:
-        radius = float(search_radius)
-    except (TypeError, ValueError):
-        radius = float("nan")
-    if not (math.isfinite(radius) and radius > 0):
-        raise DerotationError(
-            f"search_radius must be a positive number of pixels; got "
-            f"{search_radius!r}")
-    n_calls = int(n_calls)
-    if n_calls < 3:
-        raise DerotationError(f"n_calls must be >= 3; got {n_calls}")
-    n_init = int(min(max(2, n_initial_points), n_calls - 1))
-    rows, cols = shape[1], shape[2]
-    lo_r, hi_r = max(0.0, r0 - radius), min(rows - 1.0, r0 + radius)
-    lo_c, hi_c = max(0.0, c0 - radius), min(cols - 1.0, c0 + radius)
+    (r0, c0), radius, n_calls = _check_search(movie.shape, initial,
+                                              search_radius, n_calls)
+    rows, cols = movie.shape[1:]
+    lo = np.array([max(0.0, r0 - radius), max(0.0, c0 - radius)])
+    hi = np.array([min(rows - 1.0, r0 + radius), min(cols - 1.0, c0 + radius)])
     objective = ResidualMotion(
         movie, angles_per_line, region_center=(r0, c0),
         region_margin=2 * math.sqrt(2) * radius + 3 * sigma,
         bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
         plane_tilt=plane_tilt, plane_orientation=plane_orientation)
-    # skopt's default GP, but its hyper-parameters fitted from one start
-    # (the default's restarts cost more than a derotation per step)
-    gp = GaussianProcessRegressor(
-        kernel=ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
-            length_scale=[1.0, 1.0], length_scale_bounds=[(0.01, 100.0)] * 2,
-            nu=2.5),
-        normalize_y=True, noise="gaussian", n_restarts_optimizer=0,
-        random_state=random_state)
-    opt = Optimizer([(lo_r, hi_r), (lo_c, hi_c)], base_estimator=gp,
-                    n_initial_points=n_init, initial_point_generator="lhs",
-                    acq_func="EI", acq_optimizer="sampling",
-                    acq_optimizer_kwargs={"n_points": 2000,
-                                          "n_restarts_optimizer": 3},
-                    random_state=random_state)
     n_polish = min(POLISH_CALLS, n_calls // 2) if polish else 0
     if n_polish < 7:            # too few for one hexagon and its quadratic
         n_polish = 0
-    n_search = n_calls - n_polish
-    xs, ys = [], []
-
-    def evaluate(x, tell=True):
-        x = [float(min(max(x[0], lo_r), hi_r)), float(min(max(x[1], lo_c), hi_c))]
-        y = objective(x)
-        xs.append(x)
-        ys.append(y)
-        if tell:
-            opt.tell(x, y)
-        best = xs[int(np.argmin(ys))]
-        if report is not None and report(len(xs), n_calls,
-                                         (best[0], best[1])) is False:
-            raise Cancelled(f"centre search cancelled after {len(xs)} of "
-                            f"{n_calls} evaluations")
-
-    evaluate([r0, c0])
-    for _ in range(n_search - 1):
-        with warnings.catch_warnings():
-            # "evaluated at point ... before, using random point": harmless
-            warnings.simplefilter("ignore", UserWarning)
-            x = opt.ask()
-        evaluate(x)
-    # polish: a hexagon pattern search around the best centre (probes that
-    # were already evaluated are reused); when the centre beats its hexagon,
-    # jump to the minimum of the quadratic through them and halve the step
-    step = POLISH_STEP
-    while len(xs) < n_calls:
-        pts, vals = np.array(xs), np.array(ys)
-        best = pts[int(np.argmin(vals))]
-        probes = [best + step * np.array([np.cos(a), np.sin(a)])
-                  for a in np.arange(6) * np.pi / 3]
-        probes = [p for p in probes
-                  if np.hypot(*(pts - p).T).min() > 0.25 * step]
-        if len(probes) > n_calls - len(xs):
-            break
-        for p in probes:
-            evaluate(p, tell=False)
-        if min(ys) < vals.min():
-            continue                    # a vertex won: search around it
-        if len(xs) >= n_calls:
-            break
-        pts, vals = np.array(xs), np.array(ys)
-        guess = _quadratic_minimum(pts, vals, best, 1.2 * step)
-        if guess is not None:
-            evaluate(guess, tell=False)
-        step *= 0.5
-        if step < 0.2:
-            break
-    pts, vals = np.array(xs), np.array(ys)
+    # at small budgets, leave the Gaussian process half of the global search
+    n_init = int(min(max(2, n_initial_points), n_calls - 1,
+                     max(2, (n_calls - n_polish) // 2)))
+    n_gp = max(0, n_calls - n_polish - 1 - n_init)
+    search = _Search(objective, lo, hi, n_calls, _reporter(progress))
+    search.model = BoxGP(np.stack([lo, hi], axis=1), random_state=random_state)
+    _initial_design(search, (r0, c0), n_init,
+                    np.random.default_rng(random_state))
+    _gp_search(search, n_gp)
+    search.model = None
+    _polish(search)
+    pts, vals = search.arrays()
     i = int(np.argmin(vals))
     return CenterResult(
         center=(float(pts[i, 0]), float(pts[i, 1])), objective=float(vals[i]),
-        centers=pts, objectives=vals, n_evaluations=len(xs),
+        centers=pts, objectives=vals, n_evaluations=len(pts),
         n_frames=int(objective.frames.size), initial=(r0, c0),
-        search_radius=radius, elapsed=time.perf_counter() - t0)
+        search_radius=radius, elapsed=time.perf_counter() - t0,
+        uncertainty=_uncertainty(search))
