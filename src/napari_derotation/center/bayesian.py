@@ -20,10 +20,14 @@ between bins (bleaching, activity, an offset). Unlike the reference's blob
 peak-to-peak, it needs no blob to be detected and is a smooth function of a
 continuous centre, which the Gaussian-process search exploits.
 
-:func:`find_center_bayesian` minimises it with scikit-optimize's ask/tell
-:class:`skopt.Optimizer` inside ``search_radius`` pixels of ``initial``,
-then polishes the best centre with a local quadratic fit of the evaluations
-around it.
+:func:`find_center_bayesian` minimises it inside ``search_radius`` pixels
+of ``initial`` in named steps: an initial design (``initial`` and a Latin
+hypercube), a Gaussian-process search with expected improvement
+(:class:`~napari_derotation.center._gp.BoxGP`, numpy only: importing
+scikit-optimize took longer than the search), and a polish, a hexagon
+pattern search ending at the minimum of a local quadratic fit. The spread of
+that minimum over the objective without each angle bin in turn gives
+:attr:`CenterResult.uncertainty`.
 """
 
 from __future__ import annotations
@@ -37,20 +41,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..engine import check_angles, check_center, check_movie, default_center, derotate
+from ..engine import (
+    check_angles,
+    check_center,
+    check_movie,
+    default_center,
+    derotate_into,
+)
 from ..errors import Cancelled, DerotationError
 from ._gp import BoxGP, latin_hypercube
 
 __all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
-           "frame_angles", "MIN_ROTATION_DEGREES"]
+           "MIN_ROTATION_DEGREES"]
 
 #: A movie whose angles never leave [-this, this] degrees has no rotation.
 MIN_ROTATION_DEGREES = 1.0
-
-
-def frame_angles(angles: np.ndarray, n_frames: int, rows: int) -> np.ndarray:
-    """Angle of every frame (degrees): the angle at its middle line."""
-    return angles[: n_frames * rows].reshape(n_frames, rows)[:, rows // 2]
 
 
 def _disc(shape, center, radius) -> np.ndarray:
@@ -144,9 +149,10 @@ class ResidualMotion:
         self.n_bins = int(used.size)
         self.bin_angles = used * (360.0 / nb)
         edges = np.searchsorted(labels, np.arange(self.n_bins + 1))
-        self._bounds = list(zip(edges[:-1], edges[1:], strict=True))
+        self._starts = edges[:-1]
         self._counts = np.bincount(labels, minlength=self.n_bins).astype(
-            np.float32)[:, None]
+            np.float32)[:, None, None]
+        self._out = None             # derotated frames, reused by every call
         self.movie = np.ascontiguousarray(movie[self.frames], dtype=np.float32)
         self.angles = angles.reshape(n, rows)[self.frames].ravel()
         self.shape = (rows, cols)
@@ -176,22 +182,18 @@ class ResidualMotion:
             rows = self.shape[0]
             angles = np.asarray(angles_per_line, np.float64)[
                 (self.frames[:, None] * rows + np.arange(rows)).ravel()]
-        d = derotate(self.movie, angles, center, fill_value=np.nan, **self.plane)
-        k = d.shape[0]
-        h = self._box[0].stop - self._box[0].start
-        w = self._box[1].stop - self._box[1].start
-        box = np.ascontiguousarray(d[(slice(None),) + self._box]).reshape(k, -1)
-        nan = np.isnan(box)
-        missing = nan.any(axis=0)
-        if missing.any():
-            box[nan] = 0.0
-        mean = np.empty((self.n_bins, box.shape[1]), np.float32)
-        for i, (a, b) in enumerate(self._bounds):
-            np.sum(box[a:b], axis=0, out=mean[i])
+        if self._out is None:
+            self._out = np.empty_like(self.movie)
+        derotate_into(self.movie, angles, center, self._out, fill_value=np.nan,
+                      **self.plane)
+        box = self._out[(slice(None),) + self._box]
+        # a pixel that a frame missed is NaN in its bin's sum
+        mean = np.add.reduceat(box, self._starts, axis=0)
         mean /= self._counts
+        missing = np.isnan(mean).any(axis=0)
         if missing.any():
             mean[:, missing] = np.nan        # compare only pixels every frame has
-        return mean.reshape(self.n_bins, h, w)
+        return mean
 
     def __call__(self, center, angles_per_line=None) -> float:
         return self.with_jackknife(center, angles_per_line)[0]
@@ -207,16 +209,15 @@ class ResidualMotion:
         ``S . Z_b``.
         """
         img = self.bin_images(center, angles_per_line)
-        bad = np.isnan(img)
-        if bad.any():
+        missing = np.isnan(img[0])            # the same pixels in every bin
+        if missing.any():
             # uncovered pixels (outside the compared disc unless the search
             # strays far) take their bin's mean, so smoothing cannot spread NaN
-            fill = np.nanmean(np.where(bad, np.nan, img), axis=(1, 2))
-            img = np.where(bad, np.nan_to_num(fill)[:, None, None], img)
+            img[:, missing] = img[:, ~missing].mean(axis=1)[:, None]
         if self.sigma > 0:
-            img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma))
-        z = img[:, self._mask]
-        z = z[:, ~bad[:, self._mask].any(axis=0)]
+            img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma),
+                                          output=img)
+        z = img[:, self._mask & ~missing]
         if z.shape[1] < 16:
             return 1.0, np.ones(self.n_bins)
         z = z - z.mean(axis=1, keepdims=True)
@@ -259,10 +260,11 @@ class CenterResult:
     elapsed : float
         Seconds taken.
     uncertainty : (row, col) or None
-        Standard deviation (pixels) of ``center`` in row and in col from
-        the noise in the movie: a jackknife over the angle bins of the
-        quadratic fitted in the last polish round. None without a polish
-        round (``polish=False``, too small a budget, or no convex bowl).
+        Standard deviation (pixels) of ``center`` in row and in col: the
+        noise in the movie, by a jackknife over the angle bins of the
+        quadratic fitted in the last polish round, and
+        :data:`SYSTEMATIC_PX` in quadrature. None without a polish round
+        (``polish=False``, too small a budget, or no convex bowl).
     """
 
     center: tuple[float, float]
@@ -315,12 +317,20 @@ def _quadratic_minimum(points, values, best, radius):
     return best + step
 
 
+#: Error (pixels, per coordinate) of the objective's minimum that is not
+#: noise: on simulated movies without noise it lies up to ~0.02 px from the
+#: true centre (interpolation in the derotation and the simulation).
+SYSTEMATIC_PX = 0.01
+
 #: Evaluations kept for the final local refinement (see find_center_bayesian).
 POLISH_CALLS = 14
 #: Radius (pixels) of the first hexagon of probes around the best centre.
 POLISH_STEP = 1.0
-#: The polish stops once its hexagon's radius would fall below this (pixels).
+#: The polish stops once its hexagon's radius would fall below this (pixels)
 POLISH_MIN_STEP = 0.2
+#: ... or once the quadratic's minimum is this close (in hexagon radii) to
+#: the hexagon's centre, which beat every vertex
+POLISH_CONVERGED = 0.1
 
 
 class _Search:
@@ -394,10 +404,12 @@ def _gp_search(search, n_steps) -> None:
 
 
 def _polish(search) -> None:
-    """Spend what is left of the budget on a hexagon pattern search around
-    the best centre (probes already evaluated are reused): when the centre
-    beats its hexagon, jump to the minimum of the quadratic through them and
-    halve the hexagon; when a vertex wins, search around it."""
+    """Spend at most what is left of the budget on a hexagon pattern search
+    around the best centre (probes already evaluated are reused). Each round
+    ends at the minimum of the quadratic through the hexagon and its centre;
+    when the centre beat its hexagon the hexagon is halved, and when that
+    minimum is also within :data:`POLISH_CONVERGED` of the radius from the
+    centre the search has converged and stops."""
     step = POLISH_STEP
     while search.left > 0:
         pts, vals = search.arrays()
@@ -410,8 +422,7 @@ def _polish(search) -> None:
             break
         for p in probes:
             search.evaluate(p)
-        if min(search.ys) < vals.min():
-            continue                    # a vertex won: search around it
+        moved = min(search.ys) < vals.min()      # a vertex beat the centre
         if search.left <= 0:
             break
         pts, vals = search.arrays()
@@ -419,9 +430,12 @@ def _polish(search) -> None:
         if guess is not None:
             search.fit = (best, 1.2 * step)
             search.evaluate(guess)
-        step *= 0.5
-        if step < POLISH_MIN_STEP:
-            break
+            if not moved and np.hypot(*(guess - best)) < POLISH_CONVERGED * step:
+                break
+        if not moved:
+            step *= 0.5
+            if step < POLISH_MIN_STEP:
+                break
 
 
 def _uncertainty(search):
@@ -430,8 +444,9 @@ def _uncertainty(search):
     The last polish round's quadratic is refitted to the objective without
     each bin in turn (same evaluations); the spread of those minima,
     ``(B - 1) / B * sum (m_b - mean)^2``, estimates how much the noise in
-    the bins moves the minimum. None without a polish round, with fewer
-    than three bins, or when a refit is not a convex bowl.
+    the bins moves the minimum. :data:`SYSTEMATIC_PX` is added in
+    quadrature for what noise does not explain. None without a polish
+    round, with fewer than three bins, or when a refit is not a convex bowl.
     """
     loo = np.array(search.loo)
     if search.fit is None or loo.shape[1] < 3:
@@ -447,6 +462,7 @@ def _uncertainty(search):
     minima = np.array(minima)
     b = len(minima)
     var = (b - 1) / b * np.square(minima - minima.mean(axis=0)).sum(axis=0)
+    var += SYSTEMATIC_PX ** 2
     return (float(np.sqrt(var[0])), float(np.sqrt(var[1])))
 
 
