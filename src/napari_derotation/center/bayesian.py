@@ -149,7 +149,7 @@ class ResidualMotion:
         self.n_bins = int(used.size)
         self.bin_angles = used * (360.0 / nb)
         edges = np.searchsorted(labels, np.arange(self.n_bins + 1))
-        self._starts = edges[:-1]
+        self._bounds = list(zip(edges[:-1], edges[1:], strict=True))
         self._counts = np.bincount(labels, minlength=self.n_bins).astype(
             np.float32)[:, None, None]
         self._out = None             # derotated frames, reused by every call
@@ -188,7 +188,9 @@ class ResidualMotion:
                       **self.plane)
         box = self._out[(slice(None),) + self._box]
         # a pixel that a frame missed is NaN in its bin's sum
-        mean = np.add.reduceat(box, self._starts, axis=0)
+        mean = np.empty((self.n_bins,) + box.shape[1:], np.float32)
+        for i, (a, b) in enumerate(self._bounds):
+            np.sum(box[a:b], axis=0, out=mean[i])
         mean /= self._counts
         missing = np.isnan(mean).any(axis=0)
         if missing.any():
@@ -217,22 +219,21 @@ class ResidualMotion:
         if self.sigma > 0:
             img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma),
                                           output=img)
-        z = img[:, self._mask & ~missing]
-        if z.shape[1] < 16:
-            return 1.0, np.ones(self.n_bins)
-        z = z - z.mean(axis=1, keepdims=True)
-        z /= np.maximum(z.std(axis=1, keepdims=True), 1e-12)
-        resid = z - z.mean(axis=0)
-        value = float(np.square(resid, dtype=np.float64).sum()
-                      / np.square(z, dtype=np.float64).sum())
-        total = z.sum(axis=0, dtype=np.float64)
-        norms = np.square(z, dtype=np.float64).sum(axis=1)
-        rest = total @ total - 2 * (z @ total) + norms     # |S - Z_b|^2
+        z = img[:, self._mask & ~missing].astype(np.float64)
+        b, n = z.shape
+        if n < 16:
+            return 1.0, np.ones(b)
+        z -= z.mean(axis=1, keepdims=True)
+        z /= np.maximum(np.sqrt(np.einsum("ij,ij->i", z, z) / n), 1e-12)[:, None]
+        total = z.sum(axis=0)                            # S
+        norms = np.einsum("ij,ij->i", z, z)              # |Z_b|^2
+        value = (norms.sum() - total @ total / b) / norms.sum()
+        if b < 2:
+            return float(value), np.ones(1)
+        rest = total @ total - 2 * (z @ total) + norms   # |S - Z_b|^2
         kept = norms.sum() - norms
-        b = self.n_bins
-        loo = 1.0 - rest / np.maximum((b - 1) * kept, 1e-300) if b > 1 \
-            else np.ones(1)
-        return value, loo
+        loo = 1.0 - rest / np.maximum((b - 1) * kept, 1e-300)
+        return float(value), loo
 
 
 @dataclass
