@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -16,6 +17,13 @@ from .. import __version__
 from ..errors import Cancelled, DerotationError
 
 PROG = "napari-derotation"
+
+# numba's OpenMP threads spin after every parallel region by default. On a
+# machine shared with other jobs the spinning takes the CPU from the work:
+# the centre search (about 30 short derotations) ran twice as slow under
+# load. Read when OpenMP loads, at the first derotation, so setting it here
+# is in time; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _commands():
