@@ -254,3 +254,12 @@ def test_latin_hypercube_has_one_point_per_stripe():
     pts = latin_hypercube(7, np.random.default_rng(3))
     for k in range(2):
         assert sorted(np.floor(pts[:, k] * 7).astype(int)) == list(range(7))
+
+
+def test_gaussian_process_survives_a_flat_objective_and_repeated_points():
+    gp = BoxGP([(0, 4), (0, 4)])
+    for x in [(2, 2), (2, 2), (1, 3), (3, 0.5)]:
+        gp.tell(x, 1.0)
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        x = gp.ask()
+    assert np.all((x >= 0) & (x <= 4))

@@ -87,12 +87,21 @@ class BoxGP:
         n = len(z)
         diff2 = (x[:, None, :] - x[None, :, :]) ** 2            # (n, n, 2)
         g = self._grid
-        d2 = (diff2[None, :, :, 0] / g[:, 0, None, None] ** 2
-              + diff2[None, :, :, 1] / g[:, 1, None, None] ** 2)
-        k = _matern(d2) + g[:, 2, None, None] * np.eye(n)
-        chol = np.linalg.cholesky(k)                             # (m, n, n)
+        while True:
+            d2 = (diff2[None, :, :, 0] / g[:, 0, None, None] ** 2
+                  + diff2[None, :, :, 1] / g[:, 1, None, None] ** 2)
+            k = _matern(d2) + g[:, 2, None, None] * np.eye(n)
+            try:
+                chol = np.linalg.cholesky(k)                     # (m, n, n)
+                break
+            except np.linalg.LinAlgError:
+                # (nearly) repeated points: drop the smallest nugget
+                g = g[g[:, 2] > g[:, 2].min()]
+                if g.size == 0:
+                    raise
         alpha = np.linalg.solve(chol, np.broadcast_to(z, (len(g), n))[..., None])
-        quad = np.square(alpha[..., 0]).sum(axis=1)              # z' K^-1 z
+        # z' K^-1 z (floored: a constant objective has z = 0)
+        quad = np.maximum(np.square(alpha[..., 0]).sum(axis=1), 1e-300)
         logdet = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
         # signal variance at its optimum quad / n: the profile likelihood
         loglik = -0.5 * n * np.log(quad / n) - 0.5 * logdet
@@ -120,6 +129,7 @@ class BoxGP:
         u = np.clip(np.concatenate([self.candidates, local]), 0.0, 1.0)
         mean, sd = self.predict(u, model)
         gap = min(self.y) - mean - XI * model[5]
+        sd = np.maximum(sd, 1e-300)
         t = gap / sd
         ei = gap * ndtr(t) + sd * np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi)
         # never ask for (almost) a point already evaluated

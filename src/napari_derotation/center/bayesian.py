@@ -415,10 +415,15 @@ def _polish(search) -> None:
     while search.left > 0:
         pts, vals = search.arrays()
         best = pts[int(np.argmin(vals))]
-        probes = [best + step * np.array([np.cos(a), np.sin(a)])
+        # (clipped to the box first: at its edge, vertices outside it would
+        # all be evaluated on the edge)
+        probes = [np.clip(best + step * np.array([np.cos(a), np.sin(a)]),
+                          search.lo, search.hi)
                   for a in np.arange(6) * np.pi / 3]
-        probes = [p for p in probes
-                  if np.hypot(*(pts - p).T).min() > 0.25 * step]
+        probes = [p for i, p in enumerate(probes)
+                  if np.hypot(*(pts - p).T).min() > 0.25 * step
+                  and all(np.hypot(*(q - p)) > 0.25 * step
+                          for q in probes[:i])]
         if len(probes) > search.left:
             break
         for p in probes:
