@@ -18,13 +18,6 @@ from ..errors import Cancelled, DerotationError
 
 PROG = "napari-derotation"
 
-# numba's OpenMP threads spin after every parallel region by default. On a
-# machine shared with other jobs the spinning takes the CPU from the work:
-# the centre search (about 30 short derotations) ran twice as slow under
-# load. Read when OpenMP loads, at the first derotation, so setting it here
-# is in time; a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 
 def _commands():
     mods = []
@@ -67,6 +60,12 @@ def fail(message: str) -> int:
 
 
 def main(argv=None) -> int:
+    # numba's OpenMP threads spin after every parallel region by default; on
+    # a machine shared with other jobs the spinning takes the CPU from the
+    # work (the centre search, about 30 short derotations, ran twice as slow
+    # under load). OpenMP reads this when it loads, at the first derotation,
+    # so setting it here is in time; a value the user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
