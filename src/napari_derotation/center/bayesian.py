@@ -330,8 +330,10 @@ POLISH_STEP = 1.0
 #: The polish stops once its hexagon's radius would fall below this (pixels)
 POLISH_MIN_STEP = 0.2
 #: ... or once the quadratic's minimum is this close (in hexagon radii) to
-#: the hexagon's centre, which beat every vertex
-POLISH_CONVERGED = 0.1
+#: the hexagon's centre, which beat every vertex: well inside the hexagon,
+#: where the quadratic interpolates (the next, halved round then moved the
+#: result by less than the noise on the simulated movies)
+POLISH_CONVERGED = 0.6
 
 
 class _Search:
