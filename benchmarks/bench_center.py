@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     frames = 100 if args.quick else args.frames
     cases = CASES[:2] if args.quick else CASES
 
-    # warm up: numba kernels and scikit-optimize imports outside the timings
+    # warm up: numba kernels and imports outside the timings
     from napari_derotation.center import find_center_bayesian
     warm, wa, _, _ = make_case("real", (0, 0), 0, 0, 0, 40, size=64)
     find_center_bayesian(warm, wa, n_calls=4)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import cache
 
 import numpy as np
 import pytest
 
 from napari_derotation.center import ResidualMotion, find_center_bayesian
+from napari_derotation.center._gp import BoxGP, latin_hypercube
 from napari_derotation.cli import main
 from napari_derotation.errors import Cancelled, DerotationError
 from napari_derotation.io import write_tiff
@@ -157,3 +160,106 @@ def test_cli_find_center_user_errors_exit_2(tmp_path, capsys):
     np.save(tmp_path / "z.npy", np.zeros_like(sim.angles_per_line))
     assert main(base[:3] + [str(tmp_path / "z.npy"), "--quiet"]) == 2
     assert "does not rotate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("trace, n_frames, offset", [
+    ("real", 40, (-7.0, 9.5)),
+    ("incremental", 72, (12.0, 0.0)),
+])
+def test_uncertainty_covers_the_true_centre_and_shrinks_with_less_noise(
+        trace, n_frames, offset):
+    sds = []
+    for noise in (2.0, 30.0):
+        sim = movie(trace, n_frames, offset, noise)
+        res = find_center_bayesian(sim.movie, sim.angles_per_line,
+                                   search_radius=14)
+        assert res.uncertainty is not None
+        sd = np.array(res.uncertainty)
+        assert np.all(sd > 0) and np.all(sd < 0.1)
+        # the true centre within 3 sigma in row and in col
+        assert np.all(np.abs(np.subtract(res.center, sim.center)) < 3 * sd)
+        sds.append(sd)
+    assert np.all(sds[0] < sds[1])
+
+
+def test_no_polish_no_uncertainty():
+    sim = movie()
+    res = find_center_bayesian(sim.movie, sim.angles_per_line, n_calls=12,
+                               polish=False)
+    assert res.uncertainty is None and res.n_evaluations == 12
+
+
+def test_jackknife_objectives_are_the_objective_without_each_bin():
+    from scipy import ndimage
+
+    sim = movie()
+    obj = ResidualMotion(sim.movie, sim.angles_per_line)
+    center = (sim.center[0] + 0.7, sim.center[1] - 0.4)
+    value, loo = obj.with_jackknife(center)
+    assert value == obj(center) and loo.shape == (obj.n_bins,)
+    # by brute force: the same normalised bin images, one bin dropped
+    img = obj.bin_images(center)
+    missing = np.isnan(img[0])
+    img[:, missing] = img[:, ~missing].mean(axis=1)[:, None]
+    img = ndimage.gaussian_filter(img, (0, 1, 1))
+    z = img[:, obj._mask & ~missing].astype(np.float64)
+    z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
+    for b in range(obj.n_bins):
+        rest = np.delete(z, b, axis=0)
+        expected = np.square(rest - rest.mean(axis=0)).sum() / np.square(
+            rest).sum()
+        assert loo[b] == pytest.approx(expected, rel=1e-4)
+    assert np.ptp(loo) > 0
+
+
+def test_find_center_command_imports_no_pipeline_dask_or_optimiser_library():
+    code = (
+        "import sys\n"
+        "from napari_derotation.cli import build_parser\n"
+        "from napari_derotation.cli import find_center\n"
+        "from napari_derotation.center import find_center_bayesian\n"
+        "build_parser()\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('dask', "
+        "'napari', 'skopt', 'sklearn', 'matplotlib') or k.startswith("
+        "('scipy.signal', 'scipy.stats', 'napari_derotation.pipeline')))\n"
+        "print(','.join(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_gaussian_process_search_approaches_a_bowl_minimum():
+    truth = np.array([3.3, -6.1])
+
+    def f(x):
+        d = np.subtract(x, truth)
+        return float(1 - np.exp(-(d @ d) / 20))
+
+    gp = BoxGP([(-10, 10), (-10, 10)], random_state=1)
+    for u in latin_hypercube(6, np.random.default_rng(0)):
+        x = -10 + 20 * u
+        gp.tell(x, f(x))
+    for _ in range(10):
+        x = gp.ask()
+        assert np.all(np.abs(x) <= 10)
+        gp.tell(x, f(x))
+    best = np.array(gp.from_unit(gp.x[int(np.argmin(gp.y))]))
+    assert np.hypot(*(best - truth)) < 0.5
+    mean, sd = gp.predict(np.array(gp.x))
+    np.testing.assert_allclose(mean, gp.y, atol=0.05)
+    assert np.all(sd >= 0)
+
+
+def test_latin_hypercube_has_one_point_per_stripe():
+    pts = latin_hypercube(7, np.random.default_rng(3))
+    for k in range(2):
+        assert sorted(np.floor(pts[:, k] * 7).astype(int)) == list(range(7))
+
+
+def test_gaussian_process_survives_a_flat_objective_and_repeated_points():
+    gp = BoxGP([(0, 4), (0, 4)])
+    for x in [(2, 2), (2, 2), (1, 3), (3, 0.5)]:
+        gp.tell(x, 1.0)
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        x = gp.ask()
+    assert np.all((x >= 0) & (x <= 4))

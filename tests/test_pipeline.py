@@ -327,7 +327,8 @@ def test_bayesian_centre(full_run, tmp_path, monkeypatch):
         return CenterResult(center=(20.5, 18.5), objective=0.1,
                             centers=np.zeros((3, 2)), objectives=np.zeros(3),
                             n_evaluations=3, n_frames=12, initial=initial,
-                            search_radius=search_radius, elapsed=0.5)
+                            search_radius=search_radius, elapsed=0.5,
+                            uncertainty=(0.02, 0.03))
 
     monkeypatch.setattr(center_pkg, "find_center_bayesian", fake)
     rec = run_dataset(cfg, tmp_path / "a")
@@ -336,7 +337,7 @@ def test_bayesian_centre(full_run, tmp_path, monkeypatch):
     assert calls["n"] == calls["shape"][0] * SIZE
     search = rec["pipeline"]["center"]["search"]
     assert search["objective"] == 0.1 and search["n_evaluations"] == 3
-    assert search["n_frames"] == 12
+    assert search["n_frames"] == 12 and search["uncertainty"] == [0.02, 0.03]
 
 
 def test_cli_batch_keeps_going_and_reports(full_rec, tmp_path, capsys):

@@ -14,11 +14,10 @@ from .bayesian import (
     CenterResult,
     ResidualMotion,
     find_center_bayesian,
-    frame_angles,
 )
 
 __all__ = ["find_center_bayesian", "CenterResult", "ResidualMotion",
-           "frame_angles", "MIN_ROTATION_DEGREES", "fit_center_ellipse",
+           "MIN_ROTATION_DEGREES", "fit_center_ellipse",
            "EllipseFit", "estimate_angle_offset", "OffsetResult"]
 
 _LAZY = {"fit_center_ellipse": "ellipse", "EllipseFit": "ellipse",

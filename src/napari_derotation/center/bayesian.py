@@ -20,10 +20,14 @@ between bins (bleaching, activity, an offset). Unlike the reference's blob
 peak-to-peak, it needs no blob to be detected and is a smooth function of a
 continuous centre, which the Gaussian-process search exploits.
 
-:func:`find_center_bayesian` minimises it with scikit-optimize's ask/tell
-:class:`skopt.Optimizer` inside ``search_radius`` pixels of ``initial``,
-then polishes the best centre with a local quadratic fit of the evaluations
-around it.
+:func:`find_center_bayesian` minimises it inside ``search_radius`` pixels
+of ``initial`` in named steps: an initial design (``initial`` and a Latin
+hypercube), a Gaussian-process search with expected improvement
+(:class:`~napari_derotation.center._gp.BoxGP`, numpy only: importing
+scikit-optimize took longer than the search), and a polish, a hexagon
+pattern search ending at the minimum of a local quadratic fit. The spread of
+that minimum over the objective without each angle bin in turn gives
+:attr:`CenterResult.uncertainty`.
 """
 
 from __future__ import annotations
@@ -31,26 +35,27 @@ from __future__ import annotations
 import inspect
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from ..engine import check_angles, check_center, check_movie, default_center, derotate
+from ..engine import (
+    check_angles,
+    check_center,
+    check_movie,
+    default_center,
+    derotate_into,
+)
 from ..errors import Cancelled, DerotationError
+from ._gp import BoxGP, latin_hypercube
 
 __all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
-           "frame_angles", "MIN_ROTATION_DEGREES"]
+           "MIN_ROTATION_DEGREES"]
 
 #: A movie whose angles never leave [-this, this] degrees has no rotation.
 MIN_ROTATION_DEGREES = 1.0
-
-
-def frame_angles(angles: np.ndarray, n_frames: int, rows: int) -> np.ndarray:
-    """Angle of every frame (degrees): the angle at its middle line."""
-    return angles[: n_frames * rows].reshape(n_frames, rows)[:, rows // 2]
 
 
 def _disc(shape, center, radius) -> np.ndarray:
@@ -146,7 +151,8 @@ class ResidualMotion:
         edges = np.searchsorted(labels, np.arange(self.n_bins + 1))
         self._bounds = list(zip(edges[:-1], edges[1:], strict=True))
         self._counts = np.bincount(labels, minlength=self.n_bins).astype(
-            np.float32)[:, None]
+            np.float32)[:, None, None]
+        self._out = None             # derotated frames, reused by every call
         self.movie = np.ascontiguousarray(movie[self.frames], dtype=np.float32)
         self.angles = angles.reshape(n, rows)[self.frames].ravel()
         self.shape = (rows, cols)
@@ -176,42 +182,58 @@ class ResidualMotion:
             rows = self.shape[0]
             angles = np.asarray(angles_per_line, np.float64)[
                 (self.frames[:, None] * rows + np.arange(rows)).ravel()]
-        d = derotate(self.movie, angles, center, fill_value=np.nan, **self.plane)
-        k = d.shape[0]
-        h = self._box[0].stop - self._box[0].start
-        w = self._box[1].stop - self._box[1].start
-        box = np.ascontiguousarray(d[(slice(None),) + self._box]).reshape(k, -1)
-        nan = np.isnan(box)
-        missing = nan.any(axis=0)
-        if missing.any():
-            box[nan] = 0.0
-        mean = np.empty((self.n_bins, box.shape[1]), np.float32)
+        if self._out is None:
+            self._out = np.empty_like(self.movie)
+        derotate_into(self.movie, angles, center, self._out, fill_value=np.nan,
+                      **self.plane)
+        box = self._out[(slice(None),) + self._box]
+        # a pixel that a frame missed is NaN in its bin's sum
+        mean = np.empty((self.n_bins,) + box.shape[1:], np.float32)
         for i, (a, b) in enumerate(self._bounds):
             np.sum(box[a:b], axis=0, out=mean[i])
         mean /= self._counts
+        missing = np.isnan(mean).any(axis=0)
         if missing.any():
             mean[:, missing] = np.nan        # compare only pixels every frame has
-        return mean.reshape(self.n_bins, h, w)
+        return mean
 
     def __call__(self, center, angles_per_line=None) -> float:
+        return self.with_jackknife(center, angles_per_line)[0]
+
+    def with_jackknife(self, center, angles_per_line=None):
+        """The objective at ``center`` and, for every bin, the objective
+        without that bin (an array of ``n_bins``; what the centre's
+        uncertainty is estimated from, at no extra derotation).
+
+        With every bin image ``Z_b`` normalised to ``|Z_b|^2 = P`` (pixels
+        compared), the objective is ``1 - |S|^2 / (B^2 P)`` for ``S`` the
+        sum of the ``B`` bins, so leaving bin ``b`` out only needs
+        ``S . Z_b``.
+        """
         img = self.bin_images(center, angles_per_line)
-        bad = np.isnan(img)
-        if bad.any():
+        missing = np.isnan(img[0])            # the same pixels in every bin
+        if missing.any():
             # uncovered pixels (outside the compared disc unless the search
             # strays far) take their bin's mean, so smoothing cannot spread NaN
-            fill = np.nanmean(np.where(bad, np.nan, img), axis=(1, 2))
-            img = np.where(bad, np.nan_to_num(fill)[:, None, None], img)
+            img[:, missing] = img[:, ~missing].mean(axis=1)[:, None]
         if self.sigma > 0:
-            img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma))
-        z = img[:, self._mask]
-        z = z[:, ~bad[:, self._mask].any(axis=0)]
-        if z.shape[1] < 16:
-            return 1.0
-        z = z - z.mean(axis=1, keepdims=True)
-        z /= np.maximum(z.std(axis=1, keepdims=True), 1e-12)
-        resid = z - z.mean(axis=0)
-        return float(np.square(resid, dtype=np.float64).sum()
-                     / np.square(z, dtype=np.float64).sum())
+            img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma),
+                                          output=img)
+        z = img[:, self._mask & ~missing].astype(np.float64)
+        b, n = z.shape
+        if n < 16:
+            return 1.0, np.ones(b)
+        z -= z.mean(axis=1, keepdims=True)
+        z /= np.maximum(np.sqrt(np.einsum("ij,ij->i", z, z) / n), 1e-12)[:, None]
+        total = z.sum(axis=0)                            # S
+        norms = np.einsum("ij,ij->i", z, z)              # |Z_b|^2
+        value = (norms.sum() - total @ total / b) / norms.sum()
+        if b < 2:
+            return float(value), np.ones(1)
+        rest = total @ total - 2 * (z @ total) + norms   # |S - Z_b|^2
+        kept = norms.sum() - norms
+        loo = 1.0 - rest / np.maximum((b - 1) * kept, 1e-300)
+        return float(value), loo
 
 
 @dataclass
@@ -238,6 +260,12 @@ class CenterResult:
         Half-width (pixels) of the box searched around ``initial``.
     elapsed : float
         Seconds taken.
+    uncertainty : (row, col) or None
+        Standard deviation (pixels) of ``center`` in row and in col: the
+        noise in the movie, by a jackknife over the angle bins of the
+        quadratic fitted in the last polish round, and
+        :data:`SYSTEMATIC_PX` in quadrature. None without a polish round
+        (``polish=False``, too small a budget, or no convex bowl).
     """
 
     center: tuple[float, float]
@@ -249,6 +277,7 @@ class CenterResult:
     initial: tuple[float, float]
     search_radius: float
     elapsed: float = 0.0
+    uncertainty: tuple[float, float] | None = None
 
 
 def _reporter(progress):
@@ -289,10 +318,160 @@ def _quadratic_minimum(points, values, best, radius):
     return best + step
 
 
+#: Error (pixels, per coordinate) of the objective's minimum that is not
+#: noise: on simulated movies without noise it lies up to ~0.02 px from the
+#: true centre (interpolation in the derotation and the simulation).
+SYSTEMATIC_PX = 0.01
+
 #: Evaluations kept for the final local refinement (see find_center_bayesian).
 POLISH_CALLS = 14
 #: Radius (pixels) of the first hexagon of probes around the best centre.
 POLISH_STEP = 1.0
+#: The polish stops once its hexagon's radius would fall below this (pixels)
+POLISH_MIN_STEP = 0.2
+#: ... or once the quadratic's minimum is this close (in hexagon radii) to
+#: the hexagon's centre, which beat every vertex: well inside the hexagon,
+#: where the quadratic interpolates (the next, halved round then moved the
+#: result by less than the noise on the simulated movies)
+POLISH_CONVERGED = 0.6
+
+
+class _Search:
+    """The evaluations of one search: its box, budget and progress report."""
+
+    def __init__(self, objective, lo, hi, n_calls, report):
+        self.objective = objective
+        self.lo, self.hi = lo, hi
+        self.n_calls = n_calls
+        self.report = report
+        self.xs: list[list[float]] = []
+        self.ys: list[float] = []
+        self.loo: list[np.ndarray] = []   # objectives leaving one bin out
+        self.model = None            # the Gaussian process told of them
+        self.fit = None              # (best, radius) of the last quadratic
+
+    def evaluate(self, x) -> None:
+        x = [float(min(max(x[0], self.lo[0]), self.hi[0])),
+             float(min(max(x[1], self.lo[1]), self.hi[1]))]
+        y, loo = self.objective.with_jackknife(x)
+        self.xs.append(x)
+        self.ys.append(y)
+        self.loo.append(loo)
+        if self.model is not None:
+            self.model.tell(x, y)
+        best = self.xs[int(np.argmin(self.ys))]
+        if self.report is not None and self.report(
+                len(self.xs), self.n_calls, (best[0], best[1])) is False:
+            raise Cancelled(f"centre search cancelled after {len(self.xs)} of "
+                            f"{self.n_calls} evaluations")
+
+    @property
+    def left(self) -> int:
+        return self.n_calls - len(self.xs)
+
+    def arrays(self):
+        return np.array(self.xs), np.array(self.ys)
+
+
+def _check_search(shape, initial, search_radius, n_calls):
+    """Validated ``(initial, radius, n_calls)``."""
+    r0, c0 = check_center(initial if initial is not None else
+                          default_center(shape), shape)
+    try:
+        radius = float(search_radius)
+    except (TypeError, ValueError):
+        radius = float("nan")
+    if not (math.isfinite(radius) and radius > 0):
+        raise DerotationError(
+            f"search_radius must be a positive number of pixels; got "
+            f"{search_radius!r}")
+    n_calls = int(n_calls)
+    if n_calls < 3:
+        raise DerotationError(f"n_calls must be >= 3; got {n_calls}")
+    return (r0, c0), radius, n_calls
+
+
+def _initial_design(search, start, n_init, rng) -> None:
+    """Evaluate ``start``, then ``n_init`` Latin-hypercube points of the box."""
+    search.evaluate(start)
+    span = search.hi - search.lo
+    for u in latin_hypercube(n_init, rng):
+        search.evaluate(search.lo + u * span)
+
+
+def _gp_search(search, n_steps) -> None:
+    """``n_steps`` evaluations, each where the Gaussian process fitted to
+    all before it expects the largest improvement."""
+    for _ in range(n_steps):
+        search.evaluate(search.model.ask())
+
+
+def _polish(search) -> None:
+    """Spend at most what is left of the budget on a hexagon pattern search
+    around the best centre (probes already evaluated are reused). Each round
+    ends at the minimum of the quadratic through the hexagon and its centre;
+    when the centre beat its hexagon the hexagon is halved, and when that
+    minimum is also within :data:`POLISH_CONVERGED` of the radius from the
+    centre the search has converged and stops."""
+    step = POLISH_STEP
+    while search.left > 0:
+        pts, vals = search.arrays()
+        best = pts[int(np.argmin(vals))]
+        # (clipped to the box first: at its edge, vertices outside it would
+        # all be evaluated on the edge)
+        probes = [np.clip(best + step * np.array([np.cos(a), np.sin(a)]),
+                          search.lo, search.hi)
+                  for a in np.arange(6) * np.pi / 3]
+        probes = [p for i, p in enumerate(probes)
+                  if np.hypot(*(pts - p).T).min() > 0.25 * step
+                  and all(np.hypot(*(q - p)) > 0.25 * step
+                          for q in probes[:i])]
+        if len(probes) > search.left:
+            break
+        for p in probes:
+            search.evaluate(p)
+        moved = min(search.ys) < vals.min()      # a vertex beat the centre
+        if search.left <= 0:
+            break
+        pts, vals = search.arrays()
+        guess = _quadratic_minimum(pts, vals, best, 1.2 * step)
+        if guess is not None:
+            search.fit = (best, 1.2 * step)
+            search.evaluate(guess)
+            if not moved and np.hypot(*(guess - best)) < POLISH_CONVERGED * step:
+                break
+        if not moved:
+            step *= 0.5
+            if step < POLISH_MIN_STEP:
+                break
+
+
+def _uncertainty(search):
+    """Row and col sd of the centre: a jackknife over the angle bins.
+
+    The last polish round's quadratic is refitted to the objective without
+    each bin in turn (same evaluations); the spread of those minima,
+    ``(B - 1) / B * sum (m_b - mean)^2``, estimates how much the noise in
+    the bins moves the minimum. :data:`SYSTEMATIC_PX` is added in
+    quadrature for what noise does not explain. None without a polish
+    round, with fewer than three bins, or when a refit is not a convex bowl.
+    """
+    loo = np.array(search.loo)
+    if search.fit is None or loo.shape[1] < 3:
+        return None
+    pts = np.array(search.xs)
+    best, radius = search.fit
+    minima = []
+    for column in loo.T:
+        m = _quadratic_minimum(pts, column, best, radius)
+        if m is None:
+            return None
+        minima.append(m)
+    minima = np.array(minima)
+    b = len(minima)
+    var = (b - 1) / b * np.square(minima - minima.mean(axis=0)).sum(axis=0)
+    var += SYSTEMATIC_PX ** 2
+    return (float(np.sqrt(var[0])), float(np.sqrt(var[1])))
 
 
 def find_center_bayesian(movie, angles_per_line, *, initial=None,
@@ -353,106 +532,37 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     Cancelled
         When ``progress`` returned ``False``.
     """
-    from skopt import Optimizer
-    from skopt.learning import GaussianProcessRegressor
-    from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern
-
     t0 = time.perf_counter()
-    report = _reporter(progress)
     movie = check_movie(movie)
-    shape = movie.shape
-    r0, c0 = check_center(initial if initial is not None else
-                          default_center(shape), shape)
-    try:
-        radius = float(search_radius)
-    except (TypeError, ValueError):
-        radius = float("nan")
-    if not (math.isfinite(radius) and radius > 0):
-        raise DerotationError(
-            f"search_radius must be a positive number of pixels; got "
-            f"{search_radius!r}")
-    n_calls = int(n_calls)
-    if n_calls < 3:
-        raise DerotationError(f"n_calls must be >= 3; got {n_calls}")
-    n_init = int(min(max(2, n_initial_points), n_calls - 1))
-    rows, cols = shape[1], shape[2]
-    lo_r, hi_r = max(0.0, r0 - radius), min(rows - 1.0, r0 + radius)
-    lo_c, hi_c = max(0.0, c0 - radius), min(cols - 1.0, c0 + radius)
+    (r0, c0), radius, n_calls = _check_search(movie.shape, initial,
+                                              search_radius, n_calls)
+    rows, cols = movie.shape[1:]
+    lo = np.array([max(0.0, r0 - radius), max(0.0, c0 - radius)])
+    hi = np.array([min(rows - 1.0, r0 + radius), min(cols - 1.0, c0 + radius)])
     objective = ResidualMotion(
         movie, angles_per_line, region_center=(r0, c0),
         region_margin=2 * math.sqrt(2) * radius + 3 * sigma,
         bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
         plane_tilt=plane_tilt, plane_orientation=plane_orientation)
-    # skopt's default GP, but its hyper-parameters fitted from one start
-    # (the default's restarts cost more than a derotation per step)
-    gp = GaussianProcessRegressor(
-        kernel=ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
-            length_scale=[1.0, 1.0], length_scale_bounds=[(0.01, 100.0)] * 2,
-            nu=2.5),
-        normalize_y=True, noise="gaussian", n_restarts_optimizer=0,
-        random_state=random_state)
-    opt = Optimizer([(lo_r, hi_r), (lo_c, hi_c)], base_estimator=gp,
-                    n_initial_points=n_init, initial_point_generator="lhs",
-                    acq_func="EI", acq_optimizer="sampling",
-                    acq_optimizer_kwargs={"n_points": 2000,
-                                          "n_restarts_optimizer": 3},
-                    random_state=random_state)
     n_polish = min(POLISH_CALLS, n_calls // 2) if polish else 0
     if n_polish < 7:            # too few for one hexagon and its quadratic
         n_polish = 0
-    n_search = n_calls - n_polish
-    xs, ys = [], []
-
-    def evaluate(x, tell=True):
-        x = [float(min(max(x[0], lo_r), hi_r)), float(min(max(x[1], lo_c), hi_c))]
-        y = objective(x)
-        xs.append(x)
-        ys.append(y)
-        if tell:
-            opt.tell(x, y)
-        best = xs[int(np.argmin(ys))]
-        if report is not None and report(len(xs), n_calls,
-                                         (best[0], best[1])) is False:
-            raise Cancelled(f"centre search cancelled after {len(xs)} of "
-                            f"{n_calls} evaluations")
-
-    evaluate([r0, c0])
-    for _ in range(n_search - 1):
-        with warnings.catch_warnings():
-            # "evaluated at point ... before, using random point": harmless
-            warnings.simplefilter("ignore", UserWarning)
-            x = opt.ask()
-        evaluate(x)
-    # polish: a hexagon pattern search around the best centre (probes that
-    # were already evaluated are reused); when the centre beats its hexagon,
-    # jump to the minimum of the quadratic through them and halve the step
-    step = POLISH_STEP
-    while len(xs) < n_calls:
-        pts, vals = np.array(xs), np.array(ys)
-        best = pts[int(np.argmin(vals))]
-        probes = [best + step * np.array([np.cos(a), np.sin(a)])
-                  for a in np.arange(6) * np.pi / 3]
-        probes = [p for p in probes
-                  if np.hypot(*(pts - p).T).min() > 0.25 * step]
-        if len(probes) > n_calls - len(xs):
-            break
-        for p in probes:
-            evaluate(p, tell=False)
-        if min(ys) < vals.min():
-            continue                    # a vertex won: search around it
-        if len(xs) >= n_calls:
-            break
-        pts, vals = np.array(xs), np.array(ys)
-        guess = _quadratic_minimum(pts, vals, best, 1.2 * step)
-        if guess is not None:
-            evaluate(guess, tell=False)
-        step *= 0.5
-        if step < 0.2:
-            break
-    pts, vals = np.array(xs), np.array(ys)
+    # at small budgets, leave the Gaussian process half of the global search
+    n_init = int(min(max(2, n_initial_points), n_calls - 1,
+                     max(2, (n_calls - n_polish) // 2)))
+    n_gp = max(0, n_calls - n_polish - 1 - n_init)
+    search = _Search(objective, lo, hi, n_calls, _reporter(progress))
+    search.model = BoxGP(np.stack([lo, hi], axis=1), random_state=random_state)
+    _initial_design(search, (r0, c0), n_init,
+                    np.random.default_rng(random_state))
+    _gp_search(search, n_gp)
+    search.model = None
+    _polish(search)
+    pts, vals = search.arrays()
     i = int(np.argmin(vals))
     return CenterResult(
         center=(float(pts[i, 0]), float(pts[i, 1])), objective=float(vals[i]),
-        centers=pts, objectives=vals, n_evaluations=len(xs),
+        centers=pts, objectives=vals, n_evaluations=len(pts),
         n_frames=int(objective.frames.size), initial=(r0, c0),
-        search_radius=radius, elapsed=time.perf_counter() - t0)
+        search_radius=radius, elapsed=time.perf_counter() - t0,
+        uncertainty=_uncertainty(search))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import pkgutil
 import signal
 import sys
@@ -92,6 +93,12 @@ def fail(message: str) -> int:
 
 
 def main(argv=None) -> int:
+    # numba's OpenMP threads spin after every parallel region by default; on
+    # a machine shared with other jobs the spinning takes the CPU from the
+    # work (the centre search, about 30 short derotations, ran twice as slow
+    # under load). OpenMP reads this when it loads, at the first derotation,
+    # so setting it here is in time; a value the user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from ..errors import DerotationError
 from ..io.atomic import make_folder
-from ..pipeline.config import load_config
 from ._common import add_overwrite_argument, positive_int
 from .run import Reporter, warnings_to
 
@@ -97,6 +96,10 @@ def run_distributed(folders, outputs, config, plots, workers, scheduler,
 
 
 def run(args) -> int:
+    # here, not at the top: every command's module is imported to build the
+    # parser, and the pipeline imports scipy.signal (seconds)
+    from ..pipeline.config import load_config
+
     report = (lambda m: None) if args.quiet else \
         (lambda m: print(m, file=sys.stderr))
     with warnings_to(report):

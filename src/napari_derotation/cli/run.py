@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 
 from ..errors import DerotationError
-from ..pipeline.config import load_config
 from ._common import Progress, add_overwrite_argument
 
 NAME = "run"
@@ -78,7 +77,9 @@ def warnings_to(report):
 
 def load_dataset(path: Path, report):
     """A config file or a dataset folder -> Dataset."""
+    # here, not at the top: the pipeline imports scipy.signal (seconds)
     from ..pipeline import Dataset
+    from ..pipeline.config import load_config
 
     if path.is_dir():
         ds = Dataset.from_folder(path)

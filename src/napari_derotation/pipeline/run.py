@@ -378,7 +378,9 @@ def _center(cfg, angles, shape, progress, say) -> dict:
     info = {"initial": list(initial), "search_radius": cfg.delta_center,
             "objective": float(res.objective),
             "n_evaluations": int(res.n_evaluations),
-            "n_frames": int(res.n_frames), "seconds": round(res.elapsed, 3)}
+            "n_frames": int(res.n_frames), "seconds": round(res.elapsed, 3),
+            "uncertainty": None if res.uncertainty is None
+            else [float(v) for v in res.uncertainty]}
     return {"row_col": check_center(res.center, shape), "search": info}
 
 
