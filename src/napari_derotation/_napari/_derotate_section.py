@@ -98,6 +98,30 @@ class DerotateSection(Section):
         self.progress.cancel.clicked.connect(self.cancel)
         self.grid_checkbox.toggled.connect(self.set_side_by_side)
         self.means_checkbox.toggled.connect(self.show_means)
+        session.angles_changed.connect(self._on_angles)
+        viewer.canvas.grid.events.enabled.connect(self._on_grid)
+
+    def _on_angles(self) -> None:
+        """Derotate waits while the angles are being computed."""
+        busy = self.worker is not None and not self.worker.done
+        wait = bool(self.session.pending())
+        self.derotate_button.setEnabled(not wait and not busy)
+        self.lazy_button.setEnabled(not wait)
+
+    def _on_grid(self, event=None) -> None:
+        """Whenever the grid turns on or off, show every cell whole (napari
+        keeps the camera of the single view otherwise), each labelled with
+        its layer's name: the raw movie and "… derotated"."""
+        on = self.viewer.canvas.grid.enabled
+        keep = self._grid_names()
+        for ly in self.viewer.layers:
+            if ly.name in keep:
+                ly.name_overlay.visible = on
+        self.viewer.reset_view()
+
+    def _grid_names(self) -> set:
+        return {self.session.name(), self.output_name(),
+                f"{self.session.name()} mean", f"{self.output_name()} mean"}
 
     def _on_plane_spin(self, _value=None) -> None:
         self.session.set_plane(self.tilt_spin.value(), self.orient_spin.value())
@@ -140,8 +164,9 @@ class DerotateSection(Section):
         self.derotate_button.setEnabled(False)
         self.progress.start(data.shape[0])
         self.result_label.setText("derotating…")
-        self.worker = steps_worker(_model.derotate_steps, data, angles, params)
         layer = self.session.layer
+        self.worker = steps_worker(_model.derotate_steps, data, angles, params,
+                                   desc=f"derotating {layer.name}")
         return self.progress.run(
             self.worker, on_done=lambda out: self._on_done(out, layer, params),
             on_finished=self._on_finished, label=self.result_label,
@@ -174,7 +199,7 @@ class DerotateSection(Section):
 
     def _on_finished(self) -> None:
         self.progress.stop()
-        self.derotate_button.setEnabled(True)
+        self.derotate_button.setEnabled(not self.session.pending())
 
     def _on_done(self, out, layer, params) -> None:
         if isinstance(out, Failure):
@@ -213,15 +238,14 @@ class DerotateSection(Section):
             return
         grid = self.viewer.canvas.grid
         if on:
-            keep = {self.session.name(), self.output_name(),
-                    f"{self.session.name()} mean",
-                    f"{self.output_name()} mean"}
+            keep = self._grid_names()
             self._hidden_for_grid = [ly for ly in self.viewer.layers
                                      if ly.visible and ly.name not in keep]
             for ly in self._hidden_for_grid:
                 ly.visible = False
             grid.stride = 1        # first layer top-left: raw, then derotated
             grid.enabled = True
+            self._on_grid()        # also when it was on already
         else:
             grid.enabled = False
             for ly in self._hidden_for_grid:
@@ -265,6 +289,8 @@ class DerotateSection(Section):
                                       scale=out.scale[-2:])
             else:
                 layer.data = img
+        if self.viewer.canvas.grid.enabled:
+            self._on_grid()
         self.result_label.setText(
             f"mean of {frames.size} rotating frames; frame agreement "
             f"(1 = perfectly still): raw {s_raw:.2f}, derotated {s_out:.2f}")

@@ -6,6 +6,7 @@ the quick ones (the live preview) directly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,39 @@ def check_inputs(data, angles, center=None):
     n, rows, _ = data.shape
     angles = check_angles(angles, n * rows, rows)
     return angles, check_center(center, data.shape)
+
+
+#: A trace whose whole range is under this (degrees) hardly rotates.
+MIN_SPAN_DEGREES = 2.0
+
+
+def angle_warnings(angles, shape) -> list[str]:
+    """What looks wrong about a movie's per-line angles, in words: their
+    count is not the movie's line count, or the whole trace spans under
+    :data:`MIN_SPAN_DEGREES` (probably the wrong trace or a still movie).
+
+    A local check for the widget; the library's own check for the CLI may
+    replace it.
+    """
+    out = []
+    if angles is None or shape is None or len(shape) != 3:
+        return out
+    angles = np.asarray(angles, np.float64)
+    n, rows = int(shape[0]), int(shape[1])
+    need = n * rows
+    if angles.size != need:
+        more = "extra are ignored" if angles.size > need else \
+            "movie cannot be derotated with them"
+        out.append(f"{angles.size} angles for a movie of {need} lines "
+                   f"({n} frames x {rows} rows): the {more}; check that "
+                   f"these angles belong to this movie")
+    used = angles[:need]
+    span = float(np.nanmax(used) - np.nanmin(used)) if used.size else 0.0
+    if span < MIN_SPAN_DEGREES:
+        out.append(f"the angles span only {span:.2f} degrees over the whole "
+                   f"movie: it hardly rotates; check that these are the "
+                   f"rotation angles in degrees")
+    return out
 
 
 def fill_value(data, mode: str) -> float:
@@ -158,6 +192,9 @@ def check_export(folder, stem, inputs, overwrite=False) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise DerotationError(f"export folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DerotationError(f"cannot write to {folder}: permission "
+                              f"denied; choose another folder")
     paths = export_paths(folder, stem)
     for p in paths.values():
         check_not_input(p, *inputs)
@@ -189,22 +226,33 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
                 writer.write(np.asarray(derotated[start:stop]))
                 yield stop, n
         out.add(paths["movie"])
-        rec = record(movie_path=input_path if input_path and
-                     Path(input_path).is_file() else None,
-                     out_path=paths["movie"], shape=derotated.shape,
-                     dtype=derotated.dtype, params=_meta.params(metadata),
-                     angles_source=d.get("angles_source"),
-                     n_angles=angles.size, checksum=False,
-                     source_layer=d.get("source_layer"),
-                     per_frame_csv=paths["frames"].name,
-                     angles_file=paths["angles"].name)
-        if input_path:
-            rec["input"]["path"] = str(input_path)
+        rec = derotated_record(paths["movie"], derotated, metadata,
+                               input_path=input_path,
+                               per_frame_csv=paths["frames"].name,
+                               angles_file=paths["angles"].name)
         out.add(write_json(paths["json"], rec))
         out.add(write_frame_csv(paths["frames"], frame_table(
             _frame_angles(angles, n, rows, d.get("angles_per_frame")))))
         out.add(save_angles(paths["angles"], angles[: n * rows]))
     return [str(p) for p in out.written]
+
+
+def derotated_record(out_path, derotated, metadata, *, input_path=None,
+                     **extra) -> dict:
+    """The JSON record of a derotated layer saved as ``out_path``: the one
+    both the Export section and the napari writer (File > Save) write."""
+    d = _meta.get(metadata)
+    angles = d.get("angles_per_line")
+    rec = record(movie_path=input_path if input_path and
+                 Path(input_path).is_file() else None,
+                 out_path=out_path, shape=derotated.shape,
+                 dtype=derotated.dtype, params=_meta.params(metadata),
+                 angles_source=d.get("angles_source"),
+                 n_angles=0 if angles is None else np.size(angles),
+                 checksum=False, source_layer=d.get("source_layer"), **extra)
+    if input_path:
+        rec["input"]["path"] = str(input_path)
+    return rec
 
 
 def _frame_angles(angles, n_frames, rows, per_frame=None) -> np.ndarray:

@@ -8,8 +8,15 @@ Beside a movie ``rec.tif`` the reader looks for its per-line angles, first
 match wins: ``rec_angles.npy``, ``rec_angles.csv``, ``rec_angles.txt``,
 ``angles_per_line.npy``, then the folder as a dataset (analog signals,
 stimulus table and config; :mod:`napari_derotation.pipeline`). A JSON
-written by napari-derotation beside a derotated TIFF (``rec.json``) is
-attached as ``record``.
+written by napari-derotation beside a derotated TIFF (its
+:func:`~napari_derotation.io.sidecar_path`) is attached as ``record``.
+
+The reader returns at once: a dataset's angles are computed in a worker
+(:mod:`._pending`; the layer says ``angles_pending`` until they arrive), and
+the movie is never memory-mapped: a small one is read into memory, a large
+one is a dask array reading its frames through a file handle when shown.
+Replacing the file under napari (File > Save over the raw movie) then gives
+a read error, never a bus error that kills the viewer.
 """
 
 from __future__ import annotations
@@ -17,15 +24,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DerotationError
-from ..io import MovieFile, load_angles, read_movie
+from ..io import MovieFile, load_angles, read_movie, sidecar_path
 from . import _meta
 
 SUFFIXES = (".tif", ".tiff")
-#: Files larger than this that cannot be memory-mapped open as dask arrays.
-LAZY_BYTES = 256 * 2**20
+#: Files larger than this open as dask arrays (read as frames are shown);
+#: smaller ones are read into memory (about 0.1 s).
+LAZY_BYTES = 64 * 2**20
 
 
 def napari_get_reader(path):
@@ -69,6 +75,7 @@ def read_layer(path) -> tuple:
     Raises :class:`DerotationError` when it cannot be read.
     """
     path = Path(path)
+    pending = None
     if path.is_dir():
         ds = _dataset(path)
         if ds is None:
@@ -76,51 +83,38 @@ def read_layer(path) -> tuple:
                 f"{path.name}: expected a dataset folder (analog signals, "
                 f"stimulus table, config); found none")
         data = open_movie(ds.movie_path)
-        found = _dataset_angles(ds, path)
+        found, pending = None, (ds, path)
         name = Path(ds.movie_path).stem
     else:
         data = open_movie(path)
         found = find_angles(path)
+        if found is None:
+            pending = _movie_dataset(path)
         name = path.stem
     meta = {"movie_path": str(path.resolve())}
     if found is not None:
         angles, source = found[0], found[1]
         meta.update(angles_per_line=angles, angles_source=source)
-        if len(found) > 2 and found[2] is not None:
-            meta["angles_per_frame"] = found[2]
     record = _record(path) if path.is_file() else None
     if record is not None:
         meta["record"] = record
         meta["derotated"] = True
         if record.get("center_row_col"):
             meta["center"] = list(record["center_row_col"])
+    if pending is not None:
+        from ._pending import compute_angles
+
+        compute_angles(meta, *pending)
     return data, {"name": name, "metadata": {_meta.KEY: meta}}, "image"
 
 
 def open_movie(path):
-    """The movie as a read-only array: memory-mapped when the TIFF allows,
-    a dask array of frame chunks when it is large and cannot be mapped,
-    else read into memory."""
+    """The movie as a read-only array, never memory-mapped: read into memory
+    when small, a dask array of frame chunks read on demand when large."""
     path = Path(path)
-    try:
-        import tifffile
-
-        return _as_3d(tifffile.memmap(path, mode="r"), path)
-    except Exception:
-        pass
     if path.is_file() and path.stat().st_size > LAZY_BYTES:
         return _dask_movie(path)
     return read_movie(path, mmap=False)
-
-
-def _as_3d(data, path):
-    if data.ndim == 2:
-        data = data[np.newaxis]
-    if data.ndim != 3 or 0 in data.shape:
-        raise DerotationError(
-            f"{path.name}: expected a stack of 2-D frames (frames, rows, "
-            f"cols); found shape {data.shape}")
-    return data
 
 
 def _dask_movie(path: Path):
@@ -150,17 +144,23 @@ def sidecar_candidates(movie_path) -> list[Path]:
 
 
 def find_angles(movie_path):
-    """``(angles_per_line, source[, angles_per_frame])`` found beside a movie,
-    or ``None``. A sidecar that exists but cannot be read is reported."""
+    """``(angles_per_line, source)`` from a file beside a movie, or
+    ``None``. A sidecar that exists but cannot be read is reported."""
     for cand in sidecar_candidates(movie_path):
         if cand.is_file():
             try:
                 return load_angles(cand), str(cand)
             except DerotationError as exc:
                 _notify_warning(f"ignoring {cand.name}: {exc}")
-    ds = _dataset(Path(movie_path).parent, quiet=True)
+    return None
+
+
+def _movie_dataset(movie_path):
+    """``(dataset, folder)`` when the movie is a dataset folder's movie."""
+    folder = Path(movie_path).parent
+    ds = _dataset(folder, quiet=True)
     if ds is not None and _same_file(ds.movie_path, movie_path):
-        return _dataset_angles(ds, Path(movie_path).parent)
+        return ds, folder
     return None
 
 
@@ -185,30 +185,19 @@ def _dataset(folder: Path, quiet: bool = False):
         return None
 
 
-def _dataset_angles(ds, folder: Path):
-    try:
-        result = ds.compute_angles()
-    except Exception as exc:
-        _notify_warning(f"{folder.name}: cannot compute angles from the "
-                        f"analog signals: {exc}")
-        return None
-    per_frame = getattr(result, "angles_per_frame", None)
-    return (np.asarray(result.angles_per_line, np.float64),
-            f"analog signals in {folder}",
-            None if per_frame is None else np.asarray(per_frame, np.float64))
-
-
 def _record(path: Path):
-    """The napari-derotation JSON beside a TIFF, if there is one."""
-    js = path.with_suffix(".json")
-    if not js.is_file():
-        return None
-    try:
-        rec = json.loads(js.read_text())
-    except (OSError, ValueError):
-        return None
-    if isinstance(rec, dict) and rec.get("software") == "napari-derotation":
-        return rec
+    """The napari-derotation JSON beside a TIFF, if there is one (its
+    sidecar, else ``OUT.json`` as earlier versions named it)."""
+    for js in dict.fromkeys((sidecar_path(path), path.with_suffix(".json"))):
+        if not js.is_file():
+            continue
+        try:
+            rec = json.loads(js.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and \
+                rec.get("software") == "napari-derotation":
+            return rec
     return None
 
 
