@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import DerotationError
 from . import _meta, _model
-from ._common import ProgressRow, Section, hint, named, notify
+from ._common import ProgressRow, Section, guarded, hint, named, notify
 from ._workers import Failure, callback_worker
 
 CENTER_LAYER = "centre of rotation"
@@ -367,7 +367,7 @@ class CenterSection(Section):
                                           desc="following the cell")
         self.fit_worker.returned.connect(self._on_fit)
         self.fit_worker.finished.connect(
-            lambda: self.pick_button.setEnabled(True))
+            guarded(lambda: self.pick_button.setEnabled(True)))
         self.fit_worker.start()
         return self.fit_worker
 

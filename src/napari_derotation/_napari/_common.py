@@ -21,6 +21,22 @@ def named(widget: QWidget, name: str, tip: str | None = None) -> QWidget:
     return widget
 
 
+def guarded(func):
+    """``func`` as a slot that does nothing once its widget is gone (the
+    viewer closed while a worker still ran: its last signals arrive after
+    the widget was deleted)."""
+
+    def slot(*args):
+        try:
+            return func(*args)
+        except RuntimeError as exc:
+            if "deleted" not in str(exc):
+                raise
+            return None
+
+    return slot
+
+
 def notify(level: str, message: str) -> None:
     """A napari notification: ``level`` is "error", "warning" or "info"."""
     {"error": show_error, "warning": show_warning, "info": show_info}[level](
@@ -94,10 +110,10 @@ class ProgressRow(QWidget):
             self.follow(worker.pbar)
         else:
             worker.yielded.connect(lambda s: self.update(*s))
-        worker.returned.connect(
-            lambda out: None if worker.abort_requested else on_done(out))
-        worker.aborted.connect(lambda: label.setText(cancelled))
-        worker.finished.connect(on_finished)
+        worker.returned.connect(guarded(
+            lambda out: None if worker.abort_requested else on_done(out)))
+        worker.aborted.connect(guarded(lambda: label.setText(cancelled)))
+        worker.finished.connect(guarded(on_finished))
         worker.start()
         return worker
 

@@ -18,7 +18,7 @@ from ..errors import DerotationError
 from ..io import load_angles
 from . import _meta
 from ._angle_plot import AnglePlot
-from ._common import Section, hint, named, notify
+from ._common import Section, guarded, hint, named, notify
 from ._workers import Failure, callback_worker
 
 
@@ -192,7 +192,7 @@ class DataSection(Section):
         self.worker.returned.connect(
             lambda result: self._on_dataset(result, folder))
         self.worker.finished.connect(
-            lambda: self.signals_button.setEnabled(True))
+            guarded(lambda: self.signals_button.setEnabled(True)))
         self.worker.start()
         return self.worker
 

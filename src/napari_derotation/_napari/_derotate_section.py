@@ -4,6 +4,7 @@ by side, and a comparison of their mean images."""
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,7 +17,7 @@ from qtpy.QtWidgets import (
 
 from ..frames import rotating_frames
 from . import _meta, _model
-from ._common import ProgressRow, Section, named, notify
+from ._common import ProgressRow, Section, guarded, named, notify
 from ._workers import Failure, steps_worker
 
 FILL_MODES = {"background (median of frame 0)": "background", "zero": "zero"}
@@ -117,7 +118,8 @@ class DerotateSection(Section):
         for ly in self.viewer.layers:
             if ly.name in keep:
                 ly.name_overlay.visible = on
-        self.viewer.reset_view()
+        # once napari has laid the grid out (and the preview has gone)
+        QTimer.singleShot(0, guarded(self.viewer.reset_view))
 
     def _grid_names(self) -> set:
         return {self.session.name(), self.output_name(),

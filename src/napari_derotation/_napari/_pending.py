@@ -68,12 +68,12 @@ def _compute(ds, folder: Path, progress=None):
     :class:`DerotationError` naming the folder (never a traceback)."""
     try:
         return ds.compute_angles(progress=progress)
-    except (Cancelled, DerotationError):
+    except Cancelled:
         raise
     except Exception as exc:
         raise DerotationError(
-            f"{folder.name}: cannot compute angles from the analog signals "
-            f"({exc}); check the signal files or load per-line angles in the "
+            f"cannot compute the angles from the analog signals in {folder}: "
+            f"{exc}; check its signal files, or load per-line angles in the "
             f"Data section") from None
 
 

@@ -9,6 +9,7 @@ sections when they change.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import numpy as np
 from napari.layers import Image
@@ -118,7 +119,9 @@ class Session(QObject):
         try:
             _model.check_inputs(self.data, angles)
         except DerotationError as exc:
-            notify("error", str(exc))
+            name = Path(str(source)).name or str(source)
+            notify("error", f"{name}: {exc}; these angles do not fit "
+                            f"{self.name()}")
             return False
         d = self.metadata
         d["angles_per_line"] = np.asarray(angles, np.float64)
