@@ -381,6 +381,11 @@ def test_keybindings_drive_the_main_actions(make_napari_viewer, qtbot):
     keys.press_key("Shift-G")
     keys.release_key("Shift-G")
     assert not viewer.canvas.grid.enabled
+    # and the docs list them
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "napari.md").read_text()
+    assert all(f"| `{key}` |" in doc for key in KEYS)
 
 
 def test_save_selected_with_the_plugin_writes_the_exports_files(
