@@ -220,3 +220,44 @@ def test_reader_dataset_folder_and_its_movie(tmp_path, qtbot):
         assert d["angles_per_line"].size >= rec.n_frames * 32
         assert "analog signals" in d["angles_source"]
         assert d["angles_per_frame"].size == rec.n_frames
+
+
+def test_angle_warnings_without_a_viewer():
+    """The widget's model checks angles Qt-free (no viewer needed)."""
+    import subprocess
+    import sys
+
+    from napari_derotation._napari._model import angle_warnings
+
+    shape = (10, 32, 32)
+    ok = np.linspace(0, 90, 320)
+    assert angle_warnings(ok, shape) == []
+    [more] = angle_warnings(np.r_[ok, ok[:5]], shape)
+    assert "325 angles for a movie of 320 lines" in more and "ignored" in more
+    [short] = angle_warnings(ok[:300], shape)
+    assert "cannot be derotated" in short
+    [still] = angle_warnings(np.full(320, 7.0), shape)
+    assert "span only 0.00 degrees" in still
+    # the model and its metadata helpers import neither Qt nor napari
+    code = ("import sys; import napari_derotation._napari._model, "
+            "napari_derotation._napari._meta; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'napari')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res
+
+
+def test_os_errors_in_plain_words(tmp_path):
+    import errno
+
+    from napari_derotation._napari._workers import os_message
+
+    partial = str(tmp_path / ".big_derotated.tif.i8pkkni2.partial")
+    assert os_message(PermissionError(errno.EPERM, "x", partial)) == \
+        f"cannot write to {tmp_path}: permission denied; choose another folder"
+    assert os_message(OSError(errno.ENOSPC, "x", partial)) == \
+        (f"cannot write to {tmp_path}: the disk is full; free some space or "
+         f"choose another folder")
+    assert os_message(PermissionError(errno.EACCES, "x", str(tmp_path))) == \
+        f"cannot write to {tmp_path}: permission denied; choose another folder"

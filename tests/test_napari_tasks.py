@@ -145,6 +145,7 @@ def test_closing_the_widget_cancels_its_work(make_napari_viewer, qtbot,
     with qtbot.waitSignal(worker.yielded, timeout=30_000):
         pass
     viewer.window.remove_dock_widget(w)     # the dock's close button
+    assert w.closed
     wait_done(qtbot, worker)
     qtbot.wait(200)
     assert "m derotated" not in viewer.layers
@@ -341,17 +342,17 @@ def test_odd_angles_warn(make_napari_viewer, qtbot, tmp_path, notes):
 def assert_whole_view(viewer, qtbot):
     """The camera is where Home (reset view) puts it."""
     qtbot.wait(50)
-    center, zoom = tuple(viewer.camera.center), viewer.camera.zoom
+    center, zoom = tuple(viewer.scene.camera.center), viewer.scene.camera.zoom
     viewer.reset_view()
-    assert tuple(viewer.camera.center) == pytest.approx(center)
-    assert viewer.camera.zoom == pytest.approx(zoom)
+    assert tuple(viewer.scene.camera.center) == pytest.approx(center)
+    assert viewer.scene.camera.zoom == pytest.approx(zoom)
 
 
 def test_side_by_side_shows_both_movies_whole_and_labelled(
         make_napari_viewer, qtbot):
     sim = simulate_movie((64, 64), 12, trace="real", seed=2)
     viewer, w = docked(make_napari_viewer, [sample_layer(sim, "m")])
-    viewer.camera.zoom = 8.0            # a close-up before the grid opens
+    viewer.scene.camera.zoom = 8.0            # a close-up before the grid opens
     wait_done(qtbot, w.derotate.start())
     assert viewer.canvas.grid.enabled
     assert_whole_view(viewer, qtbot)
@@ -359,7 +360,7 @@ def test_side_by_side_shows_both_movies_whole_and_labelled(
     assert viewer.layers["m derotated"].name_overlay.visible
     w.derotate.grid_checkbox.setChecked(False)
     assert not viewer.layers["m"].name_overlay.visible
-    viewer.camera.zoom = 8.0
+    viewer.scene.camera.zoom = 8.0
     w.derotate.grid_checkbox.setChecked(True)
     assert_whole_view(viewer, qtbot)
 
