@@ -396,6 +396,12 @@ def test_save_selected_with_the_plugin_writes_the_exports_files(
     wait_done(qtbot, w.derotate.start())
     out = viewer.layers["m derotated"]
     viewer.layers.selection = {out}
+    # File > Save Selected Layer(s) offers the plugin's writer
+    from napari.plugins._npe2 import file_extensions_string_for_layers
+
+    filters, _ = file_extensions_string_for_layers([out])
+    assert "napari-derotation TIFF with derotation record (*.tif *.tiff)" \
+        in filters.split(";;")
     saved = viewer.layers.save(str(tmp_path / "saved.tif"), selected=True,
                                plugin="napari-derotation")
     assert sorted(saved) == sorted([str(tmp_path / "saved.tif"),
