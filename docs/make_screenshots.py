@@ -74,20 +74,26 @@ def main() -> int:
     viewer.layers.selection.active = viewer.layers["centre of rotation"]
     shot(viewer, "napari_3_centre_ellipse.png")
 
-    # ... or a Bayesian search from the frame centre
+    # ... or a Bayesian search from the frame centre; while it runs, its
+    # item in napari's activity dock
     w.center.reset_center()
     w.center.calls_spin.setValue(30)
-    wait(w.center.start_search())
+    worker = w.center.start_search()
+    dialog = viewer.window._qt_window._activity_dialog
+    dialog.show()
+    while worker.pbar.n < 8 and not worker.done:
+        settle(0.05)
+    shot(viewer, "napari_8_activity.png")
+    wait(worker)
+    dialog.hide()
     shot(viewer, "napari_4_centre_bayesian.png")
 
     # 3. Derotate: raw and derotated side by side, then the mean images
     w.expand("derotate")
-    wait(w.derotate.start())
-    viewer.reset_view()
+    wait(w.derotate.start())      # the grid resets the camera and labels
     shot(viewer, "napari_5_derotated.png")
     w.derotate.means_checkbox.setChecked(True)
     settle()
-    viewer.reset_view()
     shot(viewer, "napari_6_means.png")
 
     # 4. Export

@@ -64,6 +64,8 @@ def test_launch_with_a_dataset_folder(qtbot, tmp_path):
     viewer, widget = gui.launch(tmp_path / "exp", show=False)
     try:
         assert widget.session.layer.name == "movie"
+        qtbot.waitUntil(lambda: widget.session.angles() is not None,
+                        timeout=30_000)
         assert widget.session.angles()[0].size >= rec.n_frames * 32
         assert "analog signals" in widget.session.angles()[1]
     finally:

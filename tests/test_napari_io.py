@@ -68,7 +68,7 @@ def test_reader_round_trip_with_sidecar_angles(tmp_path):
     assert callable(reader)
     [(arr, kwargs, kind)] = reader(str(path))
     assert kind == "image" and kwargs["name"] == "rec"
-    assert isinstance(arr, np.memmap)             # lazily mapped, not read
+    assert not isinstance(arr, np.memmap)         # never mapped: see below
     np.testing.assert_array_equal(arr, data)
     d = kwargs["metadata"]["derotation"]
     np.testing.assert_allclose(d["angles_per_line"], angles)
@@ -94,6 +94,43 @@ def test_reader_large_compressed_file_opens_as_dask(tmp_path, monkeypatch):
     [(arr, _, _)] = read_path(str(path))
     assert type(arr).__module__.startswith("dask")
     np.testing.assert_array_equal(np.asarray(arr[3:5]), data[3:5])
+
+
+REPLACE = """
+import sys
+import numpy as np
+from napari_derotation._napari import _reader
+_reader.LAZY_BYTES = int(sys.argv[2])
+[(arr, _, _)] = _reader.read_path(sys.argv[1])
+with open(sys.argv[1], "wb") as f:    # what napari's builtin writer does
+    f.write(b"II*\\0")
+try:
+    print(int(np.asarray(arr[-1]).sum()))
+except Exception as exc:
+    print("read error:", type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize("lazy_bytes", [2**40, 10])
+def test_replacing_the_raw_file_cannot_crash_the_viewer(tmp_path, lazy_bytes):
+    """File > Save (builtin) over the movie the reader opened truncates and
+    rewrites it: with a memory map, the next frame shown was a bus error
+    (SIGBUS) that killed napari; now it is the frame read before, or a read
+    error for a movie too large to read at once."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "raw.tif"
+    data = movie(n=40, rows=64, cols=64)
+    tifffile.imwrite(path, data)
+    res = subprocess.run([sys.executable, "-c", REPLACE, str(path),
+                          str(lazy_bytes)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
+    if lazy_bytes > 2**30:
+        assert res.stdout.split() == [str(int(data[-1].sum()))]
+    else:
+        assert res.stdout.startswith("read error")
 
 
 def test_broken_file_gives_notification_not_traceback(tmp_path, notes):
@@ -168,7 +205,7 @@ def make_dataset(folder: Path, rows=32):
     return rec
 
 
-def test_reader_dataset_folder_and_its_movie(tmp_path):
+def test_reader_dataset_folder_and_its_movie(tmp_path, qtbot):
     rec = make_dataset(tmp_path / "exp")
     folder = tmp_path / "exp"
     for target in (folder, folder / "movie.tif"):
@@ -177,6 +214,50 @@ def test_reader_dataset_folder_and_its_movie(tmp_path):
         [(arr, kwargs, _)] = reader(str(target))
         assert arr.shape == (rec.n_frames, 32, 32)
         d = kwargs["metadata"]["derotation"]
+        # the angles come from a worker; the metadata says so meanwhile
+        assert d["angles_pending"] == str(folder)
+        qtbot.waitUntil(lambda d=d: "angles_pending" not in d, timeout=30_000)
         assert d["angles_per_line"].size >= rec.n_frames * 32
         assert "analog signals" in d["angles_source"]
         assert d["angles_per_frame"].size == rec.n_frames
+
+
+def test_angle_warnings_without_a_viewer():
+    """The widget's model checks angles Qt-free (no viewer needed)."""
+    import subprocess
+    import sys
+
+    from napari_derotation._napari._model import angle_warnings
+
+    shape = (10, 32, 32)
+    ok = np.linspace(0, 90, 320)
+    assert angle_warnings(ok, shape) == []
+    [more] = angle_warnings(np.r_[ok, ok[:5]], shape)
+    assert "325 angles for 320 lines" in more and "first 320" in more
+    [short] = angle_warnings(ok[:300], shape)
+    assert "cannot be derotated" in short
+    [still] = angle_warnings(np.full(320, 7.0), shape)
+    assert "span only 0 degrees" in still
+    # the model and its metadata helpers import neither Qt nor napari
+    code = ("import sys; import napari_derotation._napari._model, "
+            "napari_derotation._napari._meta; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'napari')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res
+
+
+def test_os_errors_in_plain_words(tmp_path):
+    import errno
+
+    from napari_derotation._napari._workers import os_message
+
+    partial = str(tmp_path / ".big_derotated.tif.i8pkkni2.partial")
+    assert os_message(PermissionError(errno.EPERM, "x", partial)) == \
+        f"cannot write to {tmp_path}: permission denied; choose another folder"
+    full = os_message(OSError(errno.ENOSPC, "x", partial))
+    assert f"no space left on the device holding {tmp_path}; free some space " \
+           f"or choose another folder" in full and ".partial" not in full
+    assert os_message(PermissionError(errno.EACCES, "x", str(tmp_path))) == \
+        f"cannot write to {tmp_path}: permission denied; choose another folder"

@@ -34,8 +34,8 @@ from qtpy.QtWidgets import (
 
 from ..errors import DerotationError
 from . import _meta, _model
-from ._common import ProgressRow, Section, hint, named, notify
-from ._workers import Failure, callback_worker, function_worker
+from ._common import ProgressRow, Section, guarded, hint, named, notify
+from ._workers import Failure, callback_worker
 
 CENTER_LAYER = "centre of rotation"
 TRACK_LAYER = "tracked cell"
@@ -359,15 +359,19 @@ class CenterSection(Section):
             f"following the cell at ({seed[0]:.1f}, {seed[1]:.1f}), frame "
             f"{frame}…")
         self.pick_button.setEnabled(False)
-        self.fit_worker = function_worker(fit_center_ellipse, data, angles,
-                                          seed, frame=frame)
+        self.fit_worker = callback_worker(fit_center_ellipse, data, angles,
+                                          seed, frame=frame,
+                                          desc="following the cell")
         self.fit_worker.returned.connect(self._on_fit)
         self.fit_worker.finished.connect(
-            lambda: self.pick_button.setEnabled(True))
+            guarded(lambda: self.pick_button.setEnabled(True)))
         self.fit_worker.start()
         return self.fit_worker
 
     def _on_fit(self, result) -> None:
+        if result is None:          # cancelled
+            self.result_label.setText("ellipse fit cancelled")
+            return
         if isinstance(result, Failure):
             notify("warning", f"ellipse fit: {result.message}")
             self.result_label.setText(f"ellipse fit failed: {result.message}")
@@ -431,7 +435,8 @@ class CenterSection(Section):
         self.bayes_worker = callback_worker(
             find_center_bayesian, data, angles, initial=center,
             search_radius=self.radius_spin.value(),
-            n_calls=self.calls_spin.value())
+            n_calls=self.calls_spin.value(), desc="Bayesian centre search")
+        self.bayes_progress.follow(self.bayes_worker.pbar)
         self.bayes_worker.relay.progressed.connect(self._on_search_progress)
         self.bayes_worker.returned.connect(self._on_search_done)
         self.bayes_worker.finished.connect(self._on_search_finished)

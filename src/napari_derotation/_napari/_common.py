@@ -21,6 +21,22 @@ def named(widget: QWidget, name: str, tip: str | None = None) -> QWidget:
     return widget
 
 
+def guarded(func):
+    """``func`` as a slot that does nothing once its widget is gone (the
+    viewer closed while a worker still ran: its last signals arrive after
+    the widget was deleted)."""
+
+    def slot(*args):
+        try:
+            return func(*args)
+        except RuntimeError as exc:
+            if "deleted" not in str(exc):
+                raise
+            return None
+
+    return slot
+
+
 def notify(level: str, message: str) -> None:
     """A napari notification: ``level`` is "error", "warning" or "info"."""
     {"error": show_error, "warning": show_warning, "info": show_info}[level](
@@ -28,7 +44,13 @@ def notify(level: str, message: str) -> None:
 
 
 class ProgressRow(QWidget):
-    """A progress bar with a Cancel button, hidden while idle."""
+    """A progress bar with a Cancel button, hidden while idle.
+
+    While a worker runs it mirrors the worker's napari progress (the item in
+    napari's activity dock, :class:`._workers.WorkerProgress`), and its
+    Cancel cancels that progress, which quits the worker: the two places
+    show one progress and either stops the work.
+    """
 
     def __init__(self, prefix: str, parent=None):
         super().__init__(parent)
@@ -40,6 +62,8 @@ class ProgressRow(QWidget):
                             "Stop; nothing is kept")
         lay.addWidget(self.bar, 1)
         lay.addWidget(self.cancel)
+        self.pbar = None
+        self.cancel.clicked.connect(self._cancel)
         self.setVisible(False)
 
     def start(self, total: int = 0) -> None:
@@ -52,17 +76,44 @@ class ProgressRow(QWidget):
         self.bar.setValue(int(done))
 
     def stop(self) -> None:
+        if self.pbar is not None:
+            self.pbar.events.value.disconnect(self._on_value)
+            self.pbar.events.total.disconnect(self._on_total)
+        self.pbar = None
         self.setVisible(False)
+
+    def follow(self, pbar) -> None:
+        """Mirror ``pbar`` (a napari progress) in this bar until stopped."""
+        self.pbar = pbar
+        if pbar.total:
+            self.bar.setRange(0, int(pbar.total))
+        pbar.events.value.connect(self._on_value)
+        pbar.events.total.connect(self._on_total)
+
+    def _on_value(self, event) -> None:
+        self.bar.setValue(int(event.value))
+
+    def _on_total(self, event) -> None:
+        self.bar.setRange(0, int(event.value))
+
+    def _cancel(self) -> None:
+        if self.pbar is not None:
+            self.pbar.cancel()
 
     def run(self, worker, *, on_done, on_finished, label: QLabel,
             cancelled: str):
-        """Start a steps worker reporting ``(done, total)`` into this bar:
-        its result goes to ``on_done``, a cancel writes ``cancelled`` into
+        """Start a steps worker reporting ``(done, total)`` into this bar
+        (through its ``worker.pbar``): its result goes to ``on_done``
+        unless it was cancelled, a cancel writes ``cancelled`` into
         ``label``, and ``on_finished`` runs in every case."""
-        worker.yielded.connect(lambda s: self.update(*s))
-        worker.returned.connect(on_done)
-        worker.aborted.connect(lambda: label.setText(cancelled))
-        worker.finished.connect(on_finished)
+        if worker.pbar is not None:
+            self.follow(worker.pbar)
+        else:
+            worker.yielded.connect(lambda s: self.update(*s))
+        worker.returned.connect(guarded(
+            lambda out: None if worker.abort_requested else on_done(out)))
+        worker.aborted.connect(guarded(lambda: label.setText(cancelled)))
+        worker.finished.connect(guarded(on_finished))
         worker.start()
         return worker
 

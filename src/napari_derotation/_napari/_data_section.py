@@ -18,8 +18,8 @@ from ..errors import DerotationError
 from ..io import load_angles
 from . import _meta
 from ._angle_plot import AnglePlot
-from ._common import Section, hint, named, notify
-from ._workers import Failure, function_worker
+from ._common import Section, guarded, hint, named, notify
+from ._workers import Failure, callback_worker
 
 
 def is_movie_candidate(layer) -> bool:
@@ -126,6 +126,14 @@ class DataSection(Section):
     def _show_angles(self) -> None:
         found = self.session.angles()
         shape = self.session.shape()
+        pending = self.session.pending()
+        if pending and found is None:
+            self.angles_label.setText(
+                f"computing from the analog signals in {Path(pending).name}"
+                f"… (Derotate waits for them)")
+            self.angles_label.setToolTip(pending)
+            self.plot.set_angles(None)
+            return
         if found is None:
             self.angles_label.setText("none: load them from a file or the "
                                       "analog signals")
@@ -171,26 +179,26 @@ class DataSection(Section):
     def load_dataset(self, folder):
         """Compute the angles from a dataset folder's signals, in a worker.
         Returns the worker (started), or None after a notification."""
-        from ..pipeline import Dataset
+        from ._pending import folder_angles
 
         if self.session.layer is None:
             notify("error", "choose a movie layer first")
             return None
 
-        def compute(folder):
-            ds = Dataset.from_folder(folder)
-            return ds.compute_angles()
-
         self.signals_button.setEnabled(False)
-        self.worker = function_worker(compute, Path(folder))
+        self.worker = callback_worker(
+            folder_angles, Path(folder),
+            desc=f"angles from the signals in {Path(folder).name}")
         self.worker.returned.connect(
             lambda result: self._on_dataset(result, folder))
         self.worker.finished.connect(
-            lambda: self.signals_button.setEnabled(True))
+            guarded(lambda: self.signals_button.setEnabled(True)))
         self.worker.start()
         return self.worker
 
     def _on_dataset(self, result, folder) -> None:
+        if result is None:          # cancelled
+            return
         if isinstance(result, Failure):
             notify("error", result.message)
             return

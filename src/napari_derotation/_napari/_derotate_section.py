@@ -4,6 +4,7 @@ by side, and a comparison of their mean images."""
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,7 +17,7 @@ from qtpy.QtWidgets import (
 
 from ..frames import rotating_frames
 from . import _meta, _model
-from ._common import ProgressRow, Section, named, notify
+from ._common import ProgressRow, Section, guarded, named, notify
 from ._workers import Failure, steps_worker
 
 FILL_MODES = {"background (median of frame 0)": "background", "zero": "zero"}
@@ -98,6 +99,31 @@ class DerotateSection(Section):
         self.progress.cancel.clicked.connect(self.cancel)
         self.grid_checkbox.toggled.connect(self.set_side_by_side)
         self.means_checkbox.toggled.connect(self.show_means)
+        session.angles_changed.connect(self._on_angles)
+        viewer.canvas.grid.events.enabled.connect(self._on_grid)
+
+    def _on_angles(self) -> None:
+        """Derotate waits while the angles are being computed."""
+        busy = self.worker is not None and not self.worker.done
+        wait = bool(self.session.pending())
+        self.derotate_button.setEnabled(not wait and not busy)
+        self.lazy_button.setEnabled(not wait)
+
+    def _on_grid(self, event=None) -> None:
+        """Whenever the grid turns on or off, show every cell whole (napari
+        keeps the camera of the single view otherwise), each labelled with
+        its layer's name: the raw movie and "… derotated"."""
+        on = self.viewer.canvas.grid.enabled
+        keep = self._grid_names()
+        for ly in self.viewer.layers:
+            if ly.name in keep:
+                ly.name_overlay.visible = on
+        # once napari has laid the grid out (and the preview has gone)
+        QTimer.singleShot(0, guarded(self.viewer.reset_view))
+
+    def _grid_names(self) -> set:
+        return {self.session.name(), self.output_name(),
+                f"{self.session.name()} mean", f"{self.output_name()} mean"}
 
     def _on_plane_spin(self, _value=None) -> None:
         self.session.set_plane(self.tilt_spin.value(), self.orient_spin.value())
@@ -141,15 +167,16 @@ class DerotateSection(Section):
         self.derotate_button.setEnabled(False)
         self.progress.start(data.shape[0] * len(group))
         self.result_label.setText("derotating…")
+        layer = self.session.layer
+        desc = f"derotating {layer.name}"
         if len(group) == 1:
             self.worker = steps_worker(_model.derotate_steps, data, angles,
-                                       params)
+                                       params, desc=desc)
         else:        # every channel of the movie, with the same angles
             datas = [_model.scan_frames(ly.data, _meta.get(ly.metadata))
                      for ly in group]
             self.worker = steps_worker(_model.derotate_group_steps, datas,
-                                       angles, params)
-        layer = self.session.layer
+                                       angles, params, desc=desc)
         return self.progress.run(
             self.worker, on_done=lambda out: self._on_done(out, layer, params,
                                                            group),
@@ -187,7 +214,7 @@ class DerotateSection(Section):
 
     def _on_finished(self) -> None:
         self.progress.stop()
-        self.derotate_button.setEnabled(True)
+        self.derotate_button.setEnabled(not self.session.pending())
 
     def channel_layers(self) -> list:
         """The layers of every channel of the movie (the movie's layer
@@ -239,15 +266,14 @@ class DerotateSection(Section):
             return
         grid = self.viewer.canvas.grid
         if on:
-            keep = {self.session.name(), self.output_name(),
-                    f"{self.session.name()} mean",
-                    f"{self.output_name()} mean"}
+            keep = self._grid_names()
             self._hidden_for_grid = [ly for ly in self.viewer.layers
                                      if ly.visible and ly.name not in keep]
             for ly in self._hidden_for_grid:
                 ly.visible = False
             grid.stride = 1        # first layer top-left: raw, then derotated
             grid.enabled = True
+            self._on_grid()        # also when it was on already
         else:
             grid.enabled = False
             for ly in self._hidden_for_grid:
@@ -292,6 +318,8 @@ class DerotateSection(Section):
                                       scale=out.scale[-2:])
             else:
                 layer.data = img
+        if self.viewer.canvas.grid.enabled:
+            self._on_grid()
         self.result_label.setText(
             f"mean of {frames.size} rotating frames; frame agreement "
             f"(1 = perfectly still): raw {s_raw:.2f}, derotated {s_out:.2f}")

@@ -112,7 +112,8 @@ class ExportSection(Section):
         self.progress.start(data.shape[0])
         self.worker = steps_worker(_model.export_steps, paths, data,
                                    dict(out.metadata),
-                                   input_path=d.get("input_path"))
+                                   input_path=d.get("input_path"),
+                                   desc=f"exporting {paths['movie'].name}")
         return self.progress.run(
             self.worker, on_done=self._on_done, on_finished=self._on_finished,
             label=self.result_label, cancelled="cancelled; nothing written")

@@ -6,6 +6,7 @@ the quick ones (the live preview) directly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..engine import check_angles, check_center, check_movie, derotate_into
 from ..engine.hyperstack import to_tzcyx
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
+from ..frames import angle_warnings as frames_angle_warnings
 from ..frames import disc_mask, frame_angles, rotating_frames
 from ..io import (
     OutputSet,
@@ -58,6 +60,24 @@ def check_inputs(data, angles, center=None):
     n, rows, _ = data.shape
     angles = check_angles(angles, n * rows, rows)
     return angles, check_center(center, data.shape)
+
+
+
+def angle_warnings(angles, shape) -> list[str]:
+    """What looks wrong about a movie's per-line angles, in words: the
+    library's :func:`napari_derotation.frames.angle_warnings` (more angles
+    than lines, a trace spanning under 2 degrees), plus too few angles,
+    which the widget shows as a warning when the angles are loaded (the
+    Derotate button then says it is an error)."""
+    if angles is None or shape is None or len(shape) != 3:
+        return []
+    angles = np.asarray(angles, np.float64)
+    need = int(shape[0]) * int(shape[1])
+    if angles.size < need:
+        return [f"{angles.size} angles for a movie of {need} lines ({shape[0]} "
+                f"frames x {shape[1]} rows): the movie cannot be derotated "
+                f"with them; check that these angles belong to this movie"]
+    return frames_angle_warnings(angles, shape)
 
 
 def fill_value(data, mode: str) -> float:
@@ -226,6 +246,9 @@ def check_export(folder, stem, inputs, overwrite=False, fmt="tif") -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise DerotationError(f"export folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DerotationError(f"cannot write to {folder}: permission "
+                              f"denied; choose another folder")
     paths = export_paths(folder, stem, fmt)
     for p in paths.values():
         check_not_input(p, *inputs)
@@ -253,20 +276,13 @@ def export_steps(paths: dict, derotated, metadata, *, input_path=None,
     t, rows = derotated.shape[0], derotated.shape[-2]
     n = t * (int(d.get("planes", 1) or 1) if axes else 1)   # scan frames
     angles = np.asarray(d["angles_per_line"], np.float64)
-    rec = record(movie_path=input_path if input_path and
-                 Path(input_path).is_file() else None,
-                 out_path=paths["movie"], shape=derotated.shape,
-                 dtype=derotated.dtype, params=_meta.params(metadata),
-                 angles_source=d.get("angles_source"),
-                 n_angles=angles.size, checksum=False,
-                 source_layer=d.get("source_layer"),
-                 per_frame_csv=paths["frames"].name,
-                 angles_file=paths["angles"].name)
+    rec = derotated_record(paths["movie"], derotated, metadata,
+                           input_path=input_path,
+                           per_frame_csv=paths["frames"].name,
+                           angles_file=paths["angles"].name)
     if axes:
         rec["angles"]["used"] = n * rows
         rec["axes"] = axes
-    if input_path:
-        rec["input"]["path"] = str(input_path)
     with OutputSet() as out:
         with _movie_writer(paths["movie"], derotated, axes, rec) as writer:
             for start in range(0, t, chunk_frames):
@@ -292,6 +308,22 @@ def _movie_writer(path, derotated, axes, rec):
         shape = (shape[0], *shape5[1:])
     return open_writer(path, shape, derotated.dtype, axes=axes, record=rec,
                        overwrite=True)
+def derotated_record(out_path, derotated, metadata, *, input_path=None,
+                     **extra) -> dict:
+    """The JSON record of a derotated layer saved as ``out_path``: the one
+    both the Export section and the napari writer (File > Save) write."""
+    d = _meta.get(metadata)
+    angles = d.get("angles_per_line")
+    rec = record(movie_path=input_path if input_path and
+                 Path(input_path).is_file() else None,
+                 out_path=out_path, shape=derotated.shape,
+                 dtype=derotated.dtype, params=_meta.params(metadata),
+                 angles_source=d.get("angles_source"),
+                 n_angles=0 if angles is None else np.size(angles),
+                 checksum=False, source_layer=d.get("source_layer"), **extra)
+    if input_path:
+        rec["input"]["path"] = str(input_path)
+    return rec
 
 
 def _frame_angles(angles, n_frames, rows, per_frame=None) -> np.ndarray:

@@ -9,8 +9,15 @@ Beside a movie ``rec.tif`` the reader looks for its per-line angles, first
 match wins: ``rec_angles.npy``, ``rec_angles.csv``, ``rec_angles.txt``,
 ``angles_per_line.npy``, then the folder as a dataset (analog signals,
 stimulus table and config; :mod:`napari_derotation.pipeline`). A JSON
-written by napari-derotation beside a derotated TIFF (``rec.json``) is
-attached as ``record``.
+written by napari-derotation beside a derotated TIFF (its
+:func:`~napari_derotation.io.sidecar_path`) is attached as ``record``.
+
+The reader returns at once: a dataset's angles are computed in a worker
+(:mod:`._pending`; the layer says ``angles_pending`` until they arrive), and
+the movie is never memory-mapped: a small one is read into memory, a large
+one is a dask array reading its frames through a file handle when shown.
+Replacing the file under napari (File > Save over the raw movie) then gives
+a read error, never a bus error that kills the viewer.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from ..io.zarr_store import ZarrSource, is_zarr_path
 from . import _meta
 
 SUFFIXES = (".tif", ".tiff")
-#: Files larger than this that cannot be memory-mapped open as dask arrays.
-LAZY_BYTES = 256 * 2**20
+#: Files larger than this open as dask arrays (read as frames are shown);
+#: smaller ones are read into memory (about 0.1 s).
+LAZY_BYTES = 64 * 2**20
 
 
 def napari_get_reader(path):
@@ -127,22 +135,17 @@ def _folder_angles(paths):
 
 
 def _hyperstack_data(paths, shape, axes):
-    """Memory-mapped when one uncompressed file, else a dask array of chunks
-    of time points read through the movie source."""
+    """Never memory-mapped (replacing the file must not crash the viewer):
+    read into memory when small, else a dask array of chunks of time points
+    read through the movie source on demand."""
     import dask
     import dask.array as da
 
     from ..engine.hyperstack import from_tzcyx
 
-    if len(paths) == 1:
-        try:
-            import tifffile
-
-            mm = tifffile.memmap(paths[0], mode="r")
-            if mm.size == int(np.prod(shape)):
-                return from_tzcyx(mm.reshape(shape), axes)
-        except Exception:
-            pass
+    with open_source(paths, channels=shape[2], planes=shape[1]) as src:
+        if int(np.prod(shape)) * src.dtype.itemsize <= LAZY_BYTES:
+            return from_tzcyx(src.read(0, shape[0]), axes)
     step = max(1, min(shape[0], (32 << 20) // int(np.prod(shape[1:]) * 2)))
     with open_source(paths) as src:
         dtype = src.dtype
@@ -191,7 +194,7 @@ def read_layer(path) -> tuple:
         return read_hyperstack(path)
     if path.is_file() and _hyperstack(path):
         return read_hyperstack(path)
-    record = None
+    record, pending = None, None
     if is_zarr_path(path):
         with ZarrSource(path) as src:
             data, record = src.dask(), src.record
@@ -205,11 +208,13 @@ def read_layer(path) -> tuple:
                 f"{path.name}: expected a dataset folder (analog signals, "
                 f"stimulus table, config); found none")
         data = open_movie(ds.movie_path)
-        found = _dataset_angles(ds, path)
+        found, pending = None, (ds, path)
         name = Path(ds.movie_path).stem
     else:
         data = open_movie(path)
         found = find_angles(path)
+        if found is None:
+            pending = _movie_dataset(path)
         name = path.stem
     meta = {"movie_path": str(path.resolve())}
     if found is not None:
@@ -224,33 +229,20 @@ def read_layer(path) -> tuple:
         meta["derotated"] = True
         if record.get("center_row_col"):
             meta["center"] = list(record["center_row_col"])
+    if pending is not None:
+        from ._pending import compute_angles
+
+        compute_angles(meta, *pending)
     return data, {"name": name, "metadata": {_meta.KEY: meta}}, "image"
 
 
 def open_movie(path):
-    """The movie as a read-only array: memory-mapped when the TIFF allows,
-    a dask array of frame chunks when it is large and cannot be mapped,
-    else read into memory."""
+    """The movie as a read-only array, never memory-mapped: read into memory
+    when small, a dask array of frame chunks read on demand when large."""
     path = Path(path)
-    try:
-        import tifffile
-
-        return _as_3d(tifffile.memmap(path, mode="r"), path)
-    except Exception:
-        pass
     if path.is_file() and path.stat().st_size > LAZY_BYTES:
         return _dask_movie(path)
     return read_movie(path, mmap=False)
-
-
-def _as_3d(data, path):
-    if data.ndim == 2:
-        data = data[np.newaxis]
-    if data.ndim != 3 or 0 in data.shape:
-        raise DerotationError(
-            f"{path.name}: expected a stack of 2-D frames (frames, rows, "
-            f"cols); found shape {data.shape}")
-    return data
 
 
 def _dask_movie(path: Path):
@@ -280,17 +272,23 @@ def sidecar_candidates(movie_path) -> list[Path]:
 
 
 def find_angles(movie_path):
-    """``(angles_per_line, source[, angles_per_frame])`` found beside a movie,
-    or ``None``. A sidecar that exists but cannot be read is reported."""
+    """``(angles_per_line, source)`` from a file beside a movie, or
+    ``None``. A sidecar that exists but cannot be read is reported."""
     for cand in sidecar_candidates(movie_path):
         if cand.is_file():
             try:
                 return load_angles(cand), str(cand)
             except DerotationError as exc:
                 _notify_warning(f"ignoring {cand.name}: {exc}")
-    ds = _dataset(Path(movie_path).parent, quiet=True)
+    return None
+
+
+def _movie_dataset(movie_path):
+    """``(dataset, folder)`` when the movie is a dataset folder's movie."""
+    folder = Path(movie_path).parent
+    ds = _dataset(folder, quiet=True)
     if ds is not None and _same_file(ds.movie_path, movie_path):
-        return _dataset_angles(ds, Path(movie_path).parent)
+        return ds, folder
     return None
 
 
@@ -313,19 +311,6 @@ def _dataset(folder: Path, quiet: bool = False):
         return None
     except Exception:
         return None
-
-
-def _dataset_angles(ds, folder: Path):
-    try:
-        result = ds.compute_angles()
-    except Exception as exc:
-        _notify_warning(f"{folder.name}: cannot compute angles from the "
-                        f"analog signals: {exc}")
-        return None
-    per_frame = getattr(result, "angles_per_frame", None)
-    return (np.asarray(result.angles_per_line, np.float64),
-            f"analog signals in {folder}",
-            None if per_frame is None else np.asarray(per_frame, np.float64))
 
 
 def _record(path: Path):

@@ -8,6 +8,9 @@ sections when they change.
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import numpy as np
 from napari.layers import Image
 from qtpy.QtCore import QObject, Signal
@@ -35,6 +38,17 @@ class Session(QObject):
         super().__init__(parent)
         self.viewer = viewer
         self.layer: Image | None = None
+        self._warned: set = set()
+        from ._pending import RELAY
+
+        RELAY.arrived.connect(self._on_arrived)
+
+    def close(self) -> None:
+        """Stop listening for angles (the widget closed)."""
+        from ._pending import RELAY
+
+        with contextlib.suppress(TypeError, RuntimeError):
+            RELAY.arrived.disconnect(self._on_arrived)
 
     # -- movie ------------------------------------------------------------
     def set_layer(self, layer) -> None:
@@ -47,6 +61,7 @@ class Session(QObject):
             r, c = self.center
             self.center_changed.emit(r, c)
             self.plane_changed.emit(*self.plane)
+            self.warn_about_angles()
 
     def is_movie(self) -> bool:
         return self.layer is not None and self.data.ndim == 3
@@ -70,6 +85,31 @@ class Session(QObject):
         return d
 
     # -- angles -----------------------------------------------------------
+    def pending(self) -> str | None:
+        """The dataset folder whose signals are still being turned into
+        this movie's angles, or ``None``."""
+        if self.layer is None:
+            return None
+        return _meta.get(self.layer.metadata).get("angles_pending")
+
+    def _on_arrived(self, d) -> None:
+        if self.layer is not None and _meta.get(self.layer.metadata) is d:
+            self.angles_changed.emit()
+            self.warn_about_angles()
+
+    def warn_about_angles(self) -> None:
+        """One warning per movie and angles when their count is not the
+        movie's line count or they hardly rotate."""
+        found = self.angles()
+        if found is None or not self.is_movie():
+            return
+        key = (id(self.layer), found[1], found[0].size)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        for message in _model.angle_warnings(found[0], self.shape()):
+            notify("warning", f"{self.name()}: {message}")
+
     def angles(self):
         """``(angles_per_line, source)`` of the movie, or ``None``."""
         if self.layer is None:
@@ -85,7 +125,9 @@ class Session(QObject):
         try:
             _model.check_inputs(self.data, angles)
         except DerotationError as exc:
-            notify("error", str(exc))
+            name = Path(str(source)).name or str(source)
+            notify("error", f"{name}: {exc}; these angles do not fit "
+                            f"{self.name()}")
             return False
         d = self.metadata
         d["angles_per_line"] = np.asarray(angles, np.float64)
@@ -95,6 +137,7 @@ class Session(QObject):
         else:
             d.pop("angles_per_frame", None)
         self.angles_changed.emit()
+        self.warn_about_angles()
         return True
 
     # -- centre -----------------------------------------------------------
@@ -145,6 +188,11 @@ class Session(QObject):
         """``(data, angles, params)`` ready for the engine, or ``None`` after
         a notification saying what is missing."""
         found = self.angles()
+        if self.pending():
+            notify("info", f"the angles of {self.name()} are still being "
+                           f"computed from the analog signals in "
+                           f"{self.pending()}; wait for them (activity dock)")
+            return None
         try:
             if self.layer is None:
                 _model.check_inputs(None, None)

@@ -5,12 +5,16 @@
 2. Centre: centre point, Pick cell (ellipse fit), Bayesian search, preview.
 3. Derotate: the whole movie in a worker; side by side; mean images.
 4. Export: TIFF + JSON, per-frame CSV and per-line angles.
+
+Closing the widget (its dock's close button, or the viewer) cancels the work
+it started, so nothing is added or written after it closed. While it is open
+the viewer has its keybindings (:data:`KEYS`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
@@ -20,6 +24,15 @@ from ._derotate_section import DerotateSection
 from ._export_section import ExportSection
 from ._session import Session
 from ._workers import warmup_worker
+
+#: napari keybindings of the main actions (viewer keymap, while the widget
+#: is open): key -> (method name, what it does).
+KEYS = {
+    "Shift-D": ("key_derotate", "derotate the movie (Derotate)"),
+    "Shift-C": ("key_pick_cell", "pick a cell: the next click fits the "
+                                 "ellipse it traces (Pick cell)"),
+    "Shift-G": ("key_side_by_side", "toggle raw and derotated side by side"),
+}
 
 
 class Sections(QWidget):
@@ -78,6 +91,10 @@ class DerotationWidget(Sections):
             for button in box.findChildren(QPushButton):   # the header
                 button.setObjectName(f"{name}_section_toggle")
         self.derotate.grid_checkbox.toggled.connect(self.center.suspend_preview)
+        self.session.angles_changed.connect(self._on_angles)
+        self.closed = False
+        for key, (method, _) in KEYS.items():
+            napari_viewer.bind_key(key, getattr(self, method), overwrite=True)
         self.collapsible_widgets[0].expand(animate=False)
         self._warmup = warmup_worker(self._dtypes())
         # the sections were built before the layers they may find
@@ -87,6 +104,65 @@ class DerotationWidget(Sections):
             self.session.angles_changed.emit()
             self.session.center_changed.emit(*self.session.center)
             self.session.plane_changed.emit(*self.session.plane)
+
+    # -- keybindings ------------------------------------------------------
+    def key_derotate(self, viewer=None):
+        self.expand("derotate")
+        return self.derotate.start()
+
+    def key_pick_cell(self, viewer=None):
+        self.expand("center")
+        self.center.pick_button.setChecked(not self.center.pick_button
+                                           .isChecked())
+
+    def key_side_by_side(self, viewer=None):
+        box = self.derotate.grid_checkbox
+        box.setChecked(not box.isChecked())
+
+    # -- angles still being computed ---------------------------------------
+    def _on_angles(self) -> None:
+        """The centre search and pick wait for angles being computed."""
+        wait = bool(self.session.pending())
+        searching = self.center.bayes_worker is not None and \
+            not self.center.bayes_worker.done
+        self.center.bayes_button.setEnabled(not wait and not searching)
+        self.center.pick_button.setEnabled(not wait)
+
+    # -- closing ------------------------------------------------------------
+    def event(self, e):
+        # napari's dock close button takes the widget out of its dock
+        if e.type() == QEvent.Type.ParentChange and self.parent() is None \
+                and self._was_docked:
+            self.shutdown()
+        elif e.type() == QEvent.Type.ParentChange:
+            self._was_docked = self.parent() is not None
+        return super().event(e)
+
+    _was_docked = False
+
+    def closeEvent(self, e):
+        self.shutdown()
+        super().closeEvent(e)
+
+    def shutdown(self) -> None:
+        """Cancel the work this widget started and drop its keybindings:
+        nothing is added or written once it is closed."""
+        if self.closed:
+            return
+        self.closed = True
+        for worker in self.workers():
+            worker.quit()
+        self.session.close()
+        for key, (method, _) in KEYS.items():
+            unbound = self.viewer.bind_key(key, None)
+            if unbound is not None and unbound != getattr(self, method):
+                self.viewer.bind_key(key, unbound)   # another widget's
+
+    def workers(self) -> list:
+        """The widget's workers still running."""
+        found = (self.derotate.worker, self.export.worker, self.data.worker,
+                 self.center.bayes_worker, self.center.fit_worker)
+        return [w for w in found if w is not None and not w.done]
 
     def _dtypes(self):
         layer = self.session.layer

@@ -195,7 +195,8 @@ def describe_os_error(exc: OSError, path) -> str:
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         why = ("no space left on the device holding" if code == errno.ENOSPC
                else "disk quota exceeded on")
-        return f"cannot write {path}: {why} {folder}"
+        return (f"cannot write {path}: {why} {folder}; free some space or "
+                f"choose another folder")
     if code in (errno.EACCES, errno.EPERM):
         return (f"cannot write to {folder}: permission denied; choose another "
                 f"folder")
