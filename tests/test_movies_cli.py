@@ -68,6 +68,17 @@ def test_sequence_arguments_and_split(tmp_path, capsys):
     np.testing.assert_array_equal(
         tifffile.imread(tmp_path / "split" / "plane1" / "chan0.tif"),
         ref[:, 1, 0])
+    # a second split into the same folder is refused unless asked
+    before = (tmp_path / "split" / "plane1" / "chan0.tif").stat().st_mtime_ns
+    rc, _, err = _run(capsys, "derotate", raw, "--angles", tmp_path / "a.npy",
+                      "-o", tmp_path / "split", "--split", "--quiet")
+    assert rc == 2 and "--overwrite" in err and "chan0.tif" in err
+    assert (tmp_path / "split" / "plane1" / "chan0.tif").stat().st_mtime_ns \
+        == before
+    rc, _, err = _run(capsys, "derotate", raw, "--angles", tmp_path / "a.npy",
+                      "-o", tmp_path / "split", "--split", "--quiet",
+                      "--center", *CENTER, "--overwrite")
+    assert rc == 0, err
     rc, _, err = _run(capsys, "derotate", raw, "--angles", tmp_path / "a.npy",
                       "-o", tmp_path / "all.tif", "--center", *CENTER,
                       "--quiet")

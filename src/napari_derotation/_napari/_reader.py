@@ -124,14 +124,11 @@ def read_hyperstack(path) -> tuple:
 
 
 def _folder_angles(paths):
-    for cand in (paths[0].with_name(f"{paths[0].parent.name}_angles.npy"),
-                 paths[0].with_name("angles_per_line.npy")):
-        if cand.is_file():
-            try:
-                return load_angles(cand), str(cand)
-            except DerotationError as exc:
-                _notify_warning(f"ignoring {cand.name}: {exc}")
-    return None
+    """Angles beside a sequence of files: ``<folder>_angles.npy`` or
+    ``angles_per_line.npy``."""
+    return _first_angles((
+        paths[0].with_name(f"{paths[0].parent.name}_angles.npy"),
+        paths[0].with_name("angles_per_line.npy")))
 
 
 def _hyperstack_data(paths, shape, axes):
@@ -274,7 +271,13 @@ def sidecar_candidates(movie_path) -> list[Path]:
 def find_angles(movie_path):
     """``(angles_per_line, source)`` from a file beside a movie, or
     ``None``. A sidecar that exists but cannot be read is reported."""
-    for cand in sidecar_candidates(movie_path):
+    return _first_angles(sidecar_candidates(movie_path))
+
+
+def _first_angles(candidates):
+    """``(angles, source)`` from the first of ``candidates`` that exists;
+    one that exists but cannot be read is reported and skipped."""
+    for cand in candidates:
         if cand.is_file():
             try:
                 return load_angles(cand), str(cand)

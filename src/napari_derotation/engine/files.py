@@ -180,7 +180,7 @@ def open_output(out_path, src, *, split=False, record=None, overwrite=False,
         return SplitWriter(out_path, src.shape, src.dtype,
                            frame_rate=options.get("frame_rate"),
                            channel_names=src.metadata.get("channel_names"),
-                           record=record)
+                           record=record, overwrite=overwrite)
     return open_writer(out_path, src.shape, src.dtype, axes=src.axes,
                        record=record, overwrite=overwrite, **options)
 

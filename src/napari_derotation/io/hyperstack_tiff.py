@@ -43,12 +43,19 @@ class HyperstackTiffWriter:
         return self
 
     def write(self, chunk) -> None:
-        chunk = np.asarray(chunk)
-        if chunk.ndim != 5 or chunk.shape[1:] != self.shape5[1:]:
-            raise DerotationError(
-                f"chunks must be (n, {', '.join(map(str, self.shape5[1:]))})"
-                f"; got {chunk.shape}")
+        chunk = check_chunk5(chunk, self.shape5)
         self._inner.write(chunk.reshape(-1, *self.shape5[3:]))
 
     def __exit__(self, exc_type, exc, tb):
         return self._inner.__exit__(exc_type, exc, tb)
+
+
+def check_chunk5(chunk, shape5) -> np.ndarray:
+    """``chunk`` as an array of ``(n, Z, C, Y, X)`` time points of a movie of
+    ``shape5``, or :class:`DerotationError` naming the shape found."""
+    chunk = np.asarray(chunk)
+    if chunk.ndim != 5 or chunk.shape[1:] != tuple(shape5[1:]):
+        raise DerotationError(
+            f"chunks must be (n, {', '.join(map(str, shape5[1:]))}); got "
+            f"{chunk.shape}")
+    return chunk

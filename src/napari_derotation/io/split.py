@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DerotationError
-from .atomic import write_json
+from .atomic import check_writable, write_json
+from .hyperstack_tiff import check_chunk5
 from .tiff import TiffStreamWriter
 
 __all__ = ["SplitWriter", "split_paths", "SPLIT_JSON"]
@@ -44,7 +45,7 @@ class SplitWriter:
     """
 
     def __init__(self, folder, shape5, dtype, *, frame_rate=None,
-                 channel_names=None, record=None):
+                 channel_names=None, record=None, overwrite=False):
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise DerotationError(
@@ -56,11 +57,16 @@ class SplitWriter:
         self.record = record
         t, z, c, rows, cols = self.shape5
         self.paths = split_paths(self.folder, z, c)
+        self.overwrite = overwrite
         self._stack = None
         self._writers = {}
         self._made: list[Path] = []
 
     def __enter__(self):
+        existing = [p for p in [*self.paths.values(), self.folder / SPLIT_JSON]
+                    if p.exists()]
+        if existing:    # every file checked before the first is written
+            check_writable(existing, overwrite=self.overwrite)
         for d in [self.folder, *sorted({p.parent for p in self.paths.values()})]:
             if not d.exists():
                 d.mkdir(parents=True)
@@ -78,11 +84,7 @@ class SplitWriter:
         return self
 
     def write(self, chunk) -> None:
-        chunk = np.asarray(chunk)
-        if chunk.ndim != 5 or chunk.shape[1:] != self.shape5[1:]:
-            raise DerotationError(
-                f"chunks must be (n, {', '.join(map(str, self.shape5[1:]))})"
-                f"; got {chunk.shape}")
+        chunk = check_chunk5(chunk, self.shape5)
         for (z, c), w in self._writers.items():
             w.write(chunk[:, z, c])
 
