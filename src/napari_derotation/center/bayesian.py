@@ -49,19 +49,11 @@ from ..engine import (
     derotate_into,
 )
 from ..errors import Cancelled, DerotationError
+from ..frames import MIN_ROTATION_DEGREES, disc_mask, inscribed_radius
 from ._gp import BoxGP, latin_hypercube
 
 __all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
            "MIN_ROTATION_DEGREES"]
-
-#: A movie whose angles never leave [-this, this] degrees has no rotation.
-MIN_ROTATION_DEGREES = 1.0
-
-
-def _disc(shape, center, radius) -> np.ndarray:
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius * radius
-
 
 class ResidualMotion:
     """Residual motion left in a movie derotated about a given centre.
@@ -157,10 +149,10 @@ class ResidualMotion:
         self.angles = angles.reshape(n, rows)[self.frames].ravel()
         self.shape = (rows, cols)
         rc = check_center(region_center, movie.shape)
-        inscribed = min(rc[0], rows - 1 - rc[0], rc[1], cols - 1 - rc[1])
+        inscribed = inscribed_radius(self.shape, rc)
         self.region_radius = max(inscribed - float(region_margin),
                                  0.35 * inscribed, 2.0)
-        mask = _disc(self.shape, rc, self.region_radius)
+        mask = disc_mask(self.shape, rc, self.region_radius)
         rr, cc = np.nonzero(mask)
         pad = int(math.ceil(3 * sigma)) + 1
         self._box = (slice(max(rr.min() - pad, 0), min(rr.max() + pad + 1, rows)),
