@@ -191,11 +191,10 @@ class DerotationParams:
         if params is not None and not isinstance(params, cls):
             raise DerotationError(
                 f"params must be a DerotationParams; got {type(params).__name__}")
-        base = params if params is not None else cls()
+        default = cls()
+        base = params if params is not None else default
         changes = {k: v for k, v in given.items()
-                   if v is not None and v != getattr(cls(), k)}
-        if params is not None and "center" in given and given["center"] is None:
-            changes.pop("center", None)
+                   if v is not None and v != getattr(default, k)}
         return dataclasses.replace(base, **changes) if changes else base
 
     def replace(self, **changes) -> DerotationParams:

@@ -157,8 +157,11 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     bayes = cfg.center_method != "given"
     stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
+    source_file = _check_inputs(cfg)
     with OutputSet() as out:
-        paths = _output_paths(cfg, output_folder, make_plots, overwrite, out)
+        paths = _output_paths(cfg, output_folder, source_file, make_plots,
+                              overwrite, out)
+        say(f"[1/5] angles from {source_file.name} ({_what(cfg)})")
         angles = _angles(ds, stages.stage("signals"), say)
         shape, dtype, first = _movie_layout(cfg)
         say(f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
@@ -176,7 +179,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
 
         derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
                       params=params, progress=stages.stage("derotate"),
-                      angles_source=_check_inputs(cfg), sidecar=False,
+                      angles_source=source_file, sidecar=False,
                       overwrite=overwrite, channels=cfg.movie_channels,
                       planes=cfg.movie_planes,
                       output_options={"frame_rate": cfg.frame_rate})
@@ -188,7 +191,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         stages.stage("outputs")(1, 1)
         rec = record(
             movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
-            dtype=dtype, params=params, angles_source=_check_inputs(cfg),
+            dtype=dtype, params=params, angles_source=source_file,
             n_angles=len(angles.angles_per_line), checksum=True,
             pipeline={
                 "config_file": str(cfg.source) if cfg.source else None,
@@ -215,13 +218,12 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     return rec
 
 
-def _output_paths(cfg, output_folder, plots=False, overwrite=False,
-                  out_set: OutputSet | None = None) -> dict:
+def _output_paths(cfg, output_folder, source_file, plots=False,
+                  overwrite=False, out_set: OutputSet | None = None) -> dict:
     """Where a run writes, checked against its inputs and (every file, debug
     plots too) against existing files before anything is written; the
     folder is made (and noted in ``out_set``, which removes it again if the
     run fails)."""
-    source_file = _check_inputs(cfg)
     out = Path(output_folder or cfg.output_folder or
                cfg.movie.parent / OUTPUT_SUBFOLDER)
     made = make_folder(out)
@@ -249,8 +251,6 @@ def _output_paths(cfg, output_folder, plots=False, overwrite=False,
 
 def _angles(ds: Dataset, progress, say) -> AnglesResult:
     """Step 1: the per-line angles from the dataset's signals."""
-    cfg = ds.config
-    say(f"[1/5] angles from {_check_inputs(cfg).name} ({_what(cfg)})")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         angles = ds.compute_angles(progress=progress)
