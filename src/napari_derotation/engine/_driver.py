@@ -344,8 +344,8 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
         (stretched across the tilt axis, as the reference leaves it).
     params : DerotationParams, optional
         All of the above but ``progress`` in one object (what the CLI,
-        configs and the widget pass); keywords given as well override its
-        fields.
+        configs and the widget pass); keywords set to other than their
+        defaults replace its fields.
     axes : str, optional
         For a movie with planes and/or channels: its dimensions, from T, Z,
         C, Y, X (e.g. ``"TCYX"``, ``"TZCYX"``). Line ``row`` of plane ``z``
