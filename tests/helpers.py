@@ -61,3 +61,20 @@ def write_scanimage(path, movie5, *, frame_rate=30.0, line_period=6.3e-5,
                      photometric="minisblack",
                      description=f"frameNumbers = {i + 1}\n"
                                  f"frameTimestamps_sec = {stamp:.6f}\n")
+
+
+def written_simulation(folder, shape, n_frames, **kw):
+    """A simulated movie written as ``folder/movie.tif`` with its angles
+    (``folder/angles.npy``) and the in-memory derotation to expect."""
+    import tifffile
+
+    from napari_derotation import derotate
+    from napari_derotation.simulate import simulate_movie
+
+    s = simulate_movie(shape, n_frames, **kw)
+    s.path = folder / "movie.tif"
+    tifffile.imwrite(s.path, s.movie)
+    s.angles_file = folder / "angles.npy"
+    np.save(s.angles_file, s.angles_per_line)
+    s.expected = derotate(s.movie, s.angles_per_line, s.center)
+    return s

@@ -10,26 +10,20 @@ import os
 import numpy as np
 import pynwb
 import pytest
-import tifffile
 
 from napari_derotation import DerotationError, derotate
 from napari_derotation.cli import main
 from napari_derotation.engine.files import derotate_file
 from napari_derotation.io.outputs import open_writer
-from napari_derotation.simulate import simulate_movie
+
+from helpers import written_simulation
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("nwb")
-    s = simulate_movie((20, 26), 9, trace="sine", center_offset=(1, -1),
-                       seed=4)
-    s.path = folder / "movie.tif"
-    tifffile.imwrite(s.path, s.movie)
-    s.angles_file = folder / "angles.npy"
-    np.save(s.angles_file, s.angles_per_line)
-    s.expected = derotate(s.movie, s.angles_per_line, s.center)
-    return s
+    return written_simulation(tmp_path_factory.mktemp("nwb"),
+                              (20, 26), 9, trace="sine",
+                              center_offset=(1, -1), seed=4)
 
 
 def _read(path):

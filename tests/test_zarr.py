@@ -12,7 +12,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_derotation import Cancelled, DerotationError, derotate
+from napari_derotation import Cancelled, DerotationError
 from napari_derotation.cli import main
 from napari_derotation.cluster import derotate_file_distributed
 from napari_derotation.engine.files import derotate_file
@@ -21,18 +21,14 @@ from napari_derotation.io.outputs import open_writer, output_format
 from napari_derotation.io.zarr_store import ZarrSource, read_frames
 from napari_derotation.simulate import simulate_movie
 
+from helpers import written_simulation
+
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("zarr")
-    s = simulate_movie((24, 30), 11, trace="real", center_offset=(1.5, -2),
-                       seed=3)
-    s.path = folder / "movie.tif"
-    tifffile.imwrite(s.path, s.movie)
-    s.angles_file = folder / "angles.npy"
-    np.save(s.angles_file, s.angles_per_line)
-    s.expected = derotate(s.movie, s.angles_per_line, s.center)
-    return s
+    return written_simulation(tmp_path_factory.mktemp("zarr"),
+                              (24, 30), 11, trace="real",
+                              center_offset=(1.5, -2), seed=3)
 
 
 @pytest.fixture(scope="module")
