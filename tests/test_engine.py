@@ -305,7 +305,7 @@ def test_warmup_compiles_the_kernel_for_each_dtype():
     from napari_derotation.engine import warmup
 
     warmup([np.int8])
-    kinds = {str(sig[0].dtype) for sig in _kernels.derotate_frames.signatures}
+    kinds = {str(sig[1].dtype) for sig in _kernels.derotate_pairs.signatures}
     assert "int8" in kinds
 
 

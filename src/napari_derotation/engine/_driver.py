@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import Cancelled, DerotationError
 from ..frames import unturned_frames
-from . import _kernels
+from . import _kernels, threads
 from .params import (
     INTERPOLATION_CODES,
     DerotationParams,
@@ -64,8 +64,8 @@ __all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
 
 INTERPOLATIONS = INTERPOLATION_CODES
 
-#: numba's default threading layer must not be entered from two threads at
-#: once (a GUI preview while a worker derotates): kernels run one at a time.
+#: Kernels run one at a time (a GUI preview while a worker derotates): each
+#: already uses every core it may (see :mod:`.threads`).
 KERNEL_LOCK = threading.Lock()
 
 #: Pixels per kernel call: bounds the scratch memory and sets how often
@@ -255,10 +255,18 @@ def _derotate_run(movie, angles, start, stop, out, k: KernelArgs, wk, tab,
         fault_in(dst)
     buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
         dst.dtype == src.dtype else np.empty_like(src)
+    nf, rows, cols = src.shape
+    nbr = -(-rows // _kernels.CELL)
+    nbc = -(-cols // _kernels.CELL)
+    ks = np.empty((nf, nbr + 1, nbc + 1))
+    kx = np.empty((nf, nbr + 1, nbc + 1))
+    smooth = np.zeros((nf, nbr, nbc), np.bool_)
     with KERNEL_LOCK:
-        _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, k.cr, k.cc,
-                                 k.plane, k.mode, k.fill, k.lo, k.hi, k.is_int,
-                                 wk, tab, buf)
+        threads.run(_kernels.knot_grid, cos_t, sin_t, maxstep, k.cr, k.cc,
+                    k.plane, ks, kx)
+        threads.run(_kernels.pair_kernel(k.mode), src, cos_t, sin_t, rough,
+                    maxstep, k.cr, k.cc, k.plane, k.mode, k.fill, k.lo, k.hi,
+                    k.is_int, wk, tab, ks, kx, smooth, buf)
     if buf is not dst:
         dst[...] = buf
 

@@ -231,10 +231,47 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
     return abs(sm - si) < TOL and abs(xm - xi) < TOL
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy", fastmath=FAST)
-def derotate_frames(movie, cos_t, sin_t, rough, maxstep, cr, cc, pm, mode, fill,
-                    lo, hi, is_int, wk, tab, out):
-    """Derotate every frame of ``movie`` into ``out`` (same shape).
+def _fetch_add_codegen(context, builder, sig, args):
+    aryty = sig.args[0]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+    return builder.atomic_rmw("add", ptr, args[2], "monotonic")
+
+
+@intrinsic
+def _fetch_add(typingctx, arr, i, n):
+    """Atomically add ``n`` to the int64 ``arr[i]``; return its old value
+    (the work counter that the engine's threads share)."""
+    return types.int64(arr, types.intp, types.int64), _fetch_add_codegen
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def knot_grid(counter, cos_t, sin_t, maxstep, cr, cc, pm, ks, kx):
+    """Exact crossings on the grid of cell corners of every frame, into
+    ``ks``/``kx`` (frames, cell rows + 1, cell cols + 1), one knot row per
+    work unit taken from ``counter[0]`` (shared by the threads running this
+    at once: a slow thread takes fewer units)."""
+    nf, nkr, nkc = ks.shape
+    nrows = cos_t.shape[1]
+    total = nf * nkr
+    while True:
+        idx = _fetch_add(counter, 0, 1)
+        if idx >= total:
+            return
+        f = idx // nkr
+        k = idx % nkr
+        _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nkc, nrows,
+                  maxstep[f], pm, ks[f, k], kx[f, k])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def derotate_pairs(counter, movie, cos_t, sin_t, rough, maxstep, cr, cc, pm,
+                   mode, fill, lo, hi, is_int, wk, tab, ks, kx, smooth, out):
+    """Derotate every frame of ``movie`` into ``out`` (same shape), nearest
+    or bilinear, two cell rows (2 * CELL image rows) per work unit taken
+    from ``counter[0]``; the knot grid ``ks``/``kx`` comes from
+    :func:`knot_grid`, ``smooth`` is scratch of shape (frames, cell rows,
+    cell cols).
 
     ``cos_t``/``sin_t``: (frames, rows) per-line tables; ``rough[f, k]`` marks
     lines where the angle's second difference is large (a kink or a jump);
@@ -243,31 +280,24 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, cr, cc, pm, mode, fill,
     :func:`work_tables`. (Frames that do not turn are copied by the engine.)
     """
     nf, nrows, ncols = movie.shape
-    nbr = (nrows + CELL - 1) // CELL
-    nbc = (ncols + CELL - 1) // CELL
-    # exact crossings on the grid of cell corners, each knot row once
-    ks = np.empty((nf, nbr + 1, nbc + 1))
-    kx = np.empty((nf, nbr + 1, nbc + 1))
-    for idx in numba.prange(nf * (nbr + 1)):
-        f = idx // (nbr + 1)
-        k = idx % (nbr + 1)
-        _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nbc + 1, nrows,
-                  maxstep[f], pm, ks[f, k], kx[f, k])
-    # which cells may be interpolated, two cell rows at a time
-    smooth = np.zeros((nf, nbr, nbc), np.bool_)
+    nbr = smooth.shape[1]
     npair = (nbr + 1) // 2
-    for idx in numba.prange(nf * npair):
+    total = nf * npair
+    while True:
+        idx = _fetch_add(counter, 0, 1)
+        if idx >= total:
+            return
         f = idx // npair
-        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, 2 * (idx % npair),
-                      nrows, maxstep[f], pm, ks[f], kx[f], smooth[f])
-    for idx in numba.prange(nf * nbr):
-        f = idx // nbr
-        b = idx % nbr
-        n = min(b + 2, nbr)
-        _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
-                        b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo, hi,
-                        is_int, wk, tab, ks[f, b], kx[f, b], ks[f, b + 1],
-                        kx[f, b + 1], ks[f, n], kx[f, n], out[f])
+        p = 2 * (idx % npair)
+        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, p, nrows,
+                      maxstep[f], pm, ks[f], kx[f], smooth[f])
+        for b in range(p, min(p + 2, nbr)):
+            n = min(b + 2, nbr)
+            _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
+                            b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo,
+                            hi, is_int, wk, tab, ks[f, b], kx[f, b],
+                            ks[f, b + 1], kx[f, b + 1], ks[f, n], kx[f, n],
+                            out[f])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
@@ -564,6 +594,12 @@ def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
             else:
                 for u in range(cw):
                     out[r0 + t, c0 + u] = res[t * B + u]
+
+
+def pair_kernel(mode):
+    """The work-unit kernel of :func:`derotate_pairs`' signature for ``mode``
+    (each is compiled only when first used)."""
+    return derotate_pairs
 
 
 @numba.njit(cache=True, parallel=True)
