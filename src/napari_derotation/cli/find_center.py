@@ -9,7 +9,12 @@ from pathlib import Path
 from ..errors import DerotationError
 from ..io import load_angles
 from ..io.zarr_store import read_frames
-from ._common import add_angle_check_argument, add_movie_arguments, warn_angles
+from ._common import (
+    add_angle_check_argument,
+    add_movie_arguments,
+    add_threads_argument,
+    warn_angles,
+)
 
 NAME = "find-center"
 ORDER = 25
@@ -19,6 +24,7 @@ HELP = ("Find the centre of rotation of a raw movie: a Bayesian search "
 
 
 def add_arguments(p):
+    add_threads_argument(p)
     p.add_argument("movie", type=Path, nargs="+",
                    help="raw TIFF movie (T[Z][C]YX), or the files, folder or "
                         "glob of one acquisition")

@@ -261,14 +261,45 @@ def _derotate_run(movie, angles, start, stop, out, k: KernelArgs, wk, tab,
     ks = np.empty((nf, nbr + 1, nbc + 1))
     kx = np.empty((nf, nbr + 1, nbc + 1))
     smooth = np.zeros((nf, nbr, nbc), np.bool_)
+    counter = np.zeros(1, np.int64)
+    grid = (counter, cos_t, sin_t, maxstep, k.cr, k.cc, k.plane, ks, kx)
+    pairs = (counter, src, cos_t, sin_t, rough, maxstep, k.cr, k.cc, k.plane,
+             k.mode, k.fill, k.lo, k.hi, k.is_int, wk, tab, ks, kx, smooth,
+             buf)
+    kernel = _kernels.pair_kernel(k.mode)
     with KERNEL_LOCK:
-        threads.run(_kernels.knot_grid, cos_t, sin_t, maxstep, k.cr, k.cc,
-                    k.plane, ks, kx)
-        threads.run(_kernels.pair_kernel(k.mode), src, cos_t, sin_t, rough,
-                    maxstep, k.cr, k.cc, k.plane, k.mode, k.fill, k.lo, k.hi,
-                    k.is_int, wk, tab, ks, kx, smooth, buf)
+        _notice_compile((_kernels.knot_grid, grid), (kernel, pairs))
+        threads.run(_kernels.knot_grid, *grid[1:])
+        threads.run(kernel, *pairs[1:])
     if buf is not dst:
         dst[...] = buf
+
+
+#: Called with one line when a derotation is about to compile its kernels
+#: (the CLI prints it on stderr; see :func:`set_compile_notice`).
+_compile_notice: Callable[[str], None] | None = None
+
+#: Seconds a cold compile of one dtype's kernels takes here, roughly (quiet
+#: 2-core machine; ``benchmarks/bench_cold_start.py`` measures it).
+COMPILE_SECONDS = 15
+
+
+def set_compile_notice(notice: Callable[[str], None] | None) -> None:
+    """Have ``notice(line)`` called once per process, before the first
+    derotation that must compile kernels missing from numba's cache."""
+    global _compile_notice
+    _compile_notice = notice
+
+
+def _notice_compile(*calls) -> None:
+    global _compile_notice
+    notice = _compile_notice
+    if notice is None:
+        return
+    if any(_kernels.will_compile(kernel, args) for kernel, args in calls):
+        _compile_notice = None
+        notice("compiling the derotation kernels (once, "
+               f"~{COMPILE_SECONDS} s)")
 
 
 #: Linux's madvise advice that faults pages in, writable, without writing.
@@ -334,8 +365,10 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
     center : (row, col), optional
         Centre of rotation in pixels, sub-pixel allowed. Default
         ``(rows // 2, cols // 2)`` as in the reference.
-    interpolation : {"bilinear", "nearest"}
-        How the raw frame is sampled where the scan crossed each pixel.
+    interpolation : {"bilinear", "nearest", "cubic"}
+        How the raw frame is sampled where the scan crossed each pixel
+        (``"cubic"``: Catmull-Rom, sharper than bilinear, integers clipped
+        to the dtype's range).
     fill_value : float
         Value of pixels that no scanned line covered. NaN is allowed for
         float movies.

@@ -265,7 +265,7 @@ class Config:
                 "center_method: ellipse needs ellipse.seed: [row, col], a "
                 "bright cell in frame ellipse.frame of the raw movie")
         _choice("pulse_threshold", self.pulse_threshold, ("auto", "mean_std"))
-        _choice("resampling", self.resampling, ("bilinear", "nearest"))
+        _choice("resampling", self.resampling, ("bilinear", "nearest", "cubic"))
         _choice("paths_write.output_format", self.output_format,
                 ("tif", "zarr", "nwb"))
         for role in ROLES:
