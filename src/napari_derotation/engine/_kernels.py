@@ -643,15 +643,26 @@ def _catmull_rom(t):
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _sample_cubic(img, y, x, nrows, ncols):
-    """Catmull-Rom sample of ``img`` at (y, x) (clamped to the frame; the
-    neighbours beyond its edges repeat the edge)."""
+def _sample_cubic(img, flat, y, x, nrows, ncols):
+    """Catmull-Rom sample of ``img`` (``flat``: the same C-ordered pixels
+    as 1-D) at (y, x), clamped to the frame; the neighbours beyond its
+    edges repeat the edge."""
     y = min(max(y, 0.0), nrows - 1.0)
     x = min(max(x, 0.0), ncols - 1.0)
     y0 = int(y)
     x0 = int(x)
     wy0, wy1, wy2, wy3 = _catmull_rom(y - y0)
     wx0, wx1, wx2, wx3 = _catmull_rom(x - x0)
+    if 1 <= y0 and y0 + 2 < nrows and 1 <= x0 and x0 + 2 < ncols:
+        # inside: four rows of four neighbours, no clamping
+        acc = 0.0
+        for a in range(4):
+            k = (y0 - 1 + a) * ncols + x0 - 1
+            row = (wx0 * float(flat[k]) + wx1 * float(flat[k + 1])
+                   + wx2 * float(flat[k + 2]) + wx3 * float(flat[k + 3]))
+            w = wy0 if a == 0 else wy1 if a == 1 else wy2 if a == 2 else wy3
+            acc += w * row
+        return acc
     c0 = max(x0 - 1, 0)
     c2 = min(x0 + 1, ncols - 1)
     c3 = min(x0 + 2, ncols - 1)
@@ -700,6 +711,7 @@ def _cubic_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, fill, lo,
     :func:`_derotate_block` for the cells)."""
     nrows, ncols = img.shape
     rh = min(CELL, nrows - r0)
+    flat = img.ravel()
     for j in range(smooth.size):
         c0 = j * CELL
         cw = min(CELL, ncols - c0)
@@ -725,7 +737,8 @@ def _cubic_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, fill, lo,
                 x = X[t * CELL + u]
                 if _covered(s, x, nrows, ncols):
                     out[r0 + t, c0 + u] = _cast(
-                        _sample_cubic(img, s, x, nrows, ncols), lo, hi, is_int)
+                        _sample_cubic(img, flat, s, x, nrows, ncols), lo, hi,
+                        is_int)
                 else:
                     out[r0 + t, c0 + u] = fill
 
@@ -756,7 +769,8 @@ def rotate_lines(images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo,
                 out[f, r, c] = fill
                 continue
             if mode == CUBIC:
-                v = _sample_cubic(images[src], y, x, nrows, ncols)
+                v = _sample_cubic(images[src], images[src].ravel(), y, x,
+                                  nrows, ncols)
             else:
                 v = _sample(images[src], y, x, nrows, ncols, mode)
             out[f, r, c] = _cast(v, lo, hi, is_int)
