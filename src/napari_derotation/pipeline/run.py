@@ -44,7 +44,7 @@ from ..io import (
     write_json,
 )
 from ..io.atomic import check_writable, make_folder
-from ..io.outputs import with_format
+from ..io.outputs import FORMATS
 from ..io.sources import open_movie
 from ..job import describe, job_record, output_spec
 from ..job import run as run_job
@@ -227,11 +227,13 @@ def _output_paths(cfg, output_folder, source_file, plots=False,
     made = make_folder(out)
     if out_set is not None:
         out_set.add_folders(made)
-    movie = with_format(out / cfg.saving_name, cfg.output_format)
+    movie = output_spec(folder=out, name=cfg.saving_name,
+                        fmt=cfg.output_format).path
+    stem = movie.name[: -len(FORMATS[cfg.output_format])]
     paths = {"movie": movie,
              "angles_per_line": out / "angles_per_line.npy",
              "angles_per_frame": out / "angles_per_frame.npy",
-             "table": out / f"{cfg.saving_name}.csv",
+             "table": out / f"{stem}.csv",
              "record": sidecar_path(movie)}
     inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source, source_file]
     for p in paths.values():
