@@ -1,10 +1,11 @@
 """One dataset end to end: signals -> angles -> centre -> derotated movie.
 
 :func:`run_dataset` reads the movie, the analog signals and the stimulus
-table named by a :class:`~napari_derotation.config.Config`, computes the
-per-line angles (:mod:`napari_derotation.signals`), the blank value (from the
-whole first frame, or given), the centre (given, or searched), derotates the
-movie chunk by chunk and writes, each atomically, into the output folder:
+table named by a :class:`~napari_derotation.pipeline.config.Config`,
+computes the per-line angles (:mod:`napari_derotation.acquisition.signals`),
+the blank value (from each channel's first frame, or given), the centre
+(given, or searched), derotates the movie chunk by chunk and writes, each
+atomically, into the output folder:
 
 - ``<saving_name>.tif``: the derotated movie, in the input dtype (or
   ``.zarr``/``.nwb`` with ``paths_write.output_format: zarr|nwb``, the record
