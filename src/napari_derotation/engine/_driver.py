@@ -42,12 +42,13 @@ import itertools
 import mmap
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import Cancelled, DerotationError
 from ..frames import unturned_frames
+from ..progress import Progress
 from . import _kernels
 from .params import (
     DerotationParams,
@@ -69,7 +70,6 @@ KERNEL_LOCK = threading.Lock()
 #: ``progress`` is called.
 CHUNK_PIXELS = 1 << 21
 
-Progress = Callable[[int, int], "bool | None"]
 
 
 def check_movie(movie) -> np.ndarray:
