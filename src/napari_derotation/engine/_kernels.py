@@ -653,7 +653,7 @@ def _sample_cubic(img, flat, y, x, nrows, ncols):
     x0 = int(x)
     wy0, wy1, wy2, wy3 = _catmull_rom(y - y0)
     wx0, wx1, wx2, wx3 = _catmull_rom(x - x0)
-    if 1 <= y0 and y0 + 2 < nrows and 1 <= x0 and x0 + 2 < ncols:
+    if y0 >= 1 and y0 + 2 < nrows and x0 >= 1 and x0 + 2 < ncols:
         # inside: four rows of four neighbours, no clamping
         acc = 0.0
         for a in range(4):
