@@ -22,14 +22,16 @@ import importlib.abc
 import importlib.util
 import sys
 
-from .engine import derotate, derotate_into
-from .engine.params import DerotationParams
 from .errors import Cancelled, DerotationError
 
 __version__ = "0.1.0"
 
-#: public name -> module that defines it (imported when first used)
+#: public name -> module that defines it (imported when first used: the
+#: command line starts, and handles Ctrl-C, before numba is loaded)
 _LAZY = {
+    "derotate": "engine",
+    "derotate_into": "engine",
+    "DerotationParams": "engine.params",
     "find_center_bayesian": "center.bayesian",
     "fit_center_ellipse": "center.ellipse",
     "estimate_angle_offset": "center.offset",

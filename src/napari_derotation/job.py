@@ -384,7 +384,7 @@ def write_result(job: Job, derotated, progress=None, *, chunk_frames=64,
     n, rows, _ = job.movie.scan_shape
     five = axes != "TYX"
     shape = job.movie.shape if five else job.movie.scan_shape
-    with OutputSet() as done:
+    with OutputSet(overwrite=out.overwrite) as done:
         with open_writer(out.path, shape, job.movie.dtype,
                          axes=axes if five else None, record=rec,
                          overwrite=True, **out.options) as writer:

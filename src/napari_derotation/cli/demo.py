@@ -11,8 +11,17 @@ from ..engine import derotate
 from ..frames import disc_mask, rotating_frames
 from ..io import OutputSet, write_tiff
 from ..simulate import simulate_movie
-from ._common import Progress, add_overwrite_argument
+from ._common import (
+    Progress,
+    add_overwrite_argument,
+    check_memory,
+    positive_int,
+    whole,
+)
 from .simulate import write_simulation
+
+#: The smallest frame the demo's off-centre rotation fits in.
+MIN_SIZE = 32
 
 NAME = "demo"
 ORDER = 5
@@ -23,8 +32,9 @@ HELP = ("Simulate a rotating movie, derotate it and write raw and derotated "
 def add_arguments(p):
     p.add_argument("-o", "--output", type=Path, default=Path("derotation-demo"),
                    help="output folder (default ./derotation-demo)")
-    p.add_argument("--frames", type=int, default=160)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--frames", type=positive_int, default=160)
+    p.add_argument("--size", type=whole(MIN_SIZE), default=256,
+                   help=f"frame rows and columns (>= {MIN_SIZE}; default 256)")
     add_overwrite_argument(p)
 
 
@@ -54,14 +64,20 @@ def comparison_png(path: Path, left: np.ndarray, right: np.ndarray,
 
 
 def run(args) -> int:
+    from .simulate import SIMULATION_BYTES_PER_PIXEL
+
     out: Path = args.output
     t0 = time.perf_counter()
+    # the simulation, then the derotated copy in float64
+    check_memory((SIMULATION_BYTES_PER_PIXEL + 8) * args.size ** 2
+                 * args.frames,
+                 f"the demo's {args.frames} frames of {args.size}x{args.size}")
     sim = simulate_movie((args.size, args.size), args.frames, trace="real",
                          center_offset=(6.0, -9.0), noise=4.0, seed=1)
     names = {"derotated": out / "derotated.tif",
              "png": out / "raw_vs_derotated_mean.png"}
     # a failure or Ctrl-C removes every file written (and the folder if made)
-    with OutputSet() as written:
+    with OutputSet(overwrite=args.overwrite) as written:
         paths = write_simulation(out, sim, "raw", overwrite=args.overwrite,
                                  also=names.values(), outputs=written)
         # pixels no line covered get the background (most of a frame is

@@ -9,7 +9,13 @@ from pathlib import Path
 from ..errors import DerotationError
 from ..io import load_angles
 from ..io.zarr_store import read_frames
-from ._common import add_angle_check_argument, add_movie_arguments, warn_angles
+from ._common import (
+    add_angle_check_argument,
+    add_movie_arguments,
+    finite_float,
+    positive_float,
+    warn_angles,
+)
 
 NAME = "find-center"
 ORDER = 25
@@ -30,14 +36,14 @@ def add_arguments(p):
                         "residual motion; ellipse: follow the cell at --seed "
                         "and fit the ellipse it traces (also gives the tilt "
                         "of the rotation plane)")
-    p.add_argument("--seed", type=float, nargs=2, metavar=("ROW", "COL"),
+    p.add_argument("--seed", type=finite_float, nargs=2, metavar=("ROW", "COL"),
                    help="a bright cell in frame --frame of the raw movie "
                         "(required by --method ellipse)")
     p.add_argument("--frame", type=int, default=0, metavar="N",
                    help="frame where --seed was picked (default 0)")
-    p.add_argument("--initial", type=float, nargs=2, metavar=("ROW", "COL"),
+    p.add_argument("--initial", type=finite_float, nargs=2, metavar=("ROW", "COL"),
                    help="start of the search (default: rows//2, cols//2)")
-    p.add_argument("--search-radius", type=float, default=10.0, metavar="PX",
+    p.add_argument("--search-radius", type=positive_float, default=10.0, metavar="PX",
                    help="bayesian: search within this many pixels of "
                         "--initial (default 10)")
     p.add_argument("--calls", type=int, default=30, metavar="N",

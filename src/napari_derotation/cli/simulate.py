@@ -11,7 +11,18 @@ from ..errors import DerotationError
 from ..io import OutputSet, save_angles, write_json, write_tiff
 from ..io.atomic import check_writable, make_folder
 from ..simulate import TRACES, simulate_movie
-from ._common import add_overwrite_argument
+from ._common import (
+    add_overwrite_argument,
+    check_memory,
+    finite_float,
+    nonnegative_float,
+    positive_int,
+    whole,
+)
+
+#: Bytes per simulated pixel at the peak: the float64 movie, its uint16
+#: copy and the sample being rotated.
+SIMULATION_BYTES_PER_PIXEL = 20
 
 NAME = "simulate"
 ORDER = 20
@@ -22,15 +33,15 @@ HELP = ("Simulate a line-scanned movie of cells rotating about a known centre; "
 def add_arguments(p):
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder (created if missing)")
-    p.add_argument("--size", type=int, nargs=2, default=(256, 256),
+    p.add_argument("--size", type=whole(2), nargs=2, default=(256, 256),
                    metavar=("ROWS", "COLS"))
-    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--frames", type=positive_int, default=100)
     p.add_argument("--trace", choices=TRACES, default="real")
-    p.add_argument("--center-offset", type=float, nargs=2, default=(0.0, 0.0),
+    p.add_argument("--center-offset", type=finite_float, nargs=2, default=(0.0, 0.0),
                    metavar=("DR", "DC"),
                    help="centre of rotation relative to (rows//2, cols//2)")
-    p.add_argument("--noise", type=float, default=0.0,
-                   help="Gaussian noise standard deviation")
+    p.add_argument("--noise", type=nonnegative_float, default=0.0,
+                   help="Gaussian noise standard deviation (>= 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="movie", help="file stem (default movie)")
     add_overwrite_argument(p)
@@ -52,7 +63,7 @@ def write_simulation(out: Path, sim, name: str = "movie", *,
     ``overwrite``. A failure removes what was written, and the folder if it
     was made (also later, when the caller's ``outputs`` fails)."""
     paths = simulation_paths(out, name)
-    with OutputSet() as own:
+    with OutputSet(overwrite=overwrite) as own:
         written = outputs if outputs is not None else own
         written.add_folders(make_folder(out))
         check_writable([*paths.values(), *also], overwrite=overwrite)
@@ -75,6 +86,8 @@ def run(args) -> int:
         raise DerotationError(
             f"--center-offset {dr:g} {dc:g} puts the centre outside the "
             f"{rows}x{cols} frame")
+    check_memory(SIMULATION_BYTES_PER_PIXEL * rows * cols * args.frames,
+                 f"simulating {args.frames} frames of {rows}x{cols}")
     sim = simulate_movie((rows, cols), args.frames, trace=args.trace,
                          center_offset=(dr, dc), noise=args.noise,
                          seed=args.seed, dtype=np.uint16)

@@ -158,7 +158,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
     source_file = _check_inputs(cfg)
-    with OutputSet() as out:
+    with OutputSet(overwrite=overwrite) as out:
         paths = _output_paths(cfg, output_folder, source_file, make_plots,
                               overwrite, out)
         say(f"[1/5] angles from {source_file.name} ({_what(cfg)})")
@@ -243,9 +243,7 @@ def _output_paths(cfg, output_folder, source_file, plots=False,
         folder = Path(cfg.debug_plots_folder or out / "debug_plots")
         if folder.is_dir():
             planned += [folder / n for n in debug_plots.PLOT_NAMES]
-    check_writable(planned, overwrite=overwrite,
-                   hint="use --overwrite (or paths_write.overwrite: true) to "
-                        "replace them")
+    check_writable(planned, overwrite=overwrite)
     return paths
 
 
