@@ -18,8 +18,6 @@ parts (centre finding, dask, signals) load on first use.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
 
 from .errors import Cancelled, DerotationError
@@ -62,12 +60,16 @@ __all__ = ["derotate", "derotate_into", "DerotationParams", "Cancelled",
            "DerotationError", "__version__", *_LAZY]
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``napari_derotation.<old name>`` as the module it moved to."""
+class _MovedModules:
+    """Finds ``napari_derotation.<old name>`` as the module it moved to (a
+    meta path finder and loader; ``importlib.abc`` is not imported, so that
+    the package, which the command line imports first, loads at once)."""
 
     def find_spec(self, fullname, path=None, target=None):
         pkg, _, leaf = fullname.rpartition(".")
         if pkg == __name__ and leaf in MOVED_MODULES:
+            import importlib.util
+
             return importlib.util.spec_from_loader(fullname, self)
         return None
 

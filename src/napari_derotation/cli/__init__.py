@@ -10,11 +10,10 @@ every partial output.
 
 from __future__ import annotations
 
-import argparse
+# only what is needed before main() runs: Ctrl-C is handled from there on,
+# so the rest is imported inside it
 import contextlib
-import importlib
 import os
-import pkgutil
 import signal
 import sys
 import threading
@@ -26,6 +25,9 @@ PROG = "napari-derotation"
 
 
 def _commands():
+    import importlib
+    import pkgutil
+
     mods = []
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_"):
@@ -36,15 +38,22 @@ def _commands():
     return sorted(mods, key=lambda m: getattr(m, "ORDER", 50))
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr and exit code 2, like every other
-    bad input (``--help`` still prints the full usage)."""
+def _parser_class():
+    import argparse
 
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+    class _Parser(argparse.ArgumentParser):
+        """Usage errors as one line on stderr and exit code 2, like every
+        other bad input (``--help`` still prints the full usage)."""
+
+        def error(self, message):
+            self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    return _Parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
+    """The ``argparse`` parser of the command and its subcommands."""
+    _Parser = _parser_class()
     parser = _Parser(
         prog=PROG,
         description="Line-by-line derotation of multiphoton movies recorded "

@@ -116,13 +116,13 @@ def run(args) -> int:
     # parser, and the pipeline imports scipy.signal (seconds)
     from ..pipeline.config import load_config
 
+    folders = distinct_folders(args.folders)
     report = (lambda m: None) if args.quiet else \
         (lambda m: print(m, file=sys.stderr))
     with warnings_to(report):
         config = load_config(args.config, warn=False)
     for note in config.warnings:
         report(f"warning: {args.config.name}: {note}")
-    folders = distinct_folders(args.folders)
     outputs = outputs_for(folders, args.output_root)
     if args.output_root is not None:
         make_folder(args.output_root)

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import derotate
 from ..frames import disc_mask, rotating_frames
 from ..io import OutputSet, write_tiff
-from ..simulate import simulate_movie
 from ._common import (
     Progress,
     add_overwrite_argument,
@@ -64,6 +62,8 @@ def comparison_png(path: Path, left: np.ndarray, right: np.ndarray,
 
 
 def run(args) -> int:
+    from ..engine import derotate
+    from ..simulate import simulate_movie
     from .simulate import SIMULATION_BYTES_PER_PIXEL
 
     out: Path = args.output

@@ -10,7 +10,6 @@ from ..checks import file_stem
 from ..errors import DerotationError
 from ..io import OutputSet, save_angles, write_json, write_tiff
 from ..io.atomic import check_writable, make_folder
-from ..simulate import TRACES, simulate_movie
 from ._common import (
     add_overwrite_argument,
     check_memory,
@@ -20,6 +19,9 @@ from ._common import (
     whole,
 )
 
+#: The traces of :func:`~napari_derotation.simulate.simulate_movie` (its
+#: ``TRACES``; named here so that building the parser loads no numba).
+TRACES = ("incremental", "sine", "constant", "real")
 #: Bytes per simulated pixel at the peak: the float64 movie, its uint16
 #: copy and the sample being rotated.
 SIMULATION_BYTES_PER_PIXEL = 20
@@ -86,6 +88,8 @@ def run(args) -> int:
         raise DerotationError(
             f"--center-offset {dr:g} {dc:g} puts the centre outside the "
             f"{rows}x{cols} frame")
+    from ..simulate import simulate_movie
+
     check_memory(SIMULATION_BYTES_PER_PIXEL * rows * cols * args.frames,
                  f"simulating {args.frames} frames of {rows}x{cols}")
     sim = simulate_movie((rows, cols), args.frames, trace=args.trace,
