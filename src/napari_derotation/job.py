@@ -33,7 +33,7 @@ from .checks import file_stem, whole_number
 from .engine._driver import check_angles
 from .engine.params import DerotationParams
 from .errors import DerotationError
-from .io.atomic import check_not_input, check_writable
+from .io.atomic import OutputExists, check_not_input, check_writable
 from .io.outputs import output_format, with_format
 from .io.provenance import sidecar_path
 
@@ -301,8 +301,12 @@ def check_job_files(job: Job, hint: str | None = None) -> list[Path]:
         check_not_input(p, *inputs)
     if job.output.format == "split":
         return files
-    kw = {} if hint is None else {"hint": hint}
-    return check_writable(files, overwrite=job.output.overwrite, **kw)
+    try:
+        return check_writable(files, overwrite=job.output.overwrite)
+    except OutputExists as exc:
+        if hint is None:        # the caller adds how to replace them
+            raise
+        raise DerotationError(f"{exc}; {hint}") from None
 
 
 def run(job: Job, progress=None) -> dict:

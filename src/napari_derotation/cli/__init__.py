@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     # Ctrl-C is KeyboardInterrupt (Python's own handler) and SIGTERM
     # Terminated from here on, also while the commands' modules are
     # imported: this module and the package import little
-    with _sigterm_raises(), _warnings_one_line():
+    with _sigterm_raises(), _warnings_one_line(script):
         try:
             return _main(argv)
         except Terminated:
@@ -165,8 +165,14 @@ def _ignore_signals() -> None:
 
 
 @contextlib.contextmanager
-def _warnings_one_line():
+def _warnings_one_line(enabled: bool = True):
+    """Python's warnings as one ``warning:`` line each (the console script;
+    a caller of :func:`main` keeps its own way of showing them)."""
     import warnings
+
+    if not enabled:
+        yield
+        return
 
     previous = warnings.showwarning
     warnings.showwarning = _one_line_warnings

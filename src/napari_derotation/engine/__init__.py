@@ -7,20 +7,22 @@
 - :mod:`.cluster`: the same on a dask.distributed cluster.
 """
 
-from ._driver import (
-    INTERPOLATIONS,
-    KERNEL_LOCK,
-    check_angles,
-    check_center,
-    check_movie,
-    check_parameters,
-    default_center,
-    derotate,
-    derotate_into,
-    frames_per_chunk,
-    plane_matrix,
-    warmup,
-)
+import importlib
+
+#: names of :mod:`._driver`, imported when first used: numba loads with it,
+#: and what needs only :mod:`.params` (the command line's parser) should
+#: not wait for it
+_DRIVER = frozenset({
+    "INTERPOLATIONS", "KERNEL_LOCK", "check_angles", "check_center",
+    "check_movie", "check_parameters", "default_center", "derotate",
+    "derotate_into", "frames_per_chunk", "plane_matrix", "warmup"})
+
+
+def __getattr__(name: str):
+    if name in _DRIVER:
+        return getattr(importlib.import_module("._driver", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
            "check_center", "check_parameters", "default_center",

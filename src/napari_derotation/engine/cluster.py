@@ -239,8 +239,9 @@ def run_distributed(job, progress=None, *, client=None,
     shape, dtype = (t, rows, cols), job.movie.dtype
     angles, params = job.used_angles, job.params
     step = check_chunk_frames(job.chunk_frames, shape, dtype)
+    own = client is None
     with OutputSet(overwrite=out.overwrite), contextlib.ExitStack() as stack:
-        if client is None:
+        if own:
             client = stack.enter_context(
                 cluster_client(job.scheduler, job.workers))
         threads = sum(client.nthreads().values()) or 1
@@ -252,7 +253,7 @@ def run_distributed(job, progress=None, *, client=None,
                                   "threads": threads})
         if out.format == "zarr":
             _run_zarr(client, movie_path, angles, params, out.path, shape,
-                      dtype, step, ahead, rec, progress, out.overwrite)
+                      dtype, step, ahead, rec, progress, out.overwrite, own)
             return rec
         _run_tiff(client, movie_path, angles, params, out.path, shape, dtype,
                   step, ahead, progress)
@@ -297,7 +298,7 @@ def _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
 
 
 def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
-              step, ahead, rec, progress, overwrite) -> None:
+              step, ahead, rec, progress, overwrite, own=False) -> None:
     """Workers write their chunks into the temporary store; the client
     hands out frame ranges, counts completions and renames the store."""
     distributed = _distributed()
@@ -325,7 +326,7 @@ def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
                 pending.add(future)
                 running.add(future)
 
-        stopped = True
+        interrupted = True
         try:
             for _ in range(ahead):
                 submit_next()
@@ -339,26 +340,28 @@ def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
                                                      n) is False:
                     raise Cancelled(f"derotation cancelled after "
                                     f"{writer.written} of {n} frames")
-            stopped = False
+            interrupted = False
+        except Cancelled:
+            interrupted = False     # asked for: the tasks in flight end
+            raise
         finally:
             if pending:
-                _stop_writers(client, distributed, pending, stopped)
+                _stop_writers(client, distributed, pending,
+                              interrupted and own)
 
 
-def _stop_writers(client, distributed, pending, interrupted) -> None:
+def _stop_writers(client, distributed, pending, shut_down) -> None:
     """Before the temporary store is removed, no task may still write into
     it: a running task cannot be stopped, so let the few in flight end; on
-    an interrupt, a local cluster is shut down at once instead (its workers
-    with it)."""
-    client.cancel(list(pending))
+    an interrupt (``shut_down``: Ctrl-C, SIGTERM, an error) the local
+    cluster started for this run is shut down at once instead, its workers
+    with it."""
     cluster = getattr(client, "cluster", None)
-    if interrupted and cluster is not None:
+    if shut_down and cluster is not None:
         _quiet_distributed()
         _close(client, cluster, timeout=5)
         return
-    with contextlib.suppress(Exception):
-        distributed.wait(list(pending), timeout=None if not interrupted
-                         else 30)
+    distributed.wait(list(pending))
 
 
 def derotate_chunk_to_zarr(movie_path, start, stop, angles_per_line, params,
