@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 from .errors import Cancelled, DerotationError
+
+if TYPE_CHECKING:       # what the names are, for readers and the API docs
+    from .engine import derotate, derotate_into
+    from .engine.params import DerotationParams
 
 __version__ = "0.1.0"
 

@@ -8,6 +8,23 @@
 """
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:       # what the names are, for readers and the API docs
+    from ._driver import (
+        INTERPOLATIONS,
+        KERNEL_LOCK,
+        check_angles,
+        check_center,
+        check_movie,
+        check_parameters,
+        default_center,
+        derotate,
+        derotate_into,
+        frames_per_chunk,
+        plane_matrix,
+        warmup,
+    )
 
 #: names of :mod:`._driver`, imported when first used: numba loads with it,
 #: and what needs only :mod:`.params` (the command line's parser) should
