@@ -274,6 +274,26 @@ def _contrast_note(dtype, region) -> tuple[float, str]:
     return float(flat.mean()), " and ".join(parts)
 
 
+def _check_contrast(objective, start, calls=None) -> None:
+    """Refuse a compared region that is mostly saturated or constant
+    (before the search), or one where no call found contrast (after it,
+    ``calls`` made); warn when more than half of it is."""
+    share, note = objective.contrast
+    where = (f"(radius {objective.region_radius:.0f} px about "
+             f"({start[0]:g}, {start[1]:g}))")
+    if calls is None:
+        if share >= FLAT_SHARE_REFUSE:
+            raise DerotationError(f"the movie has too little contrast to "
+                                  f"find the centre with: {note} {where}")
+        return
+    if objective.flat_calls == calls:
+        raise DerotationError(f"the movie has no contrast to find the "
+                              f"centre with: {note} {where}")
+    if share > FLAT_SHARE_WARNING:
+        warnings.warn(f"the centre may be poorly defined: {note}",
+                      stacklevel=3)
+
+
 @dataclass
 class CenterResult:
     """Outcome of :func:`find_center_bayesian`.
@@ -590,12 +610,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         region_margin=2 * math.sqrt(2) * radius + 3 * sigma,
         bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
         params=DerotationParams.build(params, **overrides))
-    share, note = objective.contrast
-    if share >= FLAT_SHARE_REFUSE:
-        raise DerotationError(
-            f"the movie has too little contrast to find the centre with: "
-            f"{note} (radius {objective.region_radius:.0f} px about "
-            f"({r0:g}, {c0:g}))")
+    _check_contrast(objective, (r0, c0))
     n_polish = min(POLISH_CALLS, n_calls // 2) if polish else 0
     if n_polish < 7:            # too few for one hexagon and its quadratic
         n_polish = 0
@@ -611,14 +626,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     search.model = None
     _polish(search)
     pts, vals = search.arrays()
-    if objective.flat_calls == len(pts):
-        raise DerotationError(
-            f"the movie has no contrast to find the centre with: {note} "
-            f"(radius {objective.region_radius:.0f} px about the initial "
-            f"centre)")
-    if share > FLAT_SHARE_WARNING:
-        warnings.warn(f"the centre may be poorly defined: {note}",
-                      stacklevel=2)
+    _check_contrast(objective, (r0, c0), calls=len(pts))
     i = int(np.argmin(vals))
     return CenterResult(
         center=(float(pts[i, 0]), float(pts[i, 1])), objective=float(vals[i]),
