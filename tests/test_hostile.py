@@ -572,3 +572,15 @@ def test_random_bytes_as_an_input(tmp_path_factory, blob, suffix, capsys):
 
 def test_derotation_error_is_the_library_error():
     assert issubclass(OutputExists, DerotationError)
+
+
+def test_the_objective_stays_finite_without_contrast():
+    """Bin images with no contrast used to give 0 / 0 (NaN)."""
+    from napari_derotation.center.bayesian import ResidualMotion
+
+    movie = np.full((8, 32, 32), 65535, np.uint16)
+    objective = ResidualMotion(movie, np.linspace(0, 330, 8 * 32))
+    value, loo = objective.with_jackknife((16.0, 16.0))
+    assert value == 1.0 and np.isfinite(loo).all()
+    share, note = objective.contrast
+    assert share == 1.0 and "100% of the compared pixels are saturated" in note
