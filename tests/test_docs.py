@@ -12,6 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+BIN = Path(sys.executable).parent         # where pip put napari-derotation
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +77,33 @@ def test_images_exist_and_are_used():
             "science_plane.png"} <= used
     for name in used:
         assert (DOCS / "images" / name).stat().st_size > 1000, name
+
+
+def _demo(cwd, *args):
+    return subprocess.run(
+        [str(BIN / "napari-derotation"), "demo", "--size", "32",
+         "--frames", "8", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=300)
+
+
+def test_readme_demo_runs_twice_and_refuses_a_foreign_file(tmp_path):
+    """The README's main command works every time: the demo replaces its
+    own earlier files (listed in its record), never a file it did not write."""
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = _demo(tmp_path)
+    assert again.returncode == 0, again.stderr
+    out = tmp_path / "derotation-demo"
+    assert (out / "demo.json").is_file()
+    (out / "raw.tif").write_bytes(b"my own movie")
+    third = _demo(tmp_path)
+    assert third.returncode == 2
+    assert third.stderr.count("\n") == 1 and "raw.tif" in third.stderr
+    assert (out / "raw.tif").read_bytes() == b"my own movie"
+    # a folder of files another program wrote, with no demo record: refused
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "derotated.tif").write_bytes(b"mine")
+    assert _demo(tmp_path, "-o", str(other)).returncode == 2
+    assert (other / "derotated.tif").read_bytes() == b"mine"
+    assert "derotation-demo/" in (ROOT / ".gitignore").read_text().split()
