@@ -19,10 +19,14 @@ BIN = Path(sys.executable).parent         # where pip put napari-derotation
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+        [sys.executable, "-m", "mkdocs", "build", "--strict",
          "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # not --quiet: with it, mkdocs exits 0 although --strict found warnings
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    assert "WARNING" not in log and "Aborted" not in log, log
+    assert "Documentation built" in log, log
     return out
 
 
@@ -107,3 +111,28 @@ def test_readme_demo_runs_twice_and_refuses_a_foreign_file(tmp_path):
     assert _demo(tmp_path, "-o", str(other)).returncode == 2
     assert (other / "derotated.tif").read_bytes() == b"mine"
     assert "derotation-demo/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_every_table_row_is_in_a_table(site):
+    """A row after a paragraph or a blank line is shown as raw ``|`` text."""
+    for page in DOCS.glob("*.md"):
+        lines = page.read_text().splitlines()
+        fenced = False
+        for i, line in enumerate(lines):
+            if line.startswith("```"):
+                fenced = not fenced
+            if fenced or not line.startswith("|"):
+                continue
+            prev = lines[i - 1] if i else ""
+            starts = (i + 1 < len(lines)
+                      and re.fullmatch(r"\|( *:?-+:? *\|)+", lines[i + 1]))
+            assert prev.startswith("|") or starts, f"{page.name}:{i + 1}"
+    html = (site / "config" / "index.html").read_text()
+    assert "<p>| <code>" not in html and "\n| <code>" not in html
+
+
+def test_config_keys_are_listed_once():
+    rows = re.findall(r"^\| `([^`]+)`", (DOCS / "config.md").read_text(),
+                      re.M)
+    assert "paths_write.saving_name" in rows and "blank_value" in rows
+    assert sorted({r for r in rows if rows.count(r) > 1}) == []
