@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -136,3 +137,80 @@ def test_config_keys_are_listed_once():
                       re.M)
     assert "paths_write.saving_name" in rows and "blank_value" in rows
     assert sorted({r for r in rows if rows.count(r) > 1}) == []
+
+
+# --- every shell block of the docs runs ------------------------------------
+
+NOT_RUN = re.compile(r"<!-- not-run: (.+?) -->")
+MAX_NOT_RUN = 14
+
+
+def shell_blocks(page: Path) -> list[tuple[int, str, str | None]]:
+    """``(line, code, reason)`` of every shell block of a page, in order;
+    ``reason`` is the text of a ``<!-- not-run: REASON -->`` comment on the
+    line before the block (blank lines between allowed), else None."""
+    lines = page.read_text().splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        fence = re.match(r"```\s*(\w*)", lines[i])
+        if not fence:
+            i += 1
+            continue
+        end = next(j for j in range(i + 1, len(lines))
+                   if lines[j].startswith("```"))
+        lang = fence.group(1)
+        assert lang not in ("sh", "shell", "console", "zsh"), \
+            f"{page.name}:{i + 1}: write shell blocks as ```bash"
+        if lang == "bash":
+            k = i - 1
+            while k >= 0 and not lines[k].strip():
+                k -= 1
+            marker = NOT_RUN.fullmatch(lines[k].strip()) if k >= 0 else None
+            blocks.append((i + 1, "\n".join(lines[i + 1:end]),
+                           marker.group(1) if marker else None))
+        i = end + 1
+    return blocks
+
+
+PAGES = sorted(DOCS.glob("*.md"))
+
+
+def test_not_run_markers_are_few_and_say_why():
+    reasons, markers = [], 0
+    for page in PAGES:
+        text = page.read_text()
+        markers += len(NOT_RUN.findall(text))
+        reasons += [r for _, _, r in shell_blocks(page) if r is not None]
+    # every marker stands before a shell block
+    assert markers == len(reasons)
+    assert 0 < len(reasons) <= MAX_NOT_RUN, reasons
+    for reason in reasons:
+        assert len(reason.split()) >= 2, reason
+    assert "not-run" not in (ROOT / "README.md").read_text()
+
+
+def _run_env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["MPLBACKEND"] = "Agg"
+    env.pop("DISPLAY", None)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [p.name for p in PAGES
+                                  if any(r is None for *_, r in
+                                         shell_blocks(p))])
+def test_shell_blocks_run_in_order(page, tmp_path):
+    """Each page's shell blocks, in order, in one temporary folder, with
+    the installed ``napari-derotation`` (and ``python``) on the PATH."""
+    env = _run_env()
+    for line, code, reason in shell_blocks(DOCS / page):
+        if reason is not None:
+            continue
+        done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", code],
+                              cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=240)
+        assert done.returncode == 0, (
+            f"{page}:{line} exited {done.returncode}\n{code}\n"
+            f"{done.stdout[-2000:]}{done.stderr[-3000:]}")
