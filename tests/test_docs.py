@@ -197,20 +197,47 @@ def _run_env() -> dict:
     return env
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("page", [p.name for p in PAGES
-                                  if any(r is None for *_, r in
-                                         shell_blocks(p))])
-def test_shell_blocks_run_in_order(page, tmp_path):
-    """Each page's shell blocks, in order, in one temporary folder, with
-    the installed ``napari-derotation`` (and ``python``) on the PATH."""
+def _run_page(page: str, folder: Path) -> str | None:
+    """Run the page's shell blocks in order in ``folder``; the first
+    failure in words, or None."""
     env = _run_env()
     for line, code, reason in shell_blocks(DOCS / page):
         if reason is not None:
             continue
-        done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", code],
-                              cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=240)
-        assert done.returncode == 0, (
-            f"{page}:{line} exited {done.returncode}\n{code}\n"
-            f"{done.stdout[-2000:]}{done.stderr[-3000:]}")
+        try:
+            done = subprocess.run(
+                ["bash", "-e", "-o", "pipefail", "-c", code], cwd=folder,
+                env=env, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return f"{page}:{line} took more than 300 s\n{code}"
+        if done.returncode != 0:
+            return (f"{page}:{line} exited {done.returncode}\n{code}\n"
+                    f"{done.stdout[-2000:]}{done.stderr[-3000:]}")
+    return None
+
+
+RUN_PAGES = [p.name for p in PAGES
+             if any(r is None for *_, r in shell_blocks(p))]
+
+
+@pytest.fixture(scope="module")
+def page_runs(tmp_path_factory):
+    """Every page's blocks, the pages side by side (each command is mostly
+    interpreter start-up), each page in its own temporary folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=max(1, len(RUN_PAGES)))
+    runs = {page: pool.submit(_run_page, page,
+                              tmp_path_factory.mktemp(page.removesuffix(".md")))
+            for page in RUN_PAGES}
+    yield runs
+    pool.shutdown(wait=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_shell_blocks_run_in_order(page, page_runs):
+    """Each page's shell blocks, in order, in one temporary folder, with
+    the installed ``napari-derotation`` (and ``python``) on the PATH."""
+    failure = page_runs[page].result()
+    assert failure is None, failure
