@@ -70,7 +70,7 @@ class Dataset:
                 folder, kind, found, current, fallback=kind == "stimulus")
         if changes["movie"] is None:
             raise DerotationError(f"not a dataset: no movie TIFF in {folder}")
-        from ..acquisition.sources import needs_analog
+        from ..acquisition.angle_sources import needs_analog
 
         if changes["signals"] is None and needs_analog(cfg):
             raise DerotationError(
@@ -119,13 +119,13 @@ class Dataset:
         """Per-line and per-frame angles, checked against the movie.
 
         From the config's ``rotation_source``: the ticks here, any other
-        source through :func:`napari_derotation.acquisition.sources.
+        source through :func:`napari_derotation.acquisition.angle_sources.
         compute_angles`.
         """
         n, rows, _ = self.movie_shape()
         c = self.config
         if c.rotation_source != "ticks":
-            from ..acquisition.sources import compute_angles
+            from ..acquisition.angle_sources import compute_angles
 
             return compute_angles(c, n_frames=n, rows=rows, progress=progress)
         sig = self.load_signals()
