@@ -66,19 +66,30 @@ def add_angle_check_argument(p) -> None:
                         "frames x rows are used)")
 
 
+def print_warnings(notes, extra_hint: str | None = None,
+                   stream=None) -> list[str]:
+    """Print ``notes`` (a job's warnings) as one ``warning:`` line each on
+    stderr; ``extra_hint`` is added to the one about extra angles."""
+    stream = stream or sys.stderr
+    for note in notes:
+        if extra_hint and "only the first" in note:
+            note = f"{note} ({extra_hint})"
+        stream.write(f"warning: {note}\n")
+    stream.flush()
+    return list(notes)
+
+
 def warn_angles(angles, shape, args, stream=None) -> list[str]:
-    """Print :func:`~napari_derotation.frames.angle_warnings` as one
-    ``warning:`` line each on stderr; return them."""
+    """Print :func:`~napari_derotation.frames.angle_warnings` of ``angles``
+    for a movie of ``shape`` (the commands without a job: find-center)."""
     from ..frames import angle_warnings
 
     notes = angle_warnings(
-        angles, shape, extra_lines_ok=getattr(args, "extra_angles_ok", False),
-        extra_hint=" (--extra-angles-ok if the extra lines are expected)")
-    stream = stream or sys.stderr
-    for note in notes:
-        stream.write(f"warning: {note}\n")
-    stream.flush()
-    return notes
+        angles, shape, extra_lines_ok=getattr(args, "extra_angles_ok", False))
+    return print_warnings(notes, "--extra-angles-ok if the extra lines are "
+                          "expected", stream)
+
+
 def add_movie_arguments(p) -> None:
     """``--channels``/``--planes``: how to read a plain stack of interleaved
     pages (page order t, then z, then c)."""
