@@ -20,6 +20,7 @@ import numpy as np
 from .. import __version__
 from ..errors import DerotationError
 from ..io import (
+    TIFF_SUFFIXES,
     OutputSet,
     check_not_input,
     save_angles,
@@ -29,7 +30,7 @@ from ..io import (
 )
 from . import _meta, _model
 
-SUFFIXES = (".tif", ".tiff")
+SUFFIXES = TIFF_SUFFIXES
 
 
 def write_image(path: str, data, meta: dict) -> list[str]:

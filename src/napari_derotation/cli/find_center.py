@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..errors import DerotationError
 from ..io import load_angles
-from ..io.zarr_store import read_frames
 from ._common import add_angle_check_argument, add_movie_arguments, warn_angles
 
 NAME = "find-center"
@@ -77,7 +76,7 @@ def load_plane(args, angles):
         t, z, c, rows, _ = src.shape
         if src.axes == "TYX" and len(src.paths) == 1 and \
                 not args.channel and not args.plane:
-            return read_frames(src.path), angles, None
+            return src.frames(mmap=True), angles, None
         movie, ch, pl = pick_plane(src, channel=args.channel, plane=args.plane)
     return movie, plane_angles(angles, t, z, rows, pl), {"channel": ch,
                                                          "plane": pl}

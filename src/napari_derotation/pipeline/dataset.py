@@ -13,7 +13,7 @@ import numpy as np
 from ..acquisition.loaders import AnalogSignals, load_analog, load_stimulus
 from ..acquisition.signals import AnglesResult, process_signals
 from ..errors import DerotationError
-from ..io.sources import open_movie
+from ..io.sources import TIFF_SUFFIXES, open_movie
 from .config import CONFIG_SUFFIXES, Config, load_config
 
 __all__ = ["Dataset", "OUTPUT_SUBFOLDER"]
@@ -23,7 +23,7 @@ __all__ = ["Dataset", "OUTPUT_SUBFOLDER"]
 OUTPUT_SUBFOLDER = "derotation"
 
 
-_MOVIE_SUFFIXES = (".tif", ".tiff")
+_MOVIE_SUFFIXES = TIFF_SUFFIXES
 
 
 @dataclass
