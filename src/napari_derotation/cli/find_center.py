@@ -71,7 +71,8 @@ def load_plane(args, angles):
     from ..io.sources import open_movie
 
     paths = args.movie[0] if len(args.movie) == 1 else args.movie
-    with open_movie(paths, channels=args.channels, planes=args.planes) as src:
+    with open_movie(paths, channels=args.channels, planes=args.planes,
+                    allow_missing_chunks=args.allow_missing_chunks) as src:
         warn_angles(angles, src.shape, args)
         t, z, c, rows, _ = src.shape
         if src.axes == "TYX" and len(src.paths) == 1 and \
