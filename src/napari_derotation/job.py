@@ -236,7 +236,9 @@ def describe(movie, angles_per_line, output=None, *,
     (:func:`output_spec`), a path, or None (derotate in memory).
     ``params`` with ``overrides`` (the field keywords of
     :class:`~napari_derotation.engine.params.DerotationParams`, each applied
-    when given). Raises :class:`DerotationError` naming the first problem.
+    when given). ``allow_missing_chunks`` reads a Zarr store written sparse
+    on purpose (else a missing chunk is refused). Raises
+    :class:`DerotationError` naming the first problem.
     """
     spec = movie if isinstance(movie, MovieSpec) else MovieSpec.open(
         movie, channels=channels, planes=planes,
