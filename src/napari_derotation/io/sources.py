@@ -26,18 +26,21 @@ file may end inside a time point), and so do the angles.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import math
 import os
 import re
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from ..errors import DerotationError
-from .tiff import _tiff_problems, check_one_series
 
 __all__ = ["open_movie", "read_movie", "MovieSource", "natural_key",
            "movie_files", "TIFF_SUFFIXES", "check_time_point"]
@@ -221,6 +224,70 @@ def check_time_point(name: str, shape5, dtype, *, copies: int = 2) -> None:
             f"{name}: one time point is {size} ({_gib(point)}); reading and "
             f"derotating it needs about {_gib(copies * point)}, more than the "
             f"{_gib(avail)} of memory available")
+
+
+def check_one_series(tif, path) -> None:
+    """Refuse a TIFF holding more than one series (images of different
+    shapes, or several movies): reading only the first would silently drop
+    the others."""
+    series = tif.series
+    if len(series) <= 1:
+        return
+    kinds = [f"{tuple(s.shape)} {np.dtype(s.dtype)}" for s in series]
+    if len(set(kinds)) == 1:
+        found = f"each {kinds[0]}"
+    else:
+        found = "; ".join(f"series {i}: {k}" for i, k in enumerate(kinds[:4]))
+        found += "; ..." if len(kinds) > 4 else ""
+    raise DerotationError(
+        f"{Path(path).name} holds {len(series)} image series ({found}); "
+        f"expected one movie in one series: save each series as its own "
+        f"TIFF, or the frames as one stack")
+
+
+
+#: What tifffile logs (instead of raising) when a file is cut short or broken.
+_CORRUPT = ("invalid page offset", "invalid offset to first page",
+            "failed to reshape", "corrupted", "truncated")
+
+
+@contextlib.contextmanager
+def _tiff_problems(path: Path) -> Iterator[None]:
+    """Turn what tifffile only logs about a truncated or corrupt file (it
+    then returns the frames it could read) into a :class:`DerotationError`.
+
+    Records from this thread are kept out of the log (the error says it).
+    """
+    found: list[str] = []
+    me = threading.get_ident()
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.thread != me:
+            return True
+        msg = record.getMessage()
+        if any(k in msg for k in _CORRUPT):
+            found.append(msg)
+            return False
+        return True
+
+    def problem() -> DerotationError:
+        detail = found[0].split("> ", 1)[-1]
+        return DerotationError(f"{path.name} is truncated or corrupt: {detail}")
+
+    logger = logging.getLogger("tifffile")
+    logger.addFilter(keep)
+    try:
+        yield
+    except DerotationError:
+        raise
+    except Exception:
+        if found:       # the logged cause says more than the exception
+            raise problem() from None
+        raise
+    finally:
+        logger.removeFilter(keep)
+    if found:
+        raise problem()
 
 
 class _TiffPages:

@@ -1,4 +1,4 @@
-"""TIFF movies written atomically, and the checks shared with the reader.
+"""TIFF movies written atomically (one file at once, or chunk by chunk).
 
 Movies are read by :func:`napari_derotation.io.sources.open_movie` (one
 reader for every TIFF, sequence and Zarr store); outputs go through
@@ -7,10 +7,6 @@ reader for every TIFF, sequence and Zarr store); outputs go through
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +15,7 @@ import tifffile
 from ..errors import DerotationError
 from .atomic import atomic_path
 
-__all__ = ["write_tiff", "TiffStreamWriter", "check_one_series"]
-
-
-def check_one_series(tif, path) -> None:
-    """Refuse a TIFF holding more than one series (images of different
-    shapes, or several movies): reading only the first would silently drop
-    the others."""
-    series = tif.series
-    if len(series) <= 1:
-        return
-    kinds = [f"{tuple(s.shape)} {np.dtype(s.dtype)}" for s in series]
-    if len(set(kinds)) == 1:
-        found = f"each {kinds[0]}"
-    else:
-        found = "; ".join(f"series {i}: {k}" for i, k in enumerate(kinds[:4]))
-        found += "; ..." if len(kinds) > 4 else ""
-    raise DerotationError(
-        f"{Path(path).name} holds {len(series)} image series ({found}); "
-        f"expected one movie in one series: save each series as its own "
-        f"TIFF, or the frames as one stack")
+__all__ = ["write_tiff", "TiffStreamWriter"]
 
 
 def write_tiff(path, data, *, description: str | None = None,
@@ -122,47 +99,3 @@ class TiffStreamWriter:
             self._ctx.__exit__(type(error), error, error.__traceback__)
             raise error
         return self._ctx.__exit__(None, None, None)
-
-
-#: What tifffile logs (instead of raising) when a file is cut short or broken.
-_CORRUPT = ("invalid page offset", "invalid offset to first page",
-            "failed to reshape", "corrupted", "truncated")
-
-
-@contextlib.contextmanager
-def _tiff_problems(path: Path) -> Iterator[None]:
-    """Turn what tifffile only logs about a truncated or corrupt file (it
-    then returns the frames it could read) into a :class:`DerotationError`.
-
-    Records from this thread are kept out of the log (the error says it).
-    """
-    found: list[str] = []
-    me = threading.get_ident()
-
-    def keep(record: logging.LogRecord) -> bool:
-        if record.thread != me:
-            return True
-        msg = record.getMessage()
-        if any(k in msg for k in _CORRUPT):
-            found.append(msg)
-            return False
-        return True
-
-    def problem() -> DerotationError:
-        detail = found[0].split("> ", 1)[-1]
-        return DerotationError(f"{path.name} is truncated or corrupt: {detail}")
-
-    logger = logging.getLogger("tifffile")
-    logger.addFilter(keep)
-    try:
-        yield
-    except DerotationError:
-        raise
-    except Exception:
-        if found:       # the logged cause says more than the exception
-            raise problem() from None
-        raise
-    finally:
-        logger.removeFilter(keep)
-    if found:
-        raise problem()
