@@ -1,9 +1,19 @@
 """Movies of any rig: channels, planes and file sequences, read lazily.
 
-:func:`open_movie` opens one TIFF, a folder of TIFFs, a glob or a list of
-files as one :class:`MovieSource` with axes T, optional Z (planes), optional
-C (channels), Y, X. Every read returns ``(n, Z, C, Y, X)`` time points
-straight from disk, so memory is bounded by the chunk, not the movie.
+:func:`open_movie` is the one way a movie is opened: one TIFF, a folder of
+TIFFs, a glob or a list of files as one :class:`MovieSource` (an OME-Zarr
+store as a :class:`~napari_derotation.io.zarr_store.ZarrSource`) with axes
+T, optional Z (planes), optional C (channels), Y, X. Every read returns
+``(n, Z, C, Y, X)`` time points straight from disk, so memory is bounded by
+the chunk, not the movie; :meth:`MovieSource.frames` (and
+:func:`read_movie`) give a single-plane movie whole, memory-mapped where the
+file allows.
+
+A movie is read whole or refused: pages that do not fill an ImageJ
+hyperstack, a header claiming more than the file holds, ScanImage metadata
+out of range, frames too large for the engine or for the memory available
+(checked before anything is read or hashed) are a :class:`DerotationError`
+of one line naming what was found.
 
 Where the axes come from, first match wins:
 
@@ -20,8 +30,9 @@ planes one after another, so the per-line angle of ``(t, z, row)`` is entry
 ``(t * Z + z) * rows + row`` of the angles, shared by every channel.
 
 A sequence (ScanImage writes ``name_00001.tif``, ``name_00002.tif``, ...)
-is taken in natural sort order; its pages continue from file to file (a
-file may end inside a time point), and so do the angles.
+is taken in natural sort order; its axes come from its files' metadata as
+for one file, its pages continue from file to file (a file may end inside a
+time point), and so do the angles. A gap in its numbering is warned about.
 """
 
 from __future__ import annotations
