@@ -234,6 +234,16 @@ def test_time_point_larger_than_memory_is_refused(tmp_path, monkeypatch):
     assert "64 x 64 x 3 planes float64" in msg and "available" in msg
 
 
+def test_whole_movie_larger_than_memory_is_refused(tmp_path, monkeypatch):
+    data = np.zeros((50, 64, 64), np.uint16)
+    tifffile.imwrite(tmp_path / "z.tif", data, compression="zlib")
+    with open_movie(tmp_path / "z.tif") as src:
+        monkeypatch.setattr(io_sources, "available_memory", lambda: 200_000)
+        with pytest.raises(DerotationError, match="50 x 64 x 64 uint16"):
+            src.frames()
+        assert src.read(0, 2).shape == (2, 1, 1, 64, 64)     # by chunks: fine
+
+
 def test_header_claiming_more_than_the_file_holds(tmp_path):
     path = tmp_path / "cut.tif"
     tifffile.imwrite(path, np.ones((10, 32, 32), np.uint16))

@@ -54,7 +54,7 @@ import tifffile
 from ..errors import DerotationError
 
 __all__ = ["open_movie", "read_movie", "MovieSource", "natural_key",
-           "movie_files", "TIFF_SUFFIXES", "check_time_point"]
+           "movie_files", "TIFF_SUFFIXES", "check_time_point", "check_whole"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: The engine indexes a frame's pixels with 32-bit integers.
@@ -212,6 +212,18 @@ def available_memory() -> int | None:
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_whole(name: str, shape, dtype) -> None:
+    """Refuse to read a whole movie of ``shape`` into memory when it does
+    not fit in the memory available (naming both sizes)."""
+    need = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise DerotationError(
+            f"{name}: the whole movie, {' x '.join(map(str, shape))} "
+            f"{np.dtype(dtype)}, is {_gib(need)}, more than the "
+            f"{_gib(avail)} of memory available to read it at once")
 
 
 def check_time_point(name: str, shape5, dtype, *, copies: int = 2) -> None:
@@ -634,6 +646,7 @@ class MovieSource:
             mapped = self._parts[0].memmap()
             if mapped is not None:
                 return mapped
+        check_whole(_names(self.paths), (t, rows, cols), self.dtype)
         return self.read(0, t).reshape(t, rows, cols)
 
     def read(self, start: int, stop: int) -> np.ndarray:

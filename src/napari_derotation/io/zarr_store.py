@@ -384,6 +384,9 @@ class ZarrSource:
                 f"{self.path.name}: {z} planes and {c} channels (axes "
                 f"{self.axes}); expected a stack of 2-D frames (frames, "
                 f"rows, cols) here")
+        from .sources import check_whole
+
+        check_whole(self.path.name, (t, y, x), self.dtype)
         return self.read(0, t).reshape(t, y, x)
 
     def _bad_chunk(self, start: int, stop: int, exc) -> DerotationError:
