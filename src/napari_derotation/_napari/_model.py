@@ -155,13 +155,15 @@ def channel_group(layers, layer) -> list:
 def derotate_group_steps(datas, angles, params: DerotationParams, *,
                          chunk_frames=CHUNK_FRAMES):
     """Generator: derotate every channel of a movie (``datas``, the same
-    frames and angles) with :func:`derotate_steps`; yields ``(done,
+    frames and angles) with :func:`derotate_steps`, each with its own fill
+    value when ``params`` has one per channel; yields ``(done,
     total)`` frames over all channels and returns the list of results."""
     n = datas[0].shape[0]
     total = n * len(datas)
     outs = []
     for k, data in enumerate(datas):
-        gen = derotate_steps(data, angles, params, chunk_frames=chunk_frames)
+        gen = derotate_steps(data, angles, params.for_channel(k),
+                             chunk_frames=chunk_frames)
         try:
             while True:
                 done, _ = next(gen)
