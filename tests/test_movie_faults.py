@@ -134,6 +134,10 @@ def test_missing_chunk_is_refused_naming_it(store, capsys):
     err = _one_line_exit_2(capsys, [*base, "-o", str(folder / "o.tif")])
     assert "0/1.0.0" in err and "--allow-missing-chunks" in err
     assert not (folder / "o.tif").exists()
+    err = _one_line_exit_2(capsys, [
+        "find-center", str(path), "--angles", str(folder / "a.npy"),
+        "--quiet"])
+    assert "0/1.0.0" in err
     assert main([*base, "-o", str(folder / "o.tif"),
                  "--allow-missing-chunks"]) == 0
     assert main([*base, "-o", str(folder / "o.zarr"), "--workers", "1",
