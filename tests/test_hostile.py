@@ -178,6 +178,9 @@ CASES = {
     "find-center --initial nan nan": (
         ["find-center", "m.tif", "--angles", "angles.npy", "--initial",
          "nan", "nan"], "--initial"),
+    "find-center --calls 0": (
+        ["find-center", "m.tif", "--angles", "angles.npy", "--calls", "0"],
+        "--calls"),
     "find-center on a saturated movie": (
         ["find-center", "saturated.tif", "--angles", "angles.npy", "--quiet",
          "--calls", "8"], "saturated"),

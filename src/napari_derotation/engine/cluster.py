@@ -114,7 +114,11 @@ def cluster_client(scheduler=None, workers=None, *,
                    threads_per_worker: int = 1) -> Iterator:
     """A ``distributed.Client``: connected to ``scheduler`` (an address such as
     ``tcp://10.0.0.5:8786``) or to a new local cluster of ``workers``
-    processes (default: one per CPU). Closed (with its local cluster) on exit.
+    processes (default, and at most, one per CPU this process may use:
+    :func:`local_workers`). Closed (with its local cluster) on exit; when
+    the block is left by an exception (Ctrl-C, SIGTERM, an error) closed at
+    once and without distributed's log lines. An address where no dask
+    scheduler answers is one :class:`DerotationError`.
     """
     distributed = _distributed()
     if scheduler and workers:
