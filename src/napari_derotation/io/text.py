@@ -53,7 +53,11 @@ def load_yaml(path, what: str = "config"):
 
     path = Path(path)
     text = read_text(path, what)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise DerotationError(f"{what} {path}: {_reader_message(exc, text)}") \
+            from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -89,6 +93,14 @@ def load_toml(path, what: str = "config") -> dict:
             f"levels)") from None
     _check_depth(data, path, what)
     return data
+
+
+def _reader_message(exc, text) -> str:
+    at = exc.position
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return (f"line {line}, column {column}: character #x{exc.character:04x} "
+            f"is not allowed in YAML")
 
 
 def _yaml_message(exc) -> str:
