@@ -126,3 +126,25 @@ def test_file_errors(tmp_path):
     (tmp_path / "l.yml").write_text("- 1\n- 2\n")
     with pytest.raises(DerotationError, match="must be a mapping"):
         load_config(tmp_path / "l.yml")
+
+
+def test_records_keep_the_key_order():
+    """``to_dict`` (the record's ``config``) writes the keys in the order of
+    the file layout, whatever the fields' metadata says."""
+    d = Config().to_dict()
+    assert list(d) == [
+        "pipeline_type", "paths_read", "paths_write", "channel_names",
+        "channels", "npy_rows", "rotation_increment", "rot_deg",
+        "incremental_step", "incremental_direction", "debugging_plots",
+        "frame_rate", "sampling_rate", "analog_signals_processing",
+        "interpolation", "biased_center", "center", "center_method",
+        "delta_center", "blank_value", "resampling", "rotation_plane",
+        "ellipse", "movie"]
+    assert list(d["paths_write"]) == [
+        "derotated_tiff_folder", "saving_name", "debug_plots_folder",
+        "overwrite", "output_format"]
+    enc = Config.from_dict({"rotation_source": "encoder", "encoder": {
+        "channel_a": 1, "channel_b": 2, "counts_per_turn": 8}}).to_dict()
+    assert list(enc)[-2:] == ["rotation_source", "encoder"]
+    assert enc["encoder"] == {"channel_a": 1, "channel_b": 2,
+                              "counts_per_turn": 8.0, "direction": 1}

@@ -16,7 +16,6 @@ length) and, for a closed set of values, which are allowed
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,20 @@ from ..checks import file_stem
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
 from ..io.text import load_toml, load_yaml
+from .fields import (
+    channel,
+    flag,
+    mapping,
+    names,
+    number,
+    numbers,
+    one_of,
+    path_setting,
+    setting,
+    sign,
+    text,
+    whole,
+)
 
 __all__ = ["Config", "load_config", "load_yaml", "KEYS", "SOURCE_KEYS",
            "ROTATION_SOURCES", "CONFIG_SUFFIXES"]
@@ -39,132 +52,6 @@ __all__ = ["Config", "load_config", "load_yaml", "KEYS", "SOURCE_KEYS",
 CONFIG_SUFFIXES = (".yml", ".yaml", ".toml")
 ROTATION_SOURCES = ("ticks", "encoder", "position", "log", "frame_angles")
 LINE_CLOCKS = ("line_clock", "scanimage", "frame_rate")
-#: the largest whole number a config may hold (an int64)
-_MAX_WHOLE = 2**63 - 1
-
-
-# ------------------------------------------------ converters and checks
-# A converter takes a file's value and returns the field's value, or raises
-# TypeError/ValueError with what it expected (the key and the value are
-# added); a check takes the converted value and returns what was expected,
-# or None when it is fine.
-
-
-def _path(value, base=None):
-    if not isinstance(value, str | Path):
-        raise TypeError("expected a path")
-    p = Path(str(value)).expanduser()
-    return p if p.is_absolute() or base is None else base / p
-
-
-def _text(value):
-    if value is None or isinstance(value, dict | list | tuple):
-        raise TypeError("expected a text value")
-    return str(value)
-
-
-def _flag(value):
-    if not isinstance(value, bool):
-        raise TypeError("expected true or false")
-    return value
-
-
-def _number(*, positive=False, nonzero=False, minimum=None):
-    need = ("a finite number > 0" if positive else
-            "a finite non-zero number" if nonzero else
-            f"a finite number >= {minimum:g}" if minimum is not None else
-            "a finite number")
-
-    def convert(value):
-        if isinstance(value, bool) or value is None:
-            raise TypeError("expected a number")
-        try:
-            x = float(value)
-        except (OverflowError, ValueError, TypeError):
-            raise ValueError(f"expected {need}") from None
-        if not math.isfinite(x) or (positive and not x > 0) or \
-                (nonzero and x == 0) or (minimum is not None and x < minimum):
-            raise ValueError(f"expected {need}")
-        return x
-    return convert
-
-
-def _whole(minimum=None):
-    need = "a whole number" + ("" if minimum is None else f" >= {minimum}")
-
-    def convert(value):
-        if isinstance(value, bool) or value is None:
-            raise TypeError(f"expected {need}")
-        try:
-            ok = float(value) == int(value)
-        except (OverflowError, ValueError, TypeError):
-            ok = False
-        if not ok or abs(int(value)) > _MAX_WHOLE or \
-                (minimum is not None and int(value) < minimum):
-            raise ValueError(f"expected {need}")
-        return int(value)
-    return convert
-
-
-def _numbers(length=None, *, whole=False):
-    one = _whole() if whole else _number()
-    need = f"{length} numbers" if length else "a list of numbers"
-
-    def convert(value):
-        if not isinstance(value, list | tuple):
-            raise TypeError(f"expected {need}")
-        if length is not None and len(value) != length:
-            raise ValueError(f"expected {need}")
-        try:
-            return tuple(one(v) for v in value)
-        except (TypeError, ValueError):
-            kind = "whole" if whole else "finite"
-            raise ValueError(f"expected {need}, each {kind}") from None
-    return convert
-
-
-def _names(value):
-    if not isinstance(value, list | tuple):
-        raise TypeError("expected a list")
-    return tuple(_text(v) for v in value)
-
-
-def _mapping(value):
-    if not isinstance(value, dict):
-        raise TypeError("expected a mapping of signal to channel name")
-    return {str(k): _text(v) for k, v in value.items()}
-
-
-def _channel(value):
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise TypeError("expected a channel name (.bin) or row number (.npy)")
-    return value
-
-
-def _one_of(*options):
-    def check(value):
-        if value not in options:
-            return f"one of {', '.join(map(repr, options))}"
-        return None
-    return check
-
-
-def _key(key: str, default=None, convert=None, *, check=None, factory=None,
-         path=False):
-    """A config field read from the file key ``key`` (dotted)."""
-    meta = {"key": tuple(key.split(".")), "convert": convert, "check": check,
-            "path": path}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _file(key: str):
-    return _key(key, None, _path, path=True)
-
-
-def _DIRECTION(value):  # noqa: N802 - a check, like those of _one_of
-    return None if value in (-1, 1) else "1 or -1"
 
 
 @dataclass
@@ -175,107 +62,107 @@ class Config:
     in this order).
     """
 
-    pipeline_type: str = _key("pipeline_type", "full", _text,
-                              check=_one_of("full", "incremental"))
-    movie: Path | None = _file("paths_read.path_to_tif")
-    signals: Path | None = _file("paths_read.path_to_aux")
-    stimulus: Path | None = _file("paths_read.path_to_randperm")
-    output_folder: Path | None = _file("paths_write.derotated_tiff_folder")
-    saving_name: str = _key("paths_write.saving_name", "derotated", _text)
-    debug_plots_folder: Path | None = _file("paths_write.debug_plots_folder")
-    overwrite: bool = _key("paths_write.overwrite", False, _flag)
-    output_format: str = _key("paths_write.output_format", "tif", _text,
-                              check=_one_of("tif", "zarr", "nwb"))
-    channel_names: tuple = _key("channel_names", DEFAULT_CHANNEL_NAMES, _names)
-    channels: dict = _key("channels", None, _mapping,
+    pipeline_type: str = setting("pipeline_type", "full", text,
+                              check=one_of("full", "incremental"))
+    movie: Path | None = path_setting("paths_read.path_to_tif")
+    signals: Path | None = path_setting("paths_read.path_to_aux")
+    stimulus: Path | None = path_setting("paths_read.path_to_randperm")
+    output_folder: Path | None = path_setting("paths_write.derotated_tiff_folder")
+    saving_name: str = setting("paths_write.saving_name", "derotated", text)
+    debug_plots_folder: Path | None = path_setting("paths_write.debug_plots_folder")
+    overwrite: bool = setting("paths_write.overwrite", False, flag)
+    output_format: str = setting("paths_write.output_format", "tif", text,
+                              check=one_of("tif", "zarr", "nwb"))
+    channel_names: tuple = setting("channel_names", DEFAULT_CHANNEL_NAMES, names)
+    channels: dict = setting("channels", None, mapping,
                           factory=lambda: dict(DEFAULT_CHANNELS))
-    npy_rows: tuple = _key("npy_rows", DEFAULT_ROWS, _numbers(whole=True))
-    rotation_increment: float = _key("rotation_increment", 0.2,
-                                     _number(positive=True))
-    rot_deg: float = _key("rot_deg", 360.0, _number(positive=True))
-    incremental_step: float = _key("incremental_step", 10.0,
-                                   _number(positive=True))
-    incremental_direction: int = _key("incremental_direction", -1, _whole(),
-                                      check=_DIRECTION)
-    debugging_plots: bool = _key("debugging_plots", False, _flag)
-    frame_rate: float | None = _key("frame_rate", None, _number(positive=True))
-    sampling_rate: float | None = _key("sampling_rate", None,
-                                       _number(positive=True))
-    tick_height: float = _key(
+    npy_rows: tuple = setting("npy_rows", DEFAULT_ROWS, numbers(integers=True))
+    rotation_increment: float = setting("rotation_increment", 0.2,
+                                     number(positive=True))
+    rot_deg: float = setting("rot_deg", 360.0, number(positive=True))
+    incremental_step: float = setting("incremental_step", 10.0,
+                                   number(positive=True))
+    incremental_direction: int = setting("incremental_direction", -1, whole(),
+                                      check=sign)
+    debugging_plots: bool = setting("debugging_plots", False, flag)
+    frame_rate: float | None = setting("frame_rate", None, number(positive=True))
+    sampling_rate: float | None = setting("sampling_rate", None,
+                                       number(positive=True))
+    tick_height: float = setting(
         "analog_signals_processing.find_rotation_ticks_peaks.height", 4.0,
-        _number())
-    tick_distance: int = _key(
+        number())
+    tick_distance: int = setting(
         "analog_signals_processing.find_rotation_ticks_peaks.distance", 20,
-        _whole(1))
-    squared_pulse_k: float = _key("analog_signals_processing.squared_pulse_k",
-                                  0.0, _number())
-    pulse_threshold: str = _key("analog_signals_processing.pulse_threshold",
-                                "auto", _text,
-                                check=_one_of("auto", "mean_std"))
-    inter_rotation_interval_min_len: int = _key(
+        whole(1))
+    squared_pulse_k: float = setting("analog_signals_processing.squared_pulse_k",
+                                  0.0, number())
+    pulse_threshold: str = setting("analog_signals_processing.pulse_threshold",
+                                "auto", text,
+                                check=one_of("auto", "mean_std"))
+    inter_rotation_interval_min_len: int = setting(
         "analog_signals_processing.inter_rotation_interval_min_len", 1000,
-        _whole(0))
-    artifact_threshold: float = _key(
+        whole(0))
+    artifact_threshold: float = setting(
         "analog_signals_processing.angle_interpolation_artifact_threshold",
-        0.15, _number(minimum=0))
-    repair_ticks: bool = _key("analog_signals_processing.repair_ticks", True,
-                              _flag)
-    line_count_mismatch: str = _key(
-        "analog_signals_processing.line_count_mismatch", "error", _text,
-        check=_one_of("error", "trim"))
-    line_use_start: bool = _key("interpolation.line_use_start", True, _flag)
-    frame_use_start: bool = _key("interpolation.frame_use_start", True, _flag)
-    biased_center: tuple | None = _key("biased_center", None, _numbers(2))
-    center: tuple | None = _key("center", None, _numbers(2))
-    center_method: str = _key("center_method", "given", _text,
-                              check=_one_of("given", "bayesian", "ellipse"))
-    delta_center: float = _key("delta_center", 7.0, _number(positive=True))
-    blank_value: float | None = _key("blank_value", None, _number())
-    resampling: str = _key("resampling", "bilinear", _text,
-                           check=_one_of("bilinear", "nearest"))
-    plane_tilt: float = _key("rotation_plane.tilt", 0.0, _number())
-    plane_orientation: float = _key("rotation_plane.orientation", 0.0,
-                                    _number())
-    plane_output: str = _key("rotation_plane.output", "imaging", _text)
-    ellipse_seed: tuple | None = _key("ellipse.seed", None, _numbers(2))
-    ellipse_frame: int = _key("ellipse.frame", 0, _whole(0))
-    apply_fitted_plane: bool = _key("ellipse.apply_plane", True, _flag)
+        0.15, number(minimum=0))
+    repair_ticks: bool = setting("analog_signals_processing.repair_ticks", True,
+                              flag)
+    line_count_mismatch: str = setting(
+        "analog_signals_processing.line_count_mismatch", "error", text,
+        check=one_of("error", "trim"))
+    line_use_start: bool = setting("interpolation.line_use_start", True, flag)
+    frame_use_start: bool = setting("interpolation.frame_use_start", True, flag)
+    biased_center: tuple | None = setting("biased_center", None, numbers(2))
+    center: tuple | None = setting("center", None, numbers(2))
+    center_method: str = setting("center_method", "given", text,
+                              check=one_of("given", "bayesian", "ellipse"))
+    delta_center: float = setting("delta_center", 7.0, number(positive=True))
+    blank_value: float | None = setting("blank_value", None, number())
+    resampling: str = setting("resampling", "bilinear", text,
+                           check=one_of("bilinear", "nearest"))
+    plane_tilt: float = setting("rotation_plane.tilt", 0.0, number())
+    plane_orientation: float = setting("rotation_plane.orientation", 0.0,
+                                    number())
+    plane_output: str = setting("rotation_plane.output", "imaging", text)
+    ellipse_seed: tuple | None = setting("ellipse.seed", None, numbers(2))
+    ellipse_frame: int = setting("ellipse.frame", 0, whole(0))
+    apply_fitted_plane: bool = setting("ellipse.apply_plane", True, flag)
     # the movie's layout; the top-level "channels" maps the analog signals
-    movie_channels: int | None = _key("movie.channels", None, _whole(1))
-    movie_planes: int | None = _key("movie.planes", None, _whole(1))
-    structural_channel: int | None = _key("movie.structural_channel", None,
-                                          _whole(0))
-    center_plane: int | None = _key("movie.center_plane", None, _whole(0))
+    movie_channels: int | None = setting("movie.channels", None, whole(1))
+    movie_planes: int | None = setting("movie.planes", None, whole(1))
+    structural_channel: int | None = setting("movie.structural_channel", None,
+                                          whole(0))
+    center_plane: int | None = setting("movie.center_plane", None, whole(0))
     # angle sources other than the reference's ticks (docs/sources.md)
-    rotation_source: str = _key("rotation_source", "ticks", _text,
-                                check=_one_of(*ROTATION_SOURCES))
-    encoder_channel_a: str | int | None = _key("encoder.channel_a", None,
-                                               _channel)
-    encoder_channel_b: str | int | None = _key("encoder.channel_b", None,
-                                               _channel)
-    encoder_counts_per_turn: float | None = _key(
-        "encoder.counts_per_turn", None, _number(positive=True))
-    encoder_direction: int = _key("encoder.direction", 1, _whole(),
-                                  check=_DIRECTION)
-    position_channel: str | int | None = _key("position.channel", None,
-                                              _channel)
-    position_degrees_per_volt: float | None = _key(
-        "position.degrees_per_volt", None, _number(nonzero=True))
-    position_offset_volts: float = _key("position.offset_volts", 0.0,
-                                        _number())
-    position_range_volts: tuple = _key("position.range_volts", (-10.0, 10.0),
-                                       _numbers(2))
-    position_smoothing_samples: int = _key("position.smoothing_samples", 101,
-                                           _whole(1))
-    log_path: Path | None = _file("log.path")
-    log_time_column: str = _key("log.time_column", "time_s", _text)
-    log_angle_column: str = _key("log.angle_column", "angle_deg", _text)
-    log_clock: str = _key("log.clock", "line_clock", _text,
-                          check=_one_of(*LINE_CLOCKS))
-    log_offset_s: float = _key("log.log_offset_s", 0.0, _number())
-    frame_angles_path: Path | None = _file("frame_angles.path")
-    frame_angles_clock: str = _key("frame_angles.clock", "frame_rate", _text,
-                                   check=_one_of(*LINE_CLOCKS))
+    rotation_source: str = setting("rotation_source", "ticks", text,
+                                check=one_of(*ROTATION_SOURCES))
+    encoder_channel_a: str | int | None = setting("encoder.channel_a", None,
+                                               channel)
+    encoder_channel_b: str | int | None = setting("encoder.channel_b", None,
+                                               channel)
+    encoder_counts_per_turn: float | None = setting(
+        "encoder.counts_per_turn", None, number(positive=True))
+    encoder_direction: int = setting("encoder.direction", 1, whole(),
+                                  check=sign)
+    position_channel: str | int | None = setting("position.channel", None,
+                                              channel)
+    position_degrees_per_volt: float | None = setting(
+        "position.degrees_per_volt", None, number(nonzero=True))
+    position_offset_volts: float = setting("position.offset_volts", 0.0,
+                                        number())
+    position_range_volts: tuple = setting("position.range_volts", (-10.0, 10.0),
+                                       numbers(2))
+    position_smoothing_samples: int = setting("position.smoothing_samples", 101,
+                                           whole(1))
+    log_path: Path | None = path_setting("log.path")
+    log_time_column: str = setting("log.time_column", "time_s", text)
+    log_angle_column: str = setting("log.angle_column", "angle_deg", text)
+    log_clock: str = setting("log.clock", "line_clock", text,
+                          check=one_of(*LINE_CLOCKS))
+    log_offset_s: float = setting("log.log_offset_s", 0.0, number())
+    frame_angles_path: Path | None = path_setting("frame_angles.path")
+    frame_angles_clock: str = setting("frame_angles.clock", "frame_rate", text,
+                                   check=one_of(*LINE_CLOCKS))
     # not from the file
     source: Path | None = None
     warnings: list = field(default_factory=list, compare=False)
