@@ -287,3 +287,8 @@ def test_a_dataset_folder_with_a_bad_config_says_so(tmp_path):
     with pytest.raises(DerotationError, match="byte 0"):
         Dataset.from_folder(tmp_path)
     assert Path(tmp_path / "config.yml").read_bytes() == b"\xff\n"
+
+
+def test_numpy_vectors_from_python_are_numbers():
+    cfg = Config().replace(center=np.array([3.0, 4.0]))
+    assert cfg.center == (3.0, 4.0) and type(cfg.center[0]) is float

@@ -266,7 +266,8 @@ def _stimuli(folder):
             out.append(p)
             continue
         with contextlib.suppress(Exception), open(p) as fh:
-            head = {h.strip() for h in fh.readline().lower().split(",")}
+            # the header only: a file with no line break is not read whole
+            head = {h.strip() for h in fh.readline(4096).lower().split(",")}
             # not our own per-frame table, which also has these columns
             if {"speed", "direction"} <= head and "rotation_angle" not in head:
                 out.append(p)

@@ -81,6 +81,8 @@ def numbers(length=None, *, integers=False):
     need = f"{length} numbers" if length else "a list of numbers"
 
     def convert(value):
+        if hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1:
+            value = value.tolist()      # a NumPy vector built in Python
         if not isinstance(value, list | tuple):
             raise TypeError(f"expected {need}")
         if length is not None and len(value) != length:
