@@ -197,19 +197,19 @@ def add_movie_arguments(p) -> None:
 #: the parameters' options, shared by every command that takes them.
 PARAM_OPTIONS = {
     "--center": ("center", dict(
-        type=float, nargs=2, metavar=("ROW", "COL"),
+        type=finite_float, nargs=2, metavar=("ROW", "COL"),
         help="centre of rotation (default: rows//2, cols//2)")),
     "--interpolation": ("interpolation", dict(
         choices=None, default=None, help="default bilinear")),
     "--fill": ("fill_value", dict(
-        type=float, default=None, metavar="VALUE",
+        type=finite_float, default=None, metavar="VALUE",
         help="value of pixels no scanned line covered (default 0)")),
     "--plane-tilt": ("plane_tilt", dict(
-        type=float, default=None, metavar="DEG",
+        type=finite_float, default=None, metavar="DEG",
         help="tilt of the rotation plane from the imaging plane (degrees, "
              "default 0; find-center --method ellipse measures it)")),
     "--plane-orientation": ("plane_orientation", dict(
-        type=float, default=None, metavar="DEG",
+        type=finite_float, default=None, metavar="DEG",
         help="orientation of the tilt axis (degrees, default 0)")),
     "--plane-output": ("plane_output", dict(
         choices=None, default=None,
