@@ -11,13 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checks import whole_number
-from ..engine.files import check_outputs, derotate_file
 from ..errors import DerotationError
 from ..io import load_angles
 from ..io.nwb import pynwb_module
-from ..io.outputs import output_format
-from ..io.sources import open_movie
-from ..io.zarr_store import is_zarr_path
 from ._common import (
     Progress,
     add_angle_check_argument,
@@ -25,7 +21,7 @@ from ._common import (
     add_overwrite_argument,
     add_params_arguments,
     params_from_args,
-    warn_angles,
+    print_warnings,
 )
 
 NAME = "derotate"
@@ -76,58 +72,37 @@ def add_arguments(p):
     add_params_arguments(p)
 
 
-def _check_options(args) -> str:
-    """The output's format, once every option is checked."""
-    fmt = "split" if args.split else output_format(args.output)
-    cluster = args.scheduler or args.workers is not None
-    if fmt == "nwb":
-        pynwb_module()
-        if cluster:
-            raise DerotationError(
-                "a cluster writes .tif or .zarr; write .nwb without "
-                "--workers/--scheduler")
+def job_from_args(args):
+    """The :class:`~napari_derotation.job.Job` the options describe
+    (validated: the movie, angles, parameters and every output file)."""
+    from ..job import describe, output_spec
+
     if args.frame_rate is not None and not args.frame_rate > 0:
         raise DerotationError(
             f"--frame-rate must be > 0; got {args.frame_rate:g}")
-    for option in ("chunk_frames", "workers"):
-        if getattr(args, option) is not None:
-            whole_number(f"--{option.replace('_', '-')}", getattr(args, option))
-    one = len(args.movie) == 1 and (args.movie[0].is_file()
-                                    or is_zarr_path(args.movie[0]))
-    if cluster and (not one or args.split or args.channels or args.planes):
-        raise DerotationError(
-            "--scheduler/--workers take one single-channel movie; derotate "
-            "sequences, channels and planes without them")
-    return fmt
+    if args.chunk_frames is not None:
+        whole_number("--chunk-frames", args.chunk_frames)
+    if args.workers is not None:
+        whole_number("--workers", args.workers)
+    out = output_spec(args.output, split=args.split, overwrite=args.overwrite,
+                      frame_rate=args.frame_rate, raw=args.raw)
+    if out.format == "nwb":
+        pynwb_module()
+    movie = args.movie[0] if len(args.movie) == 1 else args.movie
+    return describe(movie, load_angles(args.angles), out,
+                    params=params_from_args(args), angles_source=args.angles,
+                    channels=args.channels, planes=args.planes,
+                    chunk_frames=args.chunk_frames, scheduler=args.scheduler,
+                    workers=args.workers,
+                    extra_angles_ok=args.extra_angles_ok)
 
 
 def run(args) -> int:
-    fmt = _check_options(args)
-    movie = args.movie[0] if len(args.movie) == 1 else args.movie
-    params = params_from_args(args)
-    if fmt != "split":
-        check_outputs(args.output, *args.movie, sidecar=fmt == "tif",
-                      overwrite=args.overwrite)
-    angles = load_angles(args.angles)
-    with open_movie(movie, channels=args.channels, planes=args.planes) as src:
-        warn_angles(angles, src.shape, args)
-    progress = None if args.quiet else Progress("derotating")
-    if args.scheduler or args.workers is not None:
-        from ..engine.cluster import derotate_file_distributed
+    from ..job import run as run_job
 
-        derotate_file_distributed(
-            movie, angles, args.output, params=params,
-            scheduler=args.scheduler, workers=args.workers,
-            chunk_frames=args.chunk_frames, progress=progress,
-            angles_source=args.angles, overwrite=args.overwrite,
-            frame_rate=args.frame_rate)
-    else:
-        derotate_file(movie, angles, args.output, params=params,
-                      chunk_frames=args.chunk_frames, progress=progress,
-                      angles_source=args.angles, channels=args.channels,
-                      planes=args.planes, split=args.split,
-                      overwrite=args.overwrite,
-                      output_options={"frame_rate": args.frame_rate,
-                                      "raw": args.raw})
+    job = job_from_args(args)
+    print_warnings(job.warnings, "--extra-angles-ok if the extra lines are "
+                   "expected")
+    run_job(job, None if args.quiet else Progress("derotating"))
     print(args.output)
     return 0

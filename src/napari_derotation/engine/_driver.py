@@ -185,11 +185,10 @@ def frames_per_chunk(shape: Sequence[int]) -> int:
 
 
 def derotate_into(movie, angles_per_line, center=None, out=None, *,
-                  interpolation="bilinear", fill_value=0,
-                  progress: Progress | None = None, plane_tilt=0.0,
-                  plane_orientation=0.0, plane_output="imaging",
-                  params: DerotationParams | None = None, frame_offset: int = 0,
-                  total_frames: int | None = None, _fresh: bool = False) -> None:
+                  params: DerotationParams | None = None,
+                  progress: Progress | None = None, frame_offset: int = 0,
+                  total_frames: int | None = None, _fresh: bool = False,
+                  **overrides) -> None:
     """Derotate ``movie`` into the preallocated ``out`` (same shape and dtype).
 
     The engine behind :func:`derotate`, for callers that own the output (a
@@ -197,10 +196,7 @@ def derotate_into(movie, angles_per_line, center=None, out=None, *,
     in :func:`derotate`. ``frame_offset``/``total_frames`` only shift what
     ``progress`` reports, for callers that process a movie in pieces.
     """
-    params = DerotationParams.build(
-        params, center=center, interpolation=interpolation,
-        fill_value=fill_value, plane_tilt=plane_tilt,
-        plane_orientation=plane_orientation, plane_output=plane_output)
+    params = DerotationParams.build(params, center=center, **overrides)
     movie = check_movie(movie)
     n, rows, cols = movie.shape
     if out is None or tuple(out.shape) != tuple(movie.shape) \
@@ -307,11 +303,10 @@ def warmup(dtypes=(np.uint16, np.float32)) -> None:
         derotate(np.zeros((1, 4, 4), dt), angles)
 
 
-def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
-             fill_value=0, progress: Progress | None = None, plane_tilt=0.0,
-             plane_orientation=0.0, plane_output="imaging",
+def derotate(movie, angles_per_line, center=None, *,
              params: DerotationParams | None = None,
-             axes: str | None = None) -> np.ndarray:
+             progress: Progress | None = None, axes: str | None = None,
+             **overrides) -> np.ndarray:
     """Derotate a movie line by line.
 
     Parameters
@@ -344,8 +339,9 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
         (stretched across the tilt axis, as the reference leaves it).
     params : DerotationParams, optional
         All of the above but ``progress`` in one object (what the CLI,
-        configs and the widget pass); keywords set to other than their
-        defaults replace its fields.
+        configs and the widget pass); each of those keywords that is given
+        (not None) replaces its field, even with the default value
+        (``plane_tilt=0`` removes a tilt of ``params``).
     axes : str, optional
         For a movie with planes and/or channels: its dimensions, from T, Z,
         C, Y, X (e.g. ``"TCYX"``, ``"TZCYX"``). Line ``row`` of plane ``z``
@@ -373,10 +369,7 @@ def derotate(movie, angles_per_line, center=None, *, interpolation="bilinear",
     -----
     See the module docstring for how each output pixel is found.
     """
-    params = DerotationParams.build(
-        params, center=center, interpolation=interpolation,
-        fill_value=fill_value, plane_tilt=plane_tilt,
-        plane_orientation=plane_orientation, plane_output=plane_output)
+    params = DerotationParams.build(params, center=center, **overrides)
     if axes is not None and (np.ndim(movie) != 3 or str(axes).upper()
                              != "TYX"):
         from .hyperstack import derotate_axes

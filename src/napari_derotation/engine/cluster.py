@@ -29,28 +29,15 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from ..checks import whole_number
 from ..errors import Cancelled, DerotationError
-from ..io import (
-    TiffStreamWriter,
-    record,
-    write_sidecar,
-)
-from ..io.outputs import output_format
-from ..io.zarr_store import ZarrWriter, open_frames, write_region
-from ._driver import check_parameters
-from .files import (
-    acquisition_record,
-    check_chunk_frames,
-    check_outputs,
-    derotate_chunk,
-)
+from ..io import TiffStreamWriter, write_sidecar
+from ..io.zarr_store import ZarrWriter, write_region
+from .files import check_chunk_frames, derotate_chunk
 from .params import DerotationParams
 
-__all__ = ["cluster_client", "derotate_file_distributed", "check_workers",
-           "derotate_chunk_to_zarr"]
+__all__ = ["cluster_client", "derotate_file_distributed", "run_distributed",
+           "check_workers", "derotate_chunk_to_zarr"]
 
 #: How long to wait for a scheduler given by address.
 CONNECT_TIMEOUT = "10s"
@@ -103,21 +90,19 @@ def cluster_client(scheduler=None, workers=None, *,
 
 def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None,
                               *, scheduler=None, workers=None, client=None,
-                              interpolation="bilinear", fill_value=0,
                               chunk_frames=None, progress=None,
                               angles_source=None, sidecar=True,
-                              in_flight: int | None = None, plane_tilt=0.0,
-                              plane_orientation=0.0, plane_output="imaging",
+                              in_flight: int | None = None,
                               params: DerotationParams | None = None,
-                              overwrite=False, frame_rate=None) -> dict:
+                              overwrite=False, frame_rate=None,
+                              **overrides) -> dict:
     """Derotate ``movie_path`` into ``out_path`` (``.tif`` or ``.zarr``) on a
     dask cluster.
 
     Parameters
     ----------
-    movie_path, angles_per_line, out_path, center, interpolation, \
-fill_value, plane_tilt, plane_orientation, plane_output, params, \
-chunk_frames, progress, angles_source, sidecar, overwrite
+    movie_path, angles_per_line, out_path, center, params, chunk_frames, \
+progress, angles_source, sidecar, overwrite, **overrides
         As in :func:`napari_derotation.engine.files.derotate_file`.
     scheduler : str, optional
         Address of a running dask scheduler (``tcp://host:8786``).
@@ -139,49 +124,53 @@ chunk_frames, progress, angles_source, sidecar, overwrite
     dict
         The record also written to the JSON sidecar, with a ``cluster`` entry.
     """
-    params = DerotationParams.build(
-        params, center=center, interpolation=interpolation,
-        fill_value=fill_value, plane_tilt=plane_tilt,
-        plane_orientation=plane_orientation, plane_output=plane_output)
-    movie_path = Path(movie_path).resolve()
-    out_path = Path(out_path)
-    zarr_out = output_format(out_path) == "zarr"
-    if output_format(out_path) == "nwb":
-        raise DerotationError(
-            "a cluster writes .tif or .zarr; write .nwb without --workers/"
-            "--scheduler")
-    check_outputs(out_path, movie_path, sidecar=sidecar and not zarr_out,
-                  overwrite=overwrite)
-    with open_frames(movie_path) as mf:
-        shape, dtype = mf.shape, mf.dtype
-    angles, params = check_parameters(shape, dtype, angles_per_line, params)
-    step = check_chunk_frames(chunk_frames, shape, dtype)
-    check_workers(workers)
+    from ..job import describe, output_spec
+
     if client is not None and (scheduler or workers):
         raise DerotationError("give a client, or a scheduler/workers, not both")
+    out = output_spec(out_path, overwrite=overwrite, record=sidecar,
+                      frame_rate=frame_rate)
+    job = describe(movie_path, angles_per_line, out, params=params,
+                   center=center, angles_source=angles_source,
+                   chunk_frames=chunk_frames, scheduler=scheduler,
+                   workers=workers if client is None else 1,
+                   extra_angles_ok=True, **overrides)
+    return run_distributed(job, progress, client=client, in_flight=in_flight)
 
+
+def run_distributed(job, progress=None, *, client=None,
+                    in_flight: int | None = None) -> dict:
+    """Run a :class:`~napari_derotation.job.Job` on a dask cluster (its
+    ``scheduler``, or a local cluster of its ``workers``; or ``client``):
+    workers read and derotate chunks; a TIFF is written by this process in
+    order, an OME-Zarr store by the workers. Returns the record."""
+    from ..job import job_record
+
+    movie_path = Path(job.movie.path).resolve()
+    out = job.output
+    t, _, _, rows, cols = job.movie.shape
+    shape, dtype = (t, rows, cols), job.movie.dtype
+    angles, params = job.used_angles, job.params
+    step = check_chunk_frames(job.chunk_frames, shape, dtype)
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(cluster_client(scheduler, workers))
+            client = stack.enter_context(
+                cluster_client(job.scheduler, job.workers))
         threads = sum(client.nthreads().values()) or 1
         ahead = max(1, in_flight or 2 * threads)
-        rec = record(movie_path=movie_path, out_path=out_path, shape=shape,
-                     dtype=dtype, params=params, angles_source=angles_source,
-                     n_angles=np.size(angles_per_line), checksum=sidecar,
-                     chunk_frames=step,
-                     cluster={"scheduler": client.scheduler_info().get(
-                                  "address"),
-                              "workers": len(client.nthreads()),
-                              "threads": threads})
-        rec.update(acquisition_record(frame_rate))
-        if zarr_out:
-            _run_zarr(client, movie_path, angles, params, out_path, shape,
-                      dtype, step, ahead, rec, progress, overwrite)
+        rec = job_record(job, checksum=out.record, chunk_frames=step,
+                         cluster={"scheduler": client.scheduler_info().get(
+                                      "address"),
+                                  "workers": len(client.nthreads()),
+                                  "threads": threads})
+        if out.format == "zarr":
+            _run_zarr(client, movie_path, angles, params, out.path, shape,
+                      dtype, step, ahead, rec, progress, out.overwrite)
             return rec
-        _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
+        _run_tiff(client, movie_path, angles, params, out.path, shape, dtype,
                   step, ahead, progress)
-    if sidecar:
-        write_sidecar(out_path, rec)
+    if out.record_path is not None:
+        write_sidecar(out.path, rec)
     return rec
 
 

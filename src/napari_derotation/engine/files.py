@@ -14,19 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import whole_number
-from ..io import (
-    TiffStreamWriter,
-    check_not_input,
-    file_sha256,
-    record,
-    sidecar_path,
-)
-from ..io.atomic import check_writable
-from ..io.outputs import open_writer, output_format
+from ..io import TiffStreamWriter
+from ..io.outputs import open_writer
 from ..io.provenance import write_sidecar
 from ..io.sources import open_movie
 from ..io.split import SplitWriter
-from ._driver import check_parameters, derotate_into, frames_per_chunk
+from ._driver import derotate_into, frames_per_chunk
 from .hyperstack import derotate_hyperstack
 from .params import DerotationParams
 
@@ -47,14 +40,11 @@ def check_chunk_frames(chunk_frames, shape, dtype) -> int:
 
 
 def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
-                  interpolation="bilinear", fill_value=0, chunk_frames=None,
+                  params: DerotationParams | None = None, chunk_frames=None,
                   progress=None, angles_source=None, sidecar=True,
-                  plane_tilt=0.0, plane_orientation=0.0,
-                  plane_output="imaging",
-                  params: DerotationParams | None = None, channels=None,
-                  planes=None, split: bool = False,
+                  channels=None, planes=None, split: bool = False,
                   overwrite: bool = False,
-                  output_options: dict | None = None) -> dict:
+                  output_options: dict | None = None, **overrides) -> dict:
     """Derotate the movie ``movie_path`` into ``out_path`` chunk by chunk.
 
     ``movie_path`` is a TIFF, a folder or glob of TIFFs or a list of files
@@ -74,60 +64,56 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     ``chunk_frames`` time points (default: about 64 MB of movie), whatever
     the movie's length. ``progress(done, total)`` (time points) may return
     ``False`` to cancel (raises :class:`Cancelled`, nothing is left
-    behind). Returns the record.
+    behind). ``params`` and the field keywords (``center``,
+    ``interpolation``, ``fill_value``, ``plane_tilt``...; each applied when
+    given) as in :func:`napari_derotation.derotate`. Returns the record.
 
     ``out_path`` may also be an OME-Zarr store (``.zarr``/``.ome.zarr``) or
     an NWB file (``.nwb``; :func:`napari_derotation.io.outputs.open_writer`),
     which keep the record inside; ``movie_path`` may be a Zarr store too.
     ``output_options`` go to the writer (``frame_rate``, ``raw``...).
+
+    This is :func:`napari_derotation.job.describe` then
+    :func:`napari_derotation.job.run`.
     """
-    params = DerotationParams.build(
-        params, center=center, interpolation=interpolation,
-        fill_value=fill_value, plane_tilt=plane_tilt,
-        plane_orientation=plane_orientation, plane_output=plane_output)
-    out_path = Path(out_path)
-    with open_movie(movie_path, channels=channels, planes=planes) as src:
-        tiff_out = not split and output_format(out_path) == "tif"
-        if split:
-            check_not_input(out_path, *src.paths)
+    from ..job import describe, output_spec, run
+
+    out = output_spec(out_path, split=split, overwrite=overwrite,
+                      record=sidecar, **(output_options or {}))
+    job = describe(movie_path, angles_per_line, out, params=params,
+                   center=center, angles_source=angles_source,
+                   channels=channels, planes=planes,
+                   chunk_frames=chunk_frames, extra_angles_ok=True,
+                   **overrides)
+    return run(job, progress)
+
+
+def run_local(job, progress=None) -> dict:
+    """Run a :class:`~napari_derotation.job.Job` in this process: each chunk
+    of time points read, derotated and written in order; returns the
+    record (written beside a TIFF output, inside a store or NWB file)."""
+    from ..job import job_record
+
+    out = job.output
+    with job.movie.open_source() as src:
+        options = writer_options(src, job.movie.source, out.options)
+        step = check_chunk_frames(job.chunk_frames, src.shape, src.dtype)
+        rec = job_record(job, checksum=out.record, chunk_frames=step)
+        if src.shape[1:3] == (1, 1) and out.format == "tif":
+            _derotate_frames(src, job, step, out.path, progress)
         else:
-            check_outputs(out_path, *src.paths, sidecar=sidecar and tiff_out,
-                          overwrite=overwrite)
-        options = writer_options(src, movie_path, output_options)
-        if src.shape[1:3] == (1, 1) and tiff_out:
-            rec = _derotate_frames(src, angles_per_line, out_path, params,
-                                   chunk_frames, progress, angles_source,
-                                   sidecar, options)
-        else:
-            rec = _derotate_hyperstack(
-                src, angles_per_line, out_path, params, chunk_frames, progress,
-                angles_source, sidecar and not split, split, overwrite, options)
-    if sidecar and tiff_out:
-        write_sidecar(out_path, rec)
+            _derotate_hyperstack(src, job, step, rec, options, progress)
+    if out.record_path is not None:
+        write_sidecar(out.path, rec)
     return rec
 
 
-def check_outputs(out_path, *inputs, sidecar=True,
-                  overwrite=False) -> list[Path]:
-    """The files a derotation into ``out_path`` writes (the TIFF, with
-    ``sidecar`` its record), checked before the first is written: none is
-    the input, their folder is writable, none exists unless ``overwrite``."""
-    paths = [Path(out_path)] + ([sidecar_path(out_path)] if sidecar else [])
-    for p in paths:
-        check_not_input(p, *inputs)
-    return check_writable(paths, overwrite=overwrite)
-def _derotate_frames(src, angles_per_line, out_path, params, chunk_frames,
-                     progress, angles_source, checksum, options) -> dict:
+def _derotate_frames(src, job, step, out_path, progress) -> None:
     """One channel, one plane: frames straight through the engine."""
     t, _, _, rows, cols = src.shape
-    shape = (t, rows, cols)
-    angles, params = check_parameters(shape, src.dtype, angles_per_line,
-                                      params)
-    step = check_chunk_frames(chunk_frames, shape, src.dtype)
-    rec = _record(src, out_path, shape, params, angles_source,
-                  angles_per_line, checksum, step, options)
+    angles, params = job.used_angles, job.params
     buf = np.empty((step, rows, cols), src.dtype)
-    with TiffStreamWriter(out_path, shape, src.dtype) as writer:
+    with TiffStreamWriter(out_path, (t, rows, cols), src.dtype) as writer:
         for start in range(0, t, step):
             stop = min(t, start + step)
             chunk = src.read(start, stop).reshape(stop - start, rows, cols)
@@ -137,36 +123,29 @@ def _derotate_frames(src, angles_per_line, out_path, params, chunk_frames,
                           frame_offset=start, total_frames=t)
             del chunk
             writer.write(dst)
-    return rec
 
 
-def _derotate_hyperstack(src, angles_per_line, out_path, params, chunk_frames,
-                         progress, angles_source, checksum, split, overwrite,
-                         options) -> dict:
+def _derotate_hyperstack(src, job, step, rec, options, progress) -> None:
     """Planes and/or channels: each chunk of time points through
     :func:`derotate_hyperstack`, written with the input's axes."""
     t, z, c, rows, cols = src.shape
-    angles, params = check_parameters((t * z, rows, cols), src.dtype,
-                                      angles_per_line, params)
-    step = check_chunk_frames(chunk_frames, src.shape, src.dtype)
-    rec = _record(src, out_path, src.shape, params, angles_source,
-                  angles_per_line, checksum, step, options)
-    rec["angles"]["used"] = t * z * rows
+    angles = job.used_angles
     per_t = z * rows
     buf = np.empty((step, z, c, rows, cols), src.dtype)
-    with open_output(out_path, src, split=split, record=rec,
-                     overwrite=overwrite,
+    out = job.output
+    with open_output(out.path, src, split=out.format == "split", record=rec,
+                     overwrite=out.overwrite,
                      **dict(options, angles_per_line=angles)) as writer:
         for start in range(0, t, step):
             stop = min(t, start + step)
             chunk = src.read(start, stop)
             dst = buf[: stop - start]
             derotate_hyperstack(chunk, angles[start * per_t: stop * per_t],
-                                out=dst, params=params, progress=progress,
-                                frame_offset=start, total_frames=t)
+                                out=dst, params=job.params,
+                                progress=progress, frame_offset=start,
+                                total_frames=t)
             del chunk
             writer.write(dst)
-    return rec
 
 
 def open_output(out_path, src, *, split=False, record=None, overwrite=False,
@@ -198,34 +177,6 @@ def writer_options(src, movie_path, given=None) -> dict:
     return options
 
 
-def acquisition_record(frame_rate, nplanes: int = 1,
-                       nchannels: int = 1) -> dict:
-    """What a next step needs to know of the movie, kept in the record:
-    ``frame_rate`` (Hz, or None when unknown) and, under ``suite2p``, the
-    ``fs``, ``nplanes`` and ``nchannels`` of suite2p's ops for this file."""
-    fs = None if frame_rate is None else float(frame_rate)
-    return {"frame_rate": fs,
-            "suite2p": {"fs": fs, "nplanes": int(nplanes),
-                        "nchannels": int(nchannels)}}
-
-
-def _record(src, out_path, shape, params, angles_source, angles_per_line,
-            checksum, step, options) -> dict:
-    extra = {} if src.axes == "TYX" else {"axes": src.axes}
-    rec = record(movie_path=src.path, out_path=out_path, shape=shape,
-                 dtype=src.dtype, params=params, angles_source=angles_source,
-                 n_angles=np.size(angles_per_line), checksum=checksum,
-                 chunk_frames=step, **extra)
-    t, z, c = src.shape[:3]
-    rec.update(acquisition_record(options.get("frame_rate"), z, c))
-    if len(src.paths) > 1:
-        rec["input"]["files"] = [
-            {"path": str(p.resolve()),
-             **({"sha256": file_sha256(p)} if checksum else {})}
-            for p in src.paths]
-    return rec
-
-
 def derotate_chunk(movie_path, start, stop, angles_per_line,
                    params: DerotationParams) -> np.ndarray:
     """Read frames ``start:stop`` of a single-plane, single-channel movie
@@ -243,6 +194,6 @@ def derotate_chunk(movie_path, start, stop, angles_per_line,
     return out
 
 
-__all__ = ["derotate_file", "derotate_chunk", "default_chunk_frames",
-           "check_outputs", "writer_options", "acquisition_record",
-           "check_chunk_frames", "frames_per_chunk"]
+__all__ = ["derotate_file", "run_local", "derotate_chunk",
+           "default_chunk_frames", "writer_options", "check_chunk_frames",
+           "frames_per_chunk"]

@@ -71,7 +71,8 @@ def derotate_hyperstack(movie5, angles_per_line, out=None, *,
                         progress=None, frame_offset: int = 0,
                         total_frames: int | None = None) -> np.ndarray:
     """Derotate a ``(T, Z, C, Y, X)`` movie; every channel and plane with
-    the same per-line angles (see the module docstring for the indexing).
+    the same per-line angles (see the module docstring for the indexing),
+    each channel with its own fill value when ``params`` has one per channel.
 
     ``out`` (same shape and dtype) is filled and returned (a new array if
     omitted). ``progress(done_time_points, total)`` is called once per
@@ -95,7 +96,8 @@ def derotate_hyperstack(movie5, angles_per_line, out=None, *,
     for ch in range(c):
         stack = np.ascontiguousarray(movie5[:, :, ch]).reshape(t * z, rows,
                                                                cols)
-        derotate_into(stack, angles, out=scratch, params=params)
+        derotate_into(stack, angles, out=scratch,
+                      params=params.for_channel(ch))
         out[:, :, ch] = scratch.reshape(t, z, rows, cols)
         del stack
         if progress is not None and progress(

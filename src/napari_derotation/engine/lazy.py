@@ -28,17 +28,14 @@ def _derotate_block(block, angles, *, params):
 
 
 def derotate_lazy(array, angles_per_line, center=None, *, chunk_frames=None,
-                  interpolation="bilinear", fill_value=0, plane_tilt=0.0,
-                  plane_orientation=0.0, plane_output="imaging",
-                  params: DerotationParams | None = None):
+                  params: DerotationParams | None = None, **overrides):
     """Derotate a movie lazily, one block of whole frames at a time.
 
     Parameters
     ----------
     array : numpy array, memmap or dask array (frames, rows, cols)
         The raw movie; never modified nor loaded as a whole.
-    angles_per_line, center, interpolation, fill_value, plane_tilt, \
-plane_orientation, plane_output, params
+    angles_per_line, center, params, **overrides
         As in :func:`napari_derotation.derotate`; checked here, at once.
     chunk_frames : int, optional
         Frames per block. Default: a dask input keeps its frame chunks (rows
@@ -60,10 +57,7 @@ plane_orientation, plane_output, params
     """
     import dask.array as da
 
-    params = DerotationParams.build(
-        params, center=center, interpolation=interpolation,
-        fill_value=fill_value, plane_tilt=plane_tilt,
-        plane_orientation=plane_orientation, plane_output=plane_output)
+    params = DerotationParams.build(params, center=center, **overrides)
     movie = check_movie(array)
     n, rows, cols = movie.shape
     dtype = np.dtype(movie.dtype)

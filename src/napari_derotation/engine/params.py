@@ -92,6 +92,19 @@ def _number(name: str, value) -> float:
         raise DerotationError(f"{name} must be a number; got {value!r}") from None
 
 
+def _fill(value) -> float | tuple[float, ...]:
+    """A fill value: a number, or one number per channel (a tuple; one
+    value is kept as a plain number)."""
+    if isinstance(value, str | bytes) or not isinstance(
+            value, Sequence | np.ndarray):
+        return _number("fill_value", value)
+    values = tuple(_number("fill_value", v) for v in np.ravel(value))
+    if not values:
+        raise DerotationError("fill_value: expected a number or one number "
+                              "per channel; got an empty sequence")
+    return values[0] if len(values) == 1 else values
+
+
 def plane_matrix(tilt: float, orientation: float) -> np.ndarray:
     """2x2 map (row, col) from the rotation plane to the imaging plane.
 
@@ -131,8 +144,10 @@ class DerotationParams:
         Centre of rotation in pixels, sub-pixel allowed; ``None`` is the
         reference's default ``(rows // 2, cols // 2)`` of the movie.
     interpolation : {"bilinear", "nearest"}
-    fill_value : float
-        Value of pixels that no scanned line covered (NaN for float movies).
+    fill_value : float or sequence of floats
+        Value of pixels that no scanned line covered (NaN for float movies);
+        one per channel for a movie with channels (each channel's own
+        background), or one for all.
     plane_tilt, plane_orientation : float
         Degrees: the tilt of the rotation plane from the imaging plane, in
         [0, 90), and the orientation of its tilt axis (see
@@ -151,7 +166,7 @@ class DerotationParams:
 
     center: tuple[float, float] | None = None
     interpolation: str = "bilinear"
-    fill_value: float = 0.0
+    fill_value: float | tuple[float, ...] = 0.0
     plane_tilt: float = 0.0
     plane_orientation: float = 0.0
     plane_output: str = "imaging"
@@ -164,7 +179,7 @@ class DerotationParams:
             raise DerotationError(
                 f"interpolation must be one of {sorted(INTERPOLATION_CODES)}; "
                 f"got {self.interpolation!r}")
-        put(self, "fill_value", _number("fill_value", self.fill_value))
+        put(self, "fill_value", _fill(self.fill_value))
         tilt = _degrees("plane_tilt", self.plane_tilt)
         if not 0 <= tilt < 90:
             raise DerotationError(
@@ -180,21 +195,23 @@ class DerotationParams:
     # ------------------------------------------------------------ building
 
     @classmethod
-    def build(cls, params: DerotationParams | None = None, **given
+    def build(cls, params: DerotationParams | None = None, /, **given
               ) -> DerotationParams:
-        """``params`` with the keyword arguments that were given (not None
-        for ``center``) replacing its fields; the entry points' one way of
-        accepting both ``params=`` and the individual keywords."""
+        """``params`` (default: all defaults) with every keyword that was
+        given replacing its field: the one rule by which every entry point
+        accepts both ``params=`` and the field keywords. A keyword is given
+        when it is not None, so an explicit default applies too
+        (``plane_tilt=0`` removes the tilt of ``params``)."""
         unknown = set(given) - set(FIELDS)
         if unknown:
-            raise TypeError(f"unknown derotation parameters: {sorted(unknown)}")
+            raise TypeError(
+                f"unknown derotation parameters: {sorted(unknown)}; expected "
+                f"some of {list(FIELDS)}")
         if params is not None and not isinstance(params, cls):
             raise DerotationError(
                 f"params must be a DerotationParams; got {type(params).__name__}")
-        default = cls()
-        base = params if params is not None else default
-        changes = {k: v for k, v in given.items()
-                   if v is not None and v != getattr(default, k)}
+        base = params if params is not None else cls()
+        changes = {k: v for k, v in given.items() if v is not None}
         return dataclasses.replace(base, **changes) if changes else base
 
     def replace(self, **changes) -> DerotationParams:
@@ -203,15 +220,36 @@ class DerotationParams:
 
     # ----------------------------------------------------------- resolving
 
-    def resolve(self, shape: Sequence[int], dtype) -> DerotationParams:
-        """These parameters for a movie of ``shape`` and ``dtype``: the
-        default centre made explicit, the centre checked inside the frame,
-        the fill value checked against the dtype. Raises
+    def resolve(self, shape: Sequence[int], dtype,
+                channels: int = 1) -> DerotationParams:
+        """These parameters for a movie of ``shape`` (its frames' rows and
+        cols last), ``dtype`` and ``channels``: the default centre made
+        explicit, the centre checked inside the frame, the fill values
+        checked against the dtype (one per channel, or one for all). Raises
         :class:`DerotationError` naming what is wrong."""
         center = check_center(self.center, shape)
-        _check_fill(self.fill_value, np.dtype(dtype))
+        fills = self.fills(channels)
+        for f in fills:
+            _check_fill(f, np.dtype(dtype))
         return self if center == self.center else dataclasses.replace(
             self, center=center)
+
+    def fills(self, channels: int = 1) -> tuple[float, ...]:
+        """The fill value of each of ``channels`` channels."""
+        if not isinstance(self.fill_value, tuple):
+            return (self.fill_value,) * int(channels)
+        if len(self.fill_value) != int(channels):
+            raise DerotationError(
+                f"fill_value: {len(self.fill_value)} values for a movie of "
+                f"{channels} channel(s); give one per channel or one for all")
+        return self.fill_value
+
+    def for_channel(self, channel: int) -> DerotationParams:
+        """These parameters with channel ``channel``'s fill value."""
+        if not isinstance(self.fill_value, tuple):
+            return self
+        return dataclasses.replace(self,
+                                   fill_value=self.fill_value[int(channel)])
 
     @property
     def identity_plane(self) -> bool:
@@ -230,6 +268,10 @@ class DerotationParams:
         parameters must be resolved: the centre explicit)."""
         if self.center is None:
             raise DerotationError("resolve the parameters for a movie first")
+        if isinstance(self.fill_value, tuple):
+            raise DerotationError(
+                "one fill value per channel: derotate each channel with "
+                "params.for_channel(c)")
         dt = np.dtype(dtype)
         if dt.kind in "ui":
             info = np.iinfo(dt)
@@ -249,7 +291,8 @@ class DerotationParams:
             "center_row_col": None if self.center is None
             else [float(self.center[0]), float(self.center[1])],
             "interpolation": self.interpolation,
-            "fill_value": self.fill_value,
+            "fill_value": list(self.fill_value)
+            if isinstance(self.fill_value, tuple) else self.fill_value,
             "plane": {"tilt": self.plane_tilt,
                       "orientation": self.plane_orientation,
                       "output": self.plane_output},
@@ -286,8 +329,11 @@ class DerotationParams:
                 and data.get("tilt_significant", True):
             kw["plane_tilt"] = data["tilt"]
             kw["plane_orientation"] = data.get("orientation", 0.0)
-        if isinstance(kw.get("fill_value"), str):
-            kw["fill_value"] = float(kw["fill_value"])
+        fill = kw.get("fill_value")
+        if isinstance(fill, str):
+            kw["fill_value"] = _number("fill_value", fill)
+        elif isinstance(fill, list):
+            kw["fill_value"] = tuple(_number("fill_value", v) for v in fill)
         return cls(**kw)
 
     @classmethod
