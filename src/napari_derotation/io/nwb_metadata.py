@@ -309,8 +309,8 @@ def _ophys(sec: dict, top_devices, source):
             planes_in.append((f"Ophys.ImagingPlanes.{key}", p))
             plane_keys[key] = len(planes_in) - 1
     planes = [_plane(p, where, device_names, source) for where, p in planes_in]
-    names = {plane_keys[k]: planes[i].get("name") for k, i in
-             plane_keys.items()} if plane_keys else {}
+    names = {key: planes[i].get("name", "ImagingPlane")
+             for key, i in plane_keys.items()}
     series_in = sec.get("TwoPhotonSeries")
     if isinstance(series_in, Mapping) and series_in and all(
             isinstance(v, Mapping) for v in series_in.values()):

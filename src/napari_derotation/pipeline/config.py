@@ -42,6 +42,7 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("paths_write", "logs_folder"): None,
     ("paths_write", "overwrite"): "overwrite",
     ("paths_write", "output_format"): "output_format",
+    ("paths_write", "nwb_metadata"): "nwb_metadata",
     ("channel_names",): "channel_names",
     ("channels",): "channels",
     ("npy_rows",): "npy_rows",
@@ -140,7 +141,7 @@ _FILE_KEY = {v: ".".join(k) for k, v in KEYS.items() if v}
 _MOVIE_LAYOUT = {"movie_channels": 1, "movie_planes": 1,
                  "structural_channel": 0, "center_plane": 0}
 _PATHS = ("movie", "signals", "stimulus", "output_folder", "debug_plots_folder",
-          "log_path", "frame_angles_path")
+          "log_path", "frame_angles_path", "nwb_metadata")
 
 
 @dataclass
@@ -155,6 +156,7 @@ class Config:
     saving_name: str = "derotated"
     overwrite: bool = False
     output_format: str = "tif"
+    nwb_metadata: Path | None = None
     debug_plots_folder: Path | None = None
     channel_names: tuple = DEFAULT_CHANNEL_NAMES
     channels: dict = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
