@@ -435,7 +435,7 @@ def _file_size_limit(nbytes):
 
 
 def test_full_disk_is_one_line_exit_2_no_partial_no_crash(sim, tmp_path):
-    """The disk refuses the data while HDF5 writes it (here: a 2 MB file
+    """The disk refuses the data when HDF5 flushes it (here: a 2 MB file
     size limit, which HDF5 meets as a full disk): one line, exit 2, no
     file left, and no crash (it segfaulted when h5py's objects were closed
     after the failed flush)."""
@@ -446,22 +446,47 @@ def test_full_disk_is_one_line_exit_2_no_partial_no_crash(sim, tmp_path):
     np.save(angles, np.linspace(0, 90, 300 * 64))
     out = tmp_path / "out"
     out.mkdir()
-    for chunk in ("8", "300"):          # failing in a write, or at the close
-        run = subprocess.run(
-            [sys.executable, "-c",
-             "import sys; from napari_derotation.cli import main; "
-             "sys.exit(main(sys.argv[1:]))",
-             "derotate", str(big), "--angles", str(angles), "-o",
-             str(out / "o.nwb"), "--frame-rate", "10", "--quiet",
-             "--nwb-metadata", str(sim.meta), "--chunk-frames", chunk],
-            capture_output=True, text=True, timeout=300,
-            preexec_fn=_file_size_limit(2 << 20),
-            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
-        lines = run.stderr.strip().splitlines()
-        assert run.returncode == 2, run.stderr
-        assert len(lines) == 1 and "cannot write" in lines[0] and \
-            str(out / "o.nwb") in lines[0], run.stderr
-        assert os.listdir(out) == []
+    run = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from napari_derotation.cli import main; "
+         "sys.exit(main(sys.argv[1:]))",
+         "derotate", str(big), "--angles", str(angles), "-o",
+         str(out / "o.nwb"), "--frame-rate", "10", "--quiet",
+         "--nwb-metadata", str(sim.meta)],
+        capture_output=True, text=True, timeout=300,
+        preexec_fn=_file_size_limit(2 << 20),
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr
+    assert len(lines) == 1 and "cannot write" in lines[0] and \
+        str(out / "o.nwb") in lines[0], run.stderr
+    assert os.listdir(out) == []
+
+
+def test_disk_full_in_a_write_is_one_line_and_no_file(sim, tmp_path, capsys,
+                                                      monkeypatch):
+    """The disk refuses a chunk while it is written (HDF5 raises OSError
+    ENOSPC): one line naming the output, exit 2, nothing left."""
+    import errno
+
+    import h5py
+
+    real = h5py.Dataset.__setitem__
+    calls = []
+
+    def full(self, key, value):
+        calls.append(key)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "Can't write data (file write failed)")
+        return real(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", full)
+    assert _derotate(sim, tmp_path / "o.nwb", "--frame-rate", "10",
+                     "--chunk-frames", "8", "--nwb-metadata",
+                     str(sim.meta)) == 2
+    line = _one_line(capsys)
+    assert "no space left on the device" in line and "o.nwb" in line
+    assert len(calls) == 2 and os.listdir(tmp_path) == []
 
 
 def test_too_little_free_space_is_refused_before_writing(sim, tmp_path,
