@@ -195,7 +195,7 @@ def main(argv=None) -> int:
         import matplotlib.pyplot as plt
 
         worst = int(np.argmin(rows["raw"]["per_frame"]))
-        fig, axes = plt.subplots(2, 3, figsize=(10.5, 8.0))
+        fig, axes = plt.subplots(2, 3, figsize=(10.5, 7.4))
         panels = [("the sample at rest (truth)", truth),
                   (f"suite2p meanImg, raw movie\nr = "
                    f"{rows['raw']['mean_image_r']:.3f}", rows["raw"]["mean"]),
