@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from napari_derotation.cli import main
 from napari_derotation.engine.files import derotate_file
 from napari_derotation.errors import DerotationError
 from napari_derotation.frames import angle_warnings
-from napari_derotation.io import MovieFile, TiffStreamWriter, read_movie
+from napari_derotation.io import TiffStreamWriter, open_movie, read_movie
 from napari_derotation.io.atomic import (
     atomic_path,
     check_writable,
@@ -142,7 +141,10 @@ def test_check_writable_lists_every_existing_file(tmp_path):
         check_writable(paths)
     msg = str(info.value)
     assert "a.tif" in msg and "b.csv" in msg and "new.json" not in msg
-    assert "use --overwrite" in msg and "\n" not in msg
+    # the library says what is wrong; the command line adds its flag
+    assert "--overwrite" not in msg and "\n" not in msg
+    assert "use --overwrite to replace them" in info.value.with_hint(
+        "use --overwrite")
     assert check_writable(paths, overwrite=True) == paths
     with pytest.raises(DerotationError, match="does not exist"):
         check_writable([tmp_path / "nope" / "x.tif"], overwrite=True)
@@ -338,14 +340,14 @@ def _full_disk_on(name, monkeypatch):
     """Atomic writes of files called ``name`` fail as on a full disk."""
     import napari_derotation.io.atomic as atomic
 
-    real = atomic.tempfile.mkstemp
+    real = atomic._create_temp
 
-    def mkstemp(*a, prefix="", **k):
-        if prefix.startswith(f".{name}."):
+    def create(path, *a, **k):
+        if path.name == name:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(*a, prefix=prefix, **k)
+        return real(path, *a, **k)
 
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(atomic, "_create_temp", create)
 
 
 def test_simulate_failing_leaves_nothing_not_even_its_folder(
@@ -379,7 +381,7 @@ def test_export_into_a_folder_one_cannot_write(tmp_path, monkeypatch):
         raise PermissionError(errno.EPERM, "Operation not permitted",
                               str(tmp_path / ".x.tif.i8pkkni2.partial"))
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr("napari_derotation.io.atomic._create_temp", denied)
     with pytest.raises(DerotationError) as info, \
             TiffStreamWriter(tmp_path / "x.tif", (2, 4, 4), np.uint8) as w:
         w.write(np.zeros((2, 4, 4), np.uint8))
@@ -495,7 +497,7 @@ def test_two_series_tiff_is_refused(folder, capsys):
     with tifffile.TiffWriter(path) as tif:
         tif.write(np.zeros((15, 64, 64), np.uint16))
         tif.write(np.zeros((15, 32, 32), np.uint16))
-    for read in (read_movie, MovieFile):
+    for read in (read_movie, open_movie):
         with pytest.raises(DerotationError) as info:
             read(path)
         msg = str(info.value)

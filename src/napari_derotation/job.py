@@ -33,7 +33,7 @@ from .checks import file_stem, whole_number
 from .engine._driver import check_angles
 from .engine.params import DerotationParams
 from .errors import DerotationError
-from .io.atomic import check_not_input, check_writable
+from .io.atomic import OutputExists, check_not_input, check_writable
 from .io.outputs import output_format, with_format
 from .io.provenance import sidecar_path
 
@@ -55,6 +55,7 @@ class MovieSpec:
     planes: int | None = None
     paths: tuple[Path, ...] = ()
     metadata: Mapping = dataclasses.field(default_factory=dict)
+    allow_missing_chunks: bool = False          # a Zarr store written sparse
 
     @property
     def scan_shape(self) -> tuple[int, int, int]:
@@ -67,16 +68,19 @@ class MovieSpec:
         return self.paths[0] if self.paths else None
 
     @classmethod
-    def open(cls, source, *, channels=None, planes=None) -> MovieSpec:
+    def open(cls, source, *, channels=None, planes=None,
+             allow_missing_chunks: bool = False) -> MovieSpec:
         """Open ``source`` once to learn its axes, shape and dtype."""
         from .io.sources import open_movie
 
-        with open_movie(source, channels=channels, planes=planes) as src:
+        with open_movie(source, channels=channels, planes=planes,
+                        allow_missing_chunks=allow_missing_chunks) as src:
             return cls(source=source, shape=tuple(int(s) for s in src.shape),
                        dtype=np.dtype(src.dtype), axes=src.axes,
                        channels=channels, planes=planes,
                        paths=tuple(Path(p) for p in src.paths),
-                       metadata=dict(src.metadata))
+                       metadata=dict(src.metadata),
+                       allow_missing_chunks=bool(allow_missing_chunks))
 
     @classmethod
     def in_memory(cls, shape5, dtype, axes: str = "TYX", *, path=None,
@@ -95,7 +99,8 @@ class MovieSpec:
         if self.source is None:
             raise DerotationError("this movie is held in memory, not in a file")
         return open_movie(self.source, channels=self.channels,
-                          planes=self.planes)
+                          planes=self.planes,
+                          allow_missing_chunks=self.allow_missing_chunks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +227,8 @@ def describe(movie, angles_per_line, output=None, *,
              params: DerotationParams | None = None, angles_source=None,
              channels=None, planes=None, chunk_frames=None, scheduler=None,
              workers=None, extra_angles_ok: bool = False,
-             check_files: bool = True, **overrides) -> Job:
+             check_files: bool = True, allow_missing_chunks: bool = False,
+             **overrides) -> Job:
     """Build and validate a :class:`Job`, before any work or output starts.
 
     ``movie`` is what :func:`~napari_derotation.io.sources.open_movie`
@@ -230,10 +236,13 @@ def describe(movie, angles_per_line, output=None, *,
     (:func:`output_spec`), a path, or None (derotate in memory).
     ``params`` with ``overrides`` (the field keywords of
     :class:`~napari_derotation.engine.params.DerotationParams`, each applied
-    when given). Raises :class:`DerotationError` naming the first problem.
+    when given). ``allow_missing_chunks`` reads a Zarr store written sparse
+    on purpose (else a missing chunk is refused). Raises
+    :class:`DerotationError` naming the first problem.
     """
     spec = movie if isinstance(movie, MovieSpec) else MovieSpec.open(
-        movie, channels=channels, planes=planes)
+        movie, channels=channels, planes=planes,
+        allow_missing_chunks=allow_missing_chunks)
     if output is not None and not isinstance(output, OutputSpec):
         output = output_spec(output)
     params = DerotationParams.build(params, **overrides)
@@ -301,8 +310,12 @@ def check_job_files(job: Job, hint: str | None = None) -> list[Path]:
         check_not_input(p, *inputs)
     if job.output.format == "split":
         return files
-    kw = {} if hint is None else {"hint": hint}
-    return check_writable(files, overwrite=job.output.overwrite, **kw)
+    try:
+        return check_writable(files, overwrite=job.output.overwrite)
+    except OutputExists as exc:
+        if hint is None:        # the caller adds how to replace them
+            raise
+        raise DerotationError(f"{exc}; {hint}") from None
 
 
 def run(job: Job, progress=None) -> dict:
@@ -392,7 +405,7 @@ def write_result(job: Job, derotated, *, chunk_frames=64,
     n, rows, _ = job.movie.scan_shape
     five = axes != "TYX"
     shape = job.movie.shape if five else job.movie.scan_shape
-    with OutputSet() as done:
+    with OutputSet(overwrite=out.overwrite) as done:
         with open_writer(out.path, shape, job.movie.dtype,
                          axes=axes if five else None, record=rec,
                          overwrite=True, **out.options) as writer:

@@ -22,6 +22,8 @@ from ._common import (
     add_overwrite_argument,
     add_params_arguments,
     params_from_args,
+    positive_float,
+    positive_int,
     print_warnings,
 )
 
@@ -49,7 +51,8 @@ def add_arguments(p):
                    help="write one TIFF per plane and channel into the "
                         "folder -o, as suite2p reads them (OUT/plane0/"
                         "chan0.tif, ...) with OUT/derotation_split.json")
-    p.add_argument("--frame-rate", type=float, default=None, metavar="HZ",
+    p.add_argument("--frame-rate", type=positive_float, default=None,
+                   metavar="HZ",
                    help="frames per second, recorded in a Zarr or NWB output "
                         "(NWB needs it unless the movie says it)")
     p.add_argument("--raw", choices=("link", "omit"), default="link",
@@ -59,7 +62,7 @@ def add_arguments(p):
                    metavar="FILE.yaml",
                    help="NWB: the session's metadata (NWBFile, Subject, Ophys "
                         "as in neuroconv's metadata YAML); required for .nwb")
-    p.add_argument("--chunk-frames", type=int, default=None,
+    p.add_argument("--chunk-frames", type=positive_int, default=None,
                    metavar="N",
                    help="frames per chunk (default: about 64 MB); memory use "
                         "is bounded by the chunk, not the movie")
@@ -69,7 +72,7 @@ def add_arguments(p):
                        help="derotate on a running dask.distributed cluster "
                             "(e.g. tcp://10.0.0.5:8786); workers must see the "
                             "movie at the same path")
-    where.add_argument("--workers", type=int, metavar="N",
+    where.add_argument("--workers", type=positive_int, metavar="N",
                        help="derotate on a local dask cluster of N worker "
                             "processes")
     add_overwrite_argument(p)
@@ -96,6 +99,7 @@ def job_from_args(args):
     return describe(movie, load_angles(args.angles), out,
                     params=params_from_args(args), angles_source=args.angles,
                     channels=args.channels, planes=args.planes,
+                    allow_missing_chunks=args.allow_missing_chunks,
                     chunk_frames=args.chunk_frames, scheduler=args.scheduler,
                     workers=args.workers,
                     extra_angles_ok=args.extra_angles_ok)

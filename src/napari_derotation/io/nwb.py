@@ -123,12 +123,9 @@ class NWBWriter:
         self._broken = None
 
     def __enter__(self):
-        if self.path.exists() and not self.overwrite:
-            raise DerotationError(
-                f"{self.path} already exists: choose another output name or "
-                f"pass --overwrite")
         self._check_space()
-        self._ctx = atomic_path(self.path, suffix=".nwb")
+        self._ctx = atomic_path(self.path, overwrite=self.overwrite,
+                                suffix=".nwb")
         tmp = self._ctx.__enter__()
         try:
             nwb, self._datasets = self._build()

@@ -122,47 +122,22 @@ class NWBMetadata:
 
 
 def load_nwb_metadata(path) -> NWBMetadata:
-    """Read and check the metadata YAML ``path`` (see the module doc)."""
+    """Read and check the metadata YAML ``path`` (see the module doc),
+    bounded as every YAML the program reads
+    (:func:`napari_derotation.io.text.load_yaml`)."""
+    from .text import load_yaml
+
     path = Path(path)
     try:
         size = path.stat().st_size
-        if not path.is_file():
-            raise DerotationError(
-                f"NWB metadata {path}: expected a YAML file; it is a folder")
-        if size > MAX_BYTES:
-            raise DerotationError(
-                f"NWB metadata {path.name}: {size} bytes; expected at most "
-                f"{MAX_BYTES} (a YAML of the session's metadata)")
-        raw = path.read_bytes()
     except OSError as exc:
         raise DerotationError(
             f"NWB metadata {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
+    if size > MAX_BYTES:
         raise DerotationError(
-            f"NWB metadata {path.name}: not UTF-8 text (byte {exc.start})"
-        ) from None
-    data = _parse_yaml(text, path)
-    return nwb_metadata(data, source=path.name)
-
-
-def _parse_yaml(text: str, path: Path):
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark \
-            else ""
-        raise DerotationError(
-            f"NWB metadata {path.name}:{where}: {exc.problem or exc.context}"
-        ) from None
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else \
-            type(exc).__name__
-        raise DerotationError(f"NWB metadata {path.name}: {first}") from None
+            f"NWB metadata {path.name}: {size} bytes; expected at most "
+            f"{MAX_BYTES} (a YAML of the session's metadata)")
+    return nwb_metadata(load_yaml(path, "NWB metadata"), source=path.name)
 
 
 def nwb_metadata(value, *, source: str = "metadata") -> NWBMetadata:
