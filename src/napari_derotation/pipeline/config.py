@@ -120,7 +120,7 @@ class Config:
     delta_center: float = setting("delta_center", 7.0, number(positive=True))
     blank_value: float | None = setting("blank_value", None, number())
     resampling: str = setting("resampling", "bilinear", text,
-                           check=one_of("bilinear", "nearest"))
+                           check=one_of("bilinear", "nearest", "cubic"))
     plane_tilt: float = setting("rotation_plane.tilt", 0.0, number())
     plane_orientation: float = setting("rotation_plane.orientation", 0.0,
                                     number())
