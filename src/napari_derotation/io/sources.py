@@ -352,6 +352,8 @@ class _TiffPages:
         self.unnamed = tuple(n for ax, n in lead if ax in "QI" and n > 1)
         if self.kind == "scanimage":
             self.n_pages = len(tif.pages)
+            if not tif.is_bigtiff:
+                self._check_virtual_frames()
             lead = self._scanimage(tif)
         else:
             self.n_pages = int(np.prod(shape[:-2], dtype=np.int64))
@@ -407,6 +409,20 @@ class _TiffPages:
                     f"hyperstack of {grid or 'frames'} = {self.n_pages} "
                     f"images")
 
+    def _check_virtual_frames(self) -> None:
+        """A classic TIFF of ScanImage before 2016: tifffile counts its
+        pages from the first two and the file size, which holds only when
+        every page has the same layout; the page chain says how many there
+        are. A movie is read whole or refused."""
+        with tifffile.TiffFile(self.path, is_scanimage=False) as plain:
+            chained = len(plain.pages)
+        if chained != self.n_pages:
+            raise DerotationError(
+                f"{self.path.name}: a ScanImage classic TIFF whose pages are "
+                f"not evenly laid out: its page chain holds {chained} pages "
+                f"but ScanImage's layout gives {self.n_pages}; resave it as "
+                f"a plain TIFF (e.g. tifffile.imwrite)")
+
     def _scanimage(self, tif) -> dict:
         """Planes and channels from ScanImage's frame data (the header, else
         the first page's Software tag), and its timing."""
@@ -440,9 +456,19 @@ class _TiffPages:
             ids = np.ravel(save).tolist()
             self.meta["channel_names"] = [f"channel {c}" for c in ids]
         stamps = []
-        for page in tif.pages[:: n_ch * n_z]:
-            m = re.search(r"frameTimestamps_sec\s*=\s*([-+0-9.eE]+)",
-                          page.description or "")
+        # whole pages, not tifffile's light frames (which have no
+        # description: classic TIFFs of older ScanImage versions)
+        useframes = getattr(tif.pages, "useframes", None)
+        if useframes is not None:
+            tif.pages.useframes = False
+        try:
+            descriptions = [getattr(tif.pages[i], "description", "") or ""
+                            for i in range(0, len(tif.pages), n_ch * n_z)]
+        finally:
+            if useframes is not None:
+                tif.pages.useframes = useframes
+        for text in descriptions:
+            m = re.search(r"frameTimestamps_sec\s*=\s*([-+0-9.eE]+)", text)
             if m is None:
                 stamps = []
                 break
