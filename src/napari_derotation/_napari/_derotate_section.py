@@ -384,12 +384,20 @@ class DerotateSection(Section):
             j = layers.index(ly)
             if j != i:
                 layers.move(j, i)
-        made = {ly for box in self.grid_boxes()[1:] for ly in box}
+        boxes = self.grid_boxes()
+        made = {ly for box in boxes[1:] for ly in box}
         for ly in layers:
             if ly in made:
                 ly.visible = False      # over the raw movie it hides it
             elif ly in before["visible"]:
                 ly.visible = before["visible"][ly]
+        # each made layer just above its raw channel (under the cross, the
+        # preview and the fit, should it be shown)
+        for box in boxes[1:]:
+            for raw, ly in zip(boxes[0], box, strict=True):
+                j, i = layers.index(ly), layers.index(raw)
+                if j != i + 1:
+                    layers.move(j, i + 1)     # before index i + 1
 
     def _show_rotating_frame(self) -> None:
         """Put the time slider on a frame that rotates (on a still frame
