@@ -439,13 +439,14 @@ def test_widget_compiles_the_engine_in_the_background(make_napari_viewer, qtbot)
 
 # -- issue 19: the widget guides to a right result ---------------------------
 
-def shown(make_napari_viewer, layers=()):
+def shown(make_napari_viewer, qtbot, layers=()):
     """A viewer on screen (1600x1000) with the widget docked before the
     movies are added, as `napari-derotation gui` and the plugin menu do."""
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
     widget = DerotationWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Derotation")
+    qtbot.wait(300)             # on screen before the movie comes
     for data, kwargs, _ in layers:
         viewer.add_image(data, **kwargs)
     return viewer, widget
@@ -477,7 +478,7 @@ def assert_readable(qtbot, section):
 
 
 def test_labels_are_never_clipped_or_overlapped(make_napari_viewer, qtbot):
-    viewer, w = shown(make_napari_viewer, make_sample_data())
+    viewer, w = shown(make_napari_viewer, qtbot, make_sample_data())
     # the Data section: the hint below the angle plot, after the movie came
     assert_readable(qtbot, w.data)
     other = simulate_movie((64, 64), 12, trace="real", seed=2)
@@ -492,6 +493,8 @@ def test_labels_are_never_clipped_or_overlapped(make_napari_viewer, qtbot):
     assert_readable(qtbot, w.data)
     # Pick cell on an empty spot: the whole message shows
     w.expand("center")
+    qtbot.wait(100)
+    assert w.data.height() == 0                 # the Data section closed
     corner = (3.0, 3.0)
     run(qtbot, w.center.fit_from_seed(corner, 0))
     assert "no bright cell" in w.center.result_label.text()

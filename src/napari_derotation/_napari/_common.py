@@ -180,6 +180,11 @@ class Section(QWidget):
         parent = self.parentWidget()
         while parent is not None and not hasattr(parent, "isExpanded"):
             parent = parent.parentWidget()
-        if parent is not None and parent.isExpanded():
+        if parent is not None and parent.isExpanded() and \
+                not getattr(parent, "_is_animating", False):
             content = parent.content()
-            content.setMaximumHeight(content.sizeHint().height() + 10)
+            height = content.sizeHint().height()
+            # the minimum too: the box above lays the content out from a
+            # size hint it cached before the labels wrapped
+            content.setMinimumHeight(height)
+            content.setMaximumHeight(height + 10)

@@ -59,6 +59,8 @@ class Sections(QWidget):
         self.layout().addWidget(box, 0, Qt.AlignmentFlag.AlignTop)
 
     def _only(self, opened: QCollapsible, state: bool) -> None:
+        if not state:     # the content keeps no height (Section.refit)
+            opened.content().setMinimumHeight(0)
         if state:
             for box in self.collapsible_widgets:
                 if box is not opened:
