@@ -5,6 +5,9 @@ from __future__ import annotations
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import napari_derotation
 
@@ -44,7 +47,7 @@ def test_top_level_api_is_lazy_but_complete():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True)
-    assert out.stdout.split() == ["napari_derotation.engine._driver",
+    assert out.stdout.split() == ["napari_derotation.engine.api",
                                   "napari_derotation.engine.files"]
     for name in napari_derotation.__all__:
         assert getattr(napari_derotation, name) is not None, name
@@ -61,15 +64,19 @@ def test_gui_without_napari_says_what_to_install():
     assert "pip install 'napari-derotation[qt]'" in out.stderr
 
 
-def test_old_module_paths_still_import():
+def test_old_module_paths_are_gone_and_no_finder_is_installed():
     import importlib
+    import sys
 
-    from napari_derotation import MOVED_MODULES
+    assert not any(type(f).__module__.startswith("napari_derotation")
+                   for f in sys.meta_path)
+    for old in ("stream", "lazy", "cluster", "ellipse", "signals", "config"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"napari_derotation.{old}")
+    import napari_derotation as nd
 
-    for old, new in MOVED_MODULES.items():
-        assert importlib.import_module(f"napari_derotation.{old}") is \
-            importlib.import_module(f"napari_derotation.{new}"), old
-    from napari_derotation.stream import derotate_file  # noqa: F401
+    assert nd.derotate_file is importlib.import_module(
+        "napari_derotation.engine.files").derotate_file
 
 
 def test_no_function_over_100_lines_outside_the_kernels():
@@ -87,3 +94,49 @@ def test_no_function_over_100_lines_outside_the_kernels():
                 if n > 100:
                     long.append(f"{path.relative_to(root)}:{node.name} ({n})")
     assert long == []
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_code_is_formatted_and_tox_lint_checks_it():
+    """``ruff format --check`` passes, and ``tox -e lint`` runs it beside
+    ``ruff check`` (a check nobody runs cannot fail)."""
+    import configparser
+
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini")
+    lint = tox["testenv:lint"]["commands"].split("\n")
+    assert "ruff check src tests benchmarks" in lint
+    assert "ruff format --check src tests benchmarks" in lint
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "src", "tests",
+         "benchmarks"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+
+
+def test_sdist_carries_what_its_tests_need_and_the_license(tmp_path):
+    import tarfile
+
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path),
+         str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [sdist] = tmp_path.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+        top = sdist.name.removesuffix(".tar.gz")
+        pkg_info = tar.extractfile(f"{top}/PKG-INFO").read().decode()
+    tests = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts
+             and p.suffix != ".pyc"}
+    assert {"tests/conftest.py", "tests/helpers.py",
+            "tests/data/stimulus_randperm.csv"} <= tests
+    assert tests <= names, sorted(tests - names)
+    assert {"LICENSE", "README.md", "mkdocs.yml", "docs/index.md",
+            "tools/system-deps.sh"} <= names
+    assert "License-Expression: BSD-3-Clause" in pkg_info
+    assert "License-File: LICENSE" in pkg_info
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License")
+    assert "Copyright (c) 2026, napari-derotation developers" in text

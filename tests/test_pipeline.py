@@ -12,12 +12,12 @@ import tifffile
 
 from napari_derotation import derotate
 from napari_derotation.cli import main
-from napari_derotation.config import Config
 from napari_derotation.errors import Cancelled, DerotationError
 from napari_derotation.io import write_tiff
 from napari_derotation.pipeline import Dataset, estimate_blank, run_dataset
-from napari_derotation.recorder import simulate_recording
+from napari_derotation.pipeline.config import Config
 from napari_derotation.simulate import make_cells, make_texture, rotate_by_line
+from napari_derotation.simulate.recorder import simulate_recording
 
 from helpers import inscribed_disk
 
@@ -320,9 +320,9 @@ def test_bayesian_centre(full_run, tmp_path, monkeypatch):
         center_method="bayesian", center=(19, 19), delta_center=4)
     calls = {}
 
-    def fake(movie, angles, *, initial, search_radius, progress):
+    def fake(movie, angles, *, initial, search_radius, params, progress):
         calls.update(shape=movie.shape, n=len(angles), initial=initial,
-                     radius=search_radius)
+                     radius=search_radius, params=params)
         progress(1, 1)
         return CenterResult(center=(20.5, 18.5), objective=0.1,
                             centers=np.zeros((3, 2)), objectives=np.zeros(3),
@@ -334,6 +334,8 @@ def test_bayesian_centre(full_run, tmp_path, monkeypatch):
     rec = run_dataset(cfg, tmp_path / "a")
     assert rec["center_row_col"] == [20.5, 18.5]
     assert calls["initial"] == (19.0, 19.0) and calls["radius"] == 4
+    # the search derotates with the configured plane
+    assert calls["params"] == cfg.derotation_params()
     assert calls["n"] == calls["shape"][0] * SIZE
     search = rec["pipeline"]["center"]["search"]
     assert search["objective"] == 0.1 and search["n_evaluations"] == 3
@@ -397,7 +399,7 @@ def test_config_object_with_missing_inputs(tmp_path):
 def test_rotation_plane_keys_reach_the_derotation(full_run, tmp_path):
     """``rotation_plane`` in a config is applied and recorded like
     ``derotate --plane-tilt/--plane-orientation``."""
-    from napari_derotation.config import Config
+    from napari_derotation.pipeline.config import Config
 
     folder = full_run[0]
     base = Dataset.from_folder(folder).config.to_dict()

@@ -55,6 +55,7 @@ class MovieSpec:
     planes: int | None = None
     paths: tuple[Path, ...] = ()
     metadata: Mapping = dataclasses.field(default_factory=dict)
+    allow_missing_chunks: bool = False          # a Zarr store written sparse
 
     @property
     def scan_shape(self) -> tuple[int, int, int]:
@@ -67,16 +68,19 @@ class MovieSpec:
         return self.paths[0] if self.paths else None
 
     @classmethod
-    def open(cls, source, *, channels=None, planes=None) -> MovieSpec:
+    def open(cls, source, *, channels=None, planes=None,
+             allow_missing_chunks: bool = False) -> MovieSpec:
         """Open ``source`` once to learn its axes, shape and dtype."""
         from .io.sources import open_movie
 
-        with open_movie(source, channels=channels, planes=planes) as src:
+        with open_movie(source, channels=channels, planes=planes,
+                        allow_missing_chunks=allow_missing_chunks) as src:
             return cls(source=source, shape=tuple(int(s) for s in src.shape),
                        dtype=np.dtype(src.dtype), axes=src.axes,
                        channels=channels, planes=planes,
                        paths=tuple(Path(p) for p in src.paths),
-                       metadata=dict(src.metadata))
+                       metadata=dict(src.metadata),
+                       allow_missing_chunks=bool(allow_missing_chunks))
 
     @classmethod
     def in_memory(cls, shape5, dtype, axes: str = "TYX", *, path=None,
@@ -95,7 +99,8 @@ class MovieSpec:
         if self.source is None:
             raise DerotationError("this movie is held in memory, not in a file")
         return open_movie(self.source, channels=self.channels,
-                          planes=self.planes)
+                          planes=self.planes,
+                          allow_missing_chunks=self.allow_missing_chunks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,20 +120,27 @@ class OutputSpec:
     options: Mapping = dataclasses.field(default_factory=dict)
 
     @property
+    def stem(self) -> str:
+        """The output's name without its format's suffix."""
+        return self.path.name[: -len(_suffix(self.path))]
+
+    @property
     def record_path(self) -> Path | None:
-        """The JSON record beside the output (None when kept inside it)."""
-        if not self.record or self.format in ("zarr", "nwb", "split"):
+        """The JSON record beside the output: beside a TIFF, and beside
+        every export (with ``tables``); None when kept only inside a store
+        or NWB file."""
+        if not self.record or self.format == "split" or (
+                self.format != "tif" and not self.tables):
             return None
-        return sidecar_path(self.path)
+        return sidecar_path(self.path.with_name(self.stem + ".tif"))
 
     def table_paths(self) -> dict:
         """The per-frame CSV and per-line angles an export writes."""
         if not self.tables:
             return {}
-        stem = self.path.name[: -len(_suffix(self.path))]
         folder = self.path.parent
-        return {"frames": folder / f"{stem}_frames.csv",
-                "angles": folder / f"{stem}_angles_per_line.npy"}
+        return {"frames": folder / f"{self.stem}_frames.csv",
+                "angles": folder / f"{self.stem}_angles_per_line.npy"}
 
     def files(self) -> list[Path]:
         """Every file (or store) this output puts in place."""
@@ -215,7 +227,8 @@ def describe(movie, angles_per_line, output=None, *,
              params: DerotationParams | None = None, angles_source=None,
              channels=None, planes=None, chunk_frames=None, scheduler=None,
              workers=None, extra_angles_ok: bool = False,
-             check_files: bool = True, **overrides) -> Job:
+             check_files: bool = True, allow_missing_chunks: bool = False,
+             **overrides) -> Job:
     """Build and validate a :class:`Job`, before any work or output starts.
 
     ``movie`` is what :func:`~napari_derotation.io.sources.open_movie`
@@ -223,10 +236,13 @@ def describe(movie, angles_per_line, output=None, *,
     (:func:`output_spec`), a path, or None (derotate in memory).
     ``params`` with ``overrides`` (the field keywords of
     :class:`~napari_derotation.engine.params.DerotationParams`, each applied
-    when given). Raises :class:`DerotationError` naming the first problem.
+    when given). ``allow_missing_chunks`` reads a Zarr store written sparse
+    on purpose (else a missing chunk is refused). Raises
+    :class:`DerotationError` naming the first problem.
     """
     spec = movie if isinstance(movie, MovieSpec) else MovieSpec.open(
-        movie, channels=channels, planes=planes)
+        movie, channels=channels, planes=planes,
+        allow_missing_chunks=allow_missing_chunks)
     if output is not None and not isinstance(output, OutputSpec):
         output = output_spec(output)
     params = DerotationParams.build(params, **overrides)
@@ -282,7 +298,7 @@ def _check_distributed(movie: MovieSpec, out: OutputSpec | None) -> None:
             "sequences, channels and planes without them")
 
 
-def check_job_files(job: Job) -> list[Path]:
+def check_job_files(job: Job, hint: str | None = None) -> list[Path]:
     """Every file the job writes, checked before the first is written: none
     is an input, their folder is writable, none exists unless the output
     says ``overwrite``. The split writer checks its folder's files itself."""
@@ -294,7 +310,8 @@ def check_job_files(job: Job) -> list[Path]:
         check_not_input(p, *inputs)
     if job.output.format == "split":
         return files
-    return check_writable(files, overwrite=job.output.overwrite)
+    kw = {} if hint is None else {"hint": hint}
+    return check_writable(files, overwrite=job.output.overwrite, **kw)
 
 
 def run(job: Job, progress=None) -> dict:
@@ -355,8 +372,8 @@ def acquisition_record(frame_rate, nplanes: int = 1,
                         "nchannels": int(nchannels)}}
 
 
-def write_result(job: Job, derotated, progress=None, *, chunk_frames=64,
-                 frame_angles=None, **extra) -> list[str]:
+def write_result(job: Job, derotated, *, chunk_frames=64,
+                 frame_angles=None, **extra):
     """Write ``derotated`` (the job's movie already derotated in memory, in
     the movie's axes) to the job's output with its record and, when the
     output has ``tables``, the per-frame CSV and per-line angles.
@@ -392,8 +409,6 @@ def write_result(job: Job, derotated, progress=None, *, chunk_frames=64,
                 stop = min(t, start + chunk_frames)
                 chunk = np.asarray(derotated[start:stop])
                 writer.write(to_tzcyx(chunk, axes) if five else chunk)
-                if progress is not None:
-                    progress(stop, t)
                 yield stop, t
         done.add(out.path)
         if out.record_path is not None:

@@ -4,7 +4,7 @@ Bayesian search, with a live derotated preview.
 * A points layer "centre of rotation" holds one point; dragging it and the
   row/col spin boxes stay in sync with the session's centre.
 * "Pick cell": the next click on the raw movie seeds
-  :func:`napari_derotation.ellipse.fit_center_ellipse` (in a worker); the
+  :func:`napari_derotation.center.ellipse.fit_center_ellipse` (in a worker); the
   cell's tracked positions and the fitted ellipse are drawn over the movie
   and the centre moves to the ellipse's centre.
 * "Bayesian search": :func:`napari_derotation.center.find_center_bayesian`
@@ -453,10 +453,13 @@ class CenterSection(Section):
         self.bayes_progress.start(self.calls_spin.value())
         self.result_label.setText("searching…")
         self._searched = self.session.layer
+        # the search derotates its candidates with the movie's plane
+        self._best: list = []
         self.bayes_worker = callback_worker(
             find_center_bayesian, data, angles, initial=center,
             search_radius=self.radius_spin.value(),
-            n_calls=self.calls_spin.value(), desc="Bayesian centre search")
+            n_calls=self.calls_spin.value(), params=params,
+            on_best=self._best.append, desc="Bayesian centre search")
         self.bayes_progress.follow(self.bayes_worker.pbar)
         self.bayes_worker.relay.progressed.connect(self._on_search_progress)
         self.bayes_worker.returned.connect(self._on_search_done)
@@ -469,8 +472,8 @@ class CenterSection(Section):
             return
         done, total = report[0], report[1]
         self.bayes_progress.update(done, total)
-        if len(report) > 2 and report[2] is not None:
-            self.set_center_clipped(*report[2])
+        if self._best:
+            self.set_center_clipped(*self._best[-1])
 
     def _on_search_done(self, result) -> None:
         if result is None or self.session.layer is not self._searched:

@@ -9,6 +9,7 @@
   (:func:`estimate_angle_offset`).
 """
 
+from .._lazy import lazy_names
 from .bayesian import (
     MIN_ROTATION_DEGREES,
     CenterResult,
@@ -20,13 +21,6 @@ __all__ = ["find_center_bayesian", "CenterResult", "ResidualMotion",
            "MIN_ROTATION_DEGREES", "fit_center_ellipse",
            "EllipseFit", "estimate_angle_offset", "OffsetResult"]
 
-_LAZY = {"fit_center_ellipse": "ellipse", "EllipseFit": "ellipse",
-         "estimate_angle_offset": "offset", "OffsetResult": "offset"}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, globals(), {
+    "fit_center_ellipse": "ellipse", "EllipseFit": "ellipse",
+    "estimate_angle_offset": "offset", "OffsetResult": "offset"})

@@ -8,8 +8,14 @@ from pathlib import Path
 
 from ..errors import DerotationError
 from ..io import load_angles
-from ..io.zarr_store import read_frames
-from ._common import add_angle_check_argument, add_movie_arguments, warn_angles
+from ._common import (
+    Progress,
+    add_angle_check_argument,
+    add_movie_arguments,
+    add_params_arguments,
+    params_from_args,
+    warn_angles,
+)
 
 NAME = "find-center"
 ORDER = 25
@@ -53,16 +59,8 @@ def add_arguments(p):
                    help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_angle_check_argument(p)
-
-
-def _bar(desc: str):
-    def progress(done, total, *best):
-        extra = ""
-        if best:
-            extra = f" best ({best[0][0]:.2f}, {best[0][1]:.2f})"
-        sys.stderr.write(f"\r{desc}: {done}/{total}{extra}   ")
-        sys.stderr.flush()
-    return progress
+    add_params_arguments(p, ("--interpolation", "--plane-tilt",
+                             "--plane-orientation"))
 
 
 def load_plane(args, angles):
@@ -72,12 +70,13 @@ def load_plane(args, angles):
     from ..io.sources import open_movie
 
     paths = args.movie[0] if len(args.movie) == 1 else args.movie
-    with open_movie(paths, channels=args.channels, planes=args.planes) as src:
+    with open_movie(paths, channels=args.channels, planes=args.planes,
+                    allow_missing_chunks=args.allow_missing_chunks) as src:
         warn_angles(angles, src.shape, args)
         t, z, c, rows, _ = src.shape
         if src.axes == "TYX" and len(src.paths) == 1 and \
                 not args.channel and not args.plane:
-            return read_frames(src.path), angles, None
+            return src.frames(mmap=True), angles, None
         movie, ch, pl = pick_plane(src, channel=args.channel, plane=args.plane)
     return movie, plane_angles(angles, t, z, rows, pl), {"channel": ch,
                                                          "plane": pl}
@@ -85,6 +84,7 @@ def load_plane(args, angles):
 
 def run(args) -> int:
     angles = load_angles(args.angles)
+    params = params_from_args(args)
     movie, angles, where = load_plane(args, angles)
     if args.method == "ellipse":
         from ..center.ellipse import fit_center_ellipse
@@ -96,48 +96,26 @@ def run(args) -> int:
         fit = fit_center_ellipse(
             movie, angles, tuple(args.seed), frame=args.frame,
             initial=args.initial,
-            progress=None if args.quiet else _bar("following the cell"))
+            progress=None if args.quiet else Progress("following the cell"))
         if not args.quiet:
-            sys.stderr.write("\n")
             for msg in fit.messages:
                 sys.stderr.write(f"warning: {msg}\n")
-        result = {
-            "method": "ellipse",
-            "center": list(fit.center),
-            "ellipse": {"center": list(fit.center), "axes": list(fit.axes),
-                        "orientation": fit.orientation,
-                        "residual": fit.residual},
-            "center_uncertainty": list(fit.center_uncertainty),
-            "tilt": fit.tilt,
-            "tilt_uncertainty": fit.tilt_uncertainty,
-            "tilt_significant": fit.tilt_significant,
-            "orientation": fit.plane_orientation,
-            "n_positions": int(len(fit.positions)),
-            "lost_frames": int(fit.lost_frames.size),
-            "seed": list(fit.seed),
-            "frame": args.frame,
-        }
+        result = fit.to_record(args.frame)
     else:
         from ..center import find_center_bayesian
 
         if args.seed is not None:
             raise DerotationError("--seed is only used by --method ellipse")
         res = find_center_bayesian(
-            movie, angles, initial=args.initial,
+            movie, angles,
+            initial=args.initial if args.initial else params.center,
             search_radius=args.search_radius, n_calls=args.calls,
-            progress=None if args.quiet else _bar("searching the centre"))
-        if not args.quiet:
-            sys.stderr.write("\n")
-        result = {
-            "method": "bayesian",
-            "center": list(res.center),
-            "objective": res.objective,
-            "n_evaluations": res.n_evaluations,
-            "n_frames": res.n_frames,
-            "initial": list(res.initial),
-            "search_radius": res.search_radius,
-            "seconds": round(res.elapsed, 3),
-        }
+            params=params,
+            progress=None if args.quiet else Progress(
+                "searching the centre", unit=None))
+        result = res.to_record()
+        if params.plane_tilt:
+            result["plane"] = params.to_record()["plane"]
     if where is not None:
         result.update(where)
     if args.json:

@@ -6,7 +6,7 @@ the acquisition board would have recorded beside the movie: the frame clock,
 the line clock, the rotation-on signal and the motor's tick pulses, in the
 reference's ``.npy`` row order, plus the stimulus table and the *true* angle
 of every scanned line. It is the ground truth for testing
-:mod:`napari_derotation.signals` and :mod:`napari_derotation.pipeline`.
+:mod:`napari_derotation.acquisition.signals` and :mod:`napari_derotation.pipeline`.
 
 Conventions (the same as the rest of the package; see ``docs/signals.md``):
 the true per-line angle is ``-direction * motor_angle``, in the sign
@@ -216,6 +216,39 @@ class Recording:
             w.writerow(["speed", "direction"])
             for s, d in zip(self.speed, self.direction, strict=True):
                 w.writerow([_num(s), int(d)])
+        return path
+
+
+    def write_config(self, path, *, movie="movie.tif",
+                     signals="analog_signals.npy",
+                     stimulus="stimulus_randperm.csv") -> Path:
+        """Write a ``run``/``batch``/``angles`` config (YAML) for this
+        recording saved as ``signals`` (:meth:`write_npy`) and ``stimulus``
+        (:meth:`write_stimulus`) beside ``movie``, paths relative to the
+        config's folder. The full protocol only."""
+        from ..io import atomic_path
+
+        if self.params.get("protocol") != "full":
+            raise DerotationError("write_config writes the full protocol's "
+                                  "config; got the incremental protocol")
+        text = (
+            "# A simulated dataset (napari-derotation simulate --signals): the\n"
+            "# movie, the analog signals recorded beside it and the stimulus\n"
+            "# table. `napari-derotation run` takes this file as it is.\n"
+            "paths_read:\n"
+            f"  path_to_tif: {movie}\n"
+            f"  path_to_aux: {signals}\n"
+            f"  path_to_randperm: {stimulus}\n"
+            "paths_write:\n"
+            "  derotated_tiff_folder: derotation\n"
+            "  saving_name: derotated\n"
+            f"rotation_increment: {_num(self.params['increment'])}\n"
+            f"rot_deg: {_num(self.params['rot_deg'])}\n"
+            f"frame_rate: {_num(self.params['frame_rate'])}\n"
+            f"sampling_rate: {_num(self.sampling_rate)}\n")
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text)
         return path
 
 
