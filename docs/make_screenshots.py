@@ -1,6 +1,6 @@
 """Regenerate the napari screenshots in docs/images/ (run under Xvfb).
 
-    xvfb-run -a python docs/make_screenshots.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py
 
 Opens napari with the sample "Rotating cells (synthetic)" and the Derotation
 widget, drives each step of the widget and saves a screenshot of the whole
@@ -43,7 +43,7 @@ def wait(worker, timeout: float = 120) -> None:
 
 
 def shot(viewer, name: str) -> None:
-    settle()
+    settle(1.0)             # the sections refit once their labels wrapped
     path = OUT / name
     viewer.screenshot(str(path), canvas_only=False)
     print(f"wrote {path}")
@@ -52,7 +52,7 @@ def shot(viewer, name: str) -> None:
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     viewer, w = launch()
-    viewer.window.resize(1500, 900)
+    viewer.window.resize(1600, 1000)
     viewer.dims.set_current_step(0, FRAME)
     settle(1.0)
     raw = w.session.layer
@@ -65,6 +65,15 @@ def main() -> int:
     w.center.reset_center()
     viewer.reset_view()
     shot(viewer, "napari_2_centre_wrong.png")
+
+    # ... derotated about it anyway: the agreement is low, the widget says
+    # so and offers the centre search
+    w.expand("derotate")
+    wait(w.derotate.start())
+    shot(viewer, "napari_9_low_agreement.png")
+    w.derotate.set_side_by_side(False)
+    w.expand("center")
+    viewer.dims.set_current_step(0, FRAME)
 
     # ... a click on a bright cell: tracked positions, fitted ellipse
     frame = np.asarray(raw.data[FRAME], float)

@@ -418,3 +418,35 @@ def test_save_selected_with_the_plugin_writes_the_exports_files(
     for key in ("center_row_col", "interpolation", "fill_value", "input",
                 "angles", "software", "source_layer"):
         assert saved[key] == exported[key], key
+
+
+def test_side_by_side_twice_then_off_puts_every_layer_back(
+        make_napari_viewer, qtbot):
+    sim = simulate_movie((64, 64), 12, trace="real", seed=2)
+    viewer, w = docked(make_napari_viewer, [sample_layer(sim, "m")])
+    qtbot.waitUntil(lambda: "m preview" in viewer.layers)
+    before = [ly.name for ly in viewer.layers]
+    assert before == ["m", "centre of rotation", "m preview"]
+    wait_done(qtbot, w.derotate.start())
+    w.session.set_center(33.0, 30.0)
+    wait_done(qtbot, w.derotate.start())              # again, grid still on
+    assert viewer.canvas.grid.enabled
+    assert [ly.name for ly in viewer.layers if ly.visible] == \
+        ["m", "m derotated"]
+    w.derotate.grid_checkbox.setChecked(False)
+    qtbot.waitUntil(lambda: "m preview" in viewer.layers)
+    layers = viewer.layers
+    assert layers["centre of rotation"].visible and layers["m"].visible
+    # the derotated movie would cover the raw one: hidden, under the cross
+    assert not layers["m derotated"].visible
+    names = [ly.name for ly in layers]
+    assert names.index("m") < names.index("centre of rotation")
+    assert names.index("m derotated") < names.index("centre of rotation")
+    assert not any(ly.name_overlay.visible for ly in layers)
+    # napari's own grid button ends Side by side the same way
+    w.derotate.grid_checkbox.setChecked(True)
+    assert layers["m"].name_overlay.visible
+    viewer.canvas.grid.enabled = False
+    assert not w.derotate.grid_checkbox.isChecked()
+    assert layers["centre of rotation"].visible
+    assert not any(ly.name_overlay.visible for ly in layers)

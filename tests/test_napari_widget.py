@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QPushButton
+from qtpy.QtWidgets import QPushButton, QWidget
 
 from napari_derotation._napari._sample_data import make_sample_data, sample_layer
 from napari_derotation._napari._widget import DerotationWidget
@@ -260,8 +260,34 @@ def test_bad_inputs_are_notifications(make_napari_viewer, qtbot, tmp_path,
     w.data.select(viewer.layers["flat"])
     n = len(notes)
     assert w.derotate.start() is None
-    assert any("2-D" in m for m in notes[n:])
+    assert any("a single image: derotation needs a movie" in m
+               for m in notes[n:])
     assert "flat derotated" not in viewer.layers
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_a_single_image_says_so_and_pick_cell_does_not_arm(
+        make_napari_viewer, qtbot, notes, rgb):
+    sim = small_sim()
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "small")])
+    image = np.stack([sim.sample] * 3, -1).astype(np.uint8) if rgb \
+        else sim.sample
+    viewer.add_image(image, name="flat", rgb=rgb)
+    w.data.select(viewer.layers["flat"])
+    said = "a single RGB image" if rgb else "a single image"
+    assert w.data.angles_label.text().startswith(said)
+    assert "derotation needs a movie" in w.data.angles_label.text()
+    assert not w.center.pick_button.isEnabled()
+    w.key_pick_cell()                              # Shift-C
+    assert not w.center.pick_button.isChecked()
+    assert w.center._on_pick_click not in viewer.mouse_drag_callbacks
+    n = len(notes)
+    assert w.derotate.start() is None and w.center.start_search() is None
+    assert all("no rotation angles" not in m for m in notes[n:])
+    assert any(said in m for m in notes[n:])
+    # back to the movie: Pick cell works again
+    w.data.select(viewer.layers["small"])
+    assert w.center.pick_button.isEnabled()
 
 
 def test_click_on_a_cell_fits_the_ellipse(make_napari_viewer, qtbot):
@@ -409,3 +435,201 @@ def test_widget_compiles_the_engine_in_the_background(make_napari_viewer, qtbot)
                       [(sim.movie, {"name": "m"}, "image")])
     assert np.dtype(np.int16) in w._dtypes()
     qtbot.waitUntil(lambda: w._warmup.done, timeout=60_000)
+
+
+# -- issue 19: the widget guides to a right result ---------------------------
+
+def shown(make_napari_viewer, qtbot, layers=()):
+    """A viewer on screen (1600x1000) with the widget docked before the
+    movies are added, as `napari-derotation gui` and the plugin menu do."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    widget = DerotationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Derotation")
+    qtbot.wait(300)             # on screen before the movie comes
+    for data, kwargs, _ in layers:
+        viewer.add_image(data, **kwargs)
+    return viewer, widget
+
+
+def laid_out(qtbot, section):
+    """``section``'s visible children as (widget, rect) once laid out."""
+    qtbot.wait(150)
+    return [(c, c.geometry()) for c in section.findChildren(QWidget)
+            if c.parentWidget() is section and c.isVisible()]
+
+
+def assert_readable(qtbot, section):
+    """No two rows of the section overlap, each wrapped label is as tall
+    as its text and the section shows all of them."""
+    from qtpy.QtWidgets import QLabel
+
+    rows = laid_out(qtbot, section)
+    for c, r in rows:
+        if isinstance(c, QLabel) and c.wordWrap() and c.text():
+            assert r.height() >= c.heightForWidth(r.width()), (
+                c.objectName(), r.height(), c.heightForWidth(r.width()))
+        assert r.bottom() < section.height(), (c.objectName(), r,
+                                               section.height())
+    for i, (a, ra) in enumerate(rows):
+        for b, rb in rows[i + 1:]:
+            assert not ra.intersects(rb), (a.objectName() or type(a),
+                                           ra, b.objectName() or type(b), rb)
+
+
+def test_labels_are_never_clipped_or_overlapped(make_napari_viewer, qtbot):
+    viewer, w = shown(make_napari_viewer, qtbot, make_sample_data())
+    # the Data section: the hint below the angle plot, after the movie came
+    assert_readable(qtbot, w.data)
+    other = simulate_movie((64, 64), 12, trace="real", seed=2)
+    data, kwargs, _ = sample_layer(other, "other")
+    kwargs["metadata"]["derotation"]["angles_source"] = (
+        "/data/a/long/folder/of/recordings/2024-05-01/mouse-7/"
+        "session-3/angles_of_this_movie")
+    viewer.add_image(data, **kwargs)
+    assert w.session.layer.name == "other"
+    assert_readable(qtbot, w.data)
+    w.data.select(viewer.layers["rotating cells"])
+    assert_readable(qtbot, w.data)
+    # Pick cell on an empty spot: the whole message shows
+    w.expand("center")
+    qtbot.wait(100)
+    assert w.data.height() == 0                 # the Data section closed
+    corner = (3.0, 3.0)
+    run(qtbot, w.center.fit_from_seed(corner, 0))
+    assert "no bright cell" in w.center.result_label.text()
+    assert_readable(qtbot, w.center)
+
+
+def test_result_labels_are_cleared_when_the_movie_changes(
+        make_napari_viewer, qtbot):
+    sim = small_sim()
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "small")])
+    w.session.set_center(*sim.center)
+    run(qtbot, w.derotate.start())
+    w.center.result_label.setText("ellipse centre (70.00 ± 0.1, ...)")
+    w.export.result_label.setText("wrote small_derotated.tif ...")
+    assert "derotated about (70.00, 55.00)" in w.derotate.result_label.text()
+    other = simulate_movie((64, 64), 12, trace="real", seed=2)
+    data, kwargs, _ = sample_layer(other, "other")
+    viewer.add_image(data, **kwargs)
+    assert w.session.layer.name == "other"
+    for label in (w.derotate.result_label, w.center.result_label,
+                  w.export.result_label):
+        assert label.text() == "", label.objectName()
+    assert w.derotate.agreement is None
+
+
+def test_every_button_and_box_explains_itself(make_napari_viewer):
+    from qtpy.QtWidgets import QAbstractButton, QComboBox, QLineEdit
+
+    viewer, w = build(make_napari_viewer, [])
+    for cls in (QAbstractButton, QComboBox, QLineEdit):
+        for c in w.findChildren(cls):
+            if c.objectName().endswith("_section_toggle") or \
+                    c.objectName().startswith("qt_"):     # a spin box's own
+                continue
+            assert c.toolTip(), c.objectName()
+    for name in ("export_button", "folder_button", "overwrite_checkbox"):
+        assert w.findChild(QWidget, name).toolTip()
+
+
+def doc_object_names() -> list[str]:
+    """The object names the table of docs/napari.md lists."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "napari.md").read_text()
+    table = doc.split("## Controls by name", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\|[^|]*\|[^|]*\| `([a-z_]+)` \|", table, re.M)
+
+
+def test_every_object_name_in_the_docs_is_found(make_napari_viewer):
+    viewer, w = build(make_napari_viewer, [])
+    names = doc_object_names()
+    assert {"derotate_button", "row_spin", "bayesian_button"} <= set(names)
+    for name in names:
+        assert w.findChild(QWidget, name) is not None, name
+    # buttons by their class too, as the docs' example does
+    assert w.findChild(QPushButton, "derotate_button") is w.derotate \
+        .derotate_button
+    assert w.findChild(QPushButton, "bayesian_button") is w.center \
+        .bayes_button
+    # one toggle per section, and every named control is in the docs
+    toggles = [b.objectName() for b in w.findChildren(QPushButton)
+               if b.objectName().endswith("_section_toggle")]
+    assert sorted(toggles) == sorted(f"{s}_section_toggle" for s in
+                                     ("data", "center", "derotate", "export"))
+    from qtpy.QtWidgets import (
+        QAbstractButton,
+        QAbstractSpinBox,
+        QComboBox,
+        QLineEdit,
+    )
+    controls = {c.objectName() for cls in (QAbstractButton, QComboBox,
+                                           QAbstractSpinBox, QLineEdit)
+                for c in w.findChildren(cls)
+                if c.objectName() and not c.objectName().startswith("qt_")}
+    assert controls <= set(names), controls - set(names)
+
+
+def test_angles_beside_a_movie_opened_by_naparis_own_reader(
+        make_napari_viewer, qtbot, tmp_path):
+    sim = small_sim()
+    tifffile.imwrite(tmp_path / "session.tif", sim.movie)
+    np.save(tmp_path / "session_angles.npy", sim.angles_per_line)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "session.tif"), plugin="napari")
+    assert "derotation" not in layer.metadata            # the builtin reader
+    assert layer.source.path == str(tmp_path / "session.tif")
+    w = DerotationWidget(viewer)
+    angles, source = w.session.angles()
+    np.testing.assert_array_equal(angles, sim.angles_per_line)
+    assert source == str(tmp_path / "session_angles.npy")
+    text = w.data.angles_label.text()
+    assert "session_angles.npy" in text and "found beside session.tif" in text
+    # and the export knows the raw movie's folder (and never writes over it)
+    assert w.export.folder_edit.text() == str(tmp_path)
+    # a movie opened after the widget too
+    tifffile.imwrite(tmp_path / "later.tif", sim.movie[:30])
+    np.save(tmp_path / "angles_per_line.npy", sim.angles_per_line[: 30 * 128])
+    [later] = viewer.open(str(tmp_path / "later.tif"), plugin="napari")
+    assert w.session.layer is later
+    assert w.session.angles()[1] == str(tmp_path / "angles_per_line.npy")
+
+
+def test_a_wrong_centre_is_pointed_out_and_searched_in_one_click(
+        make_napari_viewer, qtbot):
+    from napari_derotation.frames import rotating_frames
+
+    sim = small_sim()
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "small")])
+    rotating = set(rotating_frames(sim.angles_per_line, 60, 128).tolist())
+    viewer.dims.set_current_step(0, 0)
+    assert 0 not in rotating                   # a still frame on screen
+    # the frame centre, 6 px above and 9 px right of the true one
+    run(qtbot, w.derotate.start())
+    assert viewer.canvas.grid.enabled
+    assert viewer.dims.current_step[0] in rotating   # a frame that rotates
+    raw_a, out_a = w.derotate.agreement
+    text = w.derotate.result_label.text()
+    assert f"frame agreement {out_a:.2f}" in text and "low" in text, text
+    assert out_a < 0.5
+    assert not w.derotate.search_button.isHidden()
+    # the measure Mean images shows
+    w.derotate.means_checkbox.setChecked(True)
+    assert w.derotate.agreement == pytest.approx((raw_a, out_a), rel=1e-6)
+    w.derotate.means_checkbox.setChecked(False)
+    # one click starts the centre search
+    w.center.calls_spin.setValue(25)
+    w.derotate.search_button.click()
+    worker = w.center.bayes_worker
+    assert worker is not None and w.collapsible_widgets[1].isExpanded()
+    run(qtbot, worker)
+    r, c = w.session.center
+    assert np.hypot(r - sim.center[0], c - sim.center[1]) < 1.0
+    # derotated again about it: the agreement is high, no suggestion
+    run(qtbot, w.derotate.start())
+    assert w.derotate.agreement[1] > 0.9
+    assert "low" not in w.derotate.result_label.text()
+    assert w.derotate.search_button.isHidden()

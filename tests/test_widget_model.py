@@ -114,6 +114,81 @@ def test_agreement_separates_still_from_moving_frames(sim):
     assert raw_mean.shape == out_mean.shape == (40, 44)
 
 
+def test_the_agreement_summed_chunk_by_chunk_is_the_mean_images_one(sim):
+    p = DerotationParams(center=sim.center)
+    score = _model.Agreement(sim.angles_per_line, sim.movie.shape, sim.center)
+    out = None
+    steps = _model.derotate_steps(sim.movie, sim.angles_per_line, p,
+                                  chunk_frames=5, score=score)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as stop:
+        out = stop.value
+    frames = rotating_frames(sim.angles_per_line, 24, 40)
+    *_, raw_a, out_a = _model.mean_images(sim.movie, out, frames, sim.center)
+    assert score.values() == pytest.approx((raw_a, out_a), rel=1e-9)
+    assert score.n_frames == frames.size
+
+
+def test_agreement_message_says_when_the_centre_is_probably_off():
+    text, low = _model.agreement_message(0.07, 0.22)
+    assert low and "frame agreement 0.22 (raw 0.07" in text
+    assert "centre of rotation is probably off" in text
+    text, low = _model.agreement_message(0.07, 0.98)
+    assert not low and "off" not in text
+
+
+def test_showcase_frame_is_a_rotating_one(sim):
+    angles = sim.angles_per_line.copy()
+    rows = 40
+    angles[: 5 * rows] = 0.0                      # five still frames first
+    frames = set(rotating_frames(angles, 24, rows).tolist())
+    assert 0 not in frames
+    pick = _model.showcase_frame(angles, 24, rows, current=0)
+    assert pick in frames
+    assert _model.showcase_frame(angles, 24, rows, current=max(frames)) == \
+        max(frames)                               # a rotating one stays
+    assert _model.showcase_frame(np.zeros(24 * rows), 24, rows, 3) == 3
+
+
+def test_fill_values_are_each_channels_own():
+    ch0 = np.full((3, 8, 8), 80, np.uint16)
+    ch1 = np.full((3, 8, 8), 340, np.uint16)
+    assert _model.fill_values([ch0], "background") == 80.0
+    assert _model.fill_values([ch0, ch1], "background") == (80.0, 340.0)
+    assert _model.fill_values([ch0, ch1], "zero") == (0.0, 0.0)
+    p = DerotationParams(center=(4, 4), fill_value=(80.0, 340.0))
+    source = {_meta.KEY: {"angles_per_line": np.zeros(24), "channel": 1,
+                          "channels": 2}}
+    d = _model.derotated_metadata(source, p, source_layer="m ch1",
+                                  channel=1)[_meta.KEY]
+    assert d["fill_value"] == 340.0 and d["fill_values"] == [80.0, 340.0]
+    assert _meta.params({_meta.KEY: d}).fill_value == 340.0
+    group = _model.group_metadata({_meta.KEY: d})
+    assert _meta.params(group).fill_value == (80.0, 340.0)
+    # derotating a group gives each channel its own fill
+    movie = np.stack([ch0, ch1])
+    angles = np.full(3 * 8, 45.0)
+    gen = _model.derotate_group_steps(list(movie), angles, p)
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        outs = stop.value
+    assert outs[0][0, 0, 0] == 80 and outs[1][0, 0, 0] == 340
+
+
+def test_movie_problem_names_a_single_image():
+    assert _model.movie_problem((5, 8, 8)) is None
+    assert _model.movie_problem((8, 8)).startswith("a single image")
+    assert _model.movie_problem((8, 8, 3), rgb=True).startswith(
+        "a single RGB image")
+    assert "derotation needs a movie" in _model.movie_problem((2, 2, 8, 8))
+    with pytest.raises(DerotationError, match="a single image"):
+        _model.check_inputs(np.zeros((8, 8)), None)
+
+
 @pytest.mark.parametrize("name, words", [
     ("../escaped", "folder separator"),
     ("x" * 250, "bytes long"),

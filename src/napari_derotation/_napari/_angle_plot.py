@@ -25,10 +25,15 @@ class AnglePlot(QWidget):
         self.angles: np.ndarray | None = None
         self.rows = 1
         self.frame: int | None = None
+        self.empty = "no angles"
 
-    def set_angles(self, angles, rows: int = 1) -> None:
+    def set_angles(self, angles, rows: int = 1, empty: str = "no angles"
+                   ) -> None:
+        """Plot ``angles`` (one per line, ``rows`` lines a frame); without
+        angles the plot says ``empty``."""
         self.angles = None if angles is None else np.asarray(angles, float)
         self.rows = max(1, int(rows))
+        self.empty = empty
         self.update()
 
     def set_frame(self, frame: int | None) -> None:
@@ -53,8 +58,7 @@ class AnglePlot(QWidget):
         fg = QColor(200, 200, 200)
         p.setPen(fg)
         if self.angles is None or self.angles.size == 0:
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                       "no angles")
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty)
             return
         lo, hi = self.envelope(pw)
         vmin, vmax = float(lo.min()), float(hi.max())

@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import DerotationError
 from . import _meta, _model
-from ._common import ProgressRow, Section, guarded, hint, named, notify
+from ._common import ProgressRow, Section, guarded, hint, named, notify, wrapped
 from ._workers import Failure, callback_worker
 
 CENTER_LAYER = "centre of rotation"
@@ -54,10 +54,13 @@ class CenterSection(Section):
         self.fit_worker = None
         self.last_fit = None
         self.last_search = None
+        self._searched = None         # the movie a fit or search is about
         self.preview_ms: float | None = None
         self._syncing = False
         self._preview_frames = None
         self._preview_suspended = False
+        self._preview = None          # the preview layer shown
+        self._worked_on = None        # the movie the labels describe
         form = QFormLayout(self)
 
         row = QHBoxLayout()
@@ -122,8 +125,7 @@ class CenterSection(Section):
         form.addRow("", self.bayes_button)
         self.bayes_progress = ProgressRow("bayesian")
         form.addRow(self.bayes_progress)
-        self.result_label = named(QLabel(""), "center_result_label")
-        self.result_label.setWordWrap(True)
+        self.result_label = wrapped("center_result_label")
         form.addRow(self.result_label)
         form.addRow(hint("Drag the orange cross: the preview sharpens.",
                          "center_hint"))
@@ -167,7 +169,21 @@ class CenterSection(Section):
 
     # -- movie / centre sync ---------------------------------------------------
     def _on_movie(self, layer) -> None:
+        """Another movie: the results, fit overlays and preview of the
+        previous one go (they do not describe this one)."""
         self._preview_frames = None
+        if layer is not self._worked_on:
+            self.result_label.setText("")
+            self.preview_label.setText("")
+            self.last_fit = self.last_search = None
+            for name in (TRACK_LAYER, ELLIPSE_LAYER):
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
+            old = self._preview
+            if old is not None and old in self.viewer.layers and \
+                    old.name != self.preview_name():
+                self.viewer.layers.remove(old)
+            self._worked_on = layer
         if layer is None or layer.data.ndim != 3:
             return
         rows, cols = layer.data.shape[1:]
@@ -300,7 +316,7 @@ class CenterSection(Section):
         meta = {_meta.KEY: {"helper": True, "center": list(center)}}
         if layer is None:
             movie = s.layer
-            layer = self.viewer.add_image(
+            layer = self._preview = self.viewer.add_image(
                 img, name=name, metadata=meta, colormap=movie.colormap.name,
                 contrast_limits=movie.contrast_limits,
                 translate=(movie.translate[-2],
@@ -320,7 +336,8 @@ class CenterSection(Section):
         callbacks = self.viewer.mouse_drag_callbacks
         if on:
             if not self.session.is_movie():
-                notify("error", "choose a movie (frames, rows, cols) first")
+                notify("error", self.session.problem() or
+                       "choose a movie (frames, rows, cols) first")
                 self.pick_button.setChecked(False)
                 return
             if self._on_pick_click not in callbacks:
@@ -359,6 +376,7 @@ class CenterSection(Section):
             f"following the cell at ({seed[0]:.1f}, {seed[1]:.1f}), frame "
             f"{frame}…")
         self.pick_button.setEnabled(False)
+        self._searched = self.session.layer
         self.fit_worker = callback_worker(fit_center_ellipse, data, angles,
                                           seed, frame=frame,
                                           desc="following the cell")
@@ -369,6 +387,8 @@ class CenterSection(Section):
         return self.fit_worker
 
     def _on_fit(self, result) -> None:
+        if self.session.layer is not self._searched:
+            return                  # the user switched movies meanwhile
         if result is None:          # cancelled
             self.result_label.setText("ellipse fit cancelled")
             return
@@ -432,6 +452,7 @@ class CenterSection(Section):
         self.bayes_button.setEnabled(False)
         self.bayes_progress.start(self.calls_spin.value())
         self.result_label.setText("searching…")
+        self._searched = self.session.layer
         # the search derotates its candidates with the movie's plane
         self._best: list = []
         self.bayes_worker = callback_worker(
@@ -447,13 +468,15 @@ class CenterSection(Section):
         return self.bayes_worker
 
     def _on_search_progress(self, report) -> None:
+        if self.session.layer is not self._searched:
+            return
         done, total = report[0], report[1]
         self.bayes_progress.update(done, total)
         if self._best:
             self.set_center_clipped(*self._best[-1])
 
     def _on_search_done(self, result) -> None:
-        if result is None:
+        if result is None or self.session.layer is not self._searched:
             return
         if isinstance(result, Failure):
             notify("error", f"Bayesian search: {result.message}")

@@ -118,10 +118,39 @@ class ProgressRow(QWidget):
         return worker
 
 
+class WrapLabel(QLabel):
+    """A word-wrapped label that is never shorter than its text: a form
+    layout gives a wrapped label the height of its size hint, which is
+    too short once the text wraps over more lines (clipped at the top and
+    bottom, or overlapping the row below)."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def resizeEvent(self, e):  # noqa: N802 (Qt API)
+        super().resizeEvent(e)
+        self._fit()
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt API)
+        super().setText(text)
+        self._fit()
+
+    def _fit(self) -> None:
+        height = self.heightForWidth(self.width()) if self.width() > 0 \
+            else -1
+        if height > 0 and height != self.minimumHeight():
+            self.setMinimumHeight(height)
+
+
+def wrapped(name: str, text: str = "", tip: str | None = None) -> WrapLabel:
+    """A word-wrapped label with its object name."""
+    return named(WrapLabel(text), name, tip)
+
+
 def hint(text: str, name: str) -> QLabel:
     """A grey, word-wrapped label."""
-    label = named(QLabel(text), name)
-    label.setWordWrap(True)
+    label = wrapped(name, text)
     label.setStyleSheet("color: grey;")
     return label
 
@@ -133,17 +162,29 @@ class Section(QWidget):
 
     def event(self, e):
         if e.type() == QEvent.Type.LayoutRequest:
-            QTimer.singleShot(0, self.refit)
+            QTimer.singleShot(0, guarded(self.refit))
         return super().event(e)
+
+    def sizeHint(self):  # noqa: N802 (Qt API)
+        """As tall as the wrapped labels need at the current width (the
+        collapsible opens its content to this height)."""
+        hint_ = super().sizeHint()
+        layout = self.layout()
+        if layout is not None and layout.hasHeightForWidth() and \
+                self.width() > 0:
+            hint_.setHeight(max(hint_.height(),
+                                layout.heightForWidth(self.width())))
+        return hint_
 
     def refit(self) -> None:
         parent = self.parentWidget()
         while parent is not None and not hasattr(parent, "isExpanded"):
             parent = parent.parentWidget()
-        if parent is not None and parent.isExpanded():
+        if parent is not None and parent.isExpanded() and \
+                not getattr(parent, "_is_animating", False):
             content = parent.content()
             height = content.sizeHint().height()
-            layout = content.layout()
-            if layout is not None and layout.hasHeightForWidth():
-                height = max(height, layout.heightForWidth(content.width()))
+            # the minimum too: the box above lays the content out from a
+            # size hint it cached before the labels wrapped
+            content.setMinimumHeight(height)
             content.setMaximumHeight(height + 10)

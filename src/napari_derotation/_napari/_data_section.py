@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from napari.layers import Image
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QPushButton,
 )
 
 from ..errors import DerotationError
 from ..io import load_angles
-from . import _meta
+from . import _meta, _model
 from ._angle_plot import AnglePlot
-from ._common import Section, guarded, hint, named, notify
+from ._common import Section, guarded, hint, named, notify, wrapped
 from ._workers import Failure, callback_worker
 
 
@@ -28,6 +28,13 @@ def is_movie_candidate(layer) -> bool:
         return False
     d = _meta.get(layer.metadata)
     return not (d.get("derotated") or d.get("helper"))
+
+
+def is_movie(layer) -> bool:
+    """A candidate that is a movie (frames, rows, cols), not one image."""
+    return is_movie_candidate(layer) and _model.movie_problem(
+        np.shape(_model.scan_frames(layer.data, _meta.get(layer.metadata))),
+        bool(layer.rgb)) is None
 
 
 class DataSection(Section):
@@ -44,8 +51,7 @@ class DataSection(Section):
                                  "The raw movie (frames, rows, cols)")
         form.addRow("Movie", self.movie_combo)
 
-        self.angles_label = named(QLabel("no angles"), "angles_label")
-        self.angles_label.setWordWrap(True)
+        self.angles_label = wrapped("angles_label", "no angles")
         form.addRow("Angles", self.angles_label)
 
         buttons = QHBoxLayout()
@@ -91,7 +97,7 @@ class DataSection(Section):
         if current in layers:
             self.movie_combo.setCurrentIndex(layers.index(current))
         elif layers:
-            movies = [ly for ly in layers if ly.data.ndim == 3]
+            movies = [ly for ly in layers if is_movie(ly)]
             pick = movies[-1] if movies else layers[-1]
             self.movie_combo.setCurrentIndex(layers.index(pick))
             self.session.set_layer(pick)
@@ -103,7 +109,7 @@ class DataSection(Section):
         if is_movie_candidate(layer):
             layer.events.name.connect(self.refresh)
         self.refresh()
-        if is_movie_candidate(layer) and layer.data.ndim == 3:
+        if is_movie(layer):
             self.select(layer)
 
     def select(self, layer) -> None:
@@ -116,17 +122,20 @@ class DataSection(Section):
         layers = self.candidates()
         if 0 <= index < len(layers):
             self.session.set_layer(layers[index])
-            if layers[index].data.ndim != 3:
-                notify("warning",
-                       f"'{layers[index].name}' is "
-                       f"{layers[index].data.ndim}-D; derotation needs a "
-                       f"stack of frames (frames, rows, cols)")
+            if self.session.problem():
+                notify("warning", f"'{layers[index].name}' is "
+                                  f"{self.session.problem()}")
 
     # -- angles -----------------------------------------------------------
     def _show_angles(self) -> None:
         found = self.session.angles()
         shape = self.session.shape()
         pending = self.session.pending()
+        if self.session.problem():
+            self.angles_label.setText(self.session.problem())
+            self.angles_label.setToolTip("")
+            self.plot.set_angles(None, empty="not a movie")
+            return
         if pending and found is None:
             self.angles_label.setText(
                 f"computing from the analog signals in {Path(pending).name}"
@@ -141,6 +150,9 @@ class DataSection(Section):
             return
         angles, source = found
         text = f"{angles.size} lines from {_short(source)}"
+        beside = _meta.get(self.session.layer.metadata).get("angles_found_by")
+        if beside:
+            text += f" ({beside})"
         if shape is not None and len(shape) == 3:
             need = shape[0] * shape[1]
             if angles.size < need:

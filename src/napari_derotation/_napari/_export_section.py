@@ -13,14 +13,13 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
 )
 
 from ..errors import DerotationError
 from . import _meta, _model
-from ._common import ProgressRow, Section, named, notify
+from ._common import ProgressRow, Section, named, notify, wrapped
 from ._workers import Failure, os_message, steps_worker
 
 #: The export formats offered: (label, format of io.outputs.with_format).
@@ -42,7 +41,8 @@ class ExportSection(Section):
         row = QHBoxLayout()
         self.folder_edit = named(QLineEdit(), "folder_edit",
                                  "Folder the files are written to")
-        self.folder_button = named(QPushButton("Choose…"), "folder_button")
+        self.folder_button = named(QPushButton("Choose…"), "folder_button",
+                                   "Pick the folder the files are written to")
         row.addWidget(self.folder_edit, 1)
         row.addWidget(self.folder_button)
         form.addRow("Folder", row)
@@ -56,15 +56,20 @@ class ExportSection(Section):
         for label, fmt in EXPORT_FORMATS:
             self.format_combo.addItem(label, fmt)
         form.addRow("Format", self.format_combo)
-        self.overwrite_checkbox = named(QCheckBox("Overwrite existing files"),
-                                        "overwrite_checkbox")
+        self.overwrite_checkbox = named(
+            QCheckBox("Overwrite existing files"), "overwrite_checkbox",
+            "Replace files of that name in the folder (an earlier export); "
+            "the raw movie is never overwritten")
         form.addRow(self.overwrite_checkbox)
-        self.export_button = named(QPushButton("Export"), "export_button")
+        self.export_button = named(
+            QPushButton("Export"), "export_button",
+            "Write the derotated movie (every channel), its record "
+            "NAME.derotation.json, NAME_frames.csv and "
+            "NAME_angles_per_line.npy into the folder, in the background")
         form.addRow(self.export_button)
         self.progress = ProgressRow("export")
         form.addRow(self.progress)
-        self.result_label = named(QLabel(""), "export_result_label")
-        self.result_label.setWordWrap(True)
+        self.result_label = wrapped("export_result_label")
         form.addRow(self.result_label)
 
         self.folder_button.clicked.connect(self._choose_folder)
@@ -73,9 +78,11 @@ class ExportSection(Section):
         session.movie_changed.connect(self._on_movie)
 
     def _on_movie(self, layer) -> None:
+        self.result_label.setText("")         # it described another movie
         if layer is None:
             return
-        stem = re.sub(r"[^\w.-]+", "_", layer.name).strip("_") or "movie"
+        stem = re.sub(r"[^\w.-]+", "_", movie_title(layer)).strip("_") \
+            or "movie"
         self.name_edit.setText(f"{stem}_derotated")
         src = _meta.get(layer.metadata).get("movie_path")
         if src and not self.folder_edit.text():
@@ -96,9 +103,12 @@ class ExportSection(Section):
                             "(Derotate section)")
             return None
         data = self._movie(out)
+        # every channel's fill when they are all written
+        meta = _model.group_metadata(out.metadata) if isinstance(
+            data, _model.ChannelStack) else dict(out.metadata)
         try:
             job = _model.export_job(self.folder_edit.text() or ".",
-                                    self.name_edit.text(), data, out.metadata,
+                                    self.name_edit.text(), data, meta,
                                     overwrite=self.overwrite_checkbox.isChecked(),
                                     fmt=self.format_combo.currentData())
         except DerotationError as exc:
@@ -109,8 +119,7 @@ class ExportSection(Section):
             return None
         self.export_button.setEnabled(False)
         self.progress.start(data.shape[0])
-        self.worker = steps_worker(_model.export_steps, job, data,
-                                   dict(out.metadata),
+        self.worker = steps_worker(_model.export_steps, job, data, meta,
                                    desc=f"exporting {job.output.path.name}")
         return self.progress.run(
             self.worker, on_done=self._on_done, on_finished=self._on_finished,
@@ -146,3 +155,16 @@ class ExportSection(Section):
             "wrote " + ", ".join(Path(p).name for p in written) +
             f" in {folder}")
         notify("info", f"exported {len(written)} files to {folder}")
+
+
+def movie_title(layer) -> str:
+    """What the movie of ``layer`` is called: the layer's name, or for one
+    channel of a multi-channel movie the movie's (the export holds every
+    channel)."""
+    d = _meta.get(layer.metadata)
+    if int(d.get("channels", 1) or 1) > 1 and "channel" in d:
+        if d.get("movie_name"):
+            return str(d["movie_name"])
+        if d.get("movie_path"):
+            return Path(d["movie_path"]).stem
+    return layer.name

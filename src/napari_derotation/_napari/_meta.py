@@ -10,6 +10,11 @@ Keys (all optional):
     1-D float array, one angle per frame, when the source gave one.
 ``movie_path``
     The TIFF (or dataset folder) the layer was read from.
+``movie_name``
+    A multi-channel movie's name (each channel's layer is "NAME chK").
+``angles_found_by``
+    How the widget found the angles of a movie napari's own reader opened
+    ("found beside FILE"); ``angles_looked_for`` says it looked once.
 ``center``
     ``[row, col]``: the centre of rotation chosen for this movie, or, for a
     derotated layer, the centre it was derotated about.
@@ -21,7 +26,9 @@ Keys (all optional):
     ``[row, col]``: the known centre of a simulated movie.
 ``derotated``
     True for a layer made by derotation; then ``interpolation``,
-    ``fill_value``, ``source_layer`` and ``version`` say how.
+    ``fill_value``, ``source_layer`` and ``version`` say how; a channel of a
+    multi-channel movie has its own ``fill_value`` and every channel's in
+    ``fill_values`` (channel order).
 ``input_path``
     For a derotated layer: the raw movie's file (never overwritten).
 ``record``

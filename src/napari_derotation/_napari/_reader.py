@@ -106,13 +106,16 @@ def read_hyperstack(path) -> tuple:
     name = first.stem if len(paths) == 1 else \
         (_SEQUENCE.match(first.stem) or re.match("(.*)", first.stem)).group(1)
     found = find_angles(first) if len(paths) == 1 else _folder_angles(paths)
-    base = {"movie_path": str(first.resolve()), "axes": axes,
+    base = {"movie_path": str(first.resolve()), "movie_name": name,
+            "axes": axes,
             "planes": shape[1], "channels": shape[2],
             "source_files": [str(p) for p in paths]}
     if meta_src.get("frame_rate"):
         base["frame_rate"] = meta_src["frame_rate"]
     if found is not None:
         base.update(angles_per_line=found[0], angles_source=found[1])
+    if len(paths) == 1:
+        _attach_record(base, first)
     n_ch = shape[2]
     names = meta_src.get("channel_names") or [f"ch{c}" for c in range(n_ch)]
     kwargs = {"name": name, "metadata": {_meta.KEY: base}}
@@ -210,28 +213,60 @@ def read_layer(path) -> tuple:
         name = Path(ds.movie_path).stem
     else:
         data = open_movie(path)
-        found = find_angles(path)
-        if found is None:
-            pending = _movie_dataset(path)
-        name = path.stem
+        meta = {"movie_path": str(path.resolve())}
+        attach_angles(meta, path)
+        _attach_record(meta, path)
+        return data, {"name": path.stem, "metadata": {_meta.KEY: meta}}, \
+            "image"
     meta = {"movie_path": str(path.resolve())}
     if found is not None:
-        angles, source = found[0], found[1]
-        meta.update(angles_per_line=angles, angles_source=source)
-        if len(found) > 2 and found[2] is not None:
-            meta["angles_per_frame"] = found[2]
-    if path.is_file():
-        record = _record(path)
+        meta.update(angles_per_line=found[0], angles_source=found[1])
     if isinstance(record, dict):
-        meta["record"] = record
-        meta["derotated"] = True
-        if record.get("center_row_col"):
-            meta["center"] = list(record["center_row_col"])
+        _mark_derotated(meta, record)
     if pending is not None:
         from ._pending import compute_angles
 
         compute_angles(meta, *pending)
     return data, {"name": name, "metadata": {_meta.KEY: meta}}, "image"
+
+
+def attach_angles(meta: dict, path) -> bool:
+    """Look for the per-line angles of the movie file ``path`` and put them
+    in ``meta`` (a layer's derotation dict): a file beside it
+    (:func:`find_angles`), else, when it is a dataset folder's movie, the
+    folder's analog signals, computed in a worker (``meta`` then says
+    ``angles_pending``). The one rule for the reader and for the widget
+    (a movie napari's builtin reader opened). Returns whether angles were
+    found or are being computed."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    found = find_angles(path)
+    if found is not None:
+        meta.update(angles_per_line=found[0], angles_source=found[1])
+        return True
+    pending = _movie_dataset(path)
+    if pending is None:
+        return False
+    from ._pending import compute_angles
+
+    compute_angles(meta, *pending)
+    return True
+
+
+def _attach_record(meta: dict, path: Path) -> None:
+    """The record beside a TIFF this package wrote: the layer is then a
+    derotated movie (never offered as a raw one)."""
+    record = _record(path) if path.is_file() else None
+    if isinstance(record, dict):
+        _mark_derotated(meta, record)
+
+
+def _mark_derotated(meta: dict, record: dict) -> None:
+    meta["record"] = record
+    meta["derotated"] = True
+    if record.get("center_row_col"):
+        meta["center"] = list(record["center_row_col"])
 
 
 def open_movie(path):

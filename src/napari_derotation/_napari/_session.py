@@ -55,6 +55,8 @@ class Session(QObject):
         if layer is self.layer:
             return
         self.layer = layer
+        if layer is not None and self.is_movie():
+            self.find_angles()
         self.movie_changed.emit(layer)
         self.angles_changed.emit()
         if self.layer is not None and self.is_movie():
@@ -64,7 +66,43 @@ class Session(QObject):
             self.warn_about_angles()
 
     def is_movie(self) -> bool:
-        return self.layer is not None and self.data.ndim == 3
+        return self.layer is not None and self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why the layer cannot be derotated (a single image, ...), or
+        ``None`` for a movie."""
+        if self.layer is None:
+            return None
+        return _model.movie_problem(np.shape(self.data),
+                                    bool(getattr(self.layer, "rgb", False)))
+
+    def source_path(self) -> Path | None:
+        """The file napari read the layer from (whichever reader did)."""
+        path = getattr(getattr(self.layer, "source", None), "path", None)
+        return Path(path) if path else None
+
+    def find_angles(self) -> None:
+        """A movie without angles that napari read from a file (its builtin
+        reader, say): look for them beside the file the way the plugin's
+        reader does (:func:`._reader.attach_angles`, one rule) and say
+        where they came from."""
+        d = _meta.get(self.layer.metadata)
+        path = self.source_path()
+        if path is None or d.get("angles_per_line") is not None or \
+                d.get("angles_pending") or d.get("angles_looked_for"):
+            return
+        from ._reader import attach_angles
+
+        d = self.metadata
+        d["angles_looked_for"] = True          # once per layer
+        d.setdefault("movie_path", str(path.resolve()))
+        if attach_angles(d, path):
+            d["angles_found_by"] = f"found beside {path.name}"
+            what = "being computed from the analog signals in " + \
+                Path(d["angles_pending"]).name if d.get("angles_pending") \
+                else f"from {Path(d['angles_source']).name}"
+            notify("info", f"{self.name()}: rotation angles {what}, found "
+                           f"beside {path.name}")
 
     @property
     def data(self):
@@ -196,6 +234,8 @@ class Session(QObject):
         try:
             if self.layer is None:
                 _model.check_inputs(None, None)
+            if self.problem():
+                raise DerotationError(f"{self.name()}: {self.problem()}")
             angles, center = _model.check_inputs(
                 self.data, None if found is None else found[0], self.center)
         except DerotationError as exc:

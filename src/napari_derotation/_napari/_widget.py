@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from qtpy.QtCore import QEvent, Qt
-from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from ._center_section import CenterSection
@@ -59,6 +59,8 @@ class Sections(QWidget):
         self.layout().addWidget(box, 0, Qt.AlignmentFlag.AlignTop)
 
     def _only(self, opened: QCollapsible, state: bool) -> None:
+        if not state:     # the content keeps no height (Section.refit)
+            opened.content().setMinimumHeight(0)
         if state:
             for box in self.collapsible_widgets:
                 if box is not opened:
@@ -88,9 +90,9 @@ class DerotationWidget(Sections):
                              ("data", "center", "derotate", "export"),
                              strict=True):
             box.setObjectName(f"{name}_section")
-            for button in box.findChildren(QPushButton):   # the header
-                button.setObjectName(f"{name}_section_toggle")
+            box.toggleButton().setObjectName(f"{name}_section_toggle")
         self.derotate.grid_checkbox.toggled.connect(self.center.suspend_preview)
+        self.derotate.search_requested.connect(self.search_center)
         self.session.angles_changed.connect(self._on_angles)
         self.closed = False
         for key, (method, _) in KEYS.items():
@@ -119,14 +121,28 @@ class DerotationWidget(Sections):
         box = self.derotate.grid_checkbox
         box.setChecked(not box.isChecked())
 
+    def search_center(self):
+        """The Bayesian centre search, from the Derotate section's
+        suggestion (a low agreement): opens the Centre section and starts
+        it; returns the worker (started) or None."""
+        self.derotate.set_side_by_side(False)   # the cross and the preview
+        self.expand("center")
+        return self.center.start_search()
+
     # -- angles still being computed ---------------------------------------
     def _on_angles(self) -> None:
-        """The centre search and pick wait for angles being computed."""
+        """The centre search and pick wait for angles being computed; Pick
+        cell needs a movie (not a single image)."""
         wait = bool(self.session.pending())
         searching = self.center.bayes_worker is not None and \
             not self.center.bayes_worker.done
         self.center.bayes_button.setEnabled(not wait and not searching)
-        self.center.pick_button.setEnabled(not wait)
+        fitting = self.center.fit_worker is not None and \
+            not self.center.fit_worker.done
+        self.center.pick_button.setEnabled(
+            not wait and not fitting and self.session.is_movie())
+        if not self.session.is_movie():
+            self.center.pick_button.setChecked(False)
 
     # -- closing ------------------------------------------------------------
     def event(self, e):
