@@ -334,9 +334,13 @@ def test_odd_angles_warn(make_napari_viewer, qtbot, tmp_path, notes):
     assert w.data.load_angles_file(tmp_path / "still.npy")
     assert len(notes) == n + 2
     assert "span only 1.5 degrees" in notes[-1]
-    np.save(tmp_path / "good.npy", sim.angles_per_line)
+    np.save(tmp_path / "radians.npy", np.linspace(0, 2 * np.pi, 320))
+    assert w.data.load_angles_file(tmp_path / "radians.npy")
+    assert len(notes) == n + 3
+    assert "look like radians" in notes[-1]
+    np.save(tmp_path / "good.npy", np.linspace(0, 90, 320))
     assert w.data.load_angles_file(tmp_path / "good.npy")
-    assert len(notes) == n + 2
+    assert len(notes) == n + 3
 
 
 def assert_whole_view(viewer, qtbot):
