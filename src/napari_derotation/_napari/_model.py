@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import __version__
 from ..engine import check_angles, check_center, check_movie, derotate_into
+from ..engine._driver import line_angles
 from ..engine.hyperstack import to_tzcyx
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
@@ -109,6 +110,7 @@ def preview_image(data, angles, frames, params: DerotationParams
                   ) -> np.ndarray:
     """Mean of ``frames`` derotated with ``params`` (float32)."""
     n, rows, cols = data.shape
+    angles, params = line_angles(angles, data.shape, params)
     sub = np.ascontiguousarray(np.asarray(data[frames]))
     lines = (np.asarray(frames)[:, None] * rows + np.arange(rows)).ravel()
     out = np.empty_like(sub)
@@ -124,6 +126,7 @@ def derotate_steps(data, angles, params: DerotationParams, *,
     array (same dtype). Closing the generator early discards everything.
     """
     n, rows, cols = data.shape
+    angles, params = line_angles(angles, data.shape, params)
     out = np.empty((n, rows, cols), np.dtype(data.dtype))
     for start in range(0, n, chunk_frames):
         stop = min(n, start + chunk_frames)

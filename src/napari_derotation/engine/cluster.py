@@ -150,7 +150,7 @@ def run_distributed(job, progress=None, *, client=None,
     out = job.output
     t, _, _, rows, cols = job.movie.shape
     shape, dtype = (t, rows, cols), job.movie.dtype
-    angles, params = job.used_angles, job.params
+    angles, params = job.line_angles()
     step = check_chunk_frames(job.chunk_frames, shape, dtype)
     with contextlib.ExitStack() as stack:
         if client is None:
