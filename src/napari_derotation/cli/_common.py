@@ -112,8 +112,9 @@ def add_params_arguments(p) -> None:
         "given options override those read with --params")
     g.add_argument("--params", type=Path, metavar="FILE.json",
                    help="parameters from a JSON file: what find-center --json "
-                        "printed (the centre, and the plane tilt of an "
-                        "ellipse fit when significant), or an output's record")
+                        "printed (the centre, the delay with --delay, and the "
+                        "plane tilt of an ellipse fit when significant), or "
+                        "an output's record")
     g.add_argument("--center", type=float, nargs=2, metavar=("ROW", "COL"),
                    help="centre of rotation (default: rows//2, cols//2)")
     g.add_argument("--interpolation", choices=sorted(INTERPOLATION_CODES),
@@ -127,6 +128,13 @@ def add_params_arguments(p) -> None:
     g.add_argument("--plane-orientation", type=float, default=None,
                    metavar="DEG",
                    help="orientation of the tilt axis (degrees, default 0)")
+    g.add_argument("--angle-delay", type=float, default=None,
+                   metavar="LINES",
+                   help="delay between the angle signal and the scan (lines, "
+                        "sub-line, may be negative): line i takes the "
+                        "recorded angle of line i - LINES; positive when the "
+                        "image lags the angle signal (default 0; "
+                        "find-center --delay measures it)")
     g.add_argument("--plane-output", choices=PLANE_OUTPUTS, default=None,
                    help="with a tilt: the result in the imaging plane "
                         "(default) or the rotation plane")
@@ -142,5 +150,6 @@ def params_from_args(args):
     given = {"center": args.center, "interpolation": args.interpolation,
              "fill_value": args.fill, "plane_tilt": args.plane_tilt,
              "plane_orientation": args.plane_orientation,
-             "plane_output": args.plane_output}
+             "plane_output": args.plane_output,
+             "angle_delay": getattr(args, "angle_delay", None)}
     return base.replace(**{k: v for k, v in given.items() if v is not None})

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DerotationError
 from ..io import load_angles
 from ..io.zarr_store import read_frames
@@ -49,6 +51,15 @@ def add_arguments(p):
     p.add_argument("--plane", type=int, default=None, metavar="Z",
                    help="plane to search on (default 0); the centre applies "
                         "to all")
+    p.add_argument("--delay", action="store_true",
+                   help="bayesian: also find the delay between the angle "
+                        "signal and the scan (lines, with its uncertainty; "
+                        "derotate --params applies it), in turn with the "
+                        "centre; refused when the movie cannot tell it (every "
+                        "frame turning at one speed one way)")
+    p.add_argument("--max-delay", type=float, default=32.0, metavar="LINES",
+                   help="--delay: search delays within this many lines of 0 "
+                        "(default 32)")
     p.add_argument("--json", action="store_true",
                    help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -67,8 +78,10 @@ def _bar(desc: str):
 
 def load_plane(args, angles):
     """``(movie (T, Y, X), its angles, where)``: the channel and plane the
-    search works on; a single-channel TIFF is memory-mapped as before."""
-    from ..engine.hyperstack import pick_plane, plane_angles
+    search works on; a single-channel TIFF is memory-mapped as before.
+    ``where`` (None for a plain movie) also holds, under ``"_lines"``, the
+    indices of the movie's lines in ``angles``."""
+    from ..engine.hyperstack import line_index, pick_plane, plane_angles
     from ..io.sources import open_movie
 
     paths = args.movie[0] if len(args.movie) == 1 else args.movie
@@ -79,13 +92,19 @@ def load_plane(args, angles):
                 not args.channel and not args.plane:
             return read_frames(src.path), angles, None
         movie, ch, pl = pick_plane(src, channel=args.channel, plane=args.plane)
-    return movie, plane_angles(angles, t, z, rows, pl), {"channel": ch,
-                                                         "plane": pl}
+    tt, row = np.meshgrid(np.arange(t), np.arange(rows), indexing="ij")
+    lines = line_index(tt, pl, row, z, rows).ravel()
+    return movie, plane_angles(angles, t, z, rows, pl), {
+        "channel": ch, "plane": pl, "_lines": lines}
 
 
 def run(args) -> int:
-    angles = load_angles(args.angles)
-    movie, angles, where = load_plane(args, angles)
+    recorded = load_angles(args.angles)
+    movie, angles, where = load_plane(args, recorded)
+    lines = None if where is None else where.pop("_lines")
+    if args.delay and args.method != "bayesian":
+        raise DerotationError("--delay is found with --method bayesian (the "
+                              "centre and the delay in turn)")
     if args.method == "ellipse":
         from ..center.ellipse import fit_center_ellipse
 
@@ -122,22 +141,27 @@ def run(args) -> int:
 
         if args.seed is not None:
             raise DerotationError("--seed is only used by --method ellipse")
-        res = find_center_bayesian(
-            movie, angles, initial=args.initial,
-            search_radius=args.search_radius, n_calls=args.calls,
-            progress=None if args.quiet else _bar("searching the centre"))
-        if not args.quiet:
-            sys.stderr.write("\n")
-        result = {
-            "method": "bayesian",
-            "center": list(res.center),
-            "objective": res.objective,
-            "n_evaluations": res.n_evaluations,
-            "n_frames": res.n_frames,
-            "initial": list(res.initial),
-            "search_radius": res.search_radius,
-            "seconds": round(res.elapsed, 3),
-        }
+        if args.delay:
+            result = _center_and_delay(args, movie, recorded, lines)
+        else:
+            res = find_center_bayesian(
+                movie, angles, initial=args.initial,
+                search_radius=args.search_radius, n_calls=args.calls,
+                progress=None if args.quiet else _bar("searching the centre"))
+            if not args.quiet:
+                sys.stderr.write("\n")
+            result = {
+                "method": "bayesian",
+                "center": list(res.center),
+                "center_uncertainty": None if res.uncertainty is None
+                else list(res.uncertainty),
+                "objective": res.objective,
+                "n_evaluations": res.n_evaluations,
+                "n_frames": res.n_frames,
+                "initial": list(res.initial),
+                "search_radius": res.search_radius,
+                "seconds": round(res.elapsed, 3),
+            }
     if where is not None:
         result.update(where)
     if args.json:
@@ -150,5 +174,35 @@ def run(args) -> int:
             line += (f"  (tilt {result['tilt']:.1f} +- "
                      f"{result['tilt_uncertainty']:.1f} deg{sig}, "
                      f"orientation {result['orientation']:.1f} deg)")
+        if "angle_delay" in result:
+            line += (f"  delay {result['angle_delay']:.2f} +- "
+                     f"{result['angle_delay_uncertainty']:.2f} lines")
         print(line)
     return 0
+
+
+def _center_and_delay(args, movie, recorded, lines) -> dict:
+    """``--delay``: the centre and the angle delay in turn."""
+    from ..center.delay import find_center_and_delay
+
+    bar = None if args.quiet else _bar("searching the centre and the delay")
+    res = find_center_and_delay(
+        movie, recorded, initial=args.initial,
+        search_radius=args.search_radius, n_calls=args.calls,
+        max_delay=args.max_delay, lines=lines,
+        progress=None if bar is None else (lambda d, t: bar(d, t)))
+    if not args.quiet:
+        sys.stderr.write("\n")
+    return {
+        "method": "bayesian",
+        "center": list(res.center),
+        "center_uncertainty": None if res.center_uncertainty is None
+        else list(res.center_uncertainty),
+        "angle_delay": res.delay,
+        "angle_delay_uncertainty": res.uncertainty,
+        "delay_sensitivity_px_per_line": res.sensitivity,
+        "objective": res.objective,
+        "n_evaluations": res.n_evaluations,
+        "rounds": res.rounds,
+        "seconds": round(res.elapsed, 3),
+    }

@@ -71,6 +71,7 @@ KEYS: dict[tuple[str, ...], str | None] = {
     ("center",): "center",
     ("center_method",): "center_method",
     ("delta_center",): "delta_center",
+    ("angle_delay",): "angle_delay",
     ("init_points",): None,
     ("n_iter",): None,
     ("blank_value",): "blank_value",
@@ -180,6 +181,7 @@ class Config:
     center: tuple | None = None
     center_method: str = "given"
     delta_center: float = 7.0
+    angle_delay: float | str = 0.0
     blank_value: float | None = None
     resampling: str = "bilinear"
     plane_tilt: float = 0.0
@@ -337,17 +339,22 @@ class Config:
             line_count_mismatch=self.line_count_mismatch).check()
 
     def derotation_params(self, *, center=None, fill_value=0.0,
-                          plane=None) -> DerotationParams:
+                          plane=None, angle_delay=None) -> DerotationParams:
         """The :class:`DerotationParams` this config asks for, with the
         centre and fill value found by the pipeline; ``plane`` (tilt,
-        orientation) replaces the configured one (a fitted plane)."""
+        orientation) replaces the configured one (a fitted plane) and
+        ``angle_delay`` the configured one (``auto``: found by the run)."""
+        if angle_delay is None:
+            angle_delay = 0.0 if self.angle_delay == "auto" else \
+                self.angle_delay
         tilt, orientation = plane if plane is not None else (
             self.plane_tilt, self.plane_orientation)
         try:
             return DerotationParams(
                 center=center, interpolation=self.resampling,
                 fill_value=fill_value, plane_tilt=tilt,
-                plane_orientation=orientation, plane_output=self.plane_output)
+                plane_orientation=orientation, plane_output=self.plane_output,
+                angle_delay=angle_delay)
         except DerotationError as exc:
             raise DerotationError(f"config: {exc}") from None
 
@@ -477,6 +484,12 @@ def _coerce(name, value, base):
             if not isinstance(value, bool):
                 raise TypeError("expected true or false")
             return value
+        if name == "angle_delay":
+            if value == "auto":
+                return value
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError("expected auto or a number of lines")
+            return float(value)
         if name in ("tick_distance", "inter_rotation_interval_min_len",
                     "incremental_direction", "encoder_direction",
                     "position_smoothing_samples", "ellipse_frame"):
