@@ -140,3 +140,74 @@ def test_cli_whole_numbers(tmp_path, capsys, argv, match):
     rc = main(["derotate", str(tmp_path / "m.tif"), "--angles",
                str(tmp_path / "a.npy"), "-o", str(tmp_path / "o.tif"), *argv])
     assert rc == 2 and match in capsys.readouterr().err
+
+
+# -- one rule for keywords beside params (issue 17) -------------------------
+
+def test_a_keyword_given_applies_even_with_the_default_value(tilted):
+    movie, angles, _ = tilted
+    p = DerotationParams(center=(23.5, 25.0), **TILTED)
+    untilted = derotate(movie, angles, (23.5, 25.0))
+    np.testing.assert_array_equal(
+        derotate(movie, angles, params=p, plane_tilt=0.0), untilted)
+    np.testing.assert_array_equal(
+        np.asarray(derotate_lazy(movie, angles, params=p, plane_tilt=0)),
+        untilted)
+    assert DerotationParams.build(p, interpolation="bilinear",
+                                  plane_tilt=0).plane_tilt == 0
+    # not given (None) keeps the field
+    assert DerotationParams.build(p, plane_tilt=None).plane_tilt == 25.0
+    with pytest.raises(TypeError, match="unknown derotation parameters"):
+        derotate(movie, angles, params=p, plane_tilts=0)
+
+
+def test_one_fill_value_per_channel():
+    p = DerotationParams(fill_value=[80, 340])
+    assert p.fill_value == (80.0, 340.0)
+    assert p.for_channel(1).fill_value == 340.0
+    assert p.to_record()["fill_value"] == [80.0, 340.0]
+    assert DerotationParams.from_record(p.to_record()).fill_value == \
+        (80.0, 340.0)
+    with pytest.raises(DerotationError, match="2 values for a movie of 3"):
+        p.resolve((4, 8, 8), np.uint16, channels=3)
+    with pytest.raises(DerotationError, match="outside the range"):
+        DerotationParams(fill_value=[0, 70000]).resolve((4, 8, 8), np.uint16,
+                                                        channels=2)
+    movie = np.full((3, 2, 16, 16), 5, np.uint16)     # T C Y X
+    movie[:, 1] = 9
+    out = derotate(movie, np.linspace(0, 40, 48), axes="TCYX",
+                   fill_value=(80, 340))
+    corner = out[-1, :, 0, 0]
+    assert corner.tolist() == [80, 340]
+
+
+def test_the_search_corrects_the_plane_it_is_given(tilted):
+    from napari_derotation.center.bayesian import ResidualMotion
+
+    movie, angles, _ = tilted
+    flat = ResidualMotion(movie, angles)
+    plane = ResidualMotion(movie, angles, params=DerotationParams(**TILTED))
+    center = (23.5, 25.0)
+    # the movie was scanned in a tilted plane: only the search that knows
+    # the plane sees it still at the true centre
+    assert plane(center) < 0.5 * flat(center)
+
+
+def test_find_center_takes_the_plane_and_prints_the_uncertainty(
+        tilted, tmp_path, capsys):
+    movie, angles, _ = tilted
+    write_tiff(tmp_path / "m.tif", movie)
+    save_angles(tmp_path / "a.npy", angles)
+    base = ["find-center", str(tmp_path / "m.tif"), "--angles",
+            str(tmp_path / "a.npy"), "--json", "--quiet", "--search-radius",
+            "4", "--initial", "24", "24"]
+    assert main(base + ["--plane-tilt", "25", "--plane-orientation",
+                        "40"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["uncertainty"] is not None and len(fit["uncertainty"]) == 2
+    assert fit["plane"]["tilt"] == 25.0
+    assert math.dist(fit["center"], (23.5, 25.0)) < 0.3
+    # what it printed is what derotate --params reads: the plane comes along
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    p = DerotationParams.from_json(tmp_path / "fit.json")
+    assert (p.plane_tilt, p.plane_orientation) == (25.0, 40.0)

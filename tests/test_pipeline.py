@@ -320,9 +320,9 @@ def test_bayesian_centre(full_run, tmp_path, monkeypatch):
         center_method="bayesian", center=(19, 19), delta_center=4)
     calls = {}
 
-    def fake(movie, angles, *, initial, search_radius, progress):
+    def fake(movie, angles, *, initial, search_radius, params, progress):
         calls.update(shape=movie.shape, n=len(angles), initial=initial,
-                     radius=search_radius)
+                     radius=search_radius, params=params)
         progress(1, 1)
         return CenterResult(center=(20.5, 18.5), objective=0.1,
                             centers=np.zeros((3, 2)), objectives=np.zeros(3),
@@ -334,6 +334,8 @@ def test_bayesian_centre(full_run, tmp_path, monkeypatch):
     rec = run_dataset(cfg, tmp_path / "a")
     assert rec["center_row_col"] == [20.5, 18.5]
     assert calls["initial"] == (19.0, 19.0) and calls["radius"] == 4
+    # the search derotates with the configured plane
+    assert calls["params"] == cfg.derotation_params()
     assert calls["n"] == calls["shape"][0] * SIZE
     search = rec["pipeline"]["center"]["search"]
     assert search["objective"] == 0.1 and search["n_evaluations"] == 3

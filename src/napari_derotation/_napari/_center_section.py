@@ -432,10 +432,13 @@ class CenterSection(Section):
         self.bayes_button.setEnabled(False)
         self.bayes_progress.start(self.calls_spin.value())
         self.result_label.setText("searching…")
+        # the search derotates its candidates with the movie's plane
+        self._best: list = []
         self.bayes_worker = callback_worker(
             find_center_bayesian, data, angles, initial=center,
             search_radius=self.radius_spin.value(),
-            n_calls=self.calls_spin.value(), desc="Bayesian centre search")
+            n_calls=self.calls_spin.value(), params=params,
+            on_best=self._best.append, desc="Bayesian centre search")
         self.bayes_progress.follow(self.bayes_worker.pbar)
         self.bayes_worker.relay.progressed.connect(self._on_search_progress)
         self.bayes_worker.returned.connect(self._on_search_done)
@@ -446,8 +449,8 @@ class CenterSection(Section):
     def _on_search_progress(self, report) -> None:
         done, total = report[0], report[1]
         self.bayes_progress.update(done, total)
-        if len(report) > 2 and report[2] is not None:
-            self.set_center_clipped(*report[2])
+        if self._best:
+            self.set_center_clipped(*self._best[-1])
 
     def _on_search_done(self, result) -> None:
         if result is None:

@@ -32,7 +32,6 @@ that minimum over the objective without each angle bin in turn gives
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Callable
@@ -42,14 +41,20 @@ import numpy as np
 from scipy import ndimage
 
 from ..engine import (
-    check_angles,
     check_center,
     check_movie,
     default_center,
     derotate_into,
 )
+from ..engine._driver import line_angles
+from ..engine.params import DerotationParams
 from ..errors import Cancelled, DerotationError
-from ..frames import MIN_ROTATION_DEGREES, disc_mask, inscribed_radius
+from ..frames import (
+    MIN_ROTATION_DEGREES,
+    delay_angles,
+    disc_mask,
+    inscribed_radius,
+)
 from ._gp import BoxGP, latin_hypercube
 
 __all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
@@ -84,9 +89,10 @@ class ResidualMotion:
         Gaussian smoothing (pixels) of the bin images before comparing them.
     frames : sequence of int, optional
         Only consider these frames.
-    plane_tilt, plane_orientation : float
-        A tilted rotation plane, passed to
-        :func:`~napari_derotation.derotate` (e.g. from the ellipse fit).
+    params : DerotationParams, optional
+        How candidates are derotated but for their centre and fill: a
+        tilted rotation plane (e.g. from the ellipse fit), the
+        interpolation; the field keywords apply when given.
 
     Raises
     ------
@@ -97,10 +103,15 @@ class ResidualMotion:
 
     def __init__(self, movie, angles_per_line, *, region_center=None,
                  region_margin=0.0, bin_degrees=15.0, max_frames=64, sigma=1.0,
-                 frames=None, plane_tilt=0.0, plane_orientation=0.0):
+                 frames=None, params: DerotationParams | None = None,
+                 **overrides):
         movie = check_movie(movie)
         n, rows, cols = movie.shape
-        angles = check_angles(angles_per_line, n * rows, rows)
+        given = DerotationParams.build(params, **overrides)
+        self._delay = given.angle_delay
+        # the delay is applied to the whole trace, before frames are picked
+        # (line_angles); the picked frames are then derotated without it
+        angles, given = line_angles(angles_per_line, movie.shape, given)
         if not bin_degrees > 0:
             raise DerotationError(f"bin_degrees must be > 0; got {bin_degrees}")
         if int(max_frames) < 2:
@@ -159,8 +170,9 @@ class ResidualMotion:
                      slice(max(cc.min() - pad, 0), min(cc.max() + pad + 1, cols)))
         self._mask = mask[self._box]
         self.sigma = float(sigma)
-        self.plane = {"plane_tilt": float(plane_tilt),
-                      "plane_orientation": float(plane_orientation)}
+        # the centre and the fill are the search's own: NaN marks a pixel a
+        # frame did not cover
+        self.params = given.replace(center=None, fill_value=np.nan)
 
     def bin_images(self, center, angles_per_line=None) -> np.ndarray:
         """Mean derotated image of every angle bin (inside the compared
@@ -172,12 +184,14 @@ class ResidualMotion:
         angles = self.angles
         if angles_per_line is not None:
             rows = self.shape[0]
+            if self._delay:
+                angles_per_line = delay_angles(angles_per_line, self._delay)
             angles = np.asarray(angles_per_line, np.float64)[
                 (self.frames[:, None] * rows + np.arange(rows)).ravel()]
         if self._out is None:
             self._out = np.empty_like(self.movie)
-        derotate_into(self.movie, angles, center, self._out, fill_value=np.nan,
-                      **self.plane)
+        derotate_into(self.movie, angles, center, self._out,
+                      params=self.params)
         box = self._out[(slice(None),) + self._box]
         # a pixel that a frame missed is NaN in its bin's sum
         mean = np.empty((self.n_bins,) + box.shape[1:], np.float32)
@@ -271,22 +285,21 @@ class CenterResult:
     elapsed: float = 0.0
     uncertainty: tuple[float, float] | None = None
 
-
-def _reporter(progress):
-    """``progress`` as a function of ``(done, total, best)``: callbacks that
-    take only ``(done, total)`` (the package's usual form) are called so."""
-    if progress is None:
-        return None
-    try:
-        params = inspect.signature(progress).parameters.values()
-    except (TypeError, ValueError):
-        return progress
-    kinds = [p.kind for p in params]
-    if inspect.Parameter.VAR_POSITIONAL in kinds or sum(
-            k in (inspect.Parameter.POSITIONAL_ONLY,
-                  inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in kinds) >= 3:
-        return progress
-    return lambda done, total, best: progress(done, total)
+    def to_record(self) -> dict:
+        """The result as JSON-ready values: what ``find-center --json``
+        prints and a ``run`` record keeps under ``center.search``."""
+        return {
+            "method": "bayesian",
+            "center": [float(v) for v in self.center],
+            "uncertainty": None if self.uncertainty is None
+            else [float(v) for v in self.uncertainty],
+            "objective": float(self.objective),
+            "n_evaluations": int(self.n_evaluations),
+            "n_frames": int(self.n_frames),
+            "initial": [float(v) for v in self.initial],
+            "search_radius": float(self.search_radius),
+            "seconds": round(float(self.elapsed), 3),
+        }
 
 
 def _quadratic_minimum(points, values, best, radius):
@@ -331,11 +344,12 @@ POLISH_CONVERGED = 0.6
 class _Search:
     """The evaluations of one search: its box, budget and progress report."""
 
-    def __init__(self, objective, lo, hi, n_calls, report):
+    def __init__(self, objective, lo, hi, n_calls, progress, on_best=None):
         self.objective = objective
         self.lo, self.hi = lo, hi
         self.n_calls = n_calls
-        self.report = report
+        self.progress = progress
+        self.on_best = on_best
         self.xs: list[list[float]] = []
         self.ys: list[float] = []
         self.loo: list[np.ndarray] = []   # objectives leaving one bin out
@@ -352,8 +366,10 @@ class _Search:
         if self.model is not None:
             self.model.tell(x, y)
         best = self.xs[int(np.argmin(self.ys))]
-        if self.report is not None and self.report(
-                len(self.xs), self.n_calls, (best[0], best[1])) is False:
+        if self.on_best is not None:
+            self.on_best((best[0], best[1]))
+        if self.progress is not None and self.progress(
+                len(self.xs), self.n_calls) is False:
             raise Cancelled(f"centre search cancelled after {len(self.xs)} of "
                             f"{self.n_calls} evaluations")
 
@@ -469,9 +485,11 @@ def _uncertainty(search):
 def find_center_bayesian(movie, angles_per_line, *, initial=None,
                          search_radius=10.0, n_calls=30, n_initial_points=8,
                          max_frames=64, bin_degrees=15.0, sigma=1.0,
-                         polish=True, random_state=0, plane_tilt=0.0,
-                         plane_orientation=0.0,
-                         progress: Callable | None = None) -> CenterResult:
+                         polish=True, random_state=0,
+                         params: DerotationParams | None = None,
+                         progress: Callable | None = None,
+                         on_best: Callable | None = None,
+                         **overrides) -> CenterResult:
     """Search the centre of rotation that leaves the least residual motion.
 
     Parameters
@@ -502,15 +520,19 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         before ``n_calls`` when converged.
     random_state : int
         Seed of the search (results are reproducible).
-    plane_tilt, plane_orientation : float
-        Degrees: search with a tilted rotation plane corrected (see
-        :func:`~napari_derotation.derotate`).
-    progress : callable(done, total, best_center) -> bool | None, optional
-        Called after each evaluation with the number done, the number
-        planned and the best ``(row, col)`` so far (a callback that takes
-        only ``(done, total)`` is called without the centre); returning
-        ``False`` cancels the search with
+    params : DerotationParams, optional
+        How each candidate is derotated, but for its centre and fill (the
+        rotation plane, the interpolation): the search corrects a tilted
+        plane as the derotation will. The field keywords (``plane_tilt``,
+        ``plane_orientation``, ...) apply when given, as in
+        :func:`~napari_derotation.derotate`.
+    progress : callable(done, total) -> bool | None, optional
+        Called after each evaluation with the number done and the number
+        planned; returning ``False`` cancels the search with
         :class:`~napari_derotation.errors.Cancelled`.
+    on_best : callable((row, col)), optional
+        Called after each evaluation with the best centre so far (the
+        widget moves its point with it).
 
     Returns
     -------
@@ -535,7 +557,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         movie, angles_per_line, region_center=(r0, c0),
         region_margin=2 * math.sqrt(2) * radius + 3 * sigma,
         bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
-        plane_tilt=plane_tilt, plane_orientation=plane_orientation)
+        params=DerotationParams.build(params, **overrides))
     n_polish = min(POLISH_CALLS, n_calls // 2) if polish else 0
     if n_polish < 7:            # too few for one hexagon and its quadratic
         n_polish = 0
@@ -543,7 +565,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     n_init = int(min(max(2, n_initial_points), n_calls - 1,
                      max(2, (n_calls - n_polish) // 2)))
     n_gp = max(0, n_calls - n_polish - 1 - n_init)
-    search = _Search(objective, lo, hi, n_calls, _reporter(progress))
+    search = _Search(objective, lo, hi, n_calls, progress, on_best)
     search.model = BoxGP(np.stack([lo, hi], axis=1), random_state=random_state)
     _initial_design(search, (r0, c0), n_init,
                     np.random.default_rng(random_state))

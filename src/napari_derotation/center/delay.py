@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine import check_angles, check_center, check_movie
+from ..engine.params import DerotationParams
 from ..errors import Cancelled, DerotationError
 from ..frames import delay_angles, inscribed_radius
 from .bayesian import ResidualMotion, find_center_bayesian
@@ -96,6 +97,23 @@ class DelayResult:
     rounds: int = 0
     elapsed: float = 0.0
 
+    def to_record(self) -> dict:
+        """JSON-ready values: what ``find-center --delay --json`` prints
+        (``derotate --params`` reads ``center`` and ``angle_delay``)."""
+        return {
+            "method": "bayesian",
+            "center": [float(v) for v in self.center],
+            "uncertainty": None if self.center_uncertainty is None
+            else [float(v) for v in self.center_uncertainty],
+            "angle_delay": float(self.delay),
+            "angle_delay_uncertainty": float(self.uncertainty),
+            "delay_sensitivity_px_per_line": float(self.sensitivity),
+            "objective": float(self.objective),
+            "n_evaluations": int(self.n_evaluations),
+            "rounds": int(self.rounds),
+            "seconds": round(float(self.elapsed), 3),
+        }
+
 
 def frame_speeds(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
     """Median speed (degrees per line, signed) of every frame's lines."""
@@ -141,14 +159,15 @@ class _DelayObjective:
     (with the jackknife over bins), its evaluations kept."""
 
     def __init__(self, movie, angles, center, lines, bin_degrees, max_frames,
-                 sigma, report):
+                 sigma, report, params=None):
         self.angles = angles          # the recorded trace, every line
         self.lines = lines            # the movie's lines in that trace
         self.center = center
         self.objective = ResidualMotion(
             movie, self.at(0.0) if lines is not None else angles,
             region_center=center, region_margin=3 * sigma,
-            bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma)
+            bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
+            params=params)
         self.cache: dict[float, tuple[float, np.ndarray]] = {}
         self.report = report
 
@@ -227,8 +246,8 @@ def _check_lines(value, name="max_delay") -> float:
 
 def estimate_delay(movie, angles_per_line, center=None, *, max_delay=32.0,
                    lines=None, max_frames=64, bin_degrees=15.0, sigma=1.0,
-                   max_uncertainty=1.0, progress: Callable | None = None
-                   ) -> DelayResult:
+                   max_uncertainty=1.0, params: DerotationParams | None = None,
+                   progress: Callable | None = None) -> DelayResult:
     """The delay (lines) that leaves the least residual motion about a
     fixed ``center``, searched in ``[-max_delay, max_delay]``; refused
     (:class:`DerotationError`) when the movie cannot constrain it (see the
@@ -239,7 +258,7 @@ def estimate_delay(movie, angles_per_line, center=None, *, max_delay=32.0,
         movie, angles_per_line, initial=center, fit_center=False,
         max_delay=max_delay, lines=lines, max_frames=max_frames,
         bin_degrees=bin_degrees, sigma=sigma, max_uncertainty=max_uncertainty,
-        progress=progress)
+        params=params, progress=progress)
 
 
 def find_center_and_delay(movie, angles_per_line, *, initial=None,
@@ -247,6 +266,7 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
                           delay=0.0, lines=None, max_rounds=4,
                           fit_center=True, max_frames=64, bin_degrees=15.0,
                           sigma=1.0, max_uncertainty=1.0,
+                          params: DerotationParams | None = None,
                           progress: Callable | None = None) -> DelayResult:
     """Find the centre of rotation and the angle delay in turn.
 
@@ -274,6 +294,9 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
         than 0.02 px and the delay by less than 0.1 line, or this many.
     max_uncertainty : float
         Lines: a delay less certain than this is refused.
+    params : DerotationParams, optional
+        How candidates are derotated (a tilted plane, the interpolation);
+        its centre and delay are ignored (``initial``, ``delay``).
     progress : callable(done, total) -> bool | None, optional
         Returning ``False`` cancels (:class:`~napari_derotation.errors.
         Cancelled`).
@@ -306,6 +329,8 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
         check_angles(recorded[lines_idx], n * rows, rows)
     d0 = float(delay)
     centre = check_center(initial, movie.shape)
+    params = (params or DerotationParams()).replace(center=None,
+                                                    angle_delay=0.0)
     budget = (n_calls + 40) * (2 if fit_center else 1) + 20
     count = [0]
 
@@ -332,14 +357,14 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
             res = find_center_bayesian(
                 movie, movie_angles(d0), initial=centre,
                 search_radius=radius, n_calls=calls, max_frames=max_frames,
-                bin_degrees=bin_degrees, sigma=sigma,
+                bin_degrees=bin_degrees, sigma=sigma, params=params,
                 progress=centre_progress)
             moved = math.hypot(res.center[0] - centre[0],
                                res.center[1] - centre[1])
             centre, centre_sd = res.center, res.uncertainty
             radius, calls = min(radius, 2.0), max(16, calls * 2 // 3)
         f = _DelayObjective(movie, recorded, centre, lines_idx, bin_degrees,
-                            max_frames, sigma, tick)
+                            max_frames, sigma, tick, params)
         if rnd == 1:
             sens = delay_sensitivity(movie_angles(d0), movie.shape, centre,
                                      frames=f.objective.frames,

@@ -129,6 +129,28 @@ class EllipseFit:
     tilt_significant: bool = False
     messages: list = field(default_factory=list)
 
+    def to_record(self, frame: int = 0) -> dict:
+        """The fit as JSON-ready values (``frame``: where the seed was
+        picked): what ``find-center --method ellipse --json`` prints and a
+        ``run`` record keeps under ``center.search``."""
+        return {
+            "method": "ellipse",
+            "center": [float(v) for v in self.center],
+            "ellipse": {"center": [float(v) for v in self.center],
+                        "axes": [float(v) for v in self.axes],
+                        "orientation": float(self.orientation),
+                        "residual": float(self.residual)},
+            "center_uncertainty": [float(v) for v in self.center_uncertainty],
+            "tilt": float(self.tilt),
+            "tilt_uncertainty": float(self.tilt_uncertainty),
+            "tilt_significant": bool(self.tilt_significant),
+            "orientation": float(self.plane_orientation),
+            "n_positions": int(len(self.positions)),
+            "lost_frames": int(self.lost_frames.size),
+            "seed": [float(v) for v in self.seed],
+            "frame": int(frame),
+        }
+
     def ellipse_points(self, n: int = 180) -> np.ndarray:
         """``n`` points ``(row, col)`` on the fitted ellipse (for drawing)."""
         return _ellipse_xy(self.center, self.axes, self.orientation,

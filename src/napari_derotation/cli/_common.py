@@ -102,11 +102,45 @@ def add_movie_arguments(p) -> None:
                    help="planes scanned one after another (default 1)")
 
 
-def add_params_arguments(p) -> None:
-    """The derotation parameters (:class:`DerotationParams`) as options;
+#: option -> (DerotationParams field, argparse keywords); the one list of
+#: the parameters' options, shared by every command that takes them.
+PARAM_OPTIONS = {
+    "--center": ("center", dict(
+        type=float, nargs=2, metavar=("ROW", "COL"),
+        help="centre of rotation (default: rows//2, cols//2)")),
+    "--interpolation": ("interpolation", dict(
+        choices=None, default=None, help="default bilinear")),
+    "--fill": ("fill_value", dict(
+        type=float, default=None, metavar="VALUE",
+        help="value of pixels no scanned line covered (default 0)")),
+    "--plane-tilt": ("plane_tilt", dict(
+        type=float, default=None, metavar="DEG",
+        help="tilt of the rotation plane from the imaging plane (degrees, "
+             "default 0; find-center --method ellipse measures it)")),
+    "--plane-orientation": ("plane_orientation", dict(
+        type=float, default=None, metavar="DEG",
+        help="orientation of the tilt axis (degrees, default 0)")),
+    "--angle-delay": ("angle_delay", dict(
+        type=float, default=None, metavar="LINES",
+        help="delay between the angle signal and the scan (lines, sub-line, "
+             "may be negative): line i takes the recorded angle of line i - "
+             "LINES; positive when the image lags the angle signal (default "
+             "0; find-center --delay measures it)")),
+    "--plane-output": ("plane_output", dict(
+        choices=None, default=None,
+        help="with a tilt: the result in the imaging plane (default) or the "
+             "rotation plane")),
+}
+
+
+def add_params_arguments(p, options=tuple(PARAM_OPTIONS)) -> None:
+    """The derotation parameters (:class:`DerotationParams`) as options
+    (``options``: which of :data:`PARAM_OPTIONS`), and ``--params FILE``;
     read back by :func:`params_from_args`."""
     from ..engine.params import INTERPOLATION_CODES, PLANE_OUTPUTS
 
+    choices = {"--interpolation": sorted(INTERPOLATION_CODES),
+               "--plane-output": list(PLANE_OUTPUTS)}
     g = p.add_argument_group(
         "derotation parameters",
         "given options override those read with --params")
@@ -115,41 +149,20 @@ def add_params_arguments(p) -> None:
                         "printed (the centre, the delay with --delay, and the "
                         "plane tilt of an ellipse fit when significant), or "
                         "an output's record")
-    g.add_argument("--center", type=float, nargs=2, metavar=("ROW", "COL"),
-                   help="centre of rotation (default: rows//2, cols//2)")
-    g.add_argument("--interpolation", choices=sorted(INTERPOLATION_CODES),
-                   default=None, help="default bilinear")
-    g.add_argument("--fill", type=float, default=None, metavar="VALUE",
-                   help="value of pixels no scanned line covered (default 0)")
-    g.add_argument("--plane-tilt", type=float, default=None, metavar="DEG",
-                   help="tilt of the rotation plane from the imaging plane "
-                        "(degrees, default 0; find-center --method ellipse "
-                        "measures it)")
-    g.add_argument("--plane-orientation", type=float, default=None,
-                   metavar="DEG",
-                   help="orientation of the tilt axis (degrees, default 0)")
-    g.add_argument("--angle-delay", type=float, default=None,
-                   metavar="LINES",
-                   help="delay between the angle signal and the scan (lines, "
-                        "sub-line, may be negative): line i takes the "
-                        "recorded angle of line i - LINES; positive when the "
-                        "image lags the angle signal (default 0; "
-                        "find-center --delay measures it)")
-    g.add_argument("--plane-output", choices=PLANE_OUTPUTS, default=None,
-                   help="with a tilt: the result in the imaging plane "
-                        "(default) or the rotation plane")
+    for option in options:
+        kw = dict(PARAM_OPTIONS[option][1])
+        if option in choices:
+            kw["choices"] = choices[option]
+        g.add_argument(option, **kw)
 
 
 def params_from_args(args):
     """The :class:`DerotationParams` the options of
-    :func:`add_params_arguments` ask for."""
+    :func:`add_params_arguments` ask for: ``--params`` with every option
+    given replacing its field."""
     from ..engine.params import DerotationParams
 
-    base = DerotationParams.from_json(args.params) if args.params else \
-        DerotationParams()
-    given = {"center": args.center, "interpolation": args.interpolation,
-             "fill_value": args.fill, "plane_tilt": args.plane_tilt,
-             "plane_orientation": args.plane_orientation,
-             "plane_output": args.plane_output,
-             "angle_delay": getattr(args, "angle_delay", None)}
-    return base.replace(**{k: v for k, v in given.items() if v is not None})
+    base = DerotationParams.from_json(args.params) if args.params else None
+    given = {field: getattr(args, option[2:].replace("-", "_"), None)
+             for option, (field, _) in PARAM_OPTIONS.items()}
+    return DerotationParams.build(base, **given)

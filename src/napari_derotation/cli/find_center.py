@@ -11,7 +11,14 @@ import numpy as np
 from ..errors import DerotationError
 from ..io import load_angles
 from ..io.zarr_store import read_frames
-from ._common import add_angle_check_argument, add_movie_arguments, warn_angles
+from ._common import (
+    Progress,
+    add_angle_check_argument,
+    add_movie_arguments,
+    add_params_arguments,
+    params_from_args,
+    warn_angles,
+)
 
 NAME = "find-center"
 ORDER = 25
@@ -64,16 +71,8 @@ def add_arguments(p):
                    help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_angle_check_argument(p)
-
-
-def _bar(desc: str):
-    def progress(done, total, *best):
-        extra = ""
-        if best:
-            extra = f" best ({best[0][0]:.2f}, {best[0][1]:.2f})"
-        sys.stderr.write(f"\r{desc}: {done}/{total}{extra}   ")
-        sys.stderr.flush()
-    return progress
+    add_params_arguments(p, ("--interpolation", "--plane-tilt",
+                             "--plane-orientation", "--angle-delay"))
 
 
 def load_plane(args, angles):
@@ -100,11 +99,20 @@ def load_plane(args, angles):
 
 def run(args) -> int:
     recorded = load_angles(args.angles)
+    params = params_from_args(args)
     movie, angles, where = load_plane(args, recorded)
     lines = None if where is None else where.pop("_lines")
     if args.delay and args.method != "bayesian":
         raise DerotationError("--delay is found with --method bayesian (the "
                               "centre and the delay in turn)")
+    start_delay = params.angle_delay
+    if lines is not None and params.angle_delay:
+        # the delay runs along the scan of every plane: applied before the
+        # plane's lines are picked
+        from ..frames import delay_angles
+
+        angles = delay_angles(recorded, params.angle_delay)[lines]
+        params = params.without_delay()
     if args.method == "ellipse":
         from ..center.ellipse import fit_center_ellipse
 
@@ -115,53 +123,30 @@ def run(args) -> int:
         fit = fit_center_ellipse(
             movie, angles, tuple(args.seed), frame=args.frame,
             initial=args.initial,
-            progress=None if args.quiet else _bar("following the cell"))
+            progress=None if args.quiet else Progress("following the cell"))
         if not args.quiet:
-            sys.stderr.write("\n")
             for msg in fit.messages:
                 sys.stderr.write(f"warning: {msg}\n")
-        result = {
-            "method": "ellipse",
-            "center": list(fit.center),
-            "ellipse": {"center": list(fit.center), "axes": list(fit.axes),
-                        "orientation": fit.orientation,
-                        "residual": fit.residual},
-            "center_uncertainty": list(fit.center_uncertainty),
-            "tilt": fit.tilt,
-            "tilt_uncertainty": fit.tilt_uncertainty,
-            "tilt_significant": fit.tilt_significant,
-            "orientation": fit.plane_orientation,
-            "n_positions": int(len(fit.positions)),
-            "lost_frames": int(fit.lost_frames.size),
-            "seed": list(fit.seed),
-            "frame": args.frame,
-        }
+        result = fit.to_record(args.frame)
     else:
         from ..center import find_center_bayesian
 
         if args.seed is not None:
             raise DerotationError("--seed is only used by --method ellipse")
         if args.delay:
-            result = _center_and_delay(args, movie, recorded, lines)
+            result = _center_and_delay(args, movie, recorded, lines, params,
+                                       start_delay)
         else:
             res = find_center_bayesian(
-                movie, angles, initial=args.initial,
+                movie, angles,
+                initial=args.initial if args.initial else params.center,
                 search_radius=args.search_radius, n_calls=args.calls,
-                progress=None if args.quiet else _bar("searching the centre"))
-            if not args.quiet:
-                sys.stderr.write("\n")
-            result = {
-                "method": "bayesian",
-                "center": list(res.center),
-                "center_uncertainty": None if res.uncertainty is None
-                else list(res.uncertainty),
-                "objective": res.objective,
-                "n_evaluations": res.n_evaluations,
-                "n_frames": res.n_frames,
-                "initial": list(res.initial),
-                "search_radius": res.search_radius,
-                "seconds": round(res.elapsed, 3),
-            }
+                params=params,
+                progress=None if args.quiet else Progress(
+                    "searching the centre", unit=None))
+            result = res.to_record()
+            if params.plane_tilt:
+                result["plane"] = params.to_record()["plane"]
     if where is not None:
         result.update(where)
     if args.json:
@@ -181,28 +166,20 @@ def run(args) -> int:
     return 0
 
 
-def _center_and_delay(args, movie, recorded, lines) -> dict:
-    """``--delay``: the centre and the angle delay in turn."""
+def _center_and_delay(args, movie, recorded, lines, params, start) -> dict:
+    """``--delay``: the centre and the angle delay in turn (the delay search
+    starts from ``start``, e.g. what ``--params`` or ``--angle-delay``
+    said)."""
     from ..center.delay import find_center_and_delay
 
-    bar = None if args.quiet else _bar("searching the centre and the delay")
     res = find_center_and_delay(
-        movie, recorded, initial=args.initial,
-        search_radius=args.search_radius, n_calls=args.calls,
-        max_delay=args.max_delay, lines=lines,
-        progress=None if bar is None else (lambda d, t: bar(d, t)))
-    if not args.quiet:
-        sys.stderr.write("\n")
-    return {
-        "method": "bayesian",
-        "center": list(res.center),
-        "center_uncertainty": None if res.center_uncertainty is None
-        else list(res.center_uncertainty),
-        "angle_delay": res.delay,
-        "angle_delay_uncertainty": res.uncertainty,
-        "delay_sensitivity_px_per_line": res.sensitivity,
-        "objective": res.objective,
-        "n_evaluations": res.n_evaluations,
-        "rounds": res.rounds,
-        "seconds": round(res.elapsed, 3),
-    }
+        movie, recorded, initial=args.initial if args.initial
+        else params.center, search_radius=args.search_radius,
+        n_calls=args.calls, max_delay=args.max_delay, delay=start,
+        lines=lines, params=params,
+        progress=None if args.quiet else Progress(
+            "searching the centre and the delay", unit=None))
+    out = res.to_record()
+    if params.plane_tilt:
+        out["plane"] = params.to_record()["plane"]
+    return out

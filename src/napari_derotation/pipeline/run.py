@@ -39,7 +39,6 @@ from ..io import (
     atomic_path,
     check_not_input,
     file_sha256,
-    record,
     sidecar_path,
     write_frame_csv,
     write_json,
@@ -47,6 +46,8 @@ from ..io import (
 from ..io.atomic import check_writable, make_folder
 from ..io.outputs import with_format
 from ..io.sources import open_movie
+from ..job import describe, job_record, output_spec
+from ..job import run as run_job
 from . import plots as debug_plots
 from .config import load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
@@ -167,7 +168,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         say(f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
             f"ticks, {len(angles.angles_per_line)} lines, {shape[0]} frames")
         blank = _blank(cfg, first, dtype)
-        say(f"[2/5] blank value {blank['value']:g} ({blank['source']})")
+        say(f"[2/5] blank value {_numbers(blank['value'])} "
+            f"({blank['source']})")
         found = _center(cfg, angles, shape, stages.stage("center"), say)
         params = cfg.derotation_params(center=found["row_col"],
                                        fill_value=blank["value"],
@@ -175,24 +177,22 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         say(f"[3/5] centre (row, col) = ({params.center[0]:.2f}, "
             f"{params.center[1]:.2f}) ({cfg.center_method})")
         say(f"[4/5] derotating {shape[0]} frames -> {paths['movie'].name}")
-        from ..engine.files import derotate_file
-
-        derotate_file(cfg.movie, angles.angles_per_line, paths["movie"],
-                      params=params, progress=stages.stage("derotate"),
-                      angles_source=source_file, sidecar=False,
-                      overwrite=overwrite, channels=cfg.movie_channels,
-                      planes=cfg.movie_planes,
-                      output_options={"frame_rate": cfg.frame_rate})
+        job = describe(
+            cfg.movie, angles.angles_per_line,
+            output_spec(paths["movie"], overwrite=overwrite, record=False,
+                        frame_rate=cfg.frame_rate),
+            params=params, angles_source=source_file,
+            channels=cfg.movie_channels, planes=cfg.movie_planes,
+            extra_angles_ok=True, check_files=False)
+        run_job(job, stages.stage("derotate"))
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
         _write_tables(paths, angles, out)
         plot_files, plot_note = _plots(cfg, ds, angles, paths, params,
                                        make_plots, out, say)
         stages.stage("outputs")(1, 1)
-        rec = record(
-            movie_path=cfg.movie, out_path=paths["movie"], shape=shape,
-            dtype=dtype, params=params, angles_source=source_file,
-            n_angles=len(angles.angles_per_line), checksum=True,
+        rec = job_record(
+            job, checksum=True,
             pipeline={
                 "config_file": str(cfg.source) if cfg.source else None,
                 "config": cfg.to_dict(),
@@ -211,8 +211,6 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "plots_note": plot_note,
                 "seconds": round(time.perf_counter() - t0, 3),
             })
-        if len(shape) == 5:           # planes and channels: lines scanned
-            rec["angles"]["used"] = shape[0] * shape[1] * shape[3]
         out.add(write_json(paths["record"], rec))
     say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
     return rec
@@ -259,17 +257,22 @@ def _angles(ds: Dataset, progress, say) -> AnglesResult:
     return angles
 
 
-def _blank(cfg, first_frame, dtype) -> dict:
-    """Step 2: the fill value of uncovered pixels (given, or the first
-    frame's dark level), rounded into an integer dtype's range."""
+def _blank(cfg, first_frames, dtype) -> dict:
+    """Step 2: the fill value of uncovered pixels: given, or each channel's
+    dark level in its first frame (one value per channel), rounded into an
+    integer dtype's range."""
     if cfg.blank_value is None:
-        blank, source = estimate_blank(first_frame), "first frame"
+        values = [estimate_blank(f) for f in first_frames]
+        source = "first frame" if len(values) == 1 else \
+            "first frame of each channel"
     else:
-        blank, source = float(cfg.blank_value), "config"
+        values, source = [float(cfg.blank_value)], "config"
     if np.dtype(dtype).kind in "ui":
         info = np.iinfo(dtype)
-        blank = float(np.clip(np.rint(blank), info.min, info.max))
-    return {"value": blank, "source": source}
+        values = [float(np.clip(np.rint(v), info.min, info.max))
+                  for v in values]
+    value = values[0] if len(values) == 1 else values
+    return {"value": value, "source": source}
 
 
 def _write_tables(paths, angles: AnglesResult, out: OutputSet) -> None:
@@ -373,21 +376,16 @@ def _center(cfg, angles, shape, progress, say) -> dict:
     say(f"      searching the centre within {cfg.delta_center:g} px of "
         f"({initial[0]:g}, {initial[1]:g})")
     res = center.find_center_bayesian(
-        movie, lines, initial=initial,
-        search_radius=cfg.delta_center, progress=progress)
-    info = {"initial": list(initial), "search_radius": cfg.delta_center,
-            "objective": float(res.objective),
-            "n_evaluations": int(res.n_evaluations),
-            "n_frames": int(res.n_frames), "seconds": round(res.elapsed, 3),
-            "uncertainty": None if res.uncertainty is None
-            else [float(v) for v in res.uncertainty]}
-    return {"row_col": check_center(res.center, shape), "search": info}
+        movie, lines, initial=initial, search_radius=cfg.delta_center,
+        params=cfg.derotation_params(), progress=progress)
+    return {"row_col": check_center(res.center, shape),
+            "search": res.to_record()}
 
 
 def _movie_layout(cfg):
-    """``(shape, dtype, first frame)`` of the movie: shape ``(T, rows,
+    """``(shape, dtype, first frames)`` of the movie: shape ``(T, rows,
     cols)`` of a plain movie, ``(T, Z, C, rows, cols)`` with planes or
-    channels; the first frame of the structural channel's centre plane."""
+    channels; the first frame of the centre plane, one per channel."""
     with open_movie(cfg.movie, channels=cfg.movie_channels,
                     planes=cfg.movie_planes) as src:
         t, z, c, rows, cols = src.shape
@@ -396,9 +394,13 @@ def _movie_layout(cfg):
             raise DerotationError(
                 f"movie.structural_channel {ch} / movie.center_plane {pl}: "
                 f"the movie has {c} channel(s) and {z} plane(s)")
-        first = src.read(0, 1)[0, pl, ch]
+        first = src.read(0, 1)[0, pl]
         shape = (t, rows, cols) if z == c == 1 else tuple(src.shape)
-        return shape, src.dtype, first
+        return shape, src.dtype, list(first)
+
+
+def _numbers(value) -> str:
+    return ", ".join(f"{v:g}" for v in np.ravel(value))
 
 
 def _center_movie(cfg, angles_per_line):
@@ -427,11 +429,7 @@ def _center_from_cell(cfg, movie, lines, shape, progress, say) -> dict:
     fit = fit_center_ellipse(movie, lines, cfg.ellipse_seed,
                              frame=cfg.ellipse_frame, progress=progress)
     apply = cfg.apply_fitted_plane and fit.tilt_significant
-    info = {"seed": list(cfg.ellipse_seed), "frame": cfg.ellipse_frame,
-            "tilt": fit.tilt, "tilt_uncertainty": fit.tilt_uncertainty,
-            "tilt_significant": bool(fit.tilt_significant),
-            "orientation": fit.plane_orientation, "plane_applied": bool(apply),
-            "center_uncertainty": list(fit.center_uncertainty)}
+    info = dict(fit.to_record(cfg.ellipse_frame), plane_applied=bool(apply))
     say(f"      tilt {fit.tilt:.1f} ± {fit.tilt_uncertainty:.1f} deg: "
         f"{'applied' if apply else 'not applied'}")
     found = {"row_col": check_center(fit.center, shape), "search": info}
