@@ -207,3 +207,38 @@ def test_config_angle_delay():
     assert Config.from_dict({"angle_delay": "auto"}).angle_delay == "auto"
     with pytest.raises(DerotationError, match="angle_delay"):
         Config.from_dict({"angle_delay": "soon"})
+
+
+def test_run_with_angle_delay_auto_records_it(tmp_path, monkeypatch):
+    """``angle_delay: auto`` in a run: the centre and the delay searched in
+    turn (here a stand-in search), applied and recorded."""
+    import napari_derotation.center.delay as delay_mod
+    from napari_derotation.center.delay import DelayResult
+    from napari_derotation.io import write_tiff
+    from napari_derotation.pipeline import Dataset, run_dataset
+    from napari_derotation.recorder import simulate_recording
+
+    rec = simulate_recording(speeds=(200,), directions=(1,), rows=32,
+                             frame_rate=25, seed=1)
+    write_tiff(tmp_path / "movie.tif",
+               np.zeros((rec.n_frames, 32, 32), np.uint16))
+    rec.write_npy(tmp_path / "analog_signals.npy")
+    rec.write_stimulus(tmp_path / "stimulus_randperm.csv")
+    calls = {}
+
+    def fake(movie, trace, **kw):
+        calls.update(kw, n=len(trace))
+        return DelayResult(delay=3.25, uncertainty=0.1, center=(15.5, 16.5),
+                           center_uncertainty=(0.01, 0.02), objective=0.1,
+                           sensitivity=0.3, delays=np.zeros(1),
+                           objectives=np.zeros(1), n_evaluations=5)
+
+    monkeypatch.setattr(delay_mod, "find_center_and_delay", fake)
+    cfg = Dataset.from_folder(tmp_path).config.replace(
+        center_method="bayesian", angle_delay="auto")
+    out = run_dataset(cfg, tmp_path / "out")
+    assert calls["fit_center"] and calls["n"] == len(rec.angles_per_line)
+    assert out["angle_delay"] == 3.25 and out["center_row_col"] == [15.5, 16.5]
+    entry = out["pipeline"]["angle_delay"]
+    assert entry["source"] == "auto"
+    assert entry["search"]["angle_delay_uncertainty"] == 0.1
