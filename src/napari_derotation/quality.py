@@ -49,6 +49,7 @@ from .errors import DerotationError
 from .frames import inscribed_radius, wrap_degrees
 
 __all__ = ["assess", "report_for_output", "write_report", "report_paths",
+           "write_beside",
            "register_rotation", "register_shift", "QC_SUFFIXES",
            "DELAY_WARN_DEGREES", "SIGN_WARN_SLOPE", "CENTER_WARN_PX"]
 
@@ -434,6 +435,10 @@ def report_for_output(out_path, *, record=None, angles_per_line=None,
     from .io.provenance import sidecar_path
 
     out_path = Path(out_path)
+    if record is None and not sidecar_path(out_path).is_file() and \
+            out_path.exists():
+        with _open(out_path) as dst:          # a record kept inside (Zarr)
+            record = dst.metadata.get("record")
     if record is None:
         rp = sidecar_path(out_path)
         if not rp.is_file():
@@ -455,6 +460,10 @@ def report_for_output(out_path, *, record=None, angles_per_line=None,
                 f"the record's angle source is not a file: {source!r}; give "
                 f"the angles (--angles)")
         angles_per_line = load_angles(source)
+    files = [f.get("path") for f in (record.get("input") or {}).get(
+        "files") or [] if f.get("path")]
+    if len(files) > 1:
+        movie = files
     params = DerotationParams.from_record(record)
     with _open(movie) as src, _open(out_path) as dst:
         if tuple(src.shape) != tuple(dst.shape):
@@ -495,12 +504,51 @@ def write_report(report: dict, out_path, *, overwrite=True,
     written.append(write_json(json_path, data))
     if on_written:
         on_written(json_path)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise DerotationError(
+            f"wrote {json_path.name}; {png_path.name} needs matplotlib (pip "
+            f"install 'napari-derotation[plots]')") from None
     with atomic_path(png_path) as tmp:
         _figure(data, images, tmp)
     written.append(png_path)
     if on_written:
         on_written(png_path)
     return written
+
+
+def write_beside(out_path, record, angles_per_line, *, on_written=None
+                 ) -> dict:
+    """The report of a run's output, written beside it (what ``run`` and
+    ``batch`` call): ``{"files", "warnings", "note"}`` for the run's record.
+    An output it cannot read (NWB) or a report it cannot make is a note,
+    not a failure of the run."""
+    fmt = str(out_path).lower()
+    if fmt.endswith(".nwb"):
+        return {"files": [], "warnings": [],
+                "note": "no quality report for an NWB output (qc reads "
+                        "TIFF and OME-Zarr outputs)"}
+    try:
+        rep = report_for_output(out_path, record=record,
+                                angles_per_line=angles_per_line)
+    except DerotationError as exc:
+        return {"files": [], "warnings": [], "note": f"no quality report: "
+                                                     f"{exc}"}
+    files: list[Path] = []
+
+    def written(p):
+        files.append(Path(p))
+        if on_written:
+            on_written(p)
+
+    note = None
+    try:
+        write_report(rep, out_path, on_written=written)
+    except DerotationError as exc:
+        note = str(exc)
+    return {"files": [str(p) for p in files], "warnings": rep["warnings"],
+            "note": note}
 
 
 def _figure(rep, images, path) -> None:

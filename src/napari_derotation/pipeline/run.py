@@ -48,6 +48,7 @@ from ..io.outputs import with_format
 from ..io.sources import open_movie
 from ..job import describe, job_record, output_spec
 from ..job import run as run_job
+from ..quality import report_paths
 from . import plots as debug_plots
 from .config import load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
@@ -215,6 +216,12 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "plots_note": plot_note,
                 "seconds": round(time.perf_counter() - t0, 3),
             })
+        from ..quality import write_beside
+
+        rec["pipeline"]["qc"] = write_beside(
+            paths["movie"], rec, angles.angles_per_line, on_written=out.add)
+        for w in rec["pipeline"]["qc"]["warnings"]:
+            say(f"      quality warning: {w}")
         out.add(write_json(paths["record"], rec))
     say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
     return rec
@@ -237,6 +244,7 @@ def _output_paths(cfg, output_folder, source_file, plots=False,
              "angles_per_frame": out / "angles_per_frame.npy",
              "table": out / f"{cfg.saving_name}.csv",
              "record": sidecar_path(movie)}
+    paths["qc_json"], paths["qc_png"] = report_paths(movie)
     inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source, source_file]
     for p in paths.values():
         check_not_input(p, *inputs)
