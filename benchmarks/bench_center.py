@@ -75,7 +75,7 @@ def ours_bayesian(movie, angles, plane=None):
 
 
 def ours_ellipse(movie, angles, seed):
-    from napari_derotation.ellipse import fit_center_ellipse
+    from napari_derotation.center.ellipse import fit_center_ellipse
 
     t0 = time.perf_counter()
     fit = fit_center_ellipse(movie, angles, seed, frame=0)

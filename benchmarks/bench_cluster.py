@@ -2,7 +2,7 @@
 
 Generates a simulated uint16 movie (``--frames`` frames of ``--side`` squared,
 written chunk by chunk), then derotates it with
-:func:`napari_derotation.cluster.derotate_file_distributed` on a local
+:func:`napari_derotation.engine.cluster.derotate_file_distributed` on a local
 ``dask.distributed`` cluster of 1 and then 2 worker processes (one thread
 each, numba limited to ``--numba-threads`` threads per worker, so a worker is
 one core), and with the single-process streaming engine (numba on every
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_derotation.cluster import derotate_file_distributed
+from napari_derotation.engine.cluster import derotate_file_distributed
+from napari_derotation.engine.files import derotate_file
 from napari_derotation.io import MovieFile, TiffStreamWriter
 from napari_derotation.simulate import make_cells, real_trace, rotate_by_line
-from napari_derotation.stream import derotate_file
 
 
 def generate(path: Path, n_frames: int, side: int) -> np.ndarray:

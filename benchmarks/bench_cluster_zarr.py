@@ -84,7 +84,7 @@ def main(argv=None):
     import distributed
     from distributed.deploy.subprocess import SubprocessCluster
 
-    from napari_derotation.cluster import derotate_file_distributed
+    from napari_derotation.engine.cluster import derotate_file_distributed
 
     folder = Path(tempfile.mkdtemp(dir=args.folder))
     counter = ClientBytes()

@@ -3,7 +3,7 @@
 Ten minutes (``--minutes``) of four-channel signals at 50 kHz (``--rate``)
 from the recorder: full rotations at 100-200 deg/s in both directions, 2 s
 pauses, 256-line frames at 6.74 Hz, 0.05 V noise, one dropped tick per
-rotation. Times :func:`napari_derotation.signals.process_signals` (and its
+rotation. Times :func:`napari_derotation.acquisition.signals.process_signals` (and its
 peak memory, by ``tracemalloc``, against the size of the signal array), and
 the reference's ``FullPipeline.process_analog_signals`` on the same signals
 in the same run, driven on a stub object. Prints a table; exits 1 if ours
@@ -36,8 +36,8 @@ import numpy as np
 from napari_derotation.acquisition.encoder import encoder_angles
 from napari_derotation.acquisition.linetimes import line_clock_times
 from napari_derotation.acquisition.position import position_angles
-from napari_derotation.recorder import simulate_recording
-from napari_derotation.signals import SignalParams, process_signals
+from napari_derotation.acquisition.signals import SignalParams, process_signals
+from napari_derotation.simulate.recorder import simulate_recording
 
 LIMIT_SECONDS = 10.0
 LIMIT_MEMORY = 3.0

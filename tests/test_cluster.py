@@ -11,9 +11,9 @@ import pytest
 import tifffile
 
 from napari_derotation import Cancelled, DerotationError, derotate
-from napari_derotation import cluster as cluster_mod
 from napari_derotation.cli import main
-from napari_derotation.cluster import derotate_file_distributed
+from napari_derotation.engine import cluster as cluster_mod
+from napari_derotation.engine.cluster import derotate_file_distributed
 from napari_derotation.io import file_sha256
 from napari_derotation.simulate import simulate_movie
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from napari_derotation.config import KEYS, Config, load_config
 from napari_derotation.errors import DerotationError
+from napari_derotation.pipeline.config import KEYS, Config, load_config
 
 TEMPLATE = Path(__import__("derotation").__file__).parent / "config" / \
     "config_template.yml"

@@ -200,7 +200,7 @@ def test_cli_refuses_an_unobservable_delay(tmp_path, capsys):
 
 
 def test_config_angle_delay():
-    from napari_derotation.config import Config
+    from napari_derotation.pipeline.config import Config
 
     assert Config.from_dict({"angle_delay": 3.5}).derotation_params(
         ).angle_delay == 3.5
@@ -216,7 +216,7 @@ def test_run_with_angle_delay_auto_records_it(tmp_path, monkeypatch):
     from napari_derotation.center.delay import DelayResult
     from napari_derotation.io import write_tiff
     from napari_derotation.pipeline import Dataset, run_dataset
-    from napari_derotation.recorder import simulate_recording
+    from napari_derotation.simulate.recorder import simulate_recording
 
     rec = simulate_recording(speeds=(200,), directions=(1,), rows=32,
                              frame_rate=25, seed=1)

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from napari_derotation.center.ellipse import (
+    ellipse_to_plane,
+    fit_center_ellipse,
+    fit_ellipse,
+)
 from napari_derotation.cli import main
-from napari_derotation.ellipse import ellipse_to_plane, fit_center_ellipse, fit_ellipse
 from napari_derotation.engine.params import DerotationParams
 from napari_derotation.errors import Cancelled, DerotationError
 from napari_derotation.io import write_tiff

@@ -301,8 +301,7 @@ def test_bad_input_raises_clear_errors(movie, angles, kwargs, words):
 
 
 def test_warmup_compiles_the_kernel_for_each_dtype():
-    from napari_derotation import _kernels
-    from napari_derotation.engine import warmup
+    from napari_derotation.engine import _kernels, warmup
 
     warmup([np.int8])
     kinds = {str(sig[0].dtype) for sig in _kernels.derotate_frames.signatures}

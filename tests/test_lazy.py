@@ -10,7 +10,7 @@ import tifffile
 
 import napari_derotation
 from napari_derotation import DerotationError, derotate
-from napari_derotation.lazy import derotate_lazy
+from napari_derotation.engine.lazy import derotate_lazy
 from napari_derotation.simulate import simulate_movie
 
 

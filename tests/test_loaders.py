@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from napari_derotation.errors import DerotationError
-from napari_derotation.loaders import (
+from napari_derotation.acquisition.loaders import (
     DEFAULT_CHANNEL_NAMES,
     counts_to_volts,
     load_analog,
     load_stimulus,
 )
-from napari_derotation.recorder import simulate_recording
-from napari_derotation.signals import process_signals
+from napari_derotation.acquisition.signals import process_signals
+from napari_derotation.errors import DerotationError
+from napari_derotation.simulate.recorder import simulate_recording
 
 
 @pytest.fixture(scope="module")

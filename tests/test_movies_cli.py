@@ -13,8 +13,8 @@ from napari_derotation import derotate
 from napari_derotation.cli import main
 from napari_derotation.pipeline import Dataset, run_dataset
 from napari_derotation.pipeline.config import Config
-from napari_derotation.recorder import simulate_recording
 from napari_derotation.simulate import make_texture, rotate_by_line
+from napari_derotation.simulate.recorder import simulate_recording
 
 from helpers import two_channel_movie, write_scanimage
 

@@ -193,7 +193,7 @@ def test_sample_data_has_angles_and_true_center():
 
 
 def make_dataset(folder: Path, rows=32):
-    from napari_derotation.recorder import simulate_recording
+    from napari_derotation.simulate.recorder import simulate_recording
 
     rec = simulate_recording(rows=rows, speeds=(400.0,), directions=(1,),
                              pause=0.2)

@@ -213,7 +213,7 @@ def test_export_writes_valid_files_and_protects_the_input(
     assert lines[3] == f"2,{sim.angles_per_line[2 * rows]:.6f},,,,"
     # existing files are not overwritten unless asked
     assert w.export.start() is None
-    assert any("already exist" in m for m in notes)
+    assert any("refusing to replace" in m for m in notes)
 
 
 def test_cancel_export_leaves_no_file(make_napari_viewer, qtbot, tmp_path):

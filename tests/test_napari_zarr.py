@@ -41,7 +41,7 @@ def test_export_as_zarr_and_open_it_lazily(make_napari_viewer, qtbot,
                                   derotated)
     # exported again under the same name: refused unless asked
     assert w.export.start() is None
-    assert any("already exist" in m for m in notes)
+    assert any("refusing to replace" in m for m in notes)
 
     [layer] = viewer.open(str(out / "fixed.zarr"), plugin="napari-derotation")
     assert type(layer.data).__name__ == "Array"       # dask: read lazily

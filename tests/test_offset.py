@@ -7,8 +7,8 @@ from functools import cache
 import numpy as np
 import pytest
 
+from napari_derotation.center.offset import estimate_angle_offset, shift_angles
 from napari_derotation.errors import Cancelled, DerotationError
-from napari_derotation.offset import estimate_angle_offset, shift_angles
 from napari_derotation.simulate import simulate_movie
 
 

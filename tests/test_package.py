@@ -6,6 +6,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import napari_derotation
 
 GUI_MODULES = ("napari_derotation._napari", "napari_derotation.cli.gui")
@@ -61,15 +63,19 @@ def test_gui_without_napari_says_what_to_install():
     assert "pip install 'napari-derotation[qt]'" in out.stderr
 
 
-def test_old_module_paths_still_import():
+def test_old_module_paths_are_gone_and_no_finder_is_installed():
     import importlib
+    import sys
 
-    from napari_derotation import MOVED_MODULES
+    assert not any(type(f).__module__.startswith("napari_derotation")
+                   for f in sys.meta_path)
+    for old in ("stream", "lazy", "cluster", "ellipse", "signals", "config"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"napari_derotation.{old}")
+    import napari_derotation as nd
 
-    for old, new in MOVED_MODULES.items():
-        assert importlib.import_module(f"napari_derotation.{old}") is \
-            importlib.import_module(f"napari_derotation.{new}"), old
-    from napari_derotation.stream import derotate_file  # noqa: F401
+    assert nd.derotate_file is importlib.import_module(
+        "napari_derotation.engine.files").derotate_file
 
 
 def test_no_function_over_100_lines_outside_the_kernels():

@@ -12,12 +12,12 @@ import tifffile
 
 from napari_derotation import derotate
 from napari_derotation.cli import main
-from napari_derotation.config import Config
 from napari_derotation.errors import Cancelled, DerotationError
 from napari_derotation.io import write_tiff
 from napari_derotation.pipeline import Dataset, estimate_blank, run_dataset
-from napari_derotation.recorder import simulate_recording
+from napari_derotation.pipeline.config import Config
 from napari_derotation.simulate import make_cells, make_texture, rotate_by_line
+from napari_derotation.simulate.recorder import simulate_recording
 
 from helpers import inscribed_disk
 
@@ -399,7 +399,7 @@ def test_config_object_with_missing_inputs(tmp_path):
 def test_rotation_plane_keys_reach_the_derotation(full_run, tmp_path):
     """``rotation_plane`` in a config is applied and recorded like
     ``derotate --plane-tilt/--plane-orientation``."""
-    from napari_derotation.config import Config
+    from napari_derotation.pipeline.config import Config
 
     folder = full_run[0]
     base = Dataset.from_folder(folder).config.to_dict()

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from napari_derotation import derotate
 from napari_derotation.center import find_center_bayesian
-from napari_derotation.ellipse import fit_center_ellipse
+from napari_derotation.center.ellipse import fit_center_ellipse
 from napari_derotation.engine import plane_matrix
 from napari_derotation.simulate import (
     constant_speed_trace,

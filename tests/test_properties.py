@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from napari_derotation import derotate
-from napari_derotation.lazy import derotate_lazy
+from napari_derotation.engine.lazy import derotate_lazy
 from napari_derotation.simulate import make_texture, rotate_by_line
 
 from helpers import frame_scores, inscribed_disk

@@ -7,9 +7,9 @@ import pytest
 from scipy.signal import find_peaks
 
 from napari_derotation import simulate
+from napari_derotation.acquisition.loaders import load_stimulus
 from napari_derotation.errors import DerotationError
-from napari_derotation.loaders import load_stimulus
-from napari_derotation.recorder import simulate_recording
+from napari_derotation.simulate.recorder import simulate_recording
 
 
 def test_reexported_from_simulate():

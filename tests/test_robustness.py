@@ -20,9 +20,9 @@ import tifffile
 
 from napari_derotation import Cancelled, DerotationError, derotate
 from napari_derotation.cli import main
+from napari_derotation.engine.files import derotate_file
+from napari_derotation.engine.lazy import derotate_lazy
 from napari_derotation.io import MovieFile, file_sha256, read_movie
-from napari_derotation.lazy import derotate_lazy
-from napari_derotation.stream import derotate_file
 
 FRAMES, ROWS, COLS = 6, 16, 20
 

@@ -14,9 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import find_peaks
 
-from napari_derotation.errors import Cancelled, DerotationError
-from napari_derotation.recorder import simulate_recording
-from napari_derotation.signals import (
+from napari_derotation.acquisition.signals import (
     SignalParams,
     blocks_from_ticks,
     find_ticks,
@@ -26,6 +24,8 @@ from napari_derotation.signals import (
     repair_ticks,
     threshold,
 )
+from napari_derotation.errors import Cancelled, DerotationError
+from napari_derotation.simulate.recorder import simulate_recording
 
 
 def wrap(d):

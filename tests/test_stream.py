@@ -212,7 +212,7 @@ def test_peak_memory_is_bounded_by_the_chunk(tmp_path):
         from pathlib import Path
         from napari_derotation.io import TiffStreamWriter
         from napari_derotation.simulate import make_cells, rotate_by_line
-        from napari_derotation.stream import derotate_file
+        from napari_derotation.engine.files import derotate_file
         folder = Path({str(tmp_path)!r})
         n, size, step = 512, 256, 16
         angles = np.linspace(0, 720, n * size)

@@ -76,28 +76,29 @@ def test_export_writes_the_shared_frame_table_and_record(sim, tmp_path):
     source = {_meta.KEY: {"angles_per_line": sim.angles_per_line,
                           "angles_source": "sample"}}
     meta = _model.derotated_metadata(source, p, source_layer="raw")
-    paths = _model.check_export(tmp_path, "fixed", inputs=[])
-    steps = _model.export_steps(paths, out, meta, chunk_frames=10)
+    job = _model.export_job(tmp_path, "fixed", out, meta)
+    steps = _model.export_steps(job, out, meta, chunk_frames=10)
     done = list(steps)
     assert done[-1] == (24, 24)
-    np.testing.assert_array_equal(tifffile.imread(paths["movie"]), out)
-    rec = json.loads(paths["json"].read_text())
+    tables = job.output.table_paths()
+    np.testing.assert_array_equal(tifffile.imread(job.output.path), out)
+    rec = json.loads(job.output.record_path.read_text())
     assert DerotationParams.from_record(rec) == p
-    with open(paths["frames"]) as fh:
+    with open(tables["frames"]) as fh:
         rows = list(csv.DictReader(fh))
     expected = frame_angles(sim.angles_per_line, 24, 40)
     assert [float(r["rotation_angle"]) for r in rows] == pytest.approx(expected)
     # an existing export is refused unless asked
-    with pytest.raises(DerotationError, match="already exist"):
-        _model.check_export(tmp_path, "fixed", inputs=[])
+    with pytest.raises(DerotationError, match="refusing to replace .*tick"):
+        _model.export_job(tmp_path, "fixed", out, meta)
 
 
 def test_closing_an_export_early_leaves_nothing(sim, tmp_path):
     p = DerotationParams(center=sim.center)
     source = {_meta.KEY: {"angles_per_line": sim.angles_per_line}}
     meta = _model.derotated_metadata(source, p, source_layer="raw")
-    paths = _model.check_export(tmp_path, "fixed", inputs=[])
-    steps = _model.export_steps(paths, sim.movie, meta, chunk_frames=5)
+    job = _model.export_job(tmp_path, "fixed", sim.movie, meta)
+    steps = _model.export_steps(job, sim.movie, meta, chunk_frames=5)
     next(steps)
     steps.close()
     assert list(tmp_path.iterdir()) == []
@@ -111,3 +112,44 @@ def test_agreement_separates_still_from_moving_frames(sim):
         sim.movie, fixed, frames, sim.center)
     assert out_a > raw_a + 0.2
     assert raw_mean.shape == out_mean.shape == (40, 44)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("../escaped", "folder separator"),
+    ("x" * 250, "bytes long"),
+    ("x\ny", "control character"),
+    ("", "empty"),
+    (".hidden", "starts with '.'"),
+])
+def test_an_export_name_goes_through_the_one_name_rule(sim, tmp_path, name,
+                                                       words):
+    p = DerotationParams(center=sim.center)
+    meta = _model.derotated_metadata(
+        {_meta.KEY: {"angles_per_line": sim.angles_per_line}}, p,
+        source_layer="raw")
+    with pytest.raises(DerotationError, match=words):
+        _model.export_job(tmp_path / "in", name, sim.movie, meta)
+    assert not (tmp_path / "escaped.tif").exists()
+
+
+def test_an_export_name_ending_in_tif_is_not_doubled(sim, tmp_path):
+    p = DerotationParams(center=sim.center)
+    meta = _model.derotated_metadata(
+        {_meta.KEY: {"angles_per_line": sim.angles_per_line}}, p,
+        source_layer="raw")
+    job = _model.export_job(tmp_path, "name.tif", sim.movie, meta)
+    assert job.output.path.name == "name.tif"
+    assert job.output.record_path.name == "name.derotation.json"
+
+
+def test_a_per_channel_fill_is_recorded_per_channel(sim, tmp_path):
+    p = DerotationParams(center=sim.center, fill_value=(80, 340))
+    two = np.stack([sim.movie, sim.movie], axis=1)          # T C Y X
+    source = {_meta.KEY: {"angles_per_line": sim.angles_per_line,
+                          "axes": "TCYX", "channels": 2}}
+    meta = _model.derotated_metadata(source, p, source_layer="raw")
+    assert _meta.params(meta).fill_value == (80.0, 340.0)
+    job = _model.export_job(tmp_path, "two", two, meta)
+    list(_model.export_steps(job, two, meta))
+    rec = json.loads(job.output.record_path.read_text())
+    assert rec["fill_value"] == [80.0, 340.0] and rec["axes"] == "TCYX"

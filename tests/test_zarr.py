@@ -14,7 +14,7 @@ import zarr
 
 from napari_derotation import Cancelled, DerotationError
 from napari_derotation.cli import main
-from napari_derotation.cluster import derotate_file_distributed
+from napari_derotation.engine.cluster import derotate_file_distributed
 from napari_derotation.engine.files import derotate_file
 from napari_derotation.io import sidecar_path
 from napari_derotation.io.outputs import open_writer, output_format
@@ -213,7 +213,7 @@ def test_napari_reader_opens_a_store_lazily(sim, tmp_path):
 
 def test_pipeline_writes_zarr_or_nwb_by_config(tmp_path):
     from napari_derotation.pipeline import Dataset, run_dataset
-    from napari_derotation.recorder import simulate_recording
+    from napari_derotation.simulate.recorder import simulate_recording
     from test_pipeline import CENTER, SIZE, make_dataset
 
     rec = simulate_recording(speeds=(200,), directions=(1,), rows=SIZE,

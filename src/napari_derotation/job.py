@@ -115,20 +115,27 @@ class OutputSpec:
     options: Mapping = dataclasses.field(default_factory=dict)
 
     @property
+    def stem(self) -> str:
+        """The output's name without its format's suffix."""
+        return self.path.name[: -len(_suffix(self.path))]
+
+    @property
     def record_path(self) -> Path | None:
-        """The JSON record beside the output (None when kept inside it)."""
-        if not self.record or self.format in ("zarr", "nwb", "split"):
+        """The JSON record beside the output: beside a TIFF, and beside
+        every export (with ``tables``); None when kept only inside a store
+        or NWB file."""
+        if not self.record or self.format == "split" or (
+                self.format != "tif" and not self.tables):
             return None
-        return sidecar_path(self.path)
+        return sidecar_path(self.path.with_name(self.stem + ".tif"))
 
     def table_paths(self) -> dict:
         """The per-frame CSV and per-line angles an export writes."""
         if not self.tables:
             return {}
-        stem = self.path.name[: -len(_suffix(self.path))]
         folder = self.path.parent
-        return {"frames": folder / f"{stem}_frames.csv",
-                "angles": folder / f"{stem}_angles_per_line.npy"}
+        return {"frames": folder / f"{self.stem}_frames.csv",
+                "angles": folder / f"{self.stem}_angles_per_line.npy"}
 
     def files(self) -> list[Path]:
         """Every file (or store) this output puts in place."""
@@ -290,7 +297,7 @@ def _check_distributed(movie: MovieSpec, out: OutputSpec | None) -> None:
             "sequences, channels and planes without them")
 
 
-def check_job_files(job: Job) -> list[Path]:
+def check_job_files(job: Job, hint: str | None = None) -> list[Path]:
     """Every file the job writes, checked before the first is written: none
     is an input, their folder is writable, none exists unless the output
     says ``overwrite``. The split writer checks its folder's files itself."""
@@ -302,7 +309,8 @@ def check_job_files(job: Job) -> list[Path]:
         check_not_input(p, *inputs)
     if job.output.format == "split":
         return files
-    return check_writable(files, overwrite=job.output.overwrite)
+    kw = {} if hint is None else {"hint": hint}
+    return check_writable(files, overwrite=job.output.overwrite, **kw)
 
 
 def run(job: Job, progress=None) -> dict:
@@ -363,8 +371,8 @@ def acquisition_record(frame_rate, nplanes: int = 1,
                         "nchannels": int(nchannels)}}
 
 
-def write_result(job: Job, derotated, progress=None, *, chunk_frames=64,
-                 frame_angles=None, **extra) -> list[str]:
+def write_result(job: Job, derotated, *, chunk_frames=64,
+                 frame_angles=None, **extra):
     """Write ``derotated`` (the job's movie already derotated in memory, in
     the movie's axes) to the job's output with its record and, when the
     output has ``tables``, the per-frame CSV and per-line angles.
@@ -400,8 +408,6 @@ def write_result(job: Job, derotated, progress=None, *, chunk_frames=64,
                 stop = min(t, start + chunk_frames)
                 chunk = np.asarray(derotated[start:stop])
                 writer.write(to_tzcyx(chunk, axes) if five else chunk)
-                if progress is not None:
-                    progress(stop, t)
                 yield stop, t
         done.add(out.path)
         if out.record_path is not None:

@@ -4,6 +4,7 @@ Everything napari- or Qt-specific lives in this subpackage; the manifest
 (``napari_derotation/napari.yaml``) points at the functions re-exported here.
 """
 
+from .._lazy import lazy_names
 from ._reader import napari_get_reader
 from ._sample_data import make_sample_data
 from ._writer import write_image
@@ -12,9 +13,6 @@ __all__ = ["napari_get_reader", "write_image", "make_sample_data",
            "DerotationWidget"]
 
 
-def __getattr__(name):
-    # the widget imports Qt; load it only when napari asks for it
-    if name == "DerotationWidget":
-        from ._widget import DerotationWidget
-        return DerotationWidget
-    raise AttributeError(name)
+# the widget imports Qt: loaded only when napari asks for it
+__getattr__, __dir__ = lazy_names(__name__, globals(),
+                                  {"DerotationWidget": "_widget"})

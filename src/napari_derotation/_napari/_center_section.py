@@ -4,7 +4,7 @@ Bayesian search, with a live derotated preview.
 * A points layer "centre of rotation" holds one point; dragging it and the
   row/col spin boxes stay in sync with the session's centre.
 * "Pick cell": the next click on the raw movie seeds
-  :func:`napari_derotation.ellipse.fit_center_ellipse` (in a worker); the
+  :func:`napari_derotation.center.ellipse.fit_center_ellipse` (in a worker); the
   cell's tracked positions and the fitted ellipse are drawn over the movie
   and the centre moves to the ellipse's centre.
 * "Bayesian search": :func:`napari_derotation.center.find_center_bayesian`

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 from ..errors import DerotationError
 from . import _meta, _model
 from ._common import ProgressRow, Section, named, notify
-from ._workers import Failure, steps_worker
+from ._workers import Failure, os_message, steps_worker
 
 #: The export formats offered: (label, format of io.outputs.with_format).
 EXPORT_FORMATS = (("TIFF (.tif)", "tif"), ("OME-Zarr (.zarr)", "zarr"))
@@ -95,25 +95,23 @@ class ExportSection(Section):
             notify("error", "nothing to export: derotate the movie first "
                             "(Derotate section)")
             return None
-        d = _meta.get(out.metadata)
-        raw_d = _meta.get(self.session.layer.metadata) if self.session.layer \
-            else {}
-        inputs = [d.get("input_path"), raw_d.get("movie_path")]
+        data = self._movie(out)
         try:
-            paths = _model.check_export(self.folder_edit.text() or ".",
-                                        self.name_edit.text(), inputs,
-                                        self.overwrite_checkbox.isChecked(),
-                                        fmt=self.format_combo.currentData())
+            job = _model.export_job(self.folder_edit.text() or ".",
+                                    self.name_edit.text(), data, out.metadata,
+                                    overwrite=self.overwrite_checkbox.isChecked(),
+                                    fmt=self.format_combo.currentData())
         except DerotationError as exc:
             notify("error", str(exc))
             return None
-        data = self._movie(out)
+        except OSError as exc:
+            notify("error", os_message(exc))
+            return None
         self.export_button.setEnabled(False)
         self.progress.start(data.shape[0])
-        self.worker = steps_worker(_model.export_steps, paths, data,
+        self.worker = steps_worker(_model.export_steps, job, data,
                                    dict(out.metadata),
-                                   input_path=d.get("input_path"),
-                                   desc=f"exporting {paths['movie'].name}")
+                                   desc=f"exporting {job.output.path.name}")
         return self.progress.run(
             self.worker, on_done=self._on_done, on_finished=self._on_finished,
             label=self.result_label, cancelled="cancelled; nothing written")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.params import DerotationParams
+from ..engine.params import FIELDS, DerotationParams
 
 KEY = "derotation"
 
@@ -53,25 +53,24 @@ def angles(metadata):
 
 
 def params(metadata) -> DerotationParams:
-    """The derotation parameters a layer was (or will be) derotated with."""
+    """The derotation parameters a layer was (or will be) derotated with:
+    its keys named as :class:`DerotationParams`' fields, the others at
+    their defaults."""
     d = get(metadata)
-    center = d.get("center")
-    return DerotationParams(
-        center=None if center is None else tuple(float(v) for v in center),
-        interpolation=d.get("interpolation", "bilinear"),
-        fill_value=d.get("fill_value", 0.0),
-        plane_tilt=d.get("plane_tilt", 0.0),
-        plane_orientation=d.get("plane_orientation", 0.0),
-        plane_output=d.get("plane_output", "imaging"))
+    given = {k: d.get(k) for k in FIELDS}
+    for k in ("center", "fill_value"):
+        if isinstance(given[k], np.ndarray | list):
+            given[k] = tuple(float(v) for v in given[k])
+    return DerotationParams.build(None, **given)
 
 
 def from_params(params: DerotationParams) -> dict:
     """The metadata keys that hold ``params`` (read back by :func:`params`)."""
-    return {"center": None if params.center is None else list(params.center),
-            "interpolation": params.interpolation,
-            "fill_value": params.fill_value, "plane_tilt": params.plane_tilt,
-            "plane_orientation": params.plane_orientation,
-            "plane_output": params.plane_output}
+    out = {k: getattr(params, k) for k in FIELDS}
+    for k in ("center", "fill_value"):
+        if isinstance(out[k], tuple):
+            out[k] = list(out[k])
+    return out
 
 
 def parameters(metadata) -> dict:

@@ -6,7 +6,6 @@ the quick ones (the live preview) directly.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +17,7 @@ from ..engine.hyperstack import to_tzcyx
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
 from ..frames import angle_warnings as frames_angle_warnings
-from ..frames import disc_mask, frame_angles, rotating_frames
-from ..io import (
-    OutputSet,
-    check_not_input,
-    frame_table,
-    record,
-    save_angles,
-    sidecar_path,
-    write_frame_csv,
-    write_json,
-)
-from ..io.outputs import open_writer, with_format
+from ..frames import disc_mask, rotating_frames
 from . import _meta
 
 #: Frames derotated for the live preview (~10 ms at 256x256).
@@ -170,13 +158,15 @@ def channel_group(layers, layer) -> list:
 def derotate_group_steps(datas, angles, params: DerotationParams, *,
                          chunk_frames=CHUNK_FRAMES):
     """Generator: derotate every channel of a movie (``datas``, the same
-    frames and angles) with :func:`derotate_steps`; yields ``(done,
+    frames and angles) with :func:`derotate_steps`, each with its own fill
+    value when ``params`` has one per channel; yields ``(done,
     total)`` frames over all channels and returns the list of results."""
     n = datas[0].shape[0]
     total = n * len(datas)
     outs = []
     for k, data in enumerate(datas):
-        gen = derotate_steps(data, angles, params, chunk_frames=chunk_frames)
+        gen = derotate_steps(data, angles, params.for_channel(k),
+                             chunk_frames=chunk_frames)
         try:
             while True:
                 done, _ = next(gen)
@@ -231,110 +221,55 @@ def agreement(frames, center=None) -> float:
         else 0.0
 
 
-def export_paths(folder, stem, fmt: str = "tif") -> dict:
-    """The files an export writes; the movie as ``fmt`` (``tif`` or
-    ``zarr``)."""
-    folder = Path(folder)
-    return {"movie": with_format(folder / stem, fmt),
-            "json": sidecar_path(folder / f"{stem}.tif"),
-            "frames": folder / f"{stem}_frames.csv",
-            "angles": folder / f"{stem}_angles_per_line.npy"}
+def export_job(folder, name, derotated, metadata, *, overwrite=False,
+               fmt="tif", check_files=True):
+    """The :class:`~napari_derotation.job.Job` of exporting a derotated
+    layer (``derotated``: its data, every channel in the input's axes) as
+    ``name`` in ``folder``: the movie (TIFF or OME-Zarr), its record, the
+    per-frame CSV and the per-line angles. The name goes through the one
+    rule of names a user types; every file is checked (not an input, the
+    folder writable, not existing unless ``overwrite``)."""
+    from ..job import MovieSpec, check_job_files, describe, output_spec
 
-
-def check_export(folder, stem, inputs, overwrite=False, fmt="tif") -> dict:
-    """Paths an export will write; raises if one is an input, or exists and
-    ``overwrite`` is off, or the folder is missing."""
-    if not str(stem).strip():
-        raise DerotationError("export: the file name is empty")
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DerotationError(f"export folder does not exist: {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DerotationError(f"cannot write to {folder}: permission "
-                              f"denied; choose another folder")
-    paths = export_paths(folder, stem, fmt)
-    for p in paths.values():
-        check_not_input(p, *inputs)
-    if not overwrite:
-        existing = [p.name for p in paths.values() if p.exists()]
-        if existing:
-            raise DerotationError(
-                f"export: {', '.join(existing)} already exist in {folder}; "
-                f"choose another name or tick 'overwrite'")
-    return paths
-
-
-def export_steps(paths: dict, derotated, metadata, *, input_path=None,
-                 chunk_frames=64):
-    """Generator: write an export, yielding ``(done, total)`` frames.
-
-    The movie (TIFF or OME-Zarr, by ``paths["movie"]``'s suffix; the record
-    also inside a store) is streamed chunk by chunk and appears only when
-    complete; the
-    JSON, per-frame CSV and per-line angles are written after it. Closing
-    the generator before the end leaves no file behind.
-    """
     d = _meta.get(metadata)
-    axes = d.get("axes") if derotated.ndim > 3 else None
-    t, rows = derotated.shape[0], derotated.shape[-2]
-    n = t * (int(d.get("planes", 1) or 1) if axes else 1)   # scan frames
-    angles = np.asarray(d["angles_per_line"], np.float64)
-    rec = derotated_record(paths["movie"], derotated, metadata,
-                           input_path=input_path,
-                           per_frame_csv=paths["frames"].name,
-                           angles_file=paths["angles"].name)
+    axes = d.get("axes") if np.ndim(derotated) > 3 else None
+    shape = tuple(derotated.shape)
     if axes:
-        rec["angles"]["used"] = n * rows
-        rec["axes"] = axes
-    with OutputSet() as out:
-        with _movie_writer(paths["movie"], derotated, axes, rec) as writer:
-            for start in range(0, t, chunk_frames):
-                stop = min(t, start + chunk_frames)
-                chunk = np.asarray(derotated[start:stop])
-                writer.write(to_tzcyx(chunk, axes) if axes else chunk)
-                yield stop, t
-        out.add(paths["movie"])
-        out.add(write_json(paths["json"], rec))
-        out.add(write_frame_csv(paths["frames"], frame_table(
-            _frame_angles(angles, n, rows, d.get("angles_per_frame")))))
-        out.add(save_angles(paths["angles"], angles[: n * rows]))
-    return [str(p) for p in out.written]
+        shape = (shape[0], *to_tzcyx(np.empty((1, *shape[1:]), np.bool_),
+                                     axes).shape[1:])
+    else:
+        shape = (shape[0], 1, 1, *shape[1:])
+        axes = "TYX"
+    input_path = d.get("input_path")
+    movie = MovieSpec.in_memory(
+        shape, derotated.dtype, axes, path=input_path if input_path and
+        Path(input_path).is_file() else None)
+    out = output_spec(folder=folder, name=name, fmt=fmt, overwrite=overwrite,
+                      tables=True)
+    job = describe(movie, d.get("angles_per_line"), out,
+                   params=_meta.params(metadata),
+                   angles_source=d.get("angles_source"),
+                   extra_angles_ok=True, check_files=False)
+    if check_files:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DerotationError(f"export folder does not exist: {folder}")
+        check_job_files(job, hint="choose another name or tick 'overwrite'")
+    return job
 
 
-def _movie_writer(path, derotated, axes, rec):
-    """The export's movie writer, by suffix (a TIFF, an ImageJ hyperstack
-    keeping ``axes``, an OME-Zarr store holding ``rec``); existing files
-    were refused by :func:`check_export` unless the user asked."""
-    shape = derotated.shape
-    if axes:
-        shape5 = to_tzcyx(np.empty((1, *shape[1:]), np.bool_), axes).shape
-        shape = (shape[0], *shape5[1:])
-    return open_writer(path, shape, derotated.dtype, axes=axes, record=rec,
-                       overwrite=True)
-def derotated_record(out_path, derotated, metadata, *, input_path=None,
-                     **extra) -> dict:
-    """The JSON record of a derotated layer saved as ``out_path``: the one
-    both the Export section and the napari writer (File > Save) write."""
+def export_steps(job, derotated, metadata, *, chunk_frames=64):
+    """Generator: write an export (:func:`export_job`), yielding ``(done,
+    total)`` time points; returns the paths written. The movie is streamed
+    chunk by chunk and appears only when complete; closing the generator
+    before the end leaves no file behind."""
+    from ..job import write_result
+
     d = _meta.get(metadata)
-    angles = d.get("angles_per_line")
-    rec = record(movie_path=input_path if input_path and
-                 Path(input_path).is_file() else None,
-                 out_path=out_path, shape=derotated.shape,
-                 dtype=derotated.dtype, params=_meta.params(metadata),
-                 angles_source=d.get("angles_source"),
-                 n_angles=0 if angles is None else np.size(angles),
-                 checksum=False, source_layer=d.get("source_layer"), **extra)
-    if input_path:
-        rec["input"]["path"] = str(input_path)
-    return rec
-
-
-def _frame_angles(angles, n_frames, rows, per_frame=None) -> np.ndarray:
-    """The per-frame angles the signals gave, else each frame's first line
-    (:func:`napari_derotation.frames.frame_angles`)."""
-    if per_frame is not None and np.size(per_frame) >= n_frames:
-        return np.asarray(per_frame, np.float64)[:n_frames]
-    return frame_angles(angles, n_frames, rows)
+    return (yield from write_result(
+        job, derotated, chunk_frames=chunk_frames,
+        frame_angles=d.get("angles_per_frame"),
+        source_layer=d.get("source_layer")))
 
 
 def derotated_metadata(source_meta, params: DerotationParams, *,

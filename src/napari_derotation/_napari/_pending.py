@@ -97,9 +97,3 @@ def _finished(meta: dict, worker) -> None:
     if worker in RUNNING:
         RUNNING.remove(worker)
     RELAY.arrived.emit(meta)
-
-
-def cancel_all() -> None:
-    """Cancel every running computation (the viewer is closing)."""
-    for worker in list(RUNNING):
-        worker.quit()

@@ -168,19 +168,3 @@ def callback_worker(func, *args, desc: str | None = None, **kwargs):
     if worker.pbar is not None:
         relay.progressed.connect(lambda r: worker.pbar.report(r[0], r[1]))
     return worker
-
-
-def function_worker(func, *args, desc: str | None = None, **kwargs):
-    """A ``FunctionWorker`` (not started) for a call without progress
-    reports (with ``desc``, a busy item in the activity dock); user errors
-    come back as a :class:`Failure`."""
-
-    def run():
-        try:
-            return func(*args, **kwargs)
-        except DerotationError as exc:
-            return Failure(str(exc))
-        except OSError as exc:
-            return Failure(os_message(exc))
-
-    return _track(thread_worker(run, start_thread=False)(), desc)

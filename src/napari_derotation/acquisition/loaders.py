@@ -59,7 +59,7 @@ class VoltsChannel:
     """One channel of an int16 ``.bin`` file, read as volts slice by slice.
 
     Supports ``len()`` and slicing (returns float64 volts), which is all
-    :mod:`napari_derotation.signals` needs; ``np.asarray`` reads it whole.
+    :mod:`napari_derotation.acquisition.signals` needs; ``np.asarray`` reads it whole.
     """
 
     def __init__(self, counts):

@@ -12,6 +12,7 @@
   (:func:`find_center_and_delay`).
 """
 
+from .._lazy import lazy_names
 from .bayesian import (
     MIN_ROTATION_DEGREES,
     CenterResult,
@@ -24,15 +25,8 @@ __all__ = ["find_center_bayesian", "CenterResult", "ResidualMotion",
            "EllipseFit", "estimate_angle_offset", "OffsetResult",
            "find_center_and_delay", "estimate_delay", "DelayResult"]
 
-_LAZY = {"fit_center_ellipse": "ellipse", "EllipseFit": "ellipse",
-         "estimate_angle_offset": "offset", "OffsetResult": "offset",
-         "find_center_and_delay": "delay", "estimate_delay": "delay",
-         "DelayResult": "delay"}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, globals(), {
+    "fit_center_ellipse": "ellipse", "EllipseFit": "ellipse",
+    "estimate_angle_offset": "offset", "OffsetResult": "offset",
+    "find_center_and_delay": "delay", "estimate_delay": "delay",
+    "DelayResult": "delay"})

@@ -1,28 +1,28 @@
 """The derotation engine: in memory, lazily, file to file and on a cluster.
 
-- :mod:`._driver` (:func:`derotate`, :func:`derotate_into`) validates and
-  drives the compiled kernels of :mod:`._kernels`;
+- :mod:`.api` (:func:`derotate`) and :mod:`._driver`
+  (:func:`derotate_into`) validate and drive the compiled kernels of
+  :mod:`._kernels`; :mod:`.hyperstack` adds planes and channels;
 - :mod:`.lazy`: a dask array derotated block by block as it is read;
 - :mod:`.files`: a TIFF derotated into a TIFF, a chunk at a time;
 - :mod:`.cluster`: the same on a dask.distributed cluster.
 """
 
 from ._driver import (
-    INTERPOLATIONS,
     KERNEL_LOCK,
     check_angles,
     check_center,
     check_movie,
     check_parameters,
     default_center,
-    derotate,
     derotate_into,
     frames_per_chunk,
     plane_matrix,
     warmup,
 )
+from .api import derotate
 
 __all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
            "check_center", "check_parameters", "default_center",
-           "plane_matrix", "warmup", "frames_per_chunk", "INTERPOLATIONS",
+           "plane_matrix", "warmup", "frames_per_chunk",
            "KERNEL_LOCK"]

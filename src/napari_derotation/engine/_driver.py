@@ -42,15 +42,15 @@ import itertools
 import mmap
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import Cancelled, DerotationError
 from ..frames import delay_angles, unturned_frames
+from ..progress import Progress
 from . import _kernels
 from .params import (
-    INTERPOLATION_CODES,
     DerotationParams,
     KernelArgs,
     check_center,
@@ -58,12 +58,9 @@ from .params import (
     plane_matrix,
 )
 
-__all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
+__all__ = ["derotate_into", "check_movie", "check_angles",
            "check_center", "check_parameters", "line_angles",
-           "default_center", "plane_matrix", "warmup", "INTERPOLATIONS",
-           "DerotationParams"]
-
-INTERPOLATIONS = INTERPOLATION_CODES
+           "default_center", "plane_matrix", "warmup", "DerotationParams"]
 
 #: numba's default threading layer must not be entered from two threads at
 #: once (a GUI preview while a worker derotates): kernels run one at a time.
@@ -73,7 +70,6 @@ KERNEL_LOCK = threading.Lock()
 #: ``progress`` is called.
 CHUNK_PIXELS = 1 << 21
 
-Progress = Callable[[int, int], "bool | None"]
 
 
 def check_movie(movie) -> np.ndarray:
@@ -327,84 +323,5 @@ def warmup(dtypes=(np.uint16, np.float32)) -> None:
     """
     angles = np.linspace(0.0, 10.0, 4)
     for dt in dtypes:
-        derotate(np.zeros((1, 4, 4), dt), angles)
-
-
-def derotate(movie, angles_per_line, center=None, *,
-             params: DerotationParams | None = None,
-             progress: Progress | None = None, axes: str | None = None,
-             **overrides) -> np.ndarray:
-    """Derotate a movie line by line.
-
-    Parameters
-    ----------
-    movie : array (frames, rows, cols)
-        Any real dtype; a numpy array or memmap (never modified). Frames need
-        not be square.
-    angles_per_line : 1-D array
-        Rotation angle in degrees of every scanned line, in acquisition order;
-        at least ``frames * rows`` values (extra ones are ignored). Sign as in
-        the reference package (see the module docstring).
-    center : (row, col), optional
-        Centre of rotation in pixels, sub-pixel allowed. Default
-        ``(rows // 2, cols // 2)`` as in the reference.
-    interpolation : {"bilinear", "nearest"}
-        How the raw frame is sampled where the scan crossed each pixel.
-    fill_value : float
-        Value of pixels that no scanned line covered. NaN is allowed for
-        float movies.
-    progress : callable(done_frames, total_frames) -> bool | None, optional
-        Called as frames complete; returning ``False`` stops the work and
-        raises :class:`~napari_derotation.errors.Cancelled` (no output).
-    plane_tilt, plane_orientation : float
-        Degrees. When the sample rotates in a plane tilted from the imaging
-        plane (stationary cells trace ellipses, not circles), the tilt and
-        the orientation of the tilt axis (see :func:`plane_matrix`).
-    plane_output : {"imaging", "rotation"}
-        With a tilt: give the result in the imaging plane (default; the
-        movie keeps its acquired geometry) or in the rotation plane
-        (stretched across the tilt axis, as the reference leaves it).
-    params : DerotationParams, optional
-        All of the above but ``progress`` in one object (what the CLI,
-        configs and the widget pass); each of those keywords that is given
-        (not None) replaces its field, even with the default value
-        (``plane_tilt=0`` removes a tilt of ``params``).
-    axes : str, optional
-        For a movie with planes and/or channels: its dimensions, from T, Z,
-        C, Y, X (e.g. ``"TCYX"``, ``"TZCYX"``). Line ``row`` of plane ``z``
-        at time ``t`` has angle ``angles_per_line[(t * Z + z) * rows +
-        row]``, shared by every channel (see
-        :mod:`napari_derotation.engine.hyperstack`). Default: a 3-D movie
-        (frames, rows, cols).
-
-    Returns
-    -------
-    ndarray
-        A new array with the movie's shape and dtype (integer output is
-        rounded and clipped to the dtype's range).
-
-    Raises
-    ------
-    DerotationError (a ValueError)
-        For a movie that is not 3-D or is empty, fewer angles than lines, NaN
-        or infinite angles, a centre outside the frame, an unknown
-        interpolation or a fill value the dtype cannot hold.
-    Cancelled
-        When ``progress`` returned ``False``.
-
-    Notes
-    -----
-    See the module docstring for how each output pixel is found.
-    """
-    params = DerotationParams.build(params, center=center, **overrides)
-    if axes is not None and (np.ndim(movie) != 3 or str(axes).upper()
-                             != "TYX"):
-        from .hyperstack import derotate_axes
-
-        return derotate_axes(movie, angles_per_line, axes, params=params,
-                             progress=progress)
-    movie = check_movie(movie)
-    out = np.empty(movie.shape, movie.dtype)
-    derotate_into(movie, angles_per_line, out=out, params=params,
-                  progress=progress, _fresh=True)
-    return out
+        movie = np.zeros((1, 4, 4), dt)
+        derotate_into(movie, angles, out=np.empty_like(movie))

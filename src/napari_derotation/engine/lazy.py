@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import whole_number
-from ._driver import check_movie, check_parameters, derotate
+from ._driver import check_movie, check_parameters
+from .api import derotate
 from .params import DerotationParams
 
 __all__ = ["derotate_lazy", "BLOCK_BYTES"]

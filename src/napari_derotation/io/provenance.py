@@ -18,7 +18,16 @@ from .. import __version__
 from .atomic import file_sha256, write_json
 from .zarr_store import store_sha256
 
-__all__ = ["record", "sidecar_path", "write_sidecar", "SIDECAR_SUFFIX"]
+__all__ = ["record", "header", "sidecar_path", "write_sidecar",
+           "SIDECAR_SUFFIX"]
+
+
+def header() -> dict:
+    """What every record and JSON output of the package starts with: the
+    software, its version and when it was written (UTC)."""
+    return {"software": "napari-derotation", "version": __version__,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(
+                timespec="seconds")}
 
 
 def record(*, movie_path, out_path, shape, dtype, params, angles_source,
@@ -35,10 +44,7 @@ def record(*, movie_path, out_path, shape, dtype, params, angles_source,
     import tifffile
 
     rec = {
-        "software": "napari-derotation",
-        "version": __version__,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(
-            timespec="seconds"),
+        **header(),
         "input": {"path": str(Path(movie_path).resolve()) if movie_path else None,
                   "shape": list(shape), "dtype": str(np.dtype(dtype))},
         "output": str(Path(out_path).resolve()) if out_path else None,

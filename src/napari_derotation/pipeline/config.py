@@ -324,7 +324,8 @@ class Config:
                 f"got {self.position_smoothing_samples}")
 
     def signal_params(self) -> SignalParams:
-        """The parameters of :func:`napari_derotation.signals.process_signals`."""
+        """The parameters of
+        :func:`napari_derotation.acquisition.signals.process_signals`."""
         return SignalParams(
             protocol=self.pipeline_type, rot_deg=self.rot_deg,
             increment=self.rotation_increment, step=self.incremental_step,

@@ -1,10 +1,11 @@
 """One dataset end to end: signals -> angles -> centre -> derotated movie.
 
 :func:`run_dataset` reads the movie, the analog signals and the stimulus
-table named by a :class:`~napari_derotation.config.Config`, computes the
-per-line angles (:mod:`napari_derotation.signals`), the blank value (from the
-whole first frame, or given), the centre (given, or searched), derotates the
-movie chunk by chunk and writes, each atomically, into the output folder:
+table named by a :class:`~napari_derotation.pipeline.config.Config`,
+computes the per-line angles (:mod:`napari_derotation.acquisition.signals`),
+the blank value (from each channel's first frame, or given), the centre
+(given, or searched), derotates the movie chunk by chunk and writes, each
+atomically, into the output folder:
 
 - ``<saving_name>.tif``: the derotated movie, in the input dtype (or
   ``.zarr``/``.nwb`` with ``paths_write.output_format: zarr|nwb``, the record
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..acquisition.signals import AnglesResult
 from ..engine import check_center, default_center
-from ..errors import Cancelled, DerotationError
+from ..errors import DerotationError
 from ..io import (
     OutputSet,
     atomic_path,
@@ -44,10 +45,11 @@ from ..io import (
     write_json,
 )
 from ..io.atomic import check_writable, make_folder
-from ..io.outputs import with_format
+from ..io.outputs import FORMATS
 from ..io.sources import open_movie
 from ..job import describe, job_record, output_spec
 from ..job import run as run_job
+from ..progress import Stages
 from ..quality import report_paths
 from . import plots as debug_plots
 from .config import load_config
@@ -100,30 +102,6 @@ def estimate_blank(frame, *, components: int = 7, max_samples: int = 1 << 18,
     return float(means[weights > 1e-3].min())
 
 
-class _Progress:
-    """Overall progress in [0, 1000] across weighted stages."""
-
-    def __init__(self, callback, weights: dict):
-        self.callback = callback
-        total = sum(weights.values())
-        self.spans, start = {}, 0.0
-        for name, w in weights.items():
-            self.spans[name] = (start, w / total * 1000)
-            start += w / total * 1000
-
-    def stage(self, name):
-        start, width = self.spans.get(name, (0.0, 0.0))
-
-        def report(done, total):
-            if self.callback is None:
-                return None
-            value = int(start + width * (done / total if total else 1.0))
-            if self.callback(min(value, 1000), 1000) is False:
-                raise Cancelled(f"cancelled during {name}")
-            return None
-        return report
-
-
 def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 plots: bool | None = None,
                 overwrite: bool | None = None) -> dict:
@@ -157,7 +135,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     if overwrite is None:
         overwrite = cfg.overwrite
     bayes = cfg.center_method != "given"
-    stages = _Progress(progress, {"signals": 5, "center": 30 if bayes else 0,
+    stages = Stages(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
     source_file = _check_inputs(cfg)
     with OutputSet() as out:
@@ -238,11 +216,13 @@ def _output_paths(cfg, output_folder, source_file, plots=False,
     made = make_folder(out)
     if out_set is not None:
         out_set.add_folders(made)
-    movie = with_format(out / cfg.saving_name, cfg.output_format)
+    movie = output_spec(folder=out, name=cfg.saving_name,
+                        fmt=cfg.output_format).path
+    stem = movie.name[: -len(FORMATS[cfg.output_format])]
     paths = {"movie": movie,
              "angles_per_line": out / "angles_per_line.npy",
              "angles_per_frame": out / "angles_per_frame.npy",
-             "table": out / f"{cfg.saving_name}.csv",
+             "table": out / f"{stem}.csv",
              "record": sidecar_path(movie)}
     paths["qc_json"], paths["qc_png"] = report_paths(movie)
     inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source, source_file]

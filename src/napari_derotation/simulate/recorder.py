@@ -6,7 +6,7 @@ the acquisition board would have recorded beside the movie: the frame clock,
 the line clock, the rotation-on signal and the motor's tick pulses, in the
 reference's ``.npy`` row order, plus the stimulus table and the *true* angle
 of every scanned line. It is the ground truth for testing
-:mod:`napari_derotation.signals` and :mod:`napari_derotation.pipeline`.
+:mod:`napari_derotation.acquisition.signals` and :mod:`napari_derotation.pipeline`.
 
 Conventions (the same as the rest of the package; see ``docs/signals.md``):
 the true per-line angle is ``-direction * motor_angle``, in the sign
