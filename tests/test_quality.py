@@ -162,3 +162,19 @@ def test_run_writes_the_report_beside_its_outputs(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         run_dataset(cfg, tmp_path / "out2")
     assert len(written) == 2 and not any(p.exists() for p in written)
+
+
+def test_a_blank_output_is_a_note_not_a_failure(tmp_path):
+    from napari_derotation.errors import DerotationError
+    from napari_derotation.quality import write_beside
+
+    zeros = np.zeros((6, 16, 16), np.uint16)
+    angles = np.linspace(0, 90, 6 * 16)
+    with pytest.raises(DerotationError, match="nothing to measure"):
+        assess(zeros, zeros, angles, (8, 8))
+    tifffile.imwrite(tmp_path / "m.tif", zeros)
+    tifffile.imwrite(tmp_path / "o.tif", zeros)
+    rec = {"input": {"path": str(tmp_path / "m.tif")},
+           "center_row_col": [8, 8], "fill_value": 0}
+    out = write_beside(tmp_path / "o.tif", rec, angles)
+    assert out["files"] == [] and "nothing to measure" in out["note"]

@@ -284,6 +284,10 @@ def assess(raw, derotated, line_angles, center, *, fill_value=0.0,
     yy, xx = np.mgrid[:rows, :cols]
     mask = (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= (0.9 * radius) ** 2
     blank = _blank(der.astype(np.float64), fill_value)
+    if blank[:, mask].mean() > 0.9:
+        raise DerotationError(
+            f"nothing to measure: {100 * blank[:, mask].mean():.0f}% of the "
+            f"pixels about the centre hold the fill value {fill_value:g}")
     with _quiet():
         der_f = np.where(blank, np.nan, der.astype(np.float64))
         mean_der = np.nanmean(der_f, axis=0)
