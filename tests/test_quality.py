@@ -125,8 +125,8 @@ def test_qc_needs_the_record(tmp_path, capsys):
 def test_run_writes_the_report_beside_its_outputs(tmp_path, monkeypatch):
     from napari_derotation.io import write_tiff
     from napari_derotation.pipeline import Dataset, run_dataset
-    from napari_derotation.simulate.recorder import simulate_recording
     from napari_derotation.simulate import make_texture
+    from napari_derotation.simulate.recorder import simulate_recording
 
     rec = simulate_recording(speeds=(200, 150), directions=(1, -1), rows=48,
                              frame_rate=25, seed=2)

@@ -106,6 +106,19 @@ def preview_image(data, angles, frames, params: DerotationParams
     return out.mean(axis=0, dtype=np.float32)
 
 
+def find_delay(data, angles, params: DerotationParams, *, search_radius=3.0,
+               n_calls=30, progress=None):
+    """The angle delay (lines) found with the centre, in turn, from the
+    centre of ``params`` (what the Centre section's *Find delay* runs in a
+    worker): a :class:`~napari_derotation.center.delay.DelayResult`."""
+    from ..center.delay import find_center_and_delay
+
+    return find_center_and_delay(
+        data, angles, initial=params.center, search_radius=search_radius,
+        n_calls=n_calls, delay=params.angle_delay, params=params,
+        progress=progress)
+
+
 def derotate_steps(data, angles, params: DerotationParams, *,
                    chunk_frames=CHUNK_FRAMES):
     """Generator: derotate a movie chunk by chunk with ``params``.
