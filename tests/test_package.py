@@ -46,7 +46,7 @@ def test_top_level_api_is_lazy_but_complete():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True)
-    assert out.stdout.split() == ["napari_derotation.engine._driver",
+    assert out.stdout.split() == ["napari_derotation.engine.api",
                                   "napari_derotation.engine.files"]
     for name in napari_derotation.__all__:
         assert getattr(napari_derotation, name) is not None, name
