@@ -242,3 +242,15 @@ def test_run_with_angle_delay_auto_records_it(tmp_path, monkeypatch):
     entry = out["pipeline"]["angle_delay"]
     assert entry["source"] == "auto"
     assert entry["search"]["angle_delay_uncertainty"] == 0.1
+
+
+def test_delay_search_reports_progress_and_cancels():
+    from napari_derotation.errors import Cancelled
+
+    s = sim("triangle", 5.0)
+    seen = []
+    with pytest.raises(Cancelled):
+        find_center_and_delay(s.movie, s.angles_per_line,
+                              progress=lambda d, t: seen.append((d, t))
+                              or d < 5)
+    assert seen[-1][0] == 5 and all(d < t for d, t in seen)

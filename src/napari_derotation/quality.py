@@ -310,7 +310,40 @@ def assess(raw, derotated, line_angles, center, *, fill_value=0.0,
     shifts = register_shift([np.where(mask, m, np.nan) for m in means],
                             np.where(mask, reference, np.nan))
 
+    warnings, fits = _diagnose(rotation, theta, turned, speed, bin_angles,
+                               shifts, center, angle_delay)
+    return {
+        "frames": None if frames is None else [int(f) for f in frames],
+        "center_row_col": list(center),
+        "center_uncertainty": None if center_uncertainty is None
+        else [float(v) for v in center_uncertainty],
+        "angle_delay": float(angle_delay),
+        "blank_share": float(blank.mean()),
+        "residual_motion": {
+            "overall": overall,
+            "bins": [{"angle": float(a), "value": v,
+                      "frames": int((labels == i).sum())}
+                     for i, (a, v) in enumerate(zip(bin_angles, per_bin,
+                                                    strict=False))]},
+        "residual_rotation": {
+            "degrees": [round(float(v), 4) for v in rotation],
+            "frame_angle": [round(float(v), 4) for v in theta],
+            "speed_deg_per_line": [float(v) for v in speed],
+            "sd": float(np.std(rotation)),
+            "max_abs": float(np.abs(rotation).max()) if n else 0.0},
+        "bin_shifts_px": [[float(a), float(s[0]), float(s[1])]
+                          for a, s in zip(bin_angles, shifts, strict=True)],
+        "fits": fits,
+        "warnings": warnings,
+        "_images": {"raw_mean": mean_raw, "derotated_mean": mean_der},
+    }
+
+
+def _diagnose(rotation, theta, turned, speed, bin_angles, shifts, center,
+              angle_delay):
+    """``(warnings, fits)``: the measures turned into at most one cause."""
     warnings, fits = [], {}
+    n = len(rotation)
     # a delay: residual rotation ~ speed (both fitted with the angle)
     small = turned <= 80            # -2 theta does not wrap
     use = small if small.sum() >= 6 else np.ones(n, bool)
@@ -363,31 +396,7 @@ def assess(raw, derotated, line_angles, center, *, fill_value=0.0,
             f"{angle_delay + delay_lines:.1f} instead of {angle_delay:g}; "
             f"find-center --delay measures it)")
 
-    return {
-        "frames": None if frames is None else [int(f) for f in frames],
-        "center_row_col": list(center),
-        "center_uncertainty": None if center_uncertainty is None
-        else [float(v) for v in center_uncertainty],
-        "angle_delay": float(angle_delay),
-        "blank_share": float(blank.mean()),
-        "residual_motion": {
-            "overall": overall,
-            "bins": [{"angle": float(a), "value": v,
-                      "frames": int((labels == i).sum())}
-                     for i, (a, v) in enumerate(zip(bin_angles, per_bin,
-                                                    strict=False))]},
-        "residual_rotation": {
-            "degrees": [round(float(v), 4) for v in rotation],
-            "frame_angle": [round(float(v), 4) for v in theta],
-            "speed_deg_per_line": [float(v) for v in speed],
-            "sd": float(np.std(rotation)),
-            "max_abs": float(np.abs(rotation).max()) if n else 0.0},
-        "bin_shifts_px": [[float(a), float(s[0]), float(s[1])]
-                          for a, s in zip(bin_angles, shifts, strict=True)],
-        "fits": fits,
-        "warnings": warnings,
-        "_images": {"raw_mean": mean_raw, "derotated_mean": mean_der},
-    }
+    return warnings, fits
 
 
 def _centre_error(bin_angles, shifts):

@@ -154,6 +154,46 @@ def _refuse_unobservable(sensitivity, speeds) -> None:
             "speed or both directions of rotation (see docs/center.md)")
 
 
+class _Counter:
+    """Evaluations counted against a planned ``budget`` for ``progress``
+    (returning ``False`` cancels)."""
+
+    def __init__(self, progress, budget):
+        self.progress, self.budget, self.count = progress, budget, 0
+
+    def __call__(self):
+        self.count += 1
+        if self.progress is not None and self.progress(
+                min(self.count, self.budget - 1), self.budget) is False:
+            raise Cancelled(f"delay search cancelled after {self.count} "
+                            "evaluations")
+
+    def finish(self):
+        if self.progress is not None:
+            self.progress(self.budget, self.budget)
+
+
+def _refuse_uncertain(delay, sd, max_uncertainty) -> None:
+    if sd is None or sd > max_uncertainty:
+        what = "no clear minimum" if sd is None else f"+- {sd:.2g} lines"
+        raise DerotationError(
+            f"the delay is not constrained by this movie ({what} about "
+            f"{delay:.2f} lines; expected an uncertainty under "
+            f"{max_uncertainty:g}): it needs still frames, changes of speed "
+            "or both directions of rotation (see docs/center.md)")
+
+
+def _check_observable(f, angles, shape) -> float:
+    """The delay's sensitivity over the frames ``f`` compares; refused
+    when too small."""
+    frames = f.objective.frames
+    sens = delay_sensitivity(angles, shape, f.center, frames=frames,
+                             radius=f.objective.region_radius)
+    _refuse_unobservable(sens, frame_speeds(angles, shape[0], shape[1])[
+        frames])
+    return sens
+
+
 class _DelayObjective:
     """The residual motion about a fixed centre as a function of the delay
     (with the jackknife over bins), its evaluations kept."""
@@ -231,6 +271,25 @@ def _search_delay(f: _DelayObjective, lo: float, hi: float, step: float
     var = (b - 1) / b * np.square(minima - minima.mean()).sum() if b > 2 \
         else np.inf
     return float(vertex), float(math.sqrt(var + SYSTEMATIC_LINES ** 2))
+
+
+def _recorded(angles_per_line, lines, n_lines, rows, reach):
+    """``(recorded trace, line indices or None)``, checked: the movie's
+    lines' angles finite; recorded lines beyond the movie's (up to
+    ``reach`` lines) kept when finite, for delays that reach them."""
+    recorded = np.asarray(angles_per_line, np.float64)
+    if lines is None:
+        check_angles(recorded, n_lines, rows)
+        keep = n_lines + int(math.ceil(reach)) + 4
+        tail = recorded[n_lines: keep]
+        return recorded[: keep if np.isfinite(tail).all() else n_lines], None
+    idx = np.asarray(lines, np.intp).ravel()
+    if idx.size != n_lines:
+        raise DerotationError(
+            f"lines: expected {n_lines} line indices (frames x rows); got "
+            f"{idx.size}")
+    check_angles(recorded[idx], n_lines, rows)
+    return recorded, idx
 
 
 def _check_lines(value, name="max_delay") -> float:
@@ -311,38 +370,14 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
     t0 = time.perf_counter()
     movie = check_movie(movie)
     n, rows, cols = movie.shape
-    recorded = np.asarray(angles_per_line, np.float64)
     span = _check_lines(max_delay)
-    if lines is None:
-        check_angles(recorded, n * rows, rows)
-        # recorded lines beyond the movie's are used when finite
-        keep = n * rows + int(math.ceil(span + abs(float(delay)))) + 4
-        tail = recorded[n * rows: keep]
-        recorded = recorded[: keep if np.isfinite(tail).all() else n * rows]
-        lines_idx = None
-    else:
-        lines_idx = np.asarray(lines, np.intp).ravel()
-        if lines_idx.size != n * rows:
-            raise DerotationError(
-                f"lines: expected {n * rows} line indices (frames x rows); "
-                f"got {lines_idx.size}")
-        check_angles(recorded[lines_idx], n * rows, rows)
+    recorded, lines_idx = _recorded(angles_per_line, lines, n * rows, rows,
+                                    span + abs(float(delay)))
     d0 = float(delay)
     centre = check_center(initial, movie.shape)
     params = (params or DerotationParams()).replace(center=None,
                                                     angle_delay=0.0)
-    budget = (n_calls + 40) * (2 if fit_center else 1) + 20
-    count = [0]
-
-    def tick():
-        count[0] += 1
-        if progress is not None and progress(min(count[0], budget - 1),
-                                             budget) is False:
-            raise Cancelled(f"delay search cancelled after {count[0]} "
-                            "evaluations")
-
-    def centre_progress(done, total):
-        tick()
+    tick = _Counter(progress, (n_calls + 40) * (2 if fit_center else 1) + 20)
 
     def movie_angles(d):
         a = delay_angles(recorded, d)
@@ -358,7 +393,7 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
                 movie, movie_angles(d0), initial=centre,
                 search_radius=radius, n_calls=calls, max_frames=max_frames,
                 bin_degrees=bin_degrees, sigma=sigma, params=params,
-                progress=centre_progress)
+                progress=lambda done, total: tick())
             moved = math.hypot(res.center[0] - centre[0],
                                res.center[1] - centre[1])
             centre, centre_sd = res.center, res.uncertainty
@@ -366,12 +401,7 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
         f = _DelayObjective(movie, recorded, centre, lines_idx, bin_degrees,
                             max_frames, sigma, tick, params)
         if rnd == 1:
-            sens = delay_sensitivity(movie_angles(d0), movie.shape, centre,
-                                     frames=f.objective.frames,
-                                     radius=f.objective.region_radius)
-            _refuse_unobservable(
-                sens, frame_speeds(movie_angles(d0), n, rows)[
-                    f.objective.frames])
+            sens = _check_observable(f, movie_angles(d0), movie.shape)
             lo, hi, step = d0 - span, d0 + span, max(1.0, span / 8)
         else:
             lo, hi, step = d0 - 3.0, d0 + 3.0, 1.0
@@ -381,19 +411,12 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
         if not fit_center or (rnd > 1 and moved < 0.02 and shift < 0.1):
             break
     d1, sd, f = result
-    if sd is None or sd > max_uncertainty:
-        what = "no clear minimum" if sd is None else f"+- {sd:.2g} lines"
-        raise DerotationError(
-            f"the delay is not constrained by this movie ({what} about "
-            f"{d1:.2f} lines; expected an uncertainty under "
-            f"{max_uncertainty:g}): it needs still frames, changes of speed "
-            "or both directions of rotation (see docs/center.md)")
+    _refuse_uncertain(d1, sd, max_uncertainty)
     delays, values, _ = f.arrays()
-    if progress is not None:
-        progress(budget, budget)
+    tick.finish()
     return DelayResult(
         delay=d1, uncertainty=sd, center=(float(centre[0]), float(centre[1])),
         center_uncertainty=centre_sd, objective=float(f(d1)),
         sensitivity=sens, delays=delays, objectives=values,
-        n_evaluations=count[0], rounds=rnd,
+        n_evaluations=tick.count, rounds=rnd,
         elapsed=time.perf_counter() - t0)

@@ -194,15 +194,22 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "plots_note": plot_note,
                 "seconds": round(time.perf_counter() - t0, 3),
             })
-        from ..quality import write_beside
-
-        rec["pipeline"]["qc"] = write_beside(
-            paths["movie"], rec, angles.angles_per_line, on_written=out.add)
-        for w in rec["pipeline"]["qc"]["warnings"]:
-            say(f"      quality warning: {w}")
+        rec["pipeline"]["qc"] = _quality(paths, rec, angles, out, say)
         out.add(write_json(paths["record"], rec))
     say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
     return rec
+
+
+def _quality(paths, rec, angles, out: OutputSet, say) -> dict:
+    """The quality report beside the movie (``OUT.qc.json``/``.png``),
+    registered in ``out``; its warnings said."""
+    from ..quality import write_beside
+
+    qc = write_beside(paths["movie"], rec, angles.angles_per_line,
+                      on_written=out.add)
+    for w in qc["warnings"]:
+        say(f"      quality warning: {w}")
+    return qc
 
 
 def _output_paths(cfg, output_folder, source_file, plots=False,
