@@ -29,7 +29,7 @@ import numpy as np
 
 from napari_derotation.engine.cluster import derotate_file_distributed
 from napari_derotation.engine.files import derotate_file
-from napari_derotation.io import MovieFile, TiffStreamWriter
+from napari_derotation.io import TiffStreamWriter, open_movie
 from napari_derotation.simulate import make_cells, real_trace, rotate_by_line
 
 
@@ -80,7 +80,7 @@ def time_local(movie, angles, out, chunk, repeat):
 
 
 def same(a: Path, b: Path) -> bool:
-    with MovieFile(a) as fa, MovieFile(b) as fb:
+    with open_movie(a) as fa, open_movie(b) as fb:
         n = fa.shape[0]
         return fa.shape == fb.shape and all(
             np.array_equal(fa.read(s, min(n, s + 64)), fb.read(s, min(n, s + 64)))

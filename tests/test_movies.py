@@ -100,17 +100,17 @@ def test_options_must_agree_with_metadata(tmp_path):
 
 
 def test_sequence_natural_order_pages_continue(tmp_path):
-    """Files split inside a time point; name_10 after name_2."""
+    """Files split inside a time point; name_10 after name_9."""
     m5, _ = two_channel_movie(t=4, z=2, c=2)
     flat = m5.reshape(-1, *m5.shape[3:])
-    for name, (a, b) in (("rec_1.tif", (0, 5)), ("rec_2.tif", (5, 11)),
+    for name, (a, b) in (("rec_8.tif", (0, 5)), ("rec_9.tif", (5, 11)),
                          ("rec_10.tif", (11, 16))):
         tifffile.imwrite(tmp_path / name, flat[a:b])
     assert [p.name for p in movie_files(tmp_path)] == [
-        "rec_1.tif", "rec_2.tif", "rec_10.tif"]
+        "rec_8.tif", "rec_9.tif", "rec_10.tif"]
     for spec in (tmp_path, str(tmp_path / "rec_*.tif"),
-                 [tmp_path / "rec_10.tif", tmp_path / "rec_2.tif",
-                  tmp_path / "rec_1.tif"]):
+                 [tmp_path / "rec_10.tif", tmp_path / "rec_9.tif",
+                  tmp_path / "rec_8.tif"]):
         with open_movie(spec, channels=2, planes=2) as src:
             assert src.shape == m5.shape and len(src.paths) == 3
             np.testing.assert_array_equal(src.read(1, 3), m5[1:3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,49 @@ def test_no_function_over_100_lines_outside_the_kernels():
                 if n > 100:
                     long.append(f"{path.relative_to(root)}:{node.name} ({n})")
     assert long == []
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_code_is_formatted_and_tox_lint_checks_it():
+    """``ruff format --check`` passes, and ``tox -e lint`` runs it beside
+    ``ruff check`` (a check nobody runs cannot fail)."""
+    import configparser
+
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini")
+    lint = tox["testenv:lint"]["commands"].split("\n")
+    assert "ruff check src tests benchmarks" in lint
+    assert "ruff format --check src tests benchmarks" in lint
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "src", "tests",
+         "benchmarks"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+
+
+def test_sdist_carries_what_its_tests_need_and_the_license(tmp_path):
+    import tarfile
+
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path),
+         str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [sdist] = tmp_path.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+        top = sdist.name.removesuffix(".tar.gz")
+        pkg_info = tar.extractfile(f"{top}/PKG-INFO").read().decode()
+    tests = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts
+             and p.suffix != ".pyc"}
+    assert {"tests/conftest.py", "tests/helpers.py",
+            "tests/data/stimulus_randperm.csv"} <= tests
+    assert tests <= names, sorted(tests - names)
+    assert {"LICENSE", "README.md", "mkdocs.yml", "docs/index.md",
+            "tools/system-deps.sh"} <= names
+    assert "License-Expression: BSD-3-Clause" in pkg_info
+    assert "License-File: LICENSE" in pkg_info
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License")
+    assert "Copyright (c) 2026, napari-derotation developers" in text

@@ -2,7 +2,7 @@
 partial output.
 
 Entry points: the Python API (``derotate``, ``derotate_file``,
-``derotate_lazy``, ``read_movie``, ``MovieFile``), the command line
+``derotate_lazy``, ``read_movie``, ``open_movie``), the command line
 (``napari-derotation derotate``: exit code 2 and one line on stderr) and the
 napari reader (no layer, one notification).
 """
@@ -22,7 +22,7 @@ from napari_derotation import Cancelled, DerotationError, derotate
 from napari_derotation.cli import main
 from napari_derotation.engine.files import derotate_file
 from napari_derotation.engine.lazy import derotate_lazy
-from napari_derotation.io import MovieFile, file_sha256, read_movie
+from napari_derotation.io import file_sha256, open_movie, read_movie
 
 FRAMES, ROWS, COLS = 6, 16, 20
 
@@ -105,7 +105,7 @@ def test_bad_tiff_api(folder, name):
     bad.write_bytes(BAD_TIFFS[name])
     digest = file_sha256(bad)
     for call in (lambda: read_movie(bad), lambda: read_movie(bad, mmap=False),
-                 lambda: MovieFile(bad).read(0, FRAMES),
+                 lambda: open_movie(bad).read(0, FRAMES),
                  lambda: derotate_file(bad, _angles(), folder / "out.tif")):
         with pytest.raises(DerotationError, match=bad.name):
             call()

@@ -29,7 +29,7 @@ from napari_derotation.cli import main
 from napari_derotation.engine.files import derotate_file
 from napari_derotation.errors import DerotationError
 from napari_derotation.frames import angle_warnings
-from napari_derotation.io import MovieFile, TiffStreamWriter, read_movie
+from napari_derotation.io import TiffStreamWriter, open_movie, read_movie
 from napari_derotation.io.atomic import (
     atomic_path,
     check_writable,
@@ -495,7 +495,7 @@ def test_two_series_tiff_is_refused(folder, capsys):
     with tifffile.TiffWriter(path) as tif:
         tif.write(np.zeros((15, 64, 64), np.uint16))
         tif.write(np.zeros((15, 32, 32), np.uint16))
-    for read in (read_movie, MovieFile):
+    for read in (read_movie, open_movie):
         with pytest.raises(DerotationError) as info:
             read(path)
         msg = str(info.value)

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_derotation.acquisition import sources
+from napari_derotation.acquisition import angle_sources
 from napari_derotation.acquisition.encoder import decode_quadrature
 from napari_derotation.acquisition.frame_angles import corner_knots
 from napari_derotation.acquisition.linetimes import (
@@ -179,7 +179,7 @@ def test_log_within_a_tenth_of_a_degree(rec, tmp_path, clock):
         stamps = np.arange(rec.n_frames) * rec.rows * lp
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = sources.compute_angles(cfg, n_frames=rec.n_frames,
+            res = angle_sources.compute_angles(cfg, n_frames=rec.n_frames,
                                          rows=rec.rows, frame_timestamps=stamps,
                                          line_period=lp)
     else:
@@ -255,7 +255,7 @@ def raises(cfg, match, **kw):
             warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kw:
-            sources.compute_angles(cfg, **kw)
+            angle_sources.compute_angles(cfg, **kw)
         else:
             Dataset(cfg).compute_angles()
 

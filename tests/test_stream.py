@@ -15,7 +15,7 @@ import tifffile
 from napari_derotation import Cancelled, DerotationError, derotate
 from napari_derotation.engine.files import derotate_chunk, derotate_file
 from napari_derotation.engine.params import DerotationParams
-from napari_derotation.io import MovieFile, TiffStreamWriter, file_sha256
+from napari_derotation.io import TiffStreamWriter, file_sha256, open_movie
 from napari_derotation.simulate import make_cells, rotate_by_line, simulate_movie
 
 ROWS, COLS, FRAMES = 24, 32, 12
@@ -77,9 +77,10 @@ def test_compressed_and_page_per_frame_input(movie_file, tmp_path):
     path, movie, angles = movie_file
     packed = tmp_path / "packed.tif"
     tifffile.imwrite(packed, movie, compression="zlib")
-    with MovieFile(packed) as mf:
-        assert mf._offset is None and mf.shape == movie.shape
-        np.testing.assert_array_equal(mf.read(4, 9), movie[4:9])
+    with open_movie(packed) as mf:
+        assert mf._parts[0].offset is None
+        assert mf.shape == (movie.shape[0], 1, 1, *movie.shape[1:])
+        np.testing.assert_array_equal(mf.read(4, 9)[:, 0, 0], movie[4:9])
     out = tmp_path / "out.tif"
     derotate_file(packed, angles, out, (11.5, 17.0), chunk_frames=5)
     np.testing.assert_array_equal(tifffile.imread(out),
@@ -91,9 +92,9 @@ def test_big_endian_file(movie_file, tmp_path, compression):
     path, movie, angles = movie_file
     be = tmp_path / "be.tif"
     tifffile.imwrite(be, movie, byteorder=">", compression=compression)
-    with MovieFile(be) as mf:
+    with open_movie(be) as mf:
         assert mf.dtype == np.uint16 and mf.dtype.isnative
-        np.testing.assert_array_equal(mf.read(2, 5), movie[2:5])
+        np.testing.assert_array_equal(mf.read(2, 5)[:, 0, 0], movie[2:5])
     out = tmp_path / "out.tif"
     derotate_file(be, angles, out, (11.5, 17.0), chunk_frames=5, sidecar=False)
     np.testing.assert_array_equal(tifffile.imread(out),
@@ -104,9 +105,9 @@ def test_singleton_axes_are_dropped(tmp_path):
     data = np.arange(5 * 1 * 6 * 7, dtype=np.uint16).reshape(5, 1, 6, 7)
     path = tmp_path / "tzyx.tif"
     tifffile.imwrite(path, data, metadata={"axes": "TZYX"})
-    with MovieFile(path) as mf:
-        assert mf.shape == (5, 6, 7)
-        np.testing.assert_array_equal(mf.read(1, 3), data[1:3, 0])
+    with open_movie(path) as mf:
+        assert mf.shape == (5, 1, 1, 6, 7)
+        np.testing.assert_array_equal(mf.read(1, 3)[:, 0, 0], data[1:3, 0])
         with pytest.raises(DerotationError, match="not a range"):
             mf.read(3, 9)
 

@@ -16,9 +16,9 @@ from napari_derotation import Cancelled, DerotationError
 from napari_derotation.cli import main
 from napari_derotation.engine.cluster import derotate_file_distributed
 from napari_derotation.engine.files import derotate_file
-from napari_derotation.io import sidecar_path
+from napari_derotation.io import read_movie, sidecar_path
 from napari_derotation.io.outputs import open_writer, output_format
-from napari_derotation.io.zarr_store import ZarrSource, read_frames
+from napari_derotation.io.zarr_store import ZarrSource
 from napari_derotation.simulate import simulate_movie
 
 from helpers import written_simulation
@@ -88,7 +88,7 @@ def test_existing_store_refused_unless_overwrite(tmp_path):
         open_writer(out, movie.shape, movie.dtype).__enter__()
     with open_writer(out, movie.shape, movie.dtype, overwrite=True) as w:
         w.write(movie * 7)
-    assert read_frames(out).max() == 7
+    assert read_movie(out).max() == 7
     assert sorted(os.listdir(tmp_path)) == ["o.zarr"]
 
 
@@ -117,12 +117,12 @@ def test_file_to_zarr_equals_in_memory_and_zarr_derotates_again(sim,
     out = tmp_path / "d.zarr"
     rec = derotate_file(sim.path, sim.angles_per_line, out, sim.center,
                         chunk_frames=4)
-    np.testing.assert_array_equal(read_frames(out), sim.expected)
+    np.testing.assert_array_equal(read_movie(out), sim.expected)
     assert ZarrSource(out).record["input"]["sha256"] == rec["input"]["sha256"]
     assert not sidecar_path(tmp_path / "d.tif").exists()   # record inside
     again = tmp_path / "again.ome.zarr"
     derotate_file(out, np.zeros_like(sim.angles_per_line), again, sim.center)
-    np.testing.assert_array_equal(read_frames(again), sim.expected)
+    np.testing.assert_array_equal(read_movie(again), sim.expected)
     assert len(ZarrSource(again).record["input"]["sha256"]) == 64
 
 
@@ -133,7 +133,7 @@ def test_cli_writes_zarr_reads_it_back_and_refuses_it_twice(sim, tmp_path,
             "--center", *map(str, sim.center), "-o", str(out), "--quiet",
             "--frame-rate", "30"]
     assert main(argv) == 0
-    np.testing.assert_array_equal(read_frames(out), sim.expected)
+    np.testing.assert_array_equal(read_movie(out), sim.expected)
     assert ZarrSource(out).metadata["frame_rate"] == pytest.approx(30)
     capsys.readouterr()
     assert main(argv) == 2
@@ -167,7 +167,7 @@ def test_cluster_workers_write_the_store(local, sim, tmp_path):
     rec = derotate_file_distributed(
         sim.path, sim.angles_per_line, out, sim.center, client=local,
         chunk_frames=3, progress=lambda d, t: seen.append(d), frame_rate=12.0)
-    np.testing.assert_array_equal(read_frames(out), sim.expected)
+    np.testing.assert_array_equal(read_movie(out), sim.expected)
     assert ZarrSource(out).metadata["frame_rate"] == pytest.approx(12.0)
     assert rec["chunk_frames"] == 3 and seen[-1] == 11
     assert seen == sorted(seen)
@@ -226,7 +226,7 @@ def test_pipeline_writes_zarr_or_nwb_by_config(tmp_path):
                        tmp_path / "zarr")
     store = tmp_path / "zarr" / "derotated.zarr"
     assert zrec["pipeline"]["outputs"]["movie"] == str(store)
-    np.testing.assert_array_equal(read_frames(store), expected)
+    np.testing.assert_array_equal(read_movie(store), expected)
     assert (tmp_path / "zarr" / "derotated.derotation.json").is_file()
     with pytest.raises(DerotationError, match="existing file"):
         run_dataset(Dataset(cfg.replace(output_format="zarr")),

@@ -55,6 +55,7 @@ class MovieSpec:
     planes: int | None = None
     paths: tuple[Path, ...] = ()
     metadata: Mapping = dataclasses.field(default_factory=dict)
+    allow_missing_chunks: bool = False          # a Zarr store written sparse
 
     @property
     def scan_shape(self) -> tuple[int, int, int]:
@@ -67,16 +68,19 @@ class MovieSpec:
         return self.paths[0] if self.paths else None
 
     @classmethod
-    def open(cls, source, *, channels=None, planes=None) -> MovieSpec:
+    def open(cls, source, *, channels=None, planes=None,
+             allow_missing_chunks: bool = False) -> MovieSpec:
         """Open ``source`` once to learn its axes, shape and dtype."""
         from .io.sources import open_movie
 
-        with open_movie(source, channels=channels, planes=planes) as src:
+        with open_movie(source, channels=channels, planes=planes,
+                        allow_missing_chunks=allow_missing_chunks) as src:
             return cls(source=source, shape=tuple(int(s) for s in src.shape),
                        dtype=np.dtype(src.dtype), axes=src.axes,
                        channels=channels, planes=planes,
                        paths=tuple(Path(p) for p in src.paths),
-                       metadata=dict(src.metadata))
+                       metadata=dict(src.metadata),
+                       allow_missing_chunks=bool(allow_missing_chunks))
 
     @classmethod
     def in_memory(cls, shape5, dtype, axes: str = "TYX", *, path=None,
@@ -95,7 +99,8 @@ class MovieSpec:
         if self.source is None:
             raise DerotationError("this movie is held in memory, not in a file")
         return open_movie(self.source, channels=self.channels,
-                          planes=self.planes)
+                          planes=self.planes,
+                          allow_missing_chunks=self.allow_missing_chunks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +235,8 @@ def describe(movie, angles_per_line, output=None, *,
              params: DerotationParams | None = None, angles_source=None,
              channels=None, planes=None, chunk_frames=None, scheduler=None,
              workers=None, extra_angles_ok: bool = False,
-             check_files: bool = True, **overrides) -> Job:
+             check_files: bool = True, allow_missing_chunks: bool = False,
+             **overrides) -> Job:
     """Build and validate a :class:`Job`, before any work or output starts.
 
     ``movie`` is what :func:`~napari_derotation.io.sources.open_movie`
@@ -238,10 +244,13 @@ def describe(movie, angles_per_line, output=None, *,
     (:func:`output_spec`), a path, or None (derotate in memory).
     ``params`` with ``overrides`` (the field keywords of
     :class:`~napari_derotation.engine.params.DerotationParams`, each applied
-    when given). Raises :class:`DerotationError` naming the first problem.
+    when given). ``allow_missing_chunks`` reads a Zarr store written sparse
+    on purpose (else a missing chunk is refused). Raises
+    :class:`DerotationError` naming the first problem.
     """
     spec = movie if isinstance(movie, MovieSpec) else MovieSpec.open(
-        movie, channels=channels, planes=planes)
+        movie, channels=channels, planes=planes,
+        allow_missing_chunks=allow_missing_chunks)
     if output is not None and not isinstance(output, OutputSpec):
         output = output_spec(output)
     params = DerotationParams.build(params, **overrides)

@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DerotationError
-from ..io import MovieFile, load_angles, read_movie, sidecar_path
+from ..io import load_angles, sidecar_path
+from ..io.sources import TIFF_SUFFIXES
 from ..io.sources import open_movie as open_source
-from ..io.zarr_store import ZarrSource, is_zarr_path
+from ..io.zarr_store import is_zarr_path
 from . import _meta
 
-SUFFIXES = (".tif", ".tiff")
+SUFFIXES = TIFF_SUFFIXES
 #: Files larger than this open as dask arrays (read as frames are shown);
 #: smaller ones are read into memory (about 0.1 s).
 LAZY_BYTES = 64 * 2**20
@@ -193,7 +194,7 @@ def read_layer(path) -> tuple:
         return read_hyperstack(path)
     record, pending = None, None
     if is_zarr_path(path):
-        with ZarrSource(path) as src:
+        with open_source(path) as src:
             data, record = src.dask(), src.record
         found = find_angles(path)
         name = path.name[: -len(".ome.zarr")] if path.name.lower().endswith(
@@ -239,21 +240,25 @@ def open_movie(path):
     path = Path(path)
     if path.is_file() and path.stat().st_size > LAZY_BYTES:
         return _dask_movie(path)
-    return read_movie(path, mmap=False)
+    with open_source(path) as src:
+        return src.frames()
 
 
 def _dask_movie(path: Path):
     import dask
     import dask.array as da
 
-    with MovieFile(path) as mf:
-        shape, dtype = mf.shape, mf.dtype
+    with open_source(path) as src:
+        t, z, c, rows, cols = src.shape
+        shape, dtype = (t, rows, cols), src.dtype
+        if z > 1 or c > 1:
+            src.frames()    # refused: one plane and channel here
     step = max(1, min(shape[0], (32 * 2**20) // (shape[1] * shape[2]
                                                   * dtype.itemsize)))
 
     def read(start, stop):
-        with MovieFile(path) as mf:
-            return mf.read(start, stop)
+        with open_source(path) as src:
+            return src.read(start, stop).reshape(stop - start, *shape[1:])
 
     blocks = [da.from_delayed(dask.delayed(read)(s, min(s + step, shape[0])),
                               (min(s + step, shape[0]) - s, *shape[1:]), dtype)

@@ -3,7 +3,7 @@ angles computed from them.
 
 - :mod:`.loaders`: the analog file (``.bin``/``.npy``) and the stimulus table;
 - :mod:`.signals`: clocks, rotation-on and motor ticks -> angle per line;
-- :mod:`.sources`: the config's ``rotation_source`` (ticks, or
+- :mod:`.angle_sources`: the config's ``rotation_source`` (ticks, or
   :mod:`.encoder`, :mod:`.position`, :mod:`.log`, :mod:`.frame_angles`,
   timed by :mod:`.linetimes`) -> the same result.
 """

@@ -129,7 +129,7 @@ class AnglesResult:
     warnings : list of str
     source : str
         The ``rotation_source`` the angles came from (see
-        :mod:`napari_derotation.acquisition.sources`).
+        :mod:`napari_derotation.acquisition.angle_sources`).
     details : dict
         What that source found (e.g. the encoder's glitches).
     """

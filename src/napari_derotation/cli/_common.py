@@ -100,6 +100,9 @@ def add_movie_arguments(p) -> None:
                    help="channels interleaved page by page (default 1)")
     g.add_argument("--planes", type=positive_int, metavar="Z",
                    help="planes scanned one after another (default 1)")
+    g.add_argument("--allow-missing-chunks", action="store_true",
+                   help="an OME-Zarr store written sparse on purpose: read "
+                        "its missing chunks as the fill value (else refused)")
 
 
 #: option -> (DerotationParams field, argparse keywords); the one list of

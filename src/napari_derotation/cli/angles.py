@@ -57,7 +57,7 @@ def run(args) -> int:
     with warnings_to(say):
         ds = load_dataset(args.config, say)
         cfg = ds.config
-        from ..acquisition.sources import angles_input
+        from ..acquisition.angle_sources import angles_input
 
         inputs = (cfg.movie, cfg.signals, cfg.stimulus, cfg.source,
                   angles_input(cfg))

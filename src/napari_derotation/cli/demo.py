@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..engine import derotate
 from ..frames import disc_mask, rotating_frames
-from ..io import OutputSet, write_tiff
+from ..io import OutputSet, file_sha256, write_json, write_tiff
+from ..io.atomic import check_writable, make_folder
 from ..simulate import simulate_movie
 from ._common import Progress, add_overwrite_argument
-from .simulate import write_simulation
+from .simulate import simulation_paths, write_simulation
 
 NAME = "demo"
 ORDER = 5
 HELP = ("Simulate a rotating movie, derotate it and write raw and derotated "
-        "TIFFs plus a PNG comparing their mean images (no display needed).")
+        "TIFFs plus a PNG comparing their mean images (no display needed). "
+        "Files of an earlier demo in the folder are replaced; any other file "
+        "is refused unless --overwrite.")
+
+#: The record the demo writes beside its files, and the name it signs with:
+#: a later demo replaces the files this record lists (unchanged since).
+RECORD = "demo.json"
+WRITER = "napari-derotation demo"
 
 
 def add_arguments(p):
@@ -53,6 +63,28 @@ def comparison_png(path: Path, left: np.ndarray, right: np.ndarray,
     return path
 
 
+def earlier_demo_files(out: Path) -> set[Path]:
+    """The files in ``out`` that an earlier demo wrote, unchanged since:
+    those its record (:data:`RECORD`, signed :data:`WRITER`) lists with the
+    same SHA-256, and the record itself. Nothing if there is no such
+    record."""
+    record = out / RECORD
+    try:
+        rec = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(rec, dict) or rec.get("written_by") != WRITER \
+            or not isinstance(rec.get("files"), dict):
+        return set()
+    own = {record}
+    for name, sha in rec["files"].items():
+        path = out / str(name)
+        if Path(str(name)).name == name and path.is_file() \
+                and file_sha256(path) == sha:
+            own.add(path)
+    return own
+
+
 def run(args) -> int:
     out: Path = args.output
     t0 = time.perf_counter()
@@ -60,10 +92,18 @@ def run(args) -> int:
                          center_offset=(6.0, -9.0), noise=4.0, seed=1)
     names = {"derotated": out / "derotated.tif",
              "png": out / "raw_vs_derotated_mean.png"}
+    record = out / RECORD
     # a failure or Ctrl-C removes every file written (and the folder if made)
     with OutputSet() as written:
-        paths = write_simulation(out, sim, "raw", overwrite=args.overwrite,
-                                 also=names.values(), outputs=written)
+        written.add_folders(make_folder(out))
+        # an earlier demo's files are replaced, any other file is refused
+        own = earlier_demo_files(out)
+        targets = [*simulation_paths(out, "raw").values(), *names.values(),
+                   record]
+        check_writable([p for p in targets if p not in own],
+                       overwrite=args.overwrite)
+        paths = write_simulation(out, sim, "raw", overwrite=True,
+                                 outputs=written)
         # pixels no line covered get the background (most of a frame is
         # background)
         blank = float(np.median(sim.movie[0]))
@@ -75,6 +115,10 @@ def run(args) -> int:
         frames = rotating if rotating.size else np.arange(args.frames)
         png = written.add(comparison_png(
             names["png"], sim.movie[frames].mean(0), fixed[frames].mean(0)))
+        written.add(write_json(record, {
+            "written_by": WRITER, "version": __version__,
+            "files": {p.name: file_sha256(p)
+                      for p in (*paths.values(), derotated, png)}}))
     disk = disc_mask(sim.sample.shape, sim.center)
     r_raw = _corr(sim.movie[frames].mean(0)[disk], sim.sample[disk])
     r_fix = _corr(fixed[frames].mean(0)[disk], sim.sample[disk])

@@ -92,6 +92,7 @@ def job_from_args(args):
     return describe(movie, load_angles(args.angles), out,
                     params=params_from_args(args), angles_source=args.angles,
                     channels=args.channels, planes=args.planes,
+                    allow_missing_chunks=args.allow_missing_chunks,
                     chunk_frames=args.chunk_frames, scheduler=args.scheduler,
                     workers=args.workers,
                     extra_angles_ok=args.extra_angles_ok)

@@ -10,7 +10,6 @@ import numpy as np
 
 from ..errors import DerotationError
 from ..io import load_angles
-from ..io.zarr_store import read_frames
 from ._common import (
     Progress,
     add_angle_check_argument,
@@ -84,12 +83,13 @@ def load_plane(args, angles):
     from ..io.sources import open_movie
 
     paths = args.movie[0] if len(args.movie) == 1 else args.movie
-    with open_movie(paths, channels=args.channels, planes=args.planes) as src:
+    with open_movie(paths, channels=args.channels, planes=args.planes,
+                    allow_missing_chunks=args.allow_missing_chunks) as src:
         warn_angles(angles, src.shape, args)
         t, z, c, rows, _ = src.shape
         if src.axes == "TYX" and len(src.paths) == 1 and \
                 not args.channel and not args.plane:
-            return read_frames(src.path), angles, None
+            return src.frames(mmap=True), angles, None
         movie, ch, pl = pick_plane(src, channel=args.channel, plane=args.plane)
     tt, row = np.meshgrid(np.arange(t), np.arange(rows), indexing="ij")
     lines = line_index(tt, pl, row, z, rows).ravel()

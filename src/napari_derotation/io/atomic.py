@@ -274,16 +274,26 @@ def file_sha256(path, *, chunk: int = 1 << 24) -> str:
 
 def check_not_input(output, *inputs) -> None:
     """Refuse to write ``output`` over any of ``inputs``."""
-    out = Path(output).resolve()
+    out = _resolved(output)
     for inp in inputs:
         if inp is None:
             continue
         inp = Path(inp)
-        if out == inp.resolve() or (out.exists() and inp.exists()
+        if out == _resolved(inp) or (out.exists() and inp.exists()
                                     and os.path.samefile(out, inp)):
             raise DerotationError(
                 f"refusing to overwrite the input {inp.name}: choose another "
                 f"output path")
+
+
+def _resolved(path) -> Path:
+    """``path`` resolved; a symbolic link loop is a DerotationError."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:      # "Symlink loop", ELOOP
+        raise DerotationError(
+            f"{path} is a symbolic link loop ({exc}); expected a file or "
+            f"folder") from None
 
 
 class OutputSet:

@@ -49,7 +49,7 @@ def record(*, movie_path, out_path, shape, dtype, params, angles_source,
                   "shape": list(shape), "dtype": str(np.dtype(dtype))},
         "output": str(Path(out_path).resolve()) if out_path else None,
         **params.to_record(),
-        "angles": {"source": str(angles_source) if angles_source else None,
+        "angles": {"source": _absolute(angles_source),
                    "values": int(n_angles),
                    "used": int(shape[0] * shape[1])},
         "environment": {"python": platform.python_version(),
@@ -63,6 +63,14 @@ def record(*, movie_path, out_path, shape, dtype, params, angles_source,
             movie_path).is_file() else store_sha256(movie_path))
     rec.update(extra)
     return rec
+
+
+def _absolute(source):
+    """A source that names a file, as an absolute path (as ``input.path``);
+    a description ("analog signals in ...") as it is."""
+    if not source:
+        return None
+    return str(Path(source).resolve()) if Path(source).exists() else str(source)
 
 
 def write_sidecar(out_path, rec: dict) -> None:

@@ -1,9 +1,19 @@
 """Movies of any rig: channels, planes and file sequences, read lazily.
 
-:func:`open_movie` opens one TIFF, a folder of TIFFs, a glob or a list of
-files as one :class:`MovieSource` with axes T, optional Z (planes), optional
-C (channels), Y, X. Every read returns ``(n, Z, C, Y, X)`` time points
-straight from disk, so memory is bounded by the chunk, not the movie.
+:func:`open_movie` is the one way a movie is opened: one TIFF, a folder of
+TIFFs, a glob or a list of files as one :class:`MovieSource` (an OME-Zarr
+store as a :class:`~napari_derotation.io.zarr_store.ZarrSource`) with axes
+T, optional Z (planes), optional C (channels), Y, X. Every read returns
+``(n, Z, C, Y, X)`` time points straight from disk, so memory is bounded by
+the chunk, not the movie; :meth:`MovieSource.frames` (and
+:func:`read_movie`) give a single-plane movie whole, memory-mapped where the
+file allows.
+
+A movie is read whole or refused: pages that do not fill an ImageJ
+hyperstack, a header claiming more than the file holds, ScanImage metadata
+out of range, frames too large for the engine or for the memory available
+(checked before anything is read or hashed) are a :class:`DerotationError`
+of one line naming what was found.
 
 Where the axes come from, first match wins:
 
@@ -20,30 +30,37 @@ planes one after another, so the per-line angle of ``(t, z, row)`` is entry
 ``(t * Z + z) * rows + row`` of the angles, shared by every channel.
 
 A sequence (ScanImage writes ``name_00001.tif``, ``name_00002.tif``, ...)
-is taken in natural sort order; its pages continue from file to file (a
-file may end inside a time point), and so do the angles.
+is taken in natural sort order; its axes come from its files' metadata as
+for one file, its pages continue from file to file (a file may end inside a
+time point), and so do the angles. A gap in its numbering is warned about.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
+import math
+import os
 import re
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from ..errors import DerotationError
-from .tiff import _tiff_problems, check_one_series
 
-__all__ = ["open_movie", "MovieSource", "natural_key", "movie_files",
-           "TIFF_SUFFIXES", "SOURCE_OPENERS"]
+__all__ = ["open_movie", "read_movie", "MovieSource", "natural_key",
+           "movie_files", "TIFF_SUFFIXES", "check_time_point", "check_whole"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-
-#: Other movie formats by suffix (e.g. ``".zarr"``): ``opener(path, *,
-#: channels, planes)`` returning an object with MovieSource's interface.
-SOURCE_OPENERS: dict = {}
+#: The engine indexes a frame's pixels with 32-bit integers.
+MAX_FRAME_PIXELS = 2**31 - 1
+#: ``name_00001.tif``: a file of a numbered sequence
+_NUMBERED = re.compile(r"^(?P<stem>.+)_(?P<n>\d+)$")
 
 
 def natural_key(path) -> list:
@@ -54,7 +71,9 @@ def natural_key(path) -> list:
 
 def movie_files(path_or_paths) -> list[Path]:
     """The files of one acquisition, in natural sort order: a file, a folder
-    (its ``.tif``/``.tiff`` files), a glob pattern or a list of these."""
+    (its ``.tif``/``.tiff`` files), a glob pattern or a list of these. A gap
+    in a numbered sequence (``rec_00001.tif``, ``rec_00003.tif``) is warned
+    about, naming the missing number."""
     items = [path_or_paths] if isinstance(path_or_paths, str | Path) \
         else list(path_or_paths)
     if not items:
@@ -62,6 +81,7 @@ def movie_files(path_or_paths) -> list[Path]:
     files: list[Path] = []
     for item in items:
         p = Path(item)
+        _check_link(p)
         if p.is_dir():
             found = [f for f in p.iterdir()
                      if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()]
@@ -77,30 +97,220 @@ def movie_files(path_or_paths) -> list[Path]:
             files += found
         else:
             raise DerotationError(f"movie file not found: {p}")
-    return sorted(dict.fromkeys(files), key=natural_key)
+    files = sorted(dict.fromkeys(files), key=natural_key)
+    _warn_gaps(files)
+    return files
 
 
-def open_movie(path_or_paths, *, channels=None, planes=None) -> MovieSource:
-    """Open a movie (one TIFF, a folder, a glob or a list of files) as a
-    :class:`MovieSource`. ``channels``/``planes`` interpret plain stacks of
-    interleaved pages (page order t, then z, then c); where the file's
-    metadata gives them, they must agree. Raises :class:`DerotationError`.
+def _check_link(p: Path) -> None:
+    """A symbolic link that leads nowhere: say so (not "not found")."""
+    if not p.is_symlink() or p.exists():
+        return
+    try:
+        p.resolve(strict=True)
+    except RuntimeError:                # Python < 3.13: "Symlink loop"
+        raise DerotationError(
+            f"movie {p} is a symbolic link loop: expected a file, folder or "
+            f"Zarr store") from None
+    except OSError as exc:
+        if getattr(exc, "errno", None) == 40:       # ELOOP
+            raise DerotationError(
+                f"movie {p} is a symbolic link loop: expected a file, folder "
+                f"or Zarr store") from None
+    raise DerotationError(
+        f"movie {p} is a symbolic link to {os.readlink(p)}, which does not "
+        f"exist")
+
+
+def _warn_gaps(files) -> None:
+    """Warn about numbers missing from a numbered sequence of files: its
+    pages (and angles) continue from file to file, so a missing file shifts
+    every frame after it."""
+    groups: dict = {}
+    for f in files:
+        m = _NUMBERED.match(f.stem)
+        if m:
+            groups.setdefault((f.parent, m["stem"], f.suffix.lower()),
+                              []).append((int(m["n"]), f))
+    for items in groups.values():
+        numbers = sorted(n for n, _ in items)
+        if len(numbers) < 2:
+            continue
+        missing = sorted(set(range(numbers[0], numbers[-1] + 1))
+                         - set(numbers))
+        if missing:
+            width = len(_NUMBERED.match(items[0][1].stem)["n"])
+            shown = ", ".join(f"{n:0{width}d}" for n in missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            warnings.warn(
+                f"{items[0][1].parent / items[0][1].name}: the sequence "
+                f"{numbers[0]:0{width}d}..{numbers[-1]:0{width}d} lacks file "
+                f"number {shown}: the frames after a gap are read as if "
+                f"it were not there", UserWarning, stacklevel=3)
+
+
+def open_movie(path_or_paths, *, channels=None, planes=None,
+               allow_missing_chunks: bool = False) -> MovieSource:
+    """Open a movie (one TIFF, a folder, a glob or a list of files, or an
+    OME-Zarr store) as a :class:`MovieSource` (a
+    :class:`~napari_derotation.io.zarr_store.ZarrSource` for a store).
+    ``channels``/``planes`` interpret plain stacks of interleaved pages
+    (page order t, then z, then c); where the file's metadata gives them,
+    they must agree. A Zarr store with a missing chunk is refused unless
+    ``allow_missing_chunks`` (a store written sparse on purpose: its missing
+    chunks read as the fill value). Raises :class:`DerotationError`.
     """
-    if isinstance(path_or_paths, str | Path):
-        from .zarr_store import ZarrSource, is_zarr_path
-
-        if is_zarr_path(path_or_paths):
-            return ZarrSource(path_or_paths)
-        opener = SOURCE_OPENERS.get(Path(path_or_paths).suffix.lower())
-        if opener is not None:
-            return opener(path_or_paths, channels=channels, planes=planes)
-    files = movie_files(path_or_paths)
     for name, v in (("channels", channels), ("planes", planes)):
         if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
             raise DerotationError(f"{name} must be a whole number >= 1; "
                                   f"got {v!r}")
-    parts = [_TiffPages(f) for f in files]
+    if isinstance(path_or_paths, str | Path):
+        from .zarr_store import ZarrSource, is_zarr_path
+
+        if is_zarr_path(path_or_paths):
+            _check_link(Path(path_or_paths))
+            return ZarrSource(path_or_paths,
+                              allow_missing_chunks=allow_missing_chunks)
+    files = movie_files(path_or_paths)
+    parts = []
+    try:
+        for f in files:
+            parts.append(_TiffPages(f))
+    except BaseException:
+        for p in parts:
+            p.close()
+        raise
     return MovieSource(parts, channels=channels, planes=planes)
+
+
+def read_movie(path, *, mmap: bool = True) -> np.ndarray:
+    """A movie of one plane and one channel as a read-only ``(frames, rows,
+    cols)`` array, through :func:`open_movie`: memory-mapped when ``mmap``
+    and the file's layout allows it (one uncompressed, contiguous TIFF in
+    the machine's byte order), otherwise read into memory. A 2-D TIFF is
+    one frame. Raises :class:`DerotationError`.
+    """
+    with open_movie(path) as src:
+        return src.frames(mmap=mmap)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux
+    ``MemAvailable``; elsewhere the physical memory), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_whole(name: str, shape, dtype) -> None:
+    """Refuse to read a whole movie of ``shape`` into memory when it does
+    not fit in the memory available (naming both sizes)."""
+    need = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise DerotationError(
+            f"{name}: the whole movie, {' x '.join(map(str, shape))} "
+            f"{np.dtype(dtype)}, is {_gib(need)}, more than the "
+            f"{_gib(avail)} of memory available to read it at once")
+
+
+def check_time_point(name: str, shape5, dtype, *, copies: int = 2) -> None:
+    """Refuse a movie whose frames the engine cannot hold: more than
+    :data:`MAX_FRAME_PIXELS` pixels in a frame, or one time point (every
+    plane and channel, read and derotated: ``copies`` of it) larger than
+    the memory available. Checked on opening, before anything is read or
+    hashed; the error names the size."""
+    _, z, c, rows, cols = (int(s) for s in shape5)
+    dtype = np.dtype(dtype)
+    size = (f"{rows} x {cols}" + (f" x {z} planes" if z > 1 else "")
+            + (f" x {c} channels" if c > 1 else "") + f" {dtype}")
+    if rows * cols > MAX_FRAME_PIXELS:
+        raise DerotationError(
+            f"{name}: frames of {rows} x {cols} = {rows * cols} pixels; "
+            f"expected at most {MAX_FRAME_PIXELS} pixels per frame")
+    point = math.prod((z, c, rows, cols)) * dtype.itemsize
+    avail = available_memory()
+    if avail is not None and copies * point > avail:
+        raise DerotationError(
+            f"{name}: one time point is {size} ({_gib(point)}); reading and "
+            f"derotating it needs about {_gib(copies * point)}, more than the "
+            f"{_gib(avail)} of memory available")
+
+
+def check_one_series(tif, path) -> None:
+    """Refuse a TIFF holding more than one series (images of different
+    shapes, or several movies): reading only the first would silently drop
+    the others."""
+    series = tif.series
+    if len(series) <= 1:
+        return
+    kinds = [f"{tuple(s.shape)} {np.dtype(s.dtype)}" for s in series]
+    if len(set(kinds)) == 1:
+        found = f"each {kinds[0]}"
+    else:
+        found = "; ".join(f"series {i}: {k}" for i, k in enumerate(kinds[:4]))
+        found += "; ..." if len(kinds) > 4 else ""
+    raise DerotationError(
+        f"{Path(path).name} holds {len(series)} image series ({found}); "
+        f"expected one movie in one series: save each series as its own "
+        f"TIFF, or the frames as one stack")
+
+
+
+#: What tifffile logs (instead of raising) when a file is cut short or broken.
+_CORRUPT = ("invalid page offset", "invalid offset to first page",
+            "failed to reshape", "corrupted", "truncated")
+
+
+@contextlib.contextmanager
+def _tiff_problems(path: Path) -> Iterator[None]:
+    """Turn what tifffile only logs about a truncated or corrupt file (it
+    then returns the frames it could read) into a :class:`DerotationError`.
+
+    Records from this thread are kept out of the log (the error says it).
+    """
+    found: list[str] = []
+    me = threading.get_ident()
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.thread != me:
+            return True
+        msg = record.getMessage()
+        if any(k in msg for k in _CORRUPT):
+            found.append(msg)
+            return False
+        return True
+
+    def problem() -> DerotationError:
+        detail = found[0].split("> ", 1)[-1]
+        return DerotationError(f"{path.name} is truncated or corrupt: {detail}")
+
+    logger = logging.getLogger("tifffile")
+    logger.addFilter(keep)
+    try:
+        yield
+    except DerotationError:
+        raise
+    except Exception:
+        if found:       # the logged cause says more than the exception
+            raise problem() from None
+        raise
+    finally:
+        logger.removeFilter(keep)
+    if found:
+        raise problem()
 
 
 class _TiffPages:
@@ -145,18 +355,57 @@ class _TiffPages:
             lead = self._scanimage(tif)
         else:
             self.n_pages = int(np.prod(shape[:-2], dtype=np.int64))
-        self.order, self.dims = _leading_axes(lead, self.path)
-        self.offset = series.dataoffset if self.kind != "scanimage" else None
-        if self.offset is None and self.kind != "scanimage":
-            series.pages  # noqa: B018 - loads every page: finds cuts
+        # ScanImage's metadata names its planes: one volume per file is
+        # one time point of planes, not a movie of planes
+        self.order, self.dims = _leading_axes(
+            lead, self.path, planes_as_time=self.kind != "scanimage")
         if 0 in self.frame or self.n_pages == 0:
             raise DerotationError(f"{self.path.name} is empty: shape {shape}")
+        check_time_point(self.path.name, (1, 1, 1, *self.frame), self.dtype,
+                         copies=1)
+        self.offset = series.dataoffset if self.kind != "scanimage" else None
+        if self.offset is not None:
+            self._check_fits()
+        elif self.kind != "scanimage":
+            series.pages  # noqa: B018 - loads every page: finds cuts
         if self.kind == "imagej":
             ij = tif.imagej_metadata or {}
+            self._check_imagej(tif, ij)
             if ij.get("finterval"):
                 self.meta["frame_rate"] = 1.0 / float(ij["finterval"])
         if self.kind == "ome":
             self.meta.update(_ome_metadata(tif.ome_metadata))
+
+    def _check_fits(self) -> None:
+        """The contiguous pages the header claims lie inside the file."""
+        rows, cols = self.frame
+        end = self.offset + self.n_pages * rows * cols * self.dtype.itemsize
+        size = self.path.stat().st_size
+        if end > size:
+            raise DerotationError(
+                f"{self.path.name} is truncated: its header claims "
+                f"{self.n_pages} pages of {rows} x {cols} {self.dtype} "
+                f"(ending at byte {end}); the file has {size} bytes")
+
+    def _check_imagej(self, tif, ij: dict) -> None:
+        """An ImageJ hyperstack's pages fill it exactly: tifffile reads the
+        first channels x slices x frames pages and drops the rest."""
+        dims = {k: int(ij.get(k, 1) or 1) for k in ("channels", "slices",
+                                                     "frames")}
+        grid = " x ".join(f"{k}={v}" for k, v in dims.items() if v > 1)
+        images = ij.get("images")
+        if isinstance(images, int | float) and int(images) != self.n_pages:
+            raise DerotationError(
+                f"{self.path.name}: its ImageJ header says images={images} "
+                f"but {grid or 'its axes'} make {self.n_pages}: the pages "
+                f"do not fill the hyperstack")
+        if self.path.stat().st_size < 2**32:     # else: one IFD may hold all
+            n = len(tif.pages)
+            if n not in (1, self.n_pages):
+                raise DerotationError(
+                    f"{self.path.name}: {n} pages do not fill its ImageJ "
+                    f"hyperstack of {grid or 'frames'} = {self.n_pages} "
+                    f"images")
 
     def _scanimage(self, tif) -> dict:
         """Planes and channels from ScanImage's frame data (the header, else
@@ -173,15 +422,19 @@ class _TiffPages:
         stack = fd.get("SI.hStackManager.enable", False) or fd.get(
             "SI.hFastZ.enable", False) or not any(
             k in fd for k in ("SI.hStackManager.enable", "SI.hFastZ.enable"))
-        n_z = int(fd.get("SI.hStackManager.actualNumSlices",
-                         fd.get("SI.hStackManager.numSlices", 1)) or 1) \
-            if stack else 1
+        n_z = 1
+        for key in ("SI.hStackManager.actualNumSlices",
+                    "SI.hStackManager.numSlices"):
+            if key in fd:
+                n_z = self._slices(key, fd[key], stack)
+                break
+        if not stack:
+            n_z = 1
         for key, name in (("SI.hRoiManager.linePeriod", "line_period"),
                           ("SI.hRoiManager.scanFrameRate", "frame_rate")):
-            if isinstance(fd.get(key), int | float):
+            if self._positive(fd, key):
                 self.meta[name] = float(fd[key])
-        if n_z > 1 and isinstance(fd.get("SI.hRoiManager.scanVolumeRate"),
-                                  int | float):
+        if n_z > 1 and self._positive(fd, "SI.hRoiManager.scanVolumeRate"):
             self.meta["frame_rate"] = float(fd["SI.hRoiManager.scanVolumeRate"])
         if isinstance(save, list | tuple):
             ids = np.ravel(save).tolist()
@@ -201,7 +454,44 @@ class _TiffPages:
         return {"T": max(1, self.n_pages // (n_z * n_ch)), "Z": n_z,
                 "C": n_ch}
 
+    def _slices(self, key: str, value, stack: bool) -> int:
+        """ScanImage's number of slices: a whole number from 1 to 100000."""
+        ok = isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value) and value == int(value) \
+            and 1 <= value <= 100_000
+        if ok:
+            return int(value)
+        if value in (0, None, []) and not stack:
+            return 1
+        raise DerotationError(
+            f"{self.path.name}: its ScanImage metadata has {key} = {value!r}; "
+            f"expected a whole number of planes from 1 to 100000")
+
+    def _positive(self, fd: dict, key: str) -> bool:
+        """Whether ScanImage's ``key`` is a usable positive number; a value
+        that cannot be right is warned about (and not used)."""
+        if key not in fd:
+            return False
+        v = fd[key]
+        if isinstance(v, int | float) and not isinstance(v, bool) and \
+                math.isfinite(v) and v > 0:
+            return True
+        warnings.warn(
+            f"{self.path.name}: ignoring its ScanImage {key} = {v!r}: "
+            f"expected a positive number", UserWarning, stacklevel=2)
+        return False
+
     # -- reading -----------------------------------------------------------
+    def memmap(self) -> np.ndarray | None:
+        """The file's pages as a read-only ``(n, Y, X)`` memory map, or None
+        when its layout does not allow one (compressed, scattered pages or
+        another byte order)."""
+        if self.offset is None or not self.raw_dtype.isnative:
+            return None
+        return np.memmap(self.path, self.raw_dtype, mode="r",
+                         offset=self.offset,
+                         shape=(self.n_pages, *self.frame))
+
     def read_pages(self, a: int, b: int) -> np.ndarray:
         """Pages ``a:b`` (in file order) as a new ``(b - a, Y, X)`` array."""
         rows, cols = self.frame
@@ -232,11 +522,12 @@ class _TiffPages:
             self._tif = None
 
 
-def _leading_axes(lead, path: Path) -> tuple[str, dict]:
+def _leading_axes(lead, path: Path, *,
+                  planes_as_time: bool = True) -> tuple[str, dict]:
     """The file's leading axes in page order over T, Z, C (singletons
-    dropped), and their sizes. Time-like axes (T, I, Q) are time; a stack
-    with planes but no time axis is a movie of its planes (ImageJ often
-    saves a movie as slices)."""
+    dropped), and their sizes. Time-like axes (T, I, Q) are time; with
+    ``planes_as_time``, a stack with planes but no time axis is a movie of
+    its planes (ImageJ often saves a movie as slices)."""
     lead = list(lead.items()) if isinstance(lead, dict) else list(lead)
     dims = {"T": 1, "Z": 1, "C": 1}
     order = ""
@@ -257,7 +548,7 @@ def _leading_axes(lead, path: Path) -> tuple[str, dict]:
                 f"channels (T, Z, C) once each")
         dims[key] = int(n)
         order += key
-    if "T" not in order and "Z" in order:
+    if planes_as_time and "T" not in order and "Z" in order:
         dims["T"], dims["Z"] = dims["Z"], 1
         order = order.replace("Z", "T")
     return order, dims
@@ -332,12 +623,31 @@ class MovieSource:
         self.shape = (t, z, c, *first.frame)
         self.axes = "T" + ("Z" if z > 1 else "") + ("C" if c > 1 else "") \
             + "YX"
+        check_time_point(_names(self.paths), self.shape, self.dtype)
         self._order = order
         self._starts = np.cumsum([0] + [p.n_pages for p in parts])
         self.metadata = _merge_metadata(parts)
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def frames(self, *, mmap: bool = False) -> np.ndarray:
+        """The whole movie of one plane and one channel as ``(T, Y, X)``:
+        with ``mmap`` a read-only memory map when it is one uncompressed,
+        contiguous file in the machine's byte order, else read into
+        memory."""
+        t, z, c, rows, cols = self.shape
+        if z > 1 or c > 1:
+            raise DerotationError(
+                f"{_names(self.paths)}: {z} planes and {c} channels (axes "
+                f"{self.axes}); expected a stack of 2-D frames (frames, "
+                f"rows, cols) here")
+        if mmap and len(self._parts) == 1:
+            mapped = self._parts[0].memmap()
+            if mapped is not None:
+                return mapped
+        check_whole(_names(self.paths), (t, rows, cols), self.dtype)
+        return self.read(0, t).reshape(t, rows, cols)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Time points ``start:stop`` as a new ``(n, Z, C, Y, X)`` array."""

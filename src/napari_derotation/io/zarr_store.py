@@ -19,7 +19,9 @@ worker does.
 from __future__ import annotations
 
 import json
+import math
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,9 +31,8 @@ import numpy as np
 from ..errors import DerotationError
 from .atomic import _json_default
 
-__all__ = ["ZarrWriter", "ZarrSource", "ZarrFrames", "is_zarr_path",
-           "write_region", "open_frames", "read_frames", "RECORD_KEY",
-           "ZARR_SUFFIXES", "store_sha256"]
+__all__ = ["ZarrWriter", "ZarrSource", "is_zarr_path", "write_region",
+           "RECORD_KEY", "ZARR_SUFFIXES", "store_sha256"]
 
 ZARR_SUFFIXES = (".zarr", ".ome.zarr")
 #: Group attribute holding the run's JSON record.
@@ -159,9 +160,8 @@ class ZarrWriter:
         if not self.path.parent.is_dir():
             raise DerotationError(
                 f"output folder does not exist: {self.path.parent}")
-        self.temp_path = Path(tempfile.mkdtemp(
-            prefix=f".{self.path.name}.", suffix=".partial",
-            dir=self.path.parent))
+        self.temp_path = _new_folder(self.path.parent,
+                                     f".{self.path.name}.", ".partial")
         try:
             group = zarr.open_group(self.temp_path, mode="w", zarr_format=2)
             group.attrs["multiscales"] = ngff_multiscales(
@@ -219,7 +219,6 @@ class ZarrWriter:
             group = zarr.open_group(self.temp_path, mode="r+", zarr_format=2)
             group.attrs[RECORD_KEY] = json.loads(
                 json.dumps(self.record, default=_json_default))
-        os.chmod(self.temp_path, 0o777 & ~_umask())
         _replace_dir(self.temp_path, self.path)
 
 
@@ -230,10 +229,18 @@ def _compressor():
                            shuffle=numcodecs.Blosc.SHUFFLE)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_folder(parent: Path, prefix: str, suffix: str) -> Path:
+    """A new folder of a random name in ``parent``, with the permissions of
+    any new folder (``os.mkdir`` lets the kernel apply the umask; the
+    process's umask is never changed)."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.mkdir(path, 0o777)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name in {parent}")
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -291,17 +298,23 @@ def write_region(store_path, start: int, chunk) -> int:
 
 
 class ZarrSource:
-    """An OME-Zarr movie opened for reading (the MovieSource interface).
+    """An OME-Zarr movie opened for reading (the MovieSource interface);
+    open it with :func:`napari_derotation.io.sources.open_movie`.
 
     ``shape`` is always ``(T, Z, C, Y, X)``; :meth:`read` returns time points
     ``start:stop`` as ``(n, Z, C, Y, X)`` read from the store, and
     :meth:`dask` the whole movie as a lazy dask array. Raises
     :class:`DerotationError` for a store without NGFF axes naming at least
-    ``y`` and ``x`` (``t``, ``c``, ``z`` optional; any other axis refused).
+    ``y`` and ``x`` (``t``, ``c``, ``z`` optional; any other axis refused),
+    a dtype that is not numeric, frames too large to derotate, and a missing
+    chunk (missing data) unless ``allow_missing_chunks``; a chunk that
+    cannot be decoded is named when read.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, allow_missing_chunks: bool = False):
         import zarr
+
+        from .sources import check_time_point
 
         self.path = Path(path)
         self.paths = [self.path]
@@ -321,17 +334,29 @@ class ZarrSource:
                 f"{self.path.name}: expected an OME-Zarr image (a group with "
                 f"NGFF 'multiscales' axes t, [c], [z], y, x); found "
                 f"{what}: write it with napari-derotation or add NGFF 0.4 metadata")
-        self.stored, self._array, scale = _parse_multiscales(self.path, node, ms)
+        self.stored, self._array, scale, self._key = _parse_multiscales(
+            self.path, node, ms)
         full = dict(zip(self.stored, self._array.shape, strict=True))
         self.shape = (full.get("t", 1), full.get("z", 1), full.get("c", 1),
                       full["y"], full["x"])
         if 0 in self.shape:
             raise DerotationError(f"{self.path.name} is empty: shape {self.shape}")
-        self.dtype = np.dtype(self._array.dtype).newbyteorder("=")
+        dtype = np.dtype(self._array.dtype)
+        if dtype.kind not in "biuf":
+            raise DerotationError(
+                f"{self.path.name}: array {self._key} holds {dtype.str} "
+                f"values; expected numbers (integers or floats)")
+        self.dtype = dtype.newbyteorder("=")
+        check_time_point(self.path.name, self.shape, self.dtype)
+        if not allow_missing_chunks:
+            _check_chunks(self.path, self._key, self._array)
         self.axes = "T" + "".join(a.upper() for a in "zc" if self.shape[
             "tzc".index(a)] > 1) + "YX"
         self.record = attrs.get(RECORD_KEY)
         self.metadata = _metadata(self.stored, scale, self.record, attrs)
+
+    def __len__(self) -> int:
+        return self.shape[0]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Time points ``start:stop`` as ``(stop - start, Z, C, Y, X)``."""
@@ -340,11 +365,48 @@ class ZarrSource:
             raise DerotationError(
                 f"{self.path.name}: time points {start}:{stop} are not a range "
                 f"in [0, {self.shape[0]}]")
-        if "t" in self.stored:
-            block = np.asarray(self._array[start:stop])
-        else:
-            block = np.asarray(self._array[...])[np.newaxis]
+        try:
+            if "t" in self.stored:
+                block = np.asarray(self._array[start:stop])
+            else:
+                block = np.asarray(self._array[...])[np.newaxis]
+        except Exception as exc:
+            raise self._bad_chunk(start, stop, exc) from None
         return self._to5(block, stop - start)
+
+    def frames(self, *, mmap: bool = False) -> np.ndarray:
+        """The whole movie of one plane and one channel as ``(T, Y, X)``,
+        read into memory (``mmap`` is accepted for the MovieSource
+        interface; a store is never memory-mapped)."""
+        t, z, c, y, x = self.shape
+        if z > 1 or c > 1:
+            raise DerotationError(
+                f"{self.path.name}: {z} planes and {c} channels (axes "
+                f"{self.axes}); expected a stack of 2-D frames (frames, "
+                f"rows, cols) here")
+        from .sources import check_whole
+
+        check_whole(self.path.name, (t, y, x), self.dtype)
+        return self.read(0, t).reshape(t, y, x)
+
+    def _bad_chunk(self, start: int, stop: int, exc) -> DerotationError:
+        """Which chunk of time points ``start:stop`` cannot be decoded."""
+        arr = self._array
+        first = start // arr.chunks[0] if "t" in self.stored else 0
+        last = -(-stop // arr.chunks[0]) if "t" in self.stored else 1
+        for coords in np.ndindex(last - first, *arr.cdata_shape[1:]):
+            coords = (coords[0] + first, *coords[1:])
+            try:
+                arr.get_block_selection(coords)
+            except Exception as err:
+                key = arr.metadata.encode_chunk_key(coords)
+                return DerotationError(
+                    f"{self.path.name}: chunk {self._key}/{key} cannot be "
+                    f"read ({type(err).__name__}: {err}); expected the "
+                    f"store's compressed data")
+        return DerotationError(
+            f"{self.path.name}: time points {start}-{stop} cannot be read: "
+            f"{type(exc).__name__}: {exc}")
 
     def _to5(self, block, n):
         names = ["t"] + [a for a in self.stored if a != "t"]
@@ -393,14 +455,29 @@ def _parse_multiscales(path: Path, group, ms):
         names = [str(a["name"]).lower() if isinstance(a, dict) else
                  str(a).lower() for a in first["axes"]]
         ds = first["datasets"][0]
-        arr = group[ds["path"]]
+        key = ds["path"]
         scale = next((t["scale"] for t in ds.get(
             "coordinateTransformations", []) if t.get("type") == "scale"),
             [1.0] * len(names))
-    except (KeyError, IndexError, TypeError) as exc:
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise DerotationError(
             f"{path.name}: malformed NGFF 'multiscales' metadata ({exc}); "
             f"expected axes and a dataset path") from None
+    parts = str(key).replace("\\", "/").split("/")
+    if not isinstance(key, str) or not key or key.startswith("/") or any(
+            p in ("", ".", "..") for p in parts):
+        raise DerotationError(
+            f"{path.name}: NGFF dataset path {key!r}; expected the name of an "
+            f"array inside the store (no '..', not absolute)")
+    try:
+        arr = group[key]
+    except Exception as exc:
+        raise DerotationError(
+            f"{path.name}: cannot open its array {key!r}: {exc}") from None
+    if not hasattr(arr, "dtype"):
+        raise DerotationError(
+            f"{path.name}: NGFF dataset path {key!r} names a group; "
+            f"expected an array")
     unknown = [a for a in names if a not in _ORDER]
     if unknown or len(set(names)) != len(names) or not {"y", "x"} <= set(
             names) or len(names) != arr.ndim:
@@ -408,7 +485,30 @@ def _parse_multiscales(path: Path, group, ms):
             f"{path.name}: expected NGFF axes drawn from t, c, z, y, x "
             f"(y and x required, one per array dimension); found "
             f"{names} for an array of shape {arr.shape}")
-    return "".join(names), arr, list(scale)
+    return "".join(names), arr, list(scale), key
+
+
+def _check_chunks(path: Path, key: str, arr) -> None:
+    """Refuse a store with a missing chunk: zarr reads it as the fill value,
+    which would be derotated as if it were data. Lists the array's folder
+    once; names the first chunk missing."""
+    folder = path / key
+    if not folder.is_dir():             # not a local folder store: unchecked
+        return
+    present = set()
+    for root, _dirs, names in os.walk(folder):
+        rel = Path(root).relative_to(folder).as_posix()
+        for n in names:
+            present.add(n if rel == "." else f"{rel}/{n}")
+    grid = tuple(arr.cdata_shape)
+    encode = arr.metadata.encode_chunk_key
+    missing = [k for k in map(encode, np.ndindex(*grid)) if k not in present]
+    if missing:
+        raise DerotationError(
+            f"{path.name}: chunk {key}/{missing[0]} is missing ({len(missing)} "
+            f"of {math.prod(grid)} chunks missing): it would read as zeros; "
+            f"a store written sparse on purpose can be read with "
+            f"--allow-missing-chunks")
 
 
 def _metadata(stored, scale, record, attrs) -> dict:
@@ -424,58 +524,3 @@ def _metadata(stored, scale, record, attrs) -> dict:
     if record is not None:
         meta["record"] = record
     return meta
-
-
-class ZarrFrames:
-    """A one-plane, one-channel Zarr movie as ``(T, Y, X)`` frames (the
-    :class:`~napari_derotation.io.tiff.MovieFile` interface), for the code
-    that handles single-plane movies."""
-
-    def __init__(self, path):
-        self.source = ZarrSource(path)
-        t, z, c, y, x = self.source.shape
-        if z > 1 or c > 1:
-            raise DerotationError(
-                f"{self.source.path.name}: {z} planes and {c} channels; "
-                f"expected one of each here")
-        self.path = self.source.path
-        self.shape = (t, y, x)
-        self.dtype = self.source.dtype
-        self.metadata = self.source.metadata
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return self.source.read(start, stop)[:, 0, 0]
-
-    def close(self) -> None:
-        self.source.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def open_frames(path):
-    """A movie read in chunks of frames: :class:`ZarrFrames` for a Zarr
-    store, else a TIFF :class:`~napari_derotation.io.tiff.MovieFile`."""
-    if is_zarr_path(path):
-        return ZarrFrames(path)
-    from .tiff import MovieFile
-
-    return MovieFile(path)
-
-
-def read_frames(path) -> np.ndarray:
-    """A whole single-plane movie as a ``(T, Y, X)`` array (TIFF memory
-    mapped where possible; a Zarr store read into memory)."""
-    if is_zarr_path(path):
-        with ZarrFrames(path) as zf:
-            return zf.read(0, zf.shape[0])
-    from .tiff import read_movie
-
-    return read_movie(path)
-

@@ -13,7 +13,7 @@ import numpy as np
 from ..acquisition.loaders import AnalogSignals, load_analog, load_stimulus
 from ..acquisition.signals import AnglesResult, process_signals
 from ..errors import DerotationError
-from ..io.sources import open_movie
+from ..io.sources import TIFF_SUFFIXES, open_movie
 from .config import CONFIG_SUFFIXES, Config, load_config
 
 __all__ = ["Dataset", "OUTPUT_SUBFOLDER"]
@@ -23,7 +23,7 @@ __all__ = ["Dataset", "OUTPUT_SUBFOLDER"]
 OUTPUT_SUBFOLDER = "derotation"
 
 
-_MOVIE_SUFFIXES = (".tif", ".tiff")
+_MOVIE_SUFFIXES = TIFF_SUFFIXES
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Dataset:
                 folder, kind, found, current, fallback=kind == "stimulus")
         if changes["movie"] is None:
             raise DerotationError(f"not a dataset: no movie TIFF in {folder}")
-        from ..acquisition.sources import needs_analog
+        from ..acquisition.angle_sources import needs_analog
 
         if changes["signals"] is None and needs_analog(cfg):
             raise DerotationError(
@@ -119,13 +119,13 @@ class Dataset:
         """Per-line and per-frame angles, checked against the movie.
 
         From the config's ``rotation_source``: the ticks here, any other
-        source through :func:`napari_derotation.acquisition.sources.
+        source through :func:`napari_derotation.acquisition.angle_sources.
         compute_angles`.
         """
         n, rows, _ = self.movie_shape()
         c = self.config
         if c.rotation_source != "ticks":
-            from ..acquisition.sources import compute_angles
+            from ..acquisition.angle_sources import compute_angles
 
             return compute_angles(c, n_frames=n, rows=rows, progress=progress)
         sig = self.load_signals()

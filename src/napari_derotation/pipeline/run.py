@@ -304,7 +304,7 @@ def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
 def _check_inputs(cfg) -> Path:
     """The movie and the angle source's file must be named; returns the
     latter."""
-    from ..acquisition.sources import angles_input, needs_analog
+    from ..acquisition.angle_sources import angles_input, needs_analog
 
     wanted = [("movie", "path_to_tif")]
     if needs_analog(cfg):
@@ -324,7 +324,7 @@ def _what(cfg) -> str:
 
 def _source_input(cfg):
     """The source's own input file for the record (none for ticks)."""
-    from ..acquisition.sources import angles_input
+    from ..acquisition.angle_sources import angles_input
 
     if cfg.rotation_source in ("ticks", "encoder", "position"):
         return ()

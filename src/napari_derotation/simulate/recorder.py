@@ -219,6 +219,39 @@ class Recording:
         return path
 
 
+    def write_config(self, path, *, movie="movie.tif",
+                     signals="analog_signals.npy",
+                     stimulus="stimulus_randperm.csv") -> Path:
+        """Write a ``run``/``batch``/``angles`` config (YAML) for this
+        recording saved as ``signals`` (:meth:`write_npy`) and ``stimulus``
+        (:meth:`write_stimulus`) beside ``movie``, paths relative to the
+        config's folder. The full protocol only."""
+        from ..io import atomic_path
+
+        if self.params.get("protocol") != "full":
+            raise DerotationError("write_config writes the full protocol's "
+                                  "config; got the incremental protocol")
+        text = (
+            "# A simulated dataset (napari-derotation simulate --signals): the\n"
+            "# movie, the analog signals recorded beside it and the stimulus\n"
+            "# table. `napari-derotation run` takes this file as it is.\n"
+            "paths_read:\n"
+            f"  path_to_tif: {movie}\n"
+            f"  path_to_aux: {signals}\n"
+            f"  path_to_randperm: {stimulus}\n"
+            "paths_write:\n"
+            "  derotated_tiff_folder: derotation\n"
+            "  saving_name: derotated\n"
+            f"rotation_increment: {_num(self.params['increment'])}\n"
+            f"rot_deg: {_num(self.params['rot_deg'])}\n"
+            f"frame_rate: {_num(self.params['frame_rate'])}\n"
+            f"sampling_rate: {_num(self.sampling_rate)}\n")
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text)
+        return path
+
+
 def _num(x):
     x = float(x)
     return int(x) if x.is_integer() else x
