@@ -104,9 +104,10 @@ def test_unknown_keys_are_reported_not_dropped():
      "find_rotation_ticks_peaks.distance: expected a whole number"),
     ({"biased_center": [1, 2, 3]}, "biased_center: expected 2 numbers"),
     ({"channels": {"frame_clock": "a"}}, "line_clock is missing"),
-    ({"rotation_increment": 0}, "increment must be > 0"),
+    ({"rotation_increment": 0},
+     "rotation_increment: expected a finite number > 0; got 0"),
     ({"center_method": "guess"}, "center_method"),
-    ({"frame_rate": -1}, "frame_rate must be > 0"),
+    ({"frame_rate": -1}, "frame_rate: expected a finite number > 0"),
 ])
 def test_bad_values_name_the_key(data, match):
     with pytest.raises(DerotationError, match=match):
@@ -120,8 +121,30 @@ def test_file_errors(tmp_path):
     with pytest.raises(DerotationError, match="expected .yml, .yaml or .toml"):
         load_config(tmp_path / "c.json")
     (tmp_path / "c.yml").write_text("rot_deg: [1,\n")
-    with pytest.raises(DerotationError, match="cannot parse c.yml"):
+    with pytest.raises(DerotationError, match=r"c.yml: line 2, column 1: "):
         load_config(tmp_path / "c.yml")
     (tmp_path / "l.yml").write_text("- 1\n- 2\n")
     with pytest.raises(DerotationError, match="must be a mapping"):
         load_config(tmp_path / "l.yml")
+
+
+def test_records_keep_the_key_order():
+    """``to_dict`` (the record's ``config``) writes the keys in the order of
+    the file layout, whatever the fields' metadata says."""
+    d = Config().to_dict()
+    assert list(d) == [
+        "pipeline_type", "paths_read", "paths_write", "channel_names",
+        "channels", "npy_rows", "rotation_increment", "rot_deg",
+        "incremental_step", "incremental_direction", "debugging_plots",
+        "frame_rate", "sampling_rate", "analog_signals_processing",
+        "interpolation", "biased_center", "center", "center_method",
+        "delta_center", "blank_value", "resampling", "rotation_plane",
+        "ellipse", "movie"]
+    assert list(d["paths_write"]) == [
+        "derotated_tiff_folder", "saving_name", "debug_plots_folder",
+        "overwrite", "output_format"]
+    enc = Config.from_dict({"rotation_source": "encoder", "encoder": {
+        "channel_a": 1, "channel_b": 2, "counts_per_turn": 8}}).to_dict()
+    assert list(enc)[-2:] == ["rotation_source", "encoder"]
+    assert enc["encoder"] == {"channel_a": 1, "channel_b": 2,
+                              "counts_per_turn": 8.0, "direction": 1}

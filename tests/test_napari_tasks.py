@@ -256,13 +256,11 @@ def export_ready(make_napari_viewer, qtbot, tmp_path):
 def test_export_into_a_folder_it_cannot_write(make_napari_viewer, qtbot,
                                               tmp_path, monkeypatch, notes,
                                               capfd):
-    import tempfile
-
     viewer, w = export_ready(make_napari_viewer, qtbot, tmp_path)
 
-    def refuse(*args, dir=None, prefix="", suffix="", **kwargs):
+    def refuse(path, suffix="", **kwargs):
         raise PermissionError(errno.EPERM, "Operation not permitted",
-                              f"{dir}/{prefix}i8pkkni2{suffix}")
+                              f"{path.parent}/.{path.name}.i8pkkni2{suffix}")
 
     # the folder's permissions say no (as a user, not as root): refused
     # before any work; or the OS refuses when the file is created
@@ -270,7 +268,7 @@ def test_export_into_a_folder_it_cannot_write(make_napari_viewer, qtbot,
     n = len(notes)
     assert w.export.start() is None
     monkeypatch.undo()
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr("napari_derotation.io.atomic._create_temp", refuse)
     wait_done(qtbot, w.export.start())
     expect = f"cannot write to {tmp_path}: permission denied; choose " \
              f"another folder"

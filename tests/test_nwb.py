@@ -106,7 +106,7 @@ def test_failure_leaves_nothing_and_existing_is_refused(tmp_path):
         raise RuntimeError("boom")
     assert os.listdir(tmp_path) == []
     (tmp_path / "e.nwb").write_bytes(b"")
-    with pytest.raises(DerotationError, match="--overwrite"):
+    with pytest.raises(DerotationError, match="refusing to replace"):
         open_writer(tmp_path / "e.nwb", movie.shape, movie.dtype,
                     frame_rate=1.0).__enter__()
 

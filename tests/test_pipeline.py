@@ -12,9 +12,10 @@ import tifffile
 
 from napari_derotation import derotate
 from napari_derotation.cli import main
+from napari_derotation.engine.blank import estimate_blank
 from napari_derotation.errors import Cancelled, DerotationError
 from napari_derotation.io import write_tiff
-from napari_derotation.pipeline import Dataset, estimate_blank, run_dataset
+from napari_derotation.pipeline import Dataset, run_dataset
 from napari_derotation.pipeline.config import Config
 from napari_derotation.simulate import make_cells, make_texture, rotate_by_line
 from napari_derotation.simulate.recorder import simulate_recording

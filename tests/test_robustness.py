@@ -94,7 +94,9 @@ def _cli(capsys, *argv):
 
 
 def _one_line(err: str) -> bool:
-    return err.count("\n") == 1 and err.startswith("napari-derotation: ")
+    # "napari-derotation: error:" or, for an option argparse checks,
+    # "napari-derotation derotate: error: argument --x: ..."
+    return err.count("\n") == 1 and err.startswith("napari-derotation")
 
 
 # --- corrupt, truncated, empty and wrongly shaped TIFFs --------------------
@@ -298,7 +300,7 @@ def test_permission_denied(folder, capsys, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied", str(folder))
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr("napari_derotation.io.atomic._create_temp", denied)
     rc, err = _cli(capsys, folder / "movie.tif", "--angles",
                    folder / "angles.npy", "-o", folder / "out.tif")
     assert rc == 2 and _one_line(err) and "permission denied" in err

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -142,7 +141,10 @@ def test_check_writable_lists_every_existing_file(tmp_path):
         check_writable(paths)
     msg = str(info.value)
     assert "a.tif" in msg and "b.csv" in msg and "new.json" not in msg
-    assert "use --overwrite" in msg and "\n" not in msg
+    # the library says what is wrong; the command line adds its flag
+    assert "--overwrite" not in msg and "\n" not in msg
+    assert "use --overwrite to replace them" in info.value.with_hint(
+        "use --overwrite")
     assert check_writable(paths, overwrite=True) == paths
     with pytest.raises(DerotationError, match="does not exist"):
         check_writable([tmp_path / "nope" / "x.tif"], overwrite=True)
@@ -338,14 +340,14 @@ def _full_disk_on(name, monkeypatch):
     """Atomic writes of files called ``name`` fail as on a full disk."""
     import napari_derotation.io.atomic as atomic
 
-    real = atomic.tempfile.mkstemp
+    real = atomic._create_temp
 
-    def mkstemp(*a, prefix="", **k):
-        if prefix.startswith(f".{name}."):
+    def create(path, *a, **k):
+        if path.name == name:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(*a, prefix=prefix, **k)
+        return real(path, *a, **k)
 
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(atomic, "_create_temp", create)
 
 
 def test_simulate_failing_leaves_nothing_not_even_its_folder(
@@ -379,7 +381,7 @@ def test_export_into_a_folder_one_cannot_write(tmp_path, monkeypatch):
         raise PermissionError(errno.EPERM, "Operation not permitted",
                               str(tmp_path / ".x.tif.i8pkkni2.partial"))
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr("napari_derotation.io.atomic._create_temp", denied)
     with pytest.raises(DerotationError) as info, \
             TiffStreamWriter(tmp_path / "x.tif", (2, 4, 4), np.uint8) as w:
         w.write(np.zeros((2, 4, 4), np.uint8))

@@ -436,3 +436,32 @@ def test_a_tick_at_the_first_low_sample_after_a_rotation_is_dropped():
         res = process_signals(*sig, params=SignalParams(),
                               direction=rec.direction, speed=rec.speed)
     assert ends[0] - 1 in res.ticks
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"sampling_rate": np.inf}, "sampling_rate must be a finite number > 0"),
+    ({"sampling_rate": 0.0}, "sampling_rate must be a finite number > 0"),
+    ({"sampling_rate": -50000}, "sampling_rate must be a finite number > 0"),
+    ({"frame_rate": np.nan}, "frame_rate must be a finite number > 0"),
+    ({"params": SignalParams(rot_deg=np.inf)}, "rot_deg must be a finite"),
+    ({"params": SignalParams(tick_height=np.nan)}, "tick_height must be"),
+    ({"params": SignalParams(threshold_k=np.inf)}, "threshold's k"),
+])
+def test_rates_and_parameters_must_be_finite(kw, match):
+    """Nothing non-finite reaches the angles or a record (Infinity/NaN)."""
+    rec = simulate_recording(speeds=(200,), directions=(1,), rows=8,
+                             frame_rate=25, seed=1)
+    with pytest.raises(DerotationError, match=match):
+        run(rec, **kw)
+
+
+def test_encoder_counts_per_turn_must_be_finite():
+    from napari_derotation.acquisition.encoder import encoder_angles
+
+    a = np.tile(np.r_[np.zeros(4), np.full(4, 5.0)], 10)
+    b = np.roll(a, 2)
+    for cpt in (np.inf, 0, -4, np.nan):
+        with pytest.raises(DerotationError, match="counts_per_turn must be"):
+            encoder_angles(a, b, [0, 10], counts_per_turn=cpt)
+    angles, _, _ = encoder_angles(a, b, [0, 79], counts_per_turn=40)
+    assert np.isfinite(angles).all() and angles[1] != 0

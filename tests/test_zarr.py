@@ -84,7 +84,7 @@ def test_existing_store_refused_unless_overwrite(tmp_path):
     out = tmp_path / "o.zarr"
     with open_writer(out, movie.shape, movie.dtype) as w:
         w.write(movie)
-    with pytest.raises(DerotationError, match="--overwrite"):
+    with pytest.raises(DerotationError, match="refusing to replace"):
         open_writer(out, movie.shape, movie.dtype).__enter__()
     with open_writer(out, movie.shape, movie.dtype, overwrite=True) as w:
         w.write(movie * 7)

@@ -17,14 +17,23 @@ parts (centre finding, dask, signals) load on first use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._lazy import lazy_names
-from .engine import derotate, derotate_into
-from .engine.params import DerotationParams
 from .errors import Cancelled, DerotationError
+
+if TYPE_CHECKING:       # what the names are, for readers and the API docs
+    from .engine import derotate, derotate_into
+    from .engine.params import DerotationParams
 
 __version__ = "0.1.0"
 
+# the engine too: the command line starts, and handles Ctrl-C, before
+# numba is loaded
 __getattr__, __dir__ = lazy_names(__name__, globals(), {
+    "derotate": "engine",
+    "derotate_into": "engine",
+    "DerotationParams": "engine.params",
     "find_center_bayesian": "center.bayesian",
     "fit_center_ellipse": "center.ellipse",
     "estimate_angle_offset": "center.offset",

@@ -102,6 +102,11 @@ def disc_mask(shape, center, radius=None) -> np.ndarray:
     return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius * radius
 
 
+#: A trace wholly within [-RADIANS_BOUND, RADIANS_BOUND] (and spanning more
+#: than 1) looks like radians.
+RADIANS_BOUND = 2 * np.pi
+
+
 def angle_warnings(angles_per_line, shape, *, extra_lines_ok: bool = False,
                    extra_hint: str = "") -> list[str]:
     """Warnings (one sentence each) about per-line angles that derotate
@@ -111,8 +116,9 @@ def angle_warnings(angles_per_line, shape, *, extra_lines_ok: bool = False,
     (lines: ``T * Z * Y``). Warns when there are more angles than lines
     (a trace of another movie, or of twice the frames; unless
     ``extra_lines_ok``: the extra lines are expected, e.g. flyback lines),
-    and when the angles used span less than :data:`MIN_SPAN_DEGREES` (angles
-    in radians look like this). ``extra_hint`` ends the first warning (how
+    when the angles used span less than :data:`MIN_SPAN_DEGREES`, and when
+    the whole trace lies within [-2 pi, 2 pi] yet spans more than 1 (both:
+    angles in radians look like this). ``extra_hint`` ends the first warning (how
     the caller silences it, e.g. an option's name). Fewer angles than lines
     is an error, not a warning
     (:func:`~napari_derotation.engine.check_angles`), and so are non-finite
@@ -143,4 +149,8 @@ def angle_warnings(angles_per_line, shape, *, extra_lines_ok: bool = False,
                        f"(largest {float(np.abs(used).max()):.3g}): the "
                        f"output will look almost like the input; angles must "
                        f"be in degrees (radians?)")
+        elif span > 1 and np.abs(a).max() <= RADIANS_BOUND:
+            out.append(f"the angles lie within [-2 pi, 2 pi] "
+                       f"({float(a.min()):.3g} to {float(a.max()):.3g}): "
+                       f"these look like radians; the angles must be degrees")
     return out

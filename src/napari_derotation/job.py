@@ -33,7 +33,7 @@ from .checks import file_stem, whole_number
 from .engine._driver import check_angles
 from .engine.params import DerotationParams
 from .errors import DerotationError
-from .io.atomic import check_not_input, check_writable
+from .io.atomic import OutputExists, check_not_input, check_writable
 from .io.outputs import output_format, with_format
 from .io.provenance import sidecar_path
 
@@ -318,8 +318,12 @@ def check_job_files(job: Job, hint: str | None = None) -> list[Path]:
         check_not_input(p, *inputs)
     if job.output.format == "split":
         return files
-    kw = {} if hint is None else {"hint": hint}
-    return check_writable(files, overwrite=job.output.overwrite, **kw)
+    try:
+        return check_writable(files, overwrite=job.output.overwrite)
+    except OutputExists as exc:
+        if hint is None:        # the caller adds how to replace them
+            raise
+        raise DerotationError(f"{exc}; {hint}") from None
 
 
 def run(job: Job, progress=None) -> dict:
@@ -409,7 +413,7 @@ def write_result(job: Job, derotated, *, chunk_frames=64,
     n, rows, _ = job.movie.scan_shape
     five = axes != "TYX"
     shape = job.movie.shape if five else job.movie.scan_shape
-    with OutputSet() as done:
+    with OutputSet(overwrite=out.overwrite) as done:
         with open_writer(out.path, shape, job.movie.dtype,
                          axes=axes if five else None, record=rec,
                          overwrite=True, **out.options) as writer:

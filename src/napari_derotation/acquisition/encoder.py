@@ -85,17 +85,31 @@ def decode_quadrature(a, b, *, names=("channel A", "channel B"),
                 f"encoder {name} never changes: expected a quadrature square "
                 f"wave; it never crosses its mid level over {n} samples")
     edges = np.concatenate(edges).astype(np.int64)
+    glitches = np.concatenate(glitches).astype(np.int64)
+    if edges.size == 0 and glitches.size:
+        raise DerotationError(
+            f"encoder {names[0]} and {names[1]} change together at every one "
+            f"of their {glitches.size} edges: expected two square waves a "
+            f"quarter period apart; found the same signal twice (the same "
+            f"channel named for both?)")
     counts = np.cumsum(np.concatenate(steps))
-    return edges, counts, np.concatenate(glitches).astype(np.int64)
+    return edges, counts, glitches
 
 
 def encoder_angles(a, b, samples, *, counts_per_turn, direction=1,
                    names=("channel A", "channel B"), chunk: int = CHUNK):
     """Degrees at any sample indices, and notes (glitches).
 
+    ``counts_per_turn`` must be a finite number > 0.
+
     Returns ``(angles, notes, info)``: ``info`` has ``glitches`` (count),
     ``glitch_samples`` (the first 100), ``edges`` and ``final_count``.
     """
+    cpt = float(counts_per_turn)
+    if not 0 < cpt < np.inf:
+        raise DerotationError(
+            f"encoder counts_per_turn must be a finite number > 0; got "
+            f"{counts_per_turn}")
     edges, counts, glitches = decode_quadrature(a, b, names=names,
                                                 chunk=chunk)
     samples = np.asarray(samples, np.int64)

@@ -25,6 +25,7 @@ expects (a positive angle is the sample turned clockwise on screen).
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,8 @@ __all__ = ["AnalogSignals", "load_analog", "load_channels", "load_stimulus",
            "ROLES", "DEFAULT_CHANNEL_NAMES", "DEFAULT_CHANNELS", "DEFAULT_ROWS",
            "counts_to_volts"]
 
+#: Largest stimulus table read (bytes): a few thousand rows are a few kB.
+_MAX_TABLE_BYTES = 64 << 20
 #: The four signals, in the reference's ``.npy`` row order.
 ROLES = ("frame_clock", "line_clock", "rotation_on", "rotation_ticks")
 DEFAULT_ROWS = (0, 1, 2, 3)
@@ -286,29 +289,31 @@ def load_stimulus(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stimulus_csv(path: Path):
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
+    from ..io.text import read_text
+
+    text = read_text(path, "stimulus table", max_bytes=_MAX_TABLE_BYTES)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise DerotationError(f"stimulus table {path.name} is empty") \
+            from None
+    if "speed" not in header or "direction" not in header:
+        raise DerotationError(
+            f"{path.name}: expected a header with columns speed and "
+            f"direction; found {header}")
+    i_s, i_d = header.index("speed"), header.index("direction")
+    speed, direction = [], []
+    for n, row in enumerate(reader, start=2):
+        if not any(c.strip() for c in row):
+            continue
         try:
-            header = [h.strip().lower() for h in next(reader)]
-        except StopIteration:
-            raise DerotationError(f"stimulus table {path.name} is empty") \
-                from None
-        if "speed" not in header or "direction" not in header:
+            speed.append(float(row[i_s]))
+            direction.append(float(row[i_d]))
+        except (ValueError, IndexError):
             raise DerotationError(
-                f"{path.name}: expected a header with columns speed and "
-                f"direction; found {header}")
-        i_s, i_d = header.index("speed"), header.index("direction")
-        speed, direction = [], []
-        for n, row in enumerate(reader, start=2):
-            if not any(c.strip() for c in row):
-                continue
-            try:
-                speed.append(float(row[i_s]))
-                direction.append(float(row[i_d]))
-            except (ValueError, IndexError):
-                raise DerotationError(
-                    f"{path.name}, line {n}: expected numbers for speed and "
-                    f"direction; found {row}") from None
+                f"{path.name}, line {n}: expected numbers for speed and "
+                f"direction; found {row}") from None
     return np.asarray(speed), np.asarray(direction)
 
 

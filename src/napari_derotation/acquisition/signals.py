@@ -75,9 +75,19 @@ class SignalParams:
                 f"pipeline type must be 'full' or 'incremental'; got "
                 f"{self.protocol!r}")
         for name in ("rot_deg", "increment", "step"):
-            if not getattr(self, name) > 0:
+            if not 0 < getattr(self, name) < np.inf:
                 raise DerotationError(
-                    f"{name} must be > 0; got {getattr(self, name)}")
+                    f"{name} must be a finite number > 0; got "
+                    f"{getattr(self, name)}")
+        for name in ("tick_height", "artifact_threshold"):
+            if not np.isfinite(getattr(self, name)):
+                raise DerotationError(
+                    f"{name} must be a finite number; got "
+                    f"{getattr(self, name)}")
+        if self.threshold_k is not None and not np.isfinite(self.threshold_k):
+            raise DerotationError(
+                f"the pulse threshold's k must be a finite number; got "
+                f"{self.threshold_k}")
         if self.incremental_direction not in (-1, 1):
             raise DerotationError(
                 f"incremental direction must be +1 or -1; got "
@@ -390,6 +400,11 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         match the movie.
     """
     p = params.check()
+    for name, rate in (("sampling_rate", sampling_rate),
+                       ("frame_rate", frame_rate)):
+        if rate is not None and not 0 < rate < np.inf:
+            raise DerotationError(
+                f"{name} must be a finite number > 0 (per second); got {rate}")
     chans = [frame_clock, line_clock, rotation_on, rotation_ticks]
     lengths = {len(c) for c in chans}
     if len(lengths) != 1:

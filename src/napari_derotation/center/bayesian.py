@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -169,6 +170,9 @@ class ResidualMotion:
         self._box = (slice(max(rr.min() - pad, 0), min(rr.max() + pad + 1, rows)),
                      slice(max(cc.min() - pad, 0), min(cc.max() + pad + 1, cols)))
         self._mask = mask[self._box]
+        self.flat_calls = 0          # calls that found no contrast at all
+        self.contrast = _contrast_note(movie.dtype, self.movie[
+            (slice(None),) + self._box][:, self._mask])
         self.sigma = float(sigma)
         # the centre and the fill are the search's own: NaN marks a pixel a
         # frame did not cover
@@ -229,10 +233,19 @@ class ResidualMotion:
         b, n = z.shape
         if n < 16:
             return 1.0, np.ones(b)
+        level = np.abs(z.mean(axis=1))
         z -= z.mean(axis=1, keepdims=True)
-        z /= np.maximum(np.sqrt(np.einsum("ij,ij->i", z, z) / n), 1e-12)[:, None]
+        sd = np.sqrt(np.einsum("ij,ij->i", z, z) / n)
+        # a bin without contrast (rounding aside) compares as zeros
+        sd[sd <= 1e-6 * np.maximum(level, 1.0)] = np.inf
+        z /= np.maximum(sd, 1e-12)[:, None]
         total = z.sum(axis=0)                            # S
         norms = np.einsum("ij,ij->i", z, z)              # |Z_b|^2
+        if not norms.sum() > 0:
+            # no bin has contrast (a saturated or constant region): nothing
+            # to compare, the worst value rather than 0 / 0
+            self.flat_calls += 1
+            return 1.0, np.ones(b)
         value = (norms.sum() - total @ total / b) / norms.sum()
         if b < 2:
             return float(value), np.ones(1)
@@ -240,6 +253,55 @@ class ResidualMotion:
         kept = norms.sum() - norms
         loo = 1.0 - rest / np.maximum((b - 1) * kept, 1e-300)
         return float(value), loo
+
+
+#: Shares of saturated or constant pixels in the compared region above
+#: which the search warns that the movie shows little of its centre, and
+#: refuses to search (what it would find is noise).
+FLAT_SHARE_WARNING = 0.5
+FLAT_SHARE_REFUSE = 0.9
+
+
+def _contrast_note(dtype, region) -> tuple[float, str]:
+    """The share of the compared region's pixels (``region``: frames x
+    pixels) that are saturated (at the integer dtype's largest value) or
+    constant over the frames, and a sentence saying it."""
+    if region.size == 0:
+        return 0.0, ""
+    constant = region.max(axis=0) == region.min(axis=0)
+    parts = []
+    flat = constant
+    if np.dtype(dtype).kind in "ui":
+        top = np.iinfo(dtype).max
+        saturated = (region >= top).mean(axis=0) > 0.5
+        flat = constant | saturated
+        parts.append(f"{100 * saturated.mean():.0f}% of the compared pixels "
+                     f"are saturated (at {top})")
+    parts.append(f"{100 * constant.mean():.0f}% are constant over the "
+                 f"frames" if parts else
+                 f"{100 * constant.mean():.0f}% of the compared pixels are "
+                 f"constant over the frames")
+    return float(flat.mean()), " and ".join(parts)
+
+
+def _check_contrast(objective, start, calls=None) -> None:
+    """Refuse a compared region that is mostly saturated or constant
+    (before the search), or one where no call found contrast (after it,
+    ``calls`` made); warn when more than half of it is."""
+    share, note = objective.contrast
+    where = (f"(radius {objective.region_radius:.0f} px about "
+             f"({start[0]:g}, {start[1]:g}))")
+    if calls is None:
+        if share >= FLAT_SHARE_REFUSE:
+            raise DerotationError(f"the movie has too little contrast to "
+                                  f"find the centre with: {note} {where}")
+        return
+    if objective.flat_calls == calls:
+        raise DerotationError(f"the movie has no contrast to find the "
+                              f"centre with: {note} {where}")
+    if share > FLAT_SHARE_WARNING:
+        warnings.warn(f"the centre may be poorly defined: {note}",
+                      stacklevel=3)
 
 
 @dataclass
@@ -558,6 +620,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
         region_margin=2 * math.sqrt(2) * radius + 3 * sigma,
         bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
         params=DerotationParams.build(params, **overrides))
+    _check_contrast(objective, (r0, c0))
     n_polish = min(POLISH_CALLS, n_calls // 2) if polish else 0
     if n_polish < 7:            # too few for one hexagon and its quadratic
         n_polish = 0
@@ -573,6 +636,7 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     search.model = None
     _polish(search)
     pts, vals = search.arrays()
+    _check_contrast(objective, (r0, c0), calls=len(pts))
     i = int(np.argmin(vals))
     return CenterResult(
         center=(float(pts[i, 0]), float(pts[i, 1])), objective=float(vals[i]),

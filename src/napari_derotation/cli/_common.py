@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
-from ..checks import whole_number
 from ..errors import DerotationError
 
 
@@ -40,13 +41,100 @@ class Progress:
         return None
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (argparse names the option)."""
+def whole(minimum: int = 1, maximum: int | None = None):
+    """An argparse type: a whole number in ``[minimum, maximum]``; argparse
+    names the option in its one-line error."""
+    def convert(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number; got {text!r}") from None
+        if v < minimum or (maximum is not None and v > maximum):
+            upper = "" if maximum is None else f" and <= {maximum}"
+            raise argparse.ArgumentTypeError(
+                f"must be >= {minimum}{upper}; got {v}")
+        return v
+
+    convert.__name__ = "whole number"
+    return convert
+
+
+#: argparse type: a whole number >= 1.
+positive_int = whole(1)
+
+
+def number(*, positive: bool = False, minimum: float | None = None):
+    """An argparse type: a finite number (``inf`` and ``nan`` refused),
+    ``> 0`` with ``positive``, ``>= minimum`` when given; every number an
+    option takes goes through one of these."""
+    def convert(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number; got {text!r}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number; got {text!r}")
+        if positive and not v > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0; got {text!r}")
+        if minimum is not None and v < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be >= {minimum:g}; got {text!r}")
+        return v
+
+    convert.__name__ = "number"
+    return convert
+
+
+#: argparse types: any finite number; a finite number > 0; one >= 0.
+finite_float = number()
+positive_float = number(positive=True)
+nonnegative_float = number(minimum=0.0)
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the smaller of the memory
+    the system has available and the address-space limit; ``None`` when
+    neither is known."""
+    limits = []
     try:
-        v = int(text)
-    except ValueError:
-        raise DerotationError(f"expected a whole number; got {text!r}") from None
-    return whole_number("the value", v)
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else \
+                f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""  # pragma: no cover
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """Refuse, before allocating, a step that needs more than this process
+    may allocate: one :class:`DerotationError` naming ``what`` and both
+    sizes."""
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise DerotationError(
+            f"{what} needs about {_size(nbytes)} of memory; "
+            f"{_size(free)} is available")
 
 
 def add_overwrite_argument(p) -> None:
@@ -109,19 +197,19 @@ def add_movie_arguments(p) -> None:
 #: the parameters' options, shared by every command that takes them.
 PARAM_OPTIONS = {
     "--center": ("center", dict(
-        type=float, nargs=2, metavar=("ROW", "COL"),
+        type=finite_float, nargs=2, metavar=("ROW", "COL"),
         help="centre of rotation (default: rows//2, cols//2)")),
     "--interpolation": ("interpolation", dict(
         choices=None, default=None, help="default bilinear")),
     "--fill": ("fill_value", dict(
-        type=float, default=None, metavar="VALUE",
+        type=finite_float, default=None, metavar="VALUE",
         help="value of pixels no scanned line covered (default 0)")),
     "--plane-tilt": ("plane_tilt", dict(
-        type=float, default=None, metavar="DEG",
+        type=finite_float, default=None, metavar="DEG",
         help="tilt of the rotation plane from the imaging plane (degrees, "
              "default 0; find-center --method ellipse measures it)")),
     "--plane-orientation": ("plane_orientation", dict(
-        type=float, default=None, metavar="DEG",
+        type=finite_float, default=None, metavar="DEG",
         help="orientation of the tilt axis (degrees, default 0)")),
     "--angle-delay": ("angle_delay", dict(
         type=float, default=None, metavar="LINES",

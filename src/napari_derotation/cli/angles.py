@@ -88,19 +88,15 @@ def _write_record(out, cfg, angles):
     import datetime
 
     from .. import __version__
-    from ..io import file_sha256, sidecar_path, write_json
-    from ..pipeline.run import _source_input, _summary
+    from ..io import sidecar_path, write_json
+    from ..pipeline.dataset import angles_summary, input_checksums
 
-    inputs = {k: {"path": str(Path(v).resolve()), "sha256": file_sha256(v)}
-              for k, v in (("signals", cfg.signals), ("stimulus", cfg.stimulus),
-                           ("config", cfg.source), *_source_input(cfg))
-              if v is not None and Path(v).is_file()}
     rec = {"software": "napari-derotation", "version": __version__,
            "created": datetime.datetime.now(datetime.UTC).isoformat(
                timespec="seconds"),
            "output": str(Path(out).resolve()),
            "config": cfg.to_dict(), "config_warnings": list(cfg.warnings),
-           "inputs": inputs, "signals": _summary(angles)}
+           "inputs": input_checksums(cfg), "signals": angles_summary(angles)}
     try:
         write_json(sidecar_path(out), rec)
     except BaseException:

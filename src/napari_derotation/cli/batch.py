@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import DerotationError
 from ..io.atomic import make_folder
 from ._common import add_overwrite_argument, positive_int
-from .run import Reporter, warnings_to
+from .run import OVERWRITE_HINT, Reporter, warnings_to
 
 NAME = "batch"
 ORDER = 31
@@ -59,12 +59,28 @@ def run_one(folder, output, config, plots=None, log=None,
             ds = Dataset.from_folder(folder, config)
         run_dataset(ds, output, log=log, plots=plots, overwrite=overwrite)
         outcome["ok"] = True
-    except DerotationError as exc:
-        outcome["error"] = str(exc)
     except Exception as exc:  # report, keep going with the other datasets
-        outcome["error"] = f"{type(exc).__name__}: {exc}"
+        from . import describe_error
+
+        outcome["error"] = describe_error(exc, OVERWRITE_HINT) or \
+            f"{type(exc).__name__}: {exc}"
     outcome["seconds"] = round(time.perf_counter() - t0, 2)
     return outcome
+
+
+def distinct_folders(folders) -> list[Path]:
+    """``folders`` with each dataset once: the same folder given twice (by
+    another path, a link) would run twice, concurrently with ``--workers``,
+    into one output; refused, naming it."""
+    seen: dict = {}
+    for f in folders:
+        key = Path(f).resolve()
+        if key in seen:
+            same = "" if str(seen[key]) == str(f) else f" (as {seen[key]})"
+            raise DerotationError(
+                f"dataset {f} is given twice{same}; give each folder once")
+        seen[key] = f
+    return [Path(f) for f in folders]
 
 
 def outputs_for(folders, root):
@@ -100,13 +116,13 @@ def run(args) -> int:
     # parser, and the pipeline imports scipy.signal (seconds)
     from ..pipeline.config import load_config
 
+    folders = distinct_folders(args.folders)
     report = (lambda m: None) if args.quiet else \
         (lambda m: print(m, file=sys.stderr))
     with warnings_to(report):
         config = load_config(args.config, warn=False)
     for note in config.warnings:
         report(f"warning: {args.config.name}: {note}")
-    folders = list(args.folders)
     outputs = outputs_for(folders, args.output_root)
     if args.output_root is not None:
         make_folder(args.output_root)

@@ -9,13 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..engine import derotate
 from ..frames import disc_mask, rotating_frames
 from ..io import OutputSet, file_sha256, write_json, write_tiff
 from ..io.atomic import check_writable, make_folder
-from ..simulate import simulate_movie
-from ._common import Progress, add_overwrite_argument
+from ._common import (
+    Progress,
+    add_overwrite_argument,
+    check_memory,
+    positive_int,
+    whole,
+)
 from .simulate import simulation_paths, write_simulation
+
+#: The smallest frame the demo's off-centre rotation fits in.
+MIN_SIZE = 32
 
 NAME = "demo"
 ORDER = 5
@@ -33,8 +40,9 @@ WRITER = "napari-derotation demo"
 def add_arguments(p):
     p.add_argument("-o", "--output", type=Path, default=Path("derotation-demo"),
                    help="output folder (default ./derotation-demo)")
-    p.add_argument("--frames", type=int, default=160)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--frames", type=positive_int, default=160)
+    p.add_argument("--size", type=whole(MIN_SIZE), default=256,
+                   help=f"frame rows and columns (>= {MIN_SIZE}; default 256)")
     add_overwrite_argument(p)
 
 
@@ -88,6 +96,14 @@ def earlier_demo_files(out: Path) -> set[Path]:
 def run(args) -> int:
     out: Path = args.output
     t0 = time.perf_counter()
+    from ..engine import derotate
+    from ..simulate import simulate_movie
+    from .simulate import SIMULATION_BYTES_PER_PIXEL
+
+    # the simulation, then the derotated copy in float64
+    check_memory((SIMULATION_BYTES_PER_PIXEL + 8) * args.size ** 2
+                 * args.frames,
+                 f"the demo's {args.frames} frames of {args.size}x{args.size}")
     sim = simulate_movie((args.size, args.size), args.frames, trace="real",
                          center_offset=(6.0, -9.0), noise=4.0, seed=1)
     names = {"derotated": out / "derotated.tif",

@@ -21,6 +21,8 @@ from ._common import (
     add_overwrite_argument,
     add_params_arguments,
     params_from_args,
+    positive_float,
+    positive_int,
     print_warnings,
 )
 
@@ -48,13 +50,14 @@ def add_arguments(p):
                    help="write one TIFF per plane and channel into the "
                         "folder -o, as suite2p reads them (OUT/plane0/"
                         "chan0.tif, ...) with OUT/derotation_split.json")
-    p.add_argument("--frame-rate", type=float, default=None, metavar="HZ",
+    p.add_argument("--frame-rate", type=positive_float, default=None,
+                   metavar="HZ",
                    help="frames per second, recorded in a Zarr or NWB output "
                         "(NWB needs it unless the movie says it)")
     p.add_argument("--raw", choices=("link", "omit"), default="link",
                    help="NWB: link the raw movie from the file (default) or "
                         "omit it")
-    p.add_argument("--chunk-frames", type=int, default=None,
+    p.add_argument("--chunk-frames", type=positive_int, default=None,
                    metavar="N",
                    help="frames per chunk (default: about 64 MB); memory use "
                         "is bounded by the chunk, not the movie")
@@ -64,7 +67,7 @@ def add_arguments(p):
                        help="derotate on a running dask.distributed cluster "
                             "(e.g. tcp://10.0.0.5:8786); workers must see the "
                             "movie at the same path")
-    where.add_argument("--workers", type=int, metavar="N",
+    where.add_argument("--workers", type=positive_int, metavar="N",
                        help="derotate on a local dask cluster of N worker "
                             "processes")
     add_overwrite_argument(p)

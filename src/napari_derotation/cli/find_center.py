@@ -15,8 +15,12 @@ from ._common import (
     add_angle_check_argument,
     add_movie_arguments,
     add_params_arguments,
+    finite_float,
     params_from_args,
+    positive_float,
+    positive_int,
     warn_angles,
+    whole,
 )
 
 NAME = "find-center"
@@ -38,23 +42,23 @@ def add_arguments(p):
                         "residual motion; ellipse: follow the cell at --seed "
                         "and fit the ellipse it traces (also gives the tilt "
                         "of the rotation plane)")
-    p.add_argument("--seed", type=float, nargs=2, metavar=("ROW", "COL"),
+    p.add_argument("--seed", type=finite_float, nargs=2, metavar=("ROW", "COL"),
                    help="a bright cell in frame --frame of the raw movie "
                         "(required by --method ellipse)")
-    p.add_argument("--frame", type=int, default=0, metavar="N",
+    p.add_argument("--frame", type=whole(0), default=0, metavar="N",
                    help="frame where --seed was picked (default 0)")
-    p.add_argument("--initial", type=float, nargs=2, metavar=("ROW", "COL"),
+    p.add_argument("--initial", type=finite_float, nargs=2, metavar=("ROW", "COL"),
                    help="start of the search (default: rows//2, cols//2)")
-    p.add_argument("--search-radius", type=float, default=10.0, metavar="PX",
+    p.add_argument("--search-radius", type=positive_float, default=10.0, metavar="PX",
                    help="bayesian: search within this many pixels of "
                         "--initial (default 10)")
-    p.add_argument("--calls", type=int, default=30, metavar="N",
+    p.add_argument("--calls", type=positive_int, default=30, metavar="N",
                    help="bayesian: objective evaluations (default 30)")
     add_movie_arguments(p)
-    p.add_argument("--channel", type=int, default=None, metavar="C",
+    p.add_argument("--channel", type=whole(0), default=None, metavar="C",
                    help="channel to search on (default 0; name the "
                         "structural one); the centre applies to all")
-    p.add_argument("--plane", type=int, default=None, metavar="Z",
+    p.add_argument("--plane", type=whole(0), default=None, metavar="Z",
                    help="plane to search on (default 0); the centre applies "
                         "to all")
     p.add_argument("--delay", action="store_true",

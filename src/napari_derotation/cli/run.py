@@ -16,6 +16,8 @@ HELP = ("Run the pipeline on one dataset from a config file (the reference's "
         "YAML works): angles from the analog signals, blank value, centre, "
         "derotation; writes the derotated TIFF, angles_per_line.npy, the "
         "per-frame CSV and a JSON record.")
+#: How this command says to replace outputs (see ``cli.describe_error``).
+OVERWRITE_HINT = "use --overwrite (or paths_write.overwrite: true)"
 
 
 def add_arguments(p):

@@ -10,14 +10,22 @@ from ..checks import file_stem
 from ..errors import DerotationError
 from ..io import OutputSet, save_angles, write_json, write_tiff
 from ..io.atomic import check_writable, make_folder
-from ..simulate import (
-    TRACES,
-    make_cells,
-    rotate_by_line,
-    simulate_movie,
-    simulate_recording,
+from ._common import (
+    add_overwrite_argument,
+    check_memory,
+    finite_float,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    whole,
 )
-from ._common import add_overwrite_argument
+
+#: The traces of :func:`~napari_derotation.simulate.simulate_movie` (its
+#: ``TRACES``; named here so that building the parser loads no numba).
+TRACES = ("incremental", "sine", "constant", "real")
+#: Bytes per simulated pixel at the peak: the float64 movie, its uint16
+#: copy and the sample being rotated.
+SIMULATION_BYTES_PER_PIXEL = 20
 
 NAME = "simulate"
 ORDER = 20
@@ -37,9 +45,9 @@ FRAME_RATE = 30.0
 def add_arguments(p):
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder (created if missing)")
-    p.add_argument("--size", type=int, nargs=2, default=(256, 256),
+    p.add_argument("--size", type=whole(2), nargs=2, default=(256, 256),
                    metavar=("ROWS", "COLS"))
-    p.add_argument("--frames", type=int, default=None,
+    p.add_argument("--frames", type=positive_int, default=None,
                    help="frames (default 100; with --signals, as many as the "
                         "rotations take)")
     p.add_argument("--trace", choices=TRACES, default=None,
@@ -52,15 +60,15 @@ def add_arguments(p):
                         "analog_signals.npy, stimulus_randperm.csv, "
                         "config.yml for run/batch/angles, and the true angles "
                         "as true_angles_per_line.npy")
-    p.add_argument("--speeds", type=float, nargs="+", default=None,
+    p.add_argument("--speeds", type=positive_float, nargs="+", default=None,
                    metavar="DEG_PER_S",
                    help="with --signals: the speed of every turn "
                         "(default 200 200)")
-    p.add_argument("--center-offset", type=float, nargs=2, default=(0.0, 0.0),
+    p.add_argument("--center-offset", type=finite_float, nargs=2, default=(0.0, 0.0),
                    metavar=("DR", "DC"),
                    help="centre of rotation relative to (rows//2, cols//2)")
-    p.add_argument("--noise", type=float, default=0.0,
-                   help="Gaussian noise standard deviation")
+    p.add_argument("--noise", type=nonnegative_float, default=0.0,
+                   help="Gaussian noise standard deviation (>= 0)")
     p.add_argument("--delay", type=float, default=0.0, metavar="LINES",
                    help="record the angles with this delay (lines): the movie "
                         "is scanned at the true angles and derotate "
@@ -86,7 +94,7 @@ def write_simulation(out: Path, sim, name: str = "movie", *,
     ``overwrite``. A failure removes what was written, and the folder if it
     was made (also later, when the caller's ``outputs`` fails)."""
     paths = simulation_paths(out, name)
-    with OutputSet() as own:
+    with OutputSet(overwrite=overwrite) as own:
         written = outputs if outputs is not None else own
         written.add_folders(make_folder(out))
         check_writable([*paths.values(), *also], overwrite=overwrite)
@@ -115,6 +123,10 @@ def run(args) -> int:
     else:
         if args.speeds is not None:
             raise DerotationError("--speeds needs --signals")
+        from ..simulate import simulate_movie
+
+        check_memory(SIMULATION_BYTES_PER_PIXEL * rows * cols * frames,
+                     f"simulating {frames} frames of {rows}x{cols}")
         sim = simulate_movie((rows, cols), frames,
                              trace=args.trace or "real",
                              center_offset=(dr, dc), noise=args.noise,
@@ -140,6 +152,8 @@ def write_dataset(args, shape, offset) -> dict:
         raise DerotationError(
             f"--speeds: expected degrees per second > 0; got "
             f"{' '.join(f'{v:g}' for v in speeds)}")
+    from ..simulate import make_cells, rotate_by_line, simulate_recording
+
     rows, cols = shape
     rec = simulate_recording(speeds=speeds,
                              directions=[(-1) ** (i + 1)
@@ -158,7 +172,7 @@ def write_dataset(args, shape, offset) -> dict:
     stem = file_stem("--name", args.name)
     paths = {"movie": out / f"{stem}.tif", "truth": out / f"{stem}.json",
              **{k: out / v for k, v in DATASET_FILES.items()}}
-    with OutputSet() as written:
+    with OutputSet(overwrite=args.overwrite) as written:
         written.add_folders(make_folder(out))
         check_writable(paths.values(), overwrite=args.overwrite)
         written.add(write_tiff(paths["movie"], movie))

@@ -24,20 +24,24 @@ imported only when used (the ``cluster`` extra).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..checks import whole_number
 from ..errors import Cancelled, DerotationError
-from ..io import TiffStreamWriter, write_sidecar
+from ..io import OutputSet, TiffStreamWriter, write_sidecar
 from ..io.zarr_store import ZarrWriter, write_region
 from .files import check_chunk_frames, derotate_chunk
 from .params import DerotationParams
 
 __all__ = ["cluster_client", "derotate_file_distributed", "run_distributed",
-           "check_workers", "derotate_chunk_to_zarr"]
+           "check_workers", "derotate_chunk_to_zarr", "available_cpus",
+           "local_workers"]
 
 #: How long to wait for a scheduler given by address.
 CONNECT_TIMEOUT = "10s"
@@ -58,34 +62,121 @@ def check_workers(workers) -> int | None:
     return None if workers is None else whole_number("workers", workers)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, else the count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def local_workers(workers=None) -> int:
+    """The worker processes of a local cluster: ``workers`` (default one
+    per CPU), at most the CPUs this process may use; asking for more warns
+    once and starts that many."""
+    cpus = available_cpus()
+    workers = check_workers(workers)
+    if workers is None:
+        return cpus
+    if workers > cpus:
+        warnings.warn(f"{workers} workers asked for; this machine gives "
+                      f"{cpus} CPU{'s' if cpus > 1 else ''}, so the local "
+                      f"cluster has {cpus}", stacklevel=2)
+        return cpus
+    return workers
+
+
+def _quiet_distributed() -> None:
+    """No log lines or tracebacks from distributed once the run stops
+    early: its comms and nannies complain of every closed connection."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Worker processes (and the cluster's threads) started in the block
+    have SIGINT blocked (the mask is inherited): Ctrl-C in a terminal
+    reaches the whole process group, and only this process should handle
+    it, by closing the cluster. A Ctrl-C meanwhile waits, not lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 @contextlib.contextmanager
 def cluster_client(scheduler=None, workers=None, *,
                    threads_per_worker: int = 1) -> Iterator:
     """A ``distributed.Client``: connected to ``scheduler`` (an address such as
     ``tcp://10.0.0.5:8786``) or to a new local cluster of ``workers``
-    processes (default: one per CPU). Closed (with its local cluster) on exit.
+    processes (default, and at most, one per CPU this process may use:
+    :func:`local_workers`). Closed (with its local cluster) on exit; when
+    the block is left by an exception (Ctrl-C, SIGTERM, an error) closed at
+    once and without distributed's log lines. An address where no dask
+    scheduler answers is one :class:`DerotationError`.
     """
     distributed = _distributed()
     if scheduler and workers:
         raise DerotationError(
             "give either a scheduler address or a number of local workers, "
             "not both")
-    workers = check_workers(workers)
     if scheduler:
+        check_workers(workers)
+        client = _connect(distributed, str(scheduler))
         try:
-            client = distributed.Client(str(scheduler), timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise DerotationError(
-                f"cannot connect to the dask scheduler at {scheduler}: "
-                f"{exc}") from None
-        with client:
             yield client
+        except BaseException:
+            _quiet_distributed()
+            with contextlib.suppress(Exception):
+                client.close(timeout=5)
+            raise
+        client.close()
         return
-    with distributed.LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=threads_per_worker, processes=True,
-            dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+    n = local_workers(workers)
+    cluster = client = None
+    try:
+        with _workers_ignore_sigint():
+            cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=threads_per_worker,
+                processes=True, dashboard_address=":0")
+            client = distributed.Client(cluster)
         yield client
+    except BaseException:
+        # stopped early (Ctrl-C, SIGTERM, an error): close fast and quietly
+        # rather than wait for the workers' tasks
+        _quiet_distributed()
+        _close(client, cluster, timeout=5)
+        raise
+    _close(client, cluster, timeout=30)
+
+
+def _connect(distributed, address: str):
+    """A client of the scheduler at ``address``; anything else that answers
+    there, or nothing, is one :class:`DerotationError`."""
+    try:
+        return distributed.Client(address, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:    # comm, handshake, a non-dask server's bytes
+        _quiet_distributed()
+        why = (f"{type(exc).__name__}" if isinstance(exc, MemoryError)
+               else str(exc).splitlines()[0] if str(exc) else
+               type(exc).__name__)
+        raise DerotationError(
+            f"cannot connect to a dask scheduler at {address}: {why} (is "
+            f"it a dask.distributed scheduler?)") from None
+
+
+def _close(client, cluster, *, timeout: float) -> None:
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close(timeout=timeout)
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=timeout)
 
 
 def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None,
@@ -152,8 +243,9 @@ def run_distributed(job, progress=None, *, client=None,
     shape, dtype = (t, rows, cols), job.movie.dtype
     angles, params = job.line_angles()
     step = check_chunk_frames(job.chunk_frames, shape, dtype)
-    with contextlib.ExitStack() as stack:
-        if client is None:
+    own = client is None
+    with OutputSet(overwrite=out.overwrite), contextlib.ExitStack() as stack:
+        if own:
             client = stack.enter_context(
                 cluster_client(job.scheduler, job.workers))
         threads = sum(client.nthreads().values()) or 1
@@ -165,12 +257,12 @@ def run_distributed(job, progress=None, *, client=None,
                                   "threads": threads})
         if out.format == "zarr":
             _run_zarr(client, movie_path, angles, params, out.path, shape,
-                      dtype, step, ahead, rec, progress, out.overwrite)
+                      dtype, step, ahead, rec, progress, out.overwrite, own)
             return rec
         _run_tiff(client, movie_path, angles, params, out.path, shape, dtype,
                   step, ahead, progress)
-    if out.record_path is not None:
-        write_sidecar(out.path, rec)
+        if out.record_path is not None:
+            write_sidecar(out.path, rec)
     return rec
 
 
@@ -210,7 +302,7 @@ def _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
 
 
 def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
-              step, ahead, rec, progress, overwrite) -> None:
+              step, ahead, rec, progress, overwrite, own=False) -> None:
     """Workers write their chunks into the temporary store; the client
     hands out frame ranges, counts completions and renames the store."""
     distributed = _distributed()
@@ -238,6 +330,7 @@ def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
                 pending.add(future)
                 running.add(future)
 
+        interrupted = True
         try:
             for _ in range(ahead):
                 submit_next()
@@ -251,11 +344,28 @@ def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
                                                      n) is False:
                     raise Cancelled(f"derotation cancelled after "
                                     f"{writer.written} of {n} frames")
+            interrupted = False
+        except Cancelled:
+            interrupted = False     # asked for: the tasks in flight end
+            raise
         finally:
-            # a running task cannot be stopped: let the few in flight end
-            # before the temporary store is removed, so none recreates it
             if pending:
-                distributed.wait(list(pending))
+                _stop_writers(client, distributed, pending,
+                              interrupted and own)
+
+
+def _stop_writers(client, distributed, pending, shut_down) -> None:
+    """Before the temporary store is removed, no task may still write into
+    it: a running task cannot be stopped, so let the few in flight end; on
+    an interrupt (``shut_down``: Ctrl-C, SIGTERM, an error) the local
+    cluster started for this run is shut down at once instead, its workers
+    with it."""
+    cluster = getattr(client, "cluster", None)
+    if shut_down and cluster is not None:
+        _quiet_distributed()
+        _close(client, cluster, timeout=5)
+        return
+    distributed.wait(list(pending))
 
 
 def derotate_chunk_to_zarr(movie_path, start, stop, angles_per_line, params,

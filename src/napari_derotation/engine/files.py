@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import whole_number
-from ..io import TiffStreamWriter
+from ..io import OutputSet, TiffStreamWriter
 from ..io.outputs import open_writer
 from ..io.provenance import write_sidecar
 from ..io.sources import open_movie
@@ -95,16 +95,18 @@ def run_local(job, progress=None) -> dict:
     from ..job import job_record
 
     out = job.output
-    with job.movie.open_source() as src:
-        options = writer_options(src, job.movie.source, out.options)
-        step = check_chunk_frames(job.chunk_frames, src.shape, src.dtype)
-        rec = job_record(job, checksum=out.record, chunk_frames=step)
-        if src.shape[1:3] == (1, 1) and out.format == "tif":
-            _derotate_frames(src, job, step, out.path, progress)
-        else:
-            _derotate_hyperstack(src, job, step, rec, options, progress)
-    if out.record_path is not None:
-        write_sidecar(out.path, rec)
+    # the movie and its record are one set: both appear, or neither does
+    with OutputSet(overwrite=out.overwrite):
+        with job.movie.open_source() as src:
+            options = writer_options(src, job.movie.source, out.options)
+            step = check_chunk_frames(job.chunk_frames, src.shape, src.dtype)
+            rec = job_record(job, checksum=out.record, chunk_frames=step)
+            if src.shape[1:3] == (1, 1) and out.format == "tif":
+                _derotate_frames(src, job, step, out.path, progress)
+            else:
+                _derotate_hyperstack(src, job, step, rec, options, progress)
+        if out.record_path is not None:
+            write_sidecar(out.path, rec)
     return rec
 
 

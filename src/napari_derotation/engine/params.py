@@ -372,9 +372,20 @@ class DerotationParams:
         """Parameters from a JSON file (see :meth:`from_record`)."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text()
+            if not text.strip():
+                raise DerotationError(
+                    f"parameters file {path} is empty; it holds what "
+                    f"find-center --json prints (or an output's record)")
+            data = json.loads(text)
         except FileNotFoundError:
             raise DerotationError(f"parameters file not found: {path}") from None
+        except RecursionError:
+            raise DerotationError(
+                f"cannot read parameters from {path.name}: nested too deeply"
+            ) from None
+        except DerotationError:
+            raise
         except (OSError, ValueError) as exc:
             raise DerotationError(
                 f"cannot read parameters from {path.name}: {exc}") from None

@@ -85,11 +85,8 @@ class NWBWriter:
         self._ctx = self._io = None
 
     def __enter__(self):
-        if self.path.exists() and not self.overwrite:
-            raise DerotationError(
-                f"{self.path} already exists: choose another output name or "
-                f"pass --overwrite")
-        self._ctx = atomic_path(self.path, suffix=".nwb")
+        self._ctx = atomic_path(self.path, overwrite=self.overwrite,
+                                suffix=".nwb")
         tmp = self._ctx.__enter__()
         try:
             nwb, self._datasets = self._build()

@@ -21,15 +21,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DerotationError
-from .atomic import _json_default
+from .atomic import _json_default, check_writable, publish, temp_dir
 
 __all__ = ["ZarrWriter", "ZarrSource", "is_zarr_path", "write_region",
            "RECORD_KEY", "ZARR_SUFFIXES", "store_sha256"]
@@ -113,13 +111,6 @@ def ngff_multiscales(stored: str, *, name: str, frame_rate=None,
                  {"type": "scale", "scale": scale}]}]}]
 
 
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise DerotationError(
-            f"{path} already exists: choose another output name or pass "
-            f"--overwrite")
-
-
 class ZarrWriter:
     """Write a movie into an OME-Zarr store chunk by chunk, atomically.
 
@@ -156,12 +147,8 @@ class ZarrWriter:
     def __enter__(self):
         import zarr
 
-        _refuse_existing(self.path, self.overwrite)
-        if not self.path.parent.is_dir():
-            raise DerotationError(
-                f"output folder does not exist: {self.path.parent}")
-        self.temp_path = _new_folder(self.path.parent,
-                                     f".{self.path.name}.", ".partial")
+        check_writable([self.path], overwrite=self.overwrite)
+        self.temp_path = temp_dir(self.path)
         try:
             group = zarr.open_group(self.temp_path, mode="w", zarr_format=2)
             group.attrs["multiscales"] = ngff_multiscales(
@@ -219,7 +206,7 @@ class ZarrWriter:
             group = zarr.open_group(self.temp_path, mode="r+", zarr_format=2)
             group.attrs[RECORD_KEY] = json.loads(
                 json.dumps(self.record, default=_json_default))
-        _replace_dir(self.temp_path, self.path)
+        publish(self.temp_path, self.path, overwrite=self.overwrite)
 
 
 def _compressor():
@@ -227,38 +214,6 @@ def _compressor():
 
     return numcodecs.Blosc(cname="lz4", clevel=5,
                            shuffle=numcodecs.Blosc.SHUFFLE)
-
-
-def _new_folder(parent: Path, prefix: str, suffix: str) -> Path:
-    """A new folder of a random name in ``parent``, with the permissions of
-    any new folder (``os.mkdir`` lets the kernel apply the umask; the
-    process's umask is never changed)."""
-    for _ in range(100):
-        path = parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
-        try:
-            os.mkdir(path, 0o777)
-        except FileExistsError:
-            continue
-        return path
-    raise FileExistsError(f"no free temporary name in {parent}")
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename the finished store ``src`` to ``dst``; an existing ``dst``
-    (overwrite asked for) is moved aside first and removed after."""
-    if not dst.exists():
-        os.rename(src, dst)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old",
-                                dir=dst.parent))
-    os.rename(dst, old / dst.name)
-    try:
-        os.rename(src, dst)
-    except BaseException:
-        os.rename(old / dst.name, dst)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _chunk5(chunk, shape5, dtype) -> np.ndarray:

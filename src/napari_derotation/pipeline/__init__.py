@@ -10,7 +10,7 @@
 from ..acquisition.signals import AnglesResult
 from .config import Config, load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
-from .run import estimate_blank, run_dataset, write_frame_csv
+from .run import run_dataset, write_frame_csv
 
-__all__ = ["Dataset", "AnglesResult", "run_dataset", "estimate_blank",
-           "write_frame_csv", "OUTPUT_SUBFOLDER", "Config", "load_config"]
+__all__ = ["Dataset", "AnglesResult", "run_dataset", "write_frame_csv",
+           "OUTPUT_SUBFOLDER", "Config", "load_config"]

@@ -16,7 +16,8 @@ from ..errors import DerotationError
 from ..io.sources import TIFF_SUFFIXES, open_movie
 from .config import CONFIG_SUFFIXES, Config, load_config
 
-__all__ = ["Dataset", "OUTPUT_SUBFOLDER"]
+__all__ = ["Dataset", "OUTPUT_SUBFOLDER", "check_inputs", "describe_source",
+           "source_inputs", "input_checksums", "angles_summary"]
 
 
 #: Where ``batch`` writes a dataset's outputs, inside the dataset folder.
@@ -137,6 +138,77 @@ class Dataset:
                                frame_rate=c.frame_rate, progress=progress)
 
 
+# ------------------------------------- a dataset's inputs, for runs and records
+
+
+def check_inputs(cfg) -> Path:
+    """The movie and the angle source's file must be named; returns the
+    latter."""
+    from ..acquisition.angle_sources import angles_input, needs_analog
+
+    wanted = [("movie", "path_to_tif")]
+    if needs_analog(cfg):
+        wanted.append(("signals", "path_to_aux"))
+    for name, key in wanted:
+        if getattr(cfg, name) is None:
+            raise DerotationError(
+                f"no {name} file given in the config (paths_read.{key})")
+    return angles_input(cfg)
+
+
+def describe_source(cfg) -> str:
+    """Where the angles come from, in a few words (progress messages)."""
+    if cfg.rotation_source == "ticks":
+        return f"{cfg.pipeline_type} pipeline"
+    return f"rotation_source {cfg.rotation_source}"
+
+
+def source_inputs(cfg) -> tuple:
+    """``((name, path),)``: the angle source's own input file (none for the
+    ticks, the encoder and the position signal, which are analog signals)."""
+    from ..acquisition.angle_sources import angles_input
+
+    if cfg.rotation_source in ("ticks", "encoder", "position"):
+        return ()
+    return ((cfg.rotation_source, angles_input(cfg)),)
+
+
+def input_checksums(cfg) -> dict:
+    """``{name: {"path", "sha256"}}`` of every input file of a config (the
+    signals, the stimulus table, the config, the source's file)."""
+    from ..io import file_sha256
+
+    named = (("signals", cfg.signals), ("stimulus", cfg.stimulus),
+             ("config", cfg.source), *source_inputs(cfg))
+    return {k: {"path": str(Path(v).resolve()), "sha256": file_sha256(v)}
+            for k, v in named if v is not None and Path(v).is_file()}
+
+
+def angles_summary(a: AnglesResult) -> dict:
+    """What the signals held, for a record: per rotation its samples,
+    direction, speed, measured speed, ticks and increment."""
+    out = {
+        "protocol": a.protocol,
+        "samples": int(a.n_samples),
+        "sampling_rate": a.sampling_rate,
+        "rotations": [
+            {"start": int(s), "end": int(e), "direction": int(d),
+             "speed": None if np.isnan(v) else float(v),
+             "measured_speed": None if np.isnan(m) else round(float(m), 3),
+             "ticks": int(t), "increment": None if np.isnan(i) else float(i)}
+            for s, e, d, v, m, t, i in zip(
+                a.rotation_starts, a.rotation_ends, a.direction, a.speed,
+                a.measured_speed, a.ticks_per_rotation, a.increments,
+                strict=True)],
+        "lines": int(len(a.angles_per_line)),
+        "frames": int(len(a.angles_per_frame)),
+        "warnings": list(a.warnings),
+    }
+    if a.source != "ticks":
+        out["source"] = {"rotation_source": a.source, **a.details}
+    return out
+
+
 def _source_files(folder, cfg) -> dict:
     """A log or frame-angles file named in the config, found in the folder.
 
@@ -194,7 +266,8 @@ def _stimuli(folder):
             out.append(p)
             continue
         with contextlib.suppress(Exception), open(p) as fh:
-            head = {h.strip() for h in fh.readline().lower().split(",")}
+            # the header only: a file with no line break is not read whole
+            head = {h.strip() for h in fh.readline(4096).lower().split(",")}
             # not our own per-frame table, which also has these columns
             if {"speed", "direction"} <= head and "rotation_angle" not in head:
                 out.append(p)

@@ -34,12 +34,12 @@ import numpy as np
 
 from ..acquisition.signals import AnglesResult
 from ..engine import check_center, default_center
+from ..engine.blank import estimate_blank
 from ..errors import DerotationError
 from ..io import (
     OutputSet,
     atomic_path,
     check_not_input,
-    file_sha256,
     sidecar_path,
     write_frame_csv,
     write_json,
@@ -53,53 +53,16 @@ from ..progress import Stages
 from ..quality import report_paths
 from . import plots as debug_plots
 from .config import load_config
-from .dataset import OUTPUT_SUBFOLDER, Dataset
+from .dataset import (
+    OUTPUT_SUBFOLDER,
+    Dataset,
+    angles_summary,
+    check_inputs,
+    describe_source,
+    input_checksums,
+)
 
-__all__ = ["run_dataset", "estimate_blank", "write_frame_csv"]
-
-
-# ------------------------------------------------------------- blank value
-
-
-def estimate_blank(frame, *, components: int = 7, max_samples: int = 1 << 18,
-                   iterations: int = 200) -> float:
-    """The dark level of a frame: the lowest mean of a Gaussian mixture.
-
-    Fits ``components`` 1-D Gaussians (EM, deterministic start at evenly
-    spaced quantiles) to every pixel of ``frame`` (subsampled evenly above
-    ``max_samples``) and returns the smallest component mean, as the
-    reference's ``find_image_offset`` does with its first row only.
-    """
-    x = np.asarray(frame, np.float64).ravel()
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        raise DerotationError("the first frame has no finite pixels")
-    if x.size > max_samples:
-        x = x[:: int(np.ceil(x.size / max_samples))]
-    lo, hi = float(x.min()), float(x.max())
-    if hi == lo:
-        return lo
-    k = components
-    means = np.quantile(x, (np.arange(k) + 0.5) / k)
-    floor = ((hi - lo) / 1000.0) ** 2
-    var = np.full(k, max(x.var() / k**2, floor))
-    weights = np.full(k, 1.0 / k)
-    for _ in range(iterations):
-        logp = (-0.5 * (x[:, None] - means) ** 2 / var
-                - 0.5 * np.log(2 * np.pi * var) + np.log(weights))
-        logp -= logp.max(axis=1, keepdims=True)
-        resp = np.exp(logp)
-        resp /= resp.sum(axis=1, keepdims=True)
-        nk = resp.sum(axis=0) + 1e-12
-        new = (resp * x[:, None]).sum(axis=0) / nk
-        var = np.maximum((resp * (x[:, None] - new) ** 2).sum(axis=0) / nk,
-                         floor)
-        weights = nk / nk.sum()
-        done = np.max(np.abs(new - means)) < 1e-6 * (hi - lo)
-        means = new
-        if done:
-            break
-    return float(means[weights > 1e-3].min())
+__all__ = ["run_dataset", "write_frame_csv"]
 
 
 def run_dataset(config, output_folder=None, progress=None, *, log=None,
@@ -137,11 +100,11 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     bayes = cfg.center_method != "given"
     stages = Stages(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
-    source_file = _check_inputs(cfg)
-    with OutputSet() as out:
+    source_file = check_inputs(cfg)
+    with OutputSet(overwrite=overwrite) as out:
         paths = _output_paths(cfg, output_folder, source_file, make_plots,
                               overwrite, out)
-        say(f"[1/5] angles from {source_file.name} ({_what(cfg)})")
+        say(f"[1/5] angles from {source_file.name} ({describe_source(cfg)})")
         angles = _angles(ds, stages.stage("signals"), say)
         shape, dtype, first = _movie_layout(cfg)
         say(f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
@@ -184,11 +147,8 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "angle_delay": {"lines": params.angle_delay,
                                 "source": "auto" if "delay" in found
                                 else "config", "search": found.get("delay")},
-                "signals": _summary(angles),
-                "inputs": {k: _checksum(v) for k, v in (
-                    ("signals", cfg.signals), ("stimulus", cfg.stimulus),
-                    ("config", cfg.source), *_source_input(cfg))
-                    if v is not None},
+                "signals": angles_summary(angles),
+                "inputs": input_checksums(cfg),
                 "outputs": {k: str(v) for k, v in paths.items()},
                 "plots": [str(p) for p in plot_files],
                 "plots_note": plot_note,
@@ -218,8 +178,8 @@ def _output_paths(cfg, output_folder, source_file, plots=False,
     plots too) against existing files before anything is written; the
     folder is made (and noted in ``out_set``, which removes it again if the
     run fails)."""
-    out = Path(output_folder or cfg.output_folder or
-               cfg.movie.parent / OUTPUT_SUBFOLDER)
+    out, plots_folder = cfg.output_folders(
+        output_folder or None, cfg.movie.parent / OUTPUT_SUBFOLDER)
     made = make_folder(out)
     if out_set is not None:
         out_set.add_folders(made)
@@ -236,13 +196,9 @@ def _output_paths(cfg, output_folder, source_file, plots=False,
     for p in paths.values():
         check_not_input(p, *inputs)
     planned = list(paths.values())
-    if plots:
-        folder = Path(cfg.debug_plots_folder or out / "debug_plots")
-        if folder.is_dir():
-            planned += [folder / n for n in debug_plots.PLOT_NAMES]
-    check_writable(planned, overwrite=overwrite,
-                   hint="use --overwrite (or paths_write.overwrite: true) to "
-                        "replace them")
+    if plots and plots_folder.is_dir():
+        planned += [plots_folder / n for n in debug_plots.PLOT_NAMES]
+    check_writable(planned, overwrite=overwrite)
     return paths
 
 
@@ -299,63 +255,6 @@ def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
     files = debug_plots.write_debug_plots(folder, ds, angles, paths["movie"],
                                           params.center, on_written=out.add)
     return files, None
-
-
-def _check_inputs(cfg) -> Path:
-    """The movie and the angle source's file must be named; returns the
-    latter."""
-    from ..acquisition.angle_sources import angles_input, needs_analog
-
-    wanted = [("movie", "path_to_tif")]
-    if needs_analog(cfg):
-        wanted.append(("signals", "path_to_aux"))
-    for name, key in wanted:
-        if getattr(cfg, name) is None:
-            raise DerotationError(
-                f"no {name} file given in the config (paths_read.{key})")
-    return angles_input(cfg)
-
-
-def _what(cfg) -> str:
-    if cfg.rotation_source == "ticks":
-        return f"{cfg.pipeline_type} pipeline"
-    return f"rotation_source {cfg.rotation_source}"
-
-
-def _source_input(cfg):
-    """The source's own input file for the record (none for ticks)."""
-    from ..acquisition.angle_sources import angles_input
-
-    if cfg.rotation_source in ("ticks", "encoder", "position"):
-        return ()
-    return ((cfg.rotation_source, angles_input(cfg)),)
-
-
-def _checksum(path):
-    return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
-
-
-def _summary(a: AnglesResult) -> dict:
-    out = {
-        "protocol": a.protocol,
-        "samples": int(a.n_samples),
-        "sampling_rate": a.sampling_rate,
-        "rotations": [
-            {"start": int(s), "end": int(e), "direction": int(d),
-             "speed": None if np.isnan(v) else float(v),
-             "measured_speed": None if np.isnan(m) else round(float(m), 3),
-             "ticks": int(t), "increment": None if np.isnan(i) else float(i)}
-            for s, e, d, v, m, t, i in zip(
-                a.rotation_starts, a.rotation_ends, a.direction, a.speed,
-                a.measured_speed, a.ticks_per_rotation, a.increments,
-                strict=True)],
-        "lines": int(len(a.angles_per_line)),
-        "frames": int(len(a.angles_per_frame)),
-        "warnings": list(a.warnings),
-    }
-    if a.source != "ticks":
-        out["source"] = {"rotation_source": a.source, **a.details}
-    return out
 
 
 def _center(cfg, angles, shape, progress, say) -> dict:
