@@ -281,8 +281,8 @@ def test_derotate_into_matches_derotate():
         (np.zeros((2, 8, 8)), np.zeros(16), {"center": (8.5, 3)},
          ["outside", "8.5"]),
         (np.zeros((2, 8, 8)), np.zeros(16), {"center": (3,)}, ["two numbers"]),
-        (np.zeros((2, 8, 8)), np.zeros(16), {"interpolation": "cubic"},
-         ["bilinear", "cubic"]),
+        (np.zeros((2, 8, 8)), np.zeros(16), {"interpolation": "quintic"},
+         ["bilinear", "cubic", "quintic"]),
         (np.zeros((2, 8, 8), np.uint16), np.zeros(16), {"fill_value": np.nan},
          ["uint16"]),
         (np.zeros((2, 8, 8), np.uint8), np.zeros(16), {"fill_value": -1},
@@ -304,7 +304,7 @@ def test_warmup_compiles_the_kernel_for_each_dtype():
     from napari_derotation.engine import _kernels, warmup
 
     warmup([np.int8])
-    kinds = {str(sig[0].dtype) for sig in _kernels.derotate_frames.signatures}
+    kinds = {str(sig[1].dtype) for sig in _kernels.derotate_pairs.signatures}
     assert "int8" in kinds
 
 

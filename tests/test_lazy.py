@@ -103,7 +103,7 @@ def test_extra_angles_are_ignored(sim):
     ({"angles": np.zeros(10)}, "angles_per_line has 10 values"),
     ({"angles": np.full(11 * 24, np.nan)}, "finite"),
     ({"center": (100, 3)}, "outside the frame"),
-    ({"interpolation": "cubic"}, "interpolation"),
+    ({"interpolation": "quintic"}, "interpolation"),
     ({"fill_value": -1}, "fill_value"),
     ({"chunk_frames": 0}, "chunk_frames"),
     ({"chunk_frames": 2.5}, "chunk_frames"),

@@ -30,7 +30,7 @@ def tilted():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(interpolation="cubic"), "interpolation"),
+    (dict(interpolation="quintic"), "interpolation"),
     (dict(plane_tilt=90), r"plane_tilt must be in \[0, 90\)"),
     (dict(plane_tilt=-1), "plane_tilt"),
     (dict(plane_tilt=float("nan")), "plane_tilt must be a finite"),

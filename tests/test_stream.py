@@ -199,7 +199,7 @@ def test_bad_chunk_frames(movie_file, tmp_path, bad):
 def test_bad_interpolation_fails_before_writing(movie_file, tmp_path):
     path, _, angles = movie_file
     with pytest.raises(DerotationError, match="interpolation"):
-        derotate_file(path, angles, tmp_path / "o.tif", interpolation="cubic")
+        derotate_file(path, angles, tmp_path / "o.tif", interpolation="quintic")
     with pytest.raises(DerotationError, match="fill_value"):
         derotate_file(path, angles, tmp_path / "o.tif", fill_value=-1)
     assert list(tmp_path.iterdir()) == []

@@ -37,7 +37,7 @@ class DerotateSection(Section):
 
         self.interp_combo = named(QComboBox(), "interpolation_combo",
                                   "How pixels between samples are read")
-        self.interp_combo.addItems(["bilinear", "nearest"])
+        self.interp_combo.addItems(["bilinear", "nearest", "cubic"])
         form.addRow("Interpolation", self.interp_combo)
         self.fill_combo = named(QComboBox(), "fill_combo",
                                 "Value of pixels no scanned line covered")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
+from ..engine.threads import ENV as THREADS_ENV
 from ..errors import DerotationError
 
 
@@ -39,6 +41,41 @@ class Progress:
         self.stream.write(f"\r{self.desc}: [{bar:<{self.width}}] {count}{end}")
         self.stream.flush()
         return None
+
+
+def _print_compile_notice(line: str) -> None:
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
+
+
+def install_compile_notice() -> None:
+    """Say on stderr, once, when a command is about to compile the
+    derotation kernels (the first run after installing)."""
+    from ..engine._driver import set_compile_notice
+
+    set_compile_notice(_print_compile_notice)
+
+
+class _ThreadsAction(argparse.Action):
+    """``--threads N``: applied as soon as it is parsed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..engine.threads import set_threads
+
+        setattr(namespace, self.dest, values)
+        set_threads(values)
+        # and for worker processes this command starts
+        os.environ[THREADS_ENV] = str(values)
+
+
+def add_threads_argument(p) -> None:
+    """``--threads N``: the derotation kernels' thread count (default: the
+    CPUs this process may use; see :mod:`napari_derotation.engine.threads`)."""
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   action=_ThreadsAction,
+                   help="threads for the derotation (default: the CPUs this "
+                        "process may use, from its affinity and cgroup quota; "
+                        "or NAPARI_DEROTATION_THREADS)")
 
 
 def whole(minimum: int = 1, maximum: int | None = None):
@@ -257,3 +294,8 @@ def params_from_args(args):
     given = {field: getattr(args, option[2:].replace("-", "_"), None)
              for option, (field, _) in PARAM_OPTIONS.items()}
     return DerotationParams.build(base, **given)
+
+
+# Only the command line imports this module: its derotations say when they
+# compile the kernels (the first run after installing waits ~15 s).
+install_compile_notice()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import DerotationError
 from ..io.atomic import make_folder
-from ._common import add_overwrite_argument, positive_int
+from ._common import add_overwrite_argument, add_threads_argument, positive_int
 from .run import OVERWRITE_HINT, Reporter, warnings_to
 
 NAME = "batch"
@@ -26,6 +26,7 @@ HELP = ("Run the pipeline on many dataset folders with one config; keeps going "
 
 
 def add_arguments(p):
+    add_threads_argument(p)
     p.add_argument("config", type=Path, help="config file (.yml, .yaml, .toml)")
     p.add_argument("folders", type=Path, nargs="+", metavar="FOLDER",
                    help="dataset folders (movie TIFF, analog signals, stimulus "

@@ -20,6 +20,7 @@ from ._common import (
     add_movie_arguments,
     add_overwrite_argument,
     add_params_arguments,
+    add_threads_argument,
     params_from_args,
     positive_float,
     positive_int,
@@ -73,6 +74,7 @@ def add_arguments(p):
     add_overwrite_argument(p)
     add_angle_check_argument(p)
     add_params_arguments(p)
+    add_threads_argument(p)
 
 
 def job_from_args(args):

@@ -15,6 +15,7 @@ from ._common import (
     add_angle_check_argument,
     add_movie_arguments,
     add_params_arguments,
+    add_threads_argument,
     finite_float,
     params_from_args,
     positive_float,
@@ -31,6 +32,7 @@ HELP = ("Find the centre of rotation of a raw movie: a Bayesian search "
 
 
 def add_arguments(p):
+    add_threads_argument(p)
     p.add_argument("movie", type=Path, nargs="+",
                    help="raw TIFF movie (T[Z][C]YX), or the files, folder or "
                         "glob of one acquisition")

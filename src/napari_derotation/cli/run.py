@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import DerotationError
-from ._common import Progress, add_overwrite_argument
+from ._common import Progress, add_overwrite_argument, add_threads_argument
 
 NAME = "run"
 ORDER = 30
@@ -21,6 +21,7 @@ OVERWRITE_HINT = "use --overwrite (or paths_write.overwrite: true)"
 
 
 def add_arguments(p):
+    add_threads_argument(p)
     p.add_argument("config", type=Path,
                    help="config file (.yml, .yaml, .toml) or a dataset folder")
     p.add_argument("-o", "--output", type=Path, default=None, metavar="DIR",

@@ -42,14 +42,14 @@ import itertools
 import mmap
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..errors import Cancelled, DerotationError
 from ..frames import delay_angles, unturned_frames
 from ..progress import Progress
-from . import _kernels
+from . import _kernels, threads
 from .params import (
     DerotationParams,
     KernelArgs,
@@ -62,8 +62,8 @@ __all__ = ["derotate_into", "check_movie", "check_angles",
            "check_center", "check_parameters", "line_angles",
            "default_center", "plane_matrix", "warmup", "DerotationParams"]
 
-#: numba's default threading layer must not be entered from two threads at
-#: once (a GUI preview while a worker derotates): kernels run one at a time.
+#: Kernels run one at a time (a GUI preview while a worker derotates): each
+#: already uses every core it may (see :mod:`.threads`).
 KERNEL_LOCK = threading.Lock()
 
 #: Pixels per kernel call: bounds the scratch memory and sets how often
@@ -274,12 +274,51 @@ def _derotate_run(movie, angles, start, stop, out, k: KernelArgs, wk, tab,
         fault_in(dst)
     buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
         dst.dtype == src.dtype else np.empty_like(src)
+    nf, rows, cols = src.shape
+    nbr = -(-rows // _kernels.CELL)
+    nbc = -(-cols // _kernels.CELL)
+    ks = np.empty((nf, nbr + 1, nbc + 1))
+    kx = np.empty((nf, nbr + 1, nbc + 1))
+    smooth = np.zeros((nf, nbr, nbc), np.bool_)
+    counter = np.zeros(1, np.int64)
+    grid = (counter, cos_t, sin_t, maxstep, k.cr, k.cc, k.plane, ks, kx)
+    pairs = (counter, src, cos_t, sin_t, rough, maxstep, k.cr, k.cc, k.plane,
+             k.mode, k.fill, k.lo, k.hi, k.is_int, wk, tab, ks, kx, smooth,
+             buf)
+    kernel = _kernels.pair_kernel(k.mode)
     with KERNEL_LOCK:
-        _kernels.derotate_frames(src, cos_t, sin_t, rough, maxstep, k.cr, k.cc,
-                                 k.plane, k.mode, k.fill, k.lo, k.hi, k.is_int,
-                                 wk, tab, buf)
+        _notice_compile((_kernels.knot_grid, grid), (kernel, pairs))
+        threads.run(_kernels.knot_grid, *grid[1:])
+        threads.run(kernel, *pairs[1:])
     if buf is not dst:
         dst[...] = buf
+
+
+#: Called with one line when a derotation is about to compile its kernels
+#: (the CLI prints it on stderr; see :func:`set_compile_notice`).
+_compile_notice: Callable[[str], None] | None = None
+
+#: Seconds a cold compile of one dtype's kernels takes here, roughly (quiet
+#: 2-core machine; ``benchmarks/bench_cold_start.py`` measures it).
+COMPILE_SECONDS = 15
+
+
+def set_compile_notice(notice: Callable[[str], None] | None) -> None:
+    """Have ``notice(line)`` called once per process, before the first
+    derotation that must compile kernels missing from numba's cache."""
+    global _compile_notice
+    _compile_notice = notice
+
+
+def _notice_compile(*calls) -> None:
+    global _compile_notice
+    notice = _compile_notice
+    if notice is None:
+        return
+    if any(_kernels.will_compile(kernel, args) for kernel, args in calls):
+        _compile_notice = None
+        notice("compiling the derotation kernels (once, "
+               f"~{COMPILE_SECONDS} s)")
 
 
 #: Linux's madvise advice that faults pages in, writable, without writing.

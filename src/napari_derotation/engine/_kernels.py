@@ -29,6 +29,13 @@ from numba.extending import intrinsic
 
 NEAREST = 0
 BILINEAR = 1
+#: Catmull-Rom cubic convolution (Keys' a = -1/2): interpolating (the
+#: samples are kept exactly), third-order accurate on smooth images, and
+#: local (a 4 x 4 neighbourhood), so a frame needs no prefilter pass, works
+#: in tiles and streams like the other modes. A cubic B-spline would need a
+#: global prefilter of every frame (a whole-frame copy in float64 and more
+#: ringing at the scanned disc's edge) for a smoothing it adds back.
+CUBIC = 2
 
 #: Floating-point shortcuts that keep NaN and infinity semantics (movies may
 #: hold NaN).
@@ -231,10 +238,47 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
     return abs(sm - si) < TOL and abs(xm - xi) < TOL
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy", fastmath=FAST)
-def derotate_frames(movie, cos_t, sin_t, rough, maxstep, cr, cc, pm, mode, fill,
-                    lo, hi, is_int, wk, tab, out):
-    """Derotate every frame of ``movie`` into ``out`` (same shape).
+def _fetch_add_codegen(context, builder, sig, args):
+    aryty = sig.args[0]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+    return builder.atomic_rmw("add", ptr, args[2], "monotonic")
+
+
+@intrinsic
+def _fetch_add(typingctx, arr, i, n):
+    """Atomically add ``n`` to the int64 ``arr[i]``; return its old value
+    (the work counter that the engine's threads share)."""
+    return types.int64(arr, types.intp, types.int64), _fetch_add_codegen
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def knot_grid(counter, cos_t, sin_t, maxstep, cr, cc, pm, ks, kx):
+    """Exact crossings on the grid of cell corners of every frame, into
+    ``ks``/``kx`` (frames, cell rows + 1, cell cols + 1), one knot row per
+    work unit taken from ``counter[0]`` (shared by the threads running this
+    at once: a slow thread takes fewer units)."""
+    nf, nkr, nkc = ks.shape
+    nrows = cos_t.shape[1]
+    total = nf * nkr
+    while True:
+        idx = _fetch_add(counter, 0, 1)
+        if idx >= total:
+            return
+        f = idx // nkr
+        k = idx % nkr
+        _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nkc, nrows,
+                  maxstep[f], pm, ks[f, k], kx[f, k])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def derotate_pairs(counter, movie, cos_t, sin_t, rough, maxstep, cr, cc, pm,
+                   mode, fill, lo, hi, is_int, wk, tab, ks, kx, smooth, out):
+    """Derotate every frame of ``movie`` into ``out`` (same shape), nearest
+    or bilinear, two cell rows (2 * CELL image rows) per work unit taken
+    from ``counter[0]``; the knot grid ``ks``/``kx`` comes from
+    :func:`knot_grid`, ``smooth`` is scratch of shape (frames, cell rows,
+    cell cols).
 
     ``cos_t``/``sin_t``: (frames, rows) per-line tables; ``rough[f, k]`` marks
     lines where the angle's second difference is large (a kink or a jump);
@@ -243,31 +287,25 @@ def derotate_frames(movie, cos_t, sin_t, rough, maxstep, cr, cc, pm, mode, fill,
     :func:`work_tables`. (Frames that do not turn are copied by the engine.)
     """
     nf, nrows, ncols = movie.shape
-    nbr = (nrows + CELL - 1) // CELL
-    nbc = (ncols + CELL - 1) // CELL
-    # exact crossings on the grid of cell corners, each knot row once
-    ks = np.empty((nf, nbr + 1, nbc + 1))
-    kx = np.empty((nf, nbr + 1, nbc + 1))
-    for idx in numba.prange(nf * (nbr + 1)):
-        f = idx // (nbr + 1)
-        k = idx % (nbr + 1)
-        _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nbc + 1, nrows,
-                  maxstep[f], pm, ks[f, k], kx[f, k])
-    # which cells may be interpolated, two cell rows at a time
-    smooth = np.zeros((nf, nbr, nbc), np.bool_)
+    nbr = smooth.shape[1]
     npair = (nbr + 1) // 2
-    for idx in numba.prange(nf * npair):
+    scratch = _scratch(wk.dtype, movie.dtype, out.dtype)
+    total = nf * npair
+    while True:
+        idx = _fetch_add(counter, 0, 1)
+        if idx >= total:
+            return
         f = idx // npair
-        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, 2 * (idx % npair),
-                      nrows, maxstep[f], pm, ks[f], kx[f], smooth[f])
-    for idx in numba.prange(nf * nbr):
-        f = idx // nbr
-        b = idx % nbr
-        n = min(b + 2, nbr)
-        _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
-                        b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo, hi,
-                        is_int, wk, tab, ks[f, b], kx[f, b], ks[f, b + 1],
-                        kx[f, b + 1], ks[f, n], kx[f, n], out[f])
+        p = 2 * (idx % npair)
+        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, p, nrows,
+                      maxstep[f], pm, ks[f], kx[f], smooth[f])
+        for b in range(p, min(p + 2, nbr)):
+            n = min(b + 2, nbr)
+            _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
+                            b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo,
+                            hi, is_int, wk, tab, ks[f, b], kx[f, b],
+                            ks[f, b + 1], kx[f, b + 1], ks[f, n], kx[f, n],
+                            out[f], scratch)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
@@ -428,6 +466,18 @@ def _prefetch_cell(flat, nrows, ncols, s0, s1, s2, s3, x0, x1, x2, x3):
 
 
 NPX = CELL * CELL
+
+
+@numba.njit(cache=True, inline="always")
+def _scratch(work, src, dst):
+    """One cell's scratch vectors (see :func:`_derotate_block`), made once
+    per thread: where each pixel was scanned (S, X), its weights (fy, fx),
+    its first source index (frames hold < 2**31 pixels), whether it was
+    covered, the four source samples and the result."""
+    return (np.empty(NPX, work), np.empty(NPX, work), np.empty(NPX, work),
+            np.empty(NPX, work), np.empty(NPX, np.int32),
+            np.empty(NPX, np.bool_), np.empty(NPX, src), np.empty(NPX, src),
+            np.empty(NPX, src), np.empty(NPX, src), np.empty(NPX, dst))
 _T = np.array([(i // CELL) / CELL for i in range(NPX)])
 _U = np.array([(i % CELL) / CELL for i in range(NPX)])
 
@@ -453,7 +503,7 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
 def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
                     fill, lo, hi, is_int, wk, tab, ks_t, kx_t, ks_b, kx_b, ks_n,
-                    kx_n, out):
+                    kx_n, out, scratch):
     """Rows r0 .. r0 + CELL of one frame, cell by cell, between the knot rows
     ``(ks_t, kx_t)`` (row r0) and ``(ks_b, kx_b)`` (row r0 + CELL); the next
     knot row ``(ks_n, kx_n)`` tells which source pixels the next block will
@@ -470,17 +520,10 @@ def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
     B = CELL
     rh = min(B, nrows - r0)
     W = wk.dtype
-    S = np.empty(NPX, W)
-    X = np.empty(NPX, W)
-    fy = np.empty(NPX, W)
-    fx = np.empty(NPX, W)
-    idx = np.empty(NPX, np.int32)     # frames hold < 2**31 pixels
-    cov = np.empty(NPX, np.bool_)
-    va = np.empty(NPX, img.dtype)
-    vb = np.empty(NPX, img.dtype)
-    vc = np.empty(NPX, img.dtype)
-    vd = np.empty(NPX, img.dtype)
-    res = np.empty(NPX, out.dtype)
+    S, X, fy, fx = scratch[0], scratch[1], scratch[2], scratch[3]
+    idx, cov = scratch[4], scratch[5]
+    va, vb, vc, vd, res = scratch[6], scratch[7], scratch[8], scratch[9], \
+        scratch[10]
     T = tab[0]
     U = tab[1]
     TU = tab[2]
@@ -566,6 +609,182 @@ def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
                     out[r0 + t, c0 + u] = res[t * B + u]
 
 
+def will_compile(kernel, args) -> bool:
+    """True when ``kernel(*args)`` has to be compiled: neither in memory nor
+    in numba's on-disk cache (which numba keeps in ``__pycache__`` beside
+    this file, or, where the package's folder is not writable, in the
+    user's cache folder, e.g. ``~/.cache/numba``; ``NUMBA_CACHE_DIR``
+    overrides both). A guess that costs a small file read; False when
+    numba's internals are not as expected."""
+    try:
+        sig = tuple(kernel.typeof_pyval(a) for a in args)
+        if sig in kernel.overloads:
+            return False
+        cache = kernel._cache
+        key = cache._index_key(sig, kernel.targetctx.codegen())
+        return key not in cache._cache_file._load_index()
+    except Exception:       # noqa: BLE001 - numba's private API changed
+        return False
+
+
+def pair_kernel(mode):
+    """The work-unit kernel of :func:`derotate_pairs`' signature for ``mode``
+    (each is compiled only when first used)."""
+    return derotate_pairs_cubic if mode == CUBIC else derotate_pairs
+
+
+@numba.njit(cache=True, inline="always")
+def _catmull_rom(t):
+    """The four Catmull-Rom weights of samples -1, 0, 1, 2 at fraction t."""
+    t2 = t * t
+    t3 = t2 * t
+    return (0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+            0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2))
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _sample_cubic(img, flat, y, x, nrows, ncols):
+    """Catmull-Rom sample of ``img`` (``flat``: the same C-ordered pixels
+    as 1-D) at (y, x), clamped to the frame; the neighbours beyond its
+    edges repeat the edge."""
+    y = min(max(y, 0.0), nrows - 1.0)
+    x = min(max(x, 0.0), ncols - 1.0)
+    y0 = int(y)
+    x0 = int(x)
+    wy0, wy1, wy2, wy3 = _catmull_rom(y - y0)
+    wx0, wx1, wx2, wx3 = _catmull_rom(x - x0)
+    if y0 >= 1 and y0 + 2 < nrows and x0 >= 1 and x0 + 2 < ncols:
+        # inside: four rows of four neighbours, no clamping
+        acc = 0.0
+        for a in range(4):
+            k = (y0 - 1 + a) * ncols + x0 - 1
+            row = (wx0 * float(flat[k]) + wx1 * float(flat[k + 1])
+                   + wx2 * float(flat[k + 2]) + wx3 * float(flat[k + 3]))
+            w = wy0 if a == 0 else wy1 if a == 1 else wy2 if a == 2 else wy3
+            acc += w * row
+        return acc
+    c0 = max(x0 - 1, 0)
+    c2 = min(x0 + 1, ncols - 1)
+    c3 = min(x0 + 2, ncols - 1)
+    acc = 0.0
+    for a in range(4):
+        r = min(max(y0 - 1 + a, 0), nrows - 1)
+        row = (wx0 * float(img[r, c0]) + wx1 * float(img[r, x0])
+               + wx2 * float(img[r, c2]) + wx3 * float(img[r, c3]))
+        w = wy0 if a == 0 else wy1 if a == 1 else wy2 if a == 2 else wy3
+        acc += w * row
+    return acc
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def derotate_pairs_cubic(counter, movie, cos_t, sin_t, rough, maxstep, cr, cc,
+                         pm, mode, fill, lo, hi, is_int, wk, tab, ks, kx,
+                         smooth, out):
+    """:func:`derotate_pairs` with Catmull-Rom sampling (``mode`` is
+    ignored): the same crossings, sampled in float64, integers rounded and
+    clipped to ``[lo, hi]``."""
+    nf, nrows, ncols = movie.shape
+    nbr = smooth.shape[1]
+    npair = (nbr + 1) // 2
+    S = np.empty(NPX)
+    X = np.empty(NPX)
+    WT = np.empty((8, NPX))
+    KI = np.empty(NPX, np.int64)
+    total = nf * npair
+    while True:
+        idx = _fetch_add(counter, 0, 1)
+        if idx >= total:
+            return
+        f = idx // npair
+        p = 2 * (idx % npair)
+        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, p, nrows,
+                      maxstep[f], pm, ks[f], kx[f], smooth[f])
+        for b in range(p, min(p + 2, nbr)):
+            _cubic_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
+                         b * CELL, smooth[f, b], cr, cc, pm, fill, lo, hi,
+                         is_int, ks[f, b], kx[f, b], ks[f, b + 1],
+                         kx[f, b + 1], out[f], S, X, WT, KI)
+
+
+@numba.njit(cache=True, inline="always")
+def _row4(flat, k, WT, i):
+    """Four neighbours from ``flat[k]`` weighted by pixel ``i``'s column
+    weights (rows 4-7 of ``WT``)."""
+    return (WT[4, i] * float(flat[k]) + WT[5, i] * float(flat[k + 1])
+            + WT[6, i] * float(flat[k + 2]) + WT[7, i] * float(flat[k + 3]))
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+def _cubic_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, fill, lo,
+                 hi, is_int, ks_t, kx_t, ks_b, kx_b, out, S, X, WT, KI):
+    """Rows r0 .. r0 + CELL of one frame, Catmull-Rom (see
+    :func:`_derotate_block` for the cells). Each cell's weights (``WT``:
+    four row and four column weights per pixel) and first source indices
+    (``KI``, -1 where the 4 x 4 neighbourhood leaves the frame) are made in
+    a vector pass; the 16 gathers per pixel are scalar."""
+    nrows, ncols = img.shape
+    rh = min(CELL, nrows - r0)
+    flat = img.ravel()
+    for j in range(smooth.size):
+        c0 = j * CELL
+        cw = min(CELL, ncols - c0)
+        if smooth[j]:
+            sa = ks_t[j]
+            xa = kx_t[j]
+            e1 = ks_t[j + 1] - sa
+            e2 = ks_b[j] - sa
+            e3 = sa - ks_t[j + 1] - ks_b[j] + ks_b[j + 1]
+            f1 = kx_t[j + 1] - xa
+            f2 = kx_b[j] - xa
+            f3 = xa - kx_t[j + 1] - kx_b[j] + kx_b[j + 1]
+            for i in range(NPX):
+                S[i] = sa + e1 * _U[i] + e2 * _T[i] + e3 * _T[i] * _U[i]
+                X[i] = xa + f1 * _U[i] + f2 * _T[i] + f3 * _T[i] * _U[i]
+        else:
+            _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm,
+                         ks_t[j], ks_t[j + 1], ks_b[j], ks_b[j + 1], kx_t[j],
+                         kx_t[j + 1], kx_b[j], kx_b[j + 1], S, X)
+        # weights and first indices as vectors; inner pixels (the
+        # 4 x 4 neighbourhood inside the frame) get index >= 0
+        for i in range(NPX):
+            s = min(max(S[i], 0.0), nrows - 1.0)
+            x = min(max(X[i], 0.0), ncols - 1.0)
+            y0 = np.int64(s)
+            x0 = np.int64(x)
+            ty = s - y0
+            tx = x - x0
+            ty2 = ty * ty
+            tx2 = tx * tx
+            WT[0, i] = 0.5 * (-ty2 * ty + 2.0 * ty2 - ty)
+            WT[1, i] = 0.5 * (3.0 * ty2 * ty - 5.0 * ty2 + 2.0)
+            WT[2, i] = 0.5 * (-3.0 * ty2 * ty + 4.0 * ty2 + ty)
+            WT[3, i] = 0.5 * (ty2 * ty - ty2)
+            WT[4, i] = 0.5 * (-tx2 * tx + 2.0 * tx2 - tx)
+            WT[5, i] = 0.5 * (3.0 * tx2 * tx - 5.0 * tx2 + 2.0)
+            WT[6, i] = 0.5 * (-3.0 * tx2 * tx + 4.0 * tx2 + tx)
+            WT[7, i] = 0.5 * (tx2 * tx - tx2)
+            inner = (y0 >= 1) & (y0 + 2 < nrows) & (x0 >= 1) & (x0 + 2 < ncols)
+            KI[i] = (y0 - 1) * ncols + x0 - 1 if inner else -1
+        for t in range(rh):
+            for u in range(cw):
+                i = t * CELL + u
+                s = S[i]
+                x = X[i]
+                if not _covered(s, x, nrows, ncols):
+                    out[r0 + t, c0 + u] = fill
+                    continue
+                k = KI[i]
+                if k < 0:
+                    v = _sample_cubic(img, flat, s, x, nrows, ncols)
+                else:
+                    a0 = _row4(flat, k, WT, i)
+                    a1 = _row4(flat, k + ncols, WT, i)
+                    a2 = _row4(flat, k + 2 * ncols, WT, i)
+                    a3 = _row4(flat, k + 3 * ncols, WT, i)
+                    v = WT[0, i] * a0 + WT[1, i] * a1 + WT[2, i] * a2 + WT[3, i] * a3
+                out[r0 + t, c0 + u] = _cast(v, lo, hi, is_int)
+
+
 @numba.njit(cache=True, parallel=True)
 def rotate_lines(images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo,
                  hi, is_int, out):
@@ -591,5 +810,9 @@ def rotate_lines(images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo,
             if y < -0.5 or y > nrows - 0.5 or x < -0.5 or x > ncols - 0.5:
                 out[f, r, c] = fill
                 continue
-            v = _sample(images[src], y, x, nrows, ncols, mode)
+            if mode == CUBIC:
+                v = _sample_cubic(images[src], images[src].ravel(), y, x,
+                                  nrows, ncols)
+            else:
+                v = _sample(images[src], y, x, nrows, ncols, mode)
             out[f, r, c] = _cast(v, lo, hi, is_int)

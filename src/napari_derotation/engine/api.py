@@ -31,8 +31,10 @@ def derotate(movie, angles_per_line, center=None, *,
     center : (row, col), optional
         Centre of rotation in pixels, sub-pixel allowed. Default
         ``(rows // 2, cols // 2)`` as in the reference.
-    interpolation : {"bilinear", "nearest"}
-        How the raw frame is sampled where the scan crossed each pixel.
+    interpolation : {"bilinear", "nearest", "cubic"}
+        How the raw frame is sampled where the scan crossed each pixel
+        (``"cubic"``: Catmull-Rom, sharper than bilinear, integers clipped
+        to the dtype's range).
     fill_value : float
         Value of pixels that no scanned line covered. NaN is allowed for
         float movies.

@@ -36,7 +36,7 @@ __all__ = ["DerotationParams", "KernelArgs", "INTERPOLATION_CODES",
            "PLANE_OUTPUTS", "plane_matrix", "default_center", "check_center"]
 
 #: interpolation name -> the kernels' code (see :mod:`._kernels`)
-INTERPOLATION_CODES = {"nearest": 0, "bilinear": 1}
+INTERPOLATION_CODES = {"nearest": 0, "bilinear": 1, "cubic": 2}
 PLANE_OUTPUTS = ("imaging", "rotation")
 
 #: The keyword arguments that :func:`~napari_derotation.derotate` and every
@@ -156,7 +156,11 @@ class DerotationParams:
     center : (row, col) or None
         Centre of rotation in pixels, sub-pixel allowed; ``None`` is the
         reference's default ``(rows // 2, cols // 2)`` of the movie.
-    interpolation : {"bilinear", "nearest"}
+    interpolation : {"bilinear", "nearest", "cubic"}
+        ``"cubic"`` is Catmull-Rom cubic convolution: it keeps the samples
+        exactly and smooths less than bilinear, needs no prefilter (see
+        :data:`napari_derotation.engine._kernels.CUBIC`); integer outputs
+        are rounded and clipped to the dtype's range.
     fill_value : float or sequence of floats
         Value of pixels that no scanned line covered (NaN for float movies);
         one per channel for a movie with channels (each channel's own

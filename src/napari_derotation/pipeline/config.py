@@ -129,7 +129,7 @@ class Config:
     angle_delay: float | str = setting("angle_delay", 0.0, _lines_or_auto)
     blank_value: float | None = setting("blank_value", None, number())
     resampling: str = setting("resampling", "bilinear", text,
-                           check=one_of("bilinear", "nearest"))
+                           check=one_of("bilinear", "nearest", "cubic"))
     plane_tilt: float = setting("rotation_plane.tilt", 0.0, number())
     plane_orientation: float = setting("rotation_plane.orientation", 0.0,
                                     number())

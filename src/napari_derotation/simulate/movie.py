@@ -48,7 +48,7 @@ def rotate_by_line(images, angles_per_line, center=None, *, n_frames=None,
     n_frames : int, optional
         Frames to acquire from a single 2-D image; default as many as the
         angles fill (``len(angles) // rows``).
-    interpolation : {"bilinear", "nearest"}
+    interpolation : {"bilinear", "nearest", "cubic"}
         ``"nearest"`` reproduces the reference ``Rotator`` exactly.
     fill_value : float, optional
         Value of scanned points outside the sample; default its minimum (as
