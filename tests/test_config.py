@@ -142,7 +142,7 @@ def test_records_keep_the_key_order():
         "ellipse", "movie"]
     assert list(d["paths_write"]) == [
         "derotated_tiff_folder", "saving_name", "debug_plots_folder",
-        "overwrite", "output_format"]
+        "overwrite", "output_format", "nwb_metadata"]
     enc = Config.from_dict({"rotation_source": "encoder", "encoder": {
         "channel_a": 1, "channel_b": 2, "counts_per_turn": 8}}).to_dict()
     assert list(enc)[-2:] == ["rotation_source", "encoder"]

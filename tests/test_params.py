@@ -130,8 +130,8 @@ def test_cli_bad_params_file_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--workers", "0"], "--workers must be a whole number >= 1"),
-    (["--chunk-frames", "0"], "--chunk-frames must be a whole number >= 1"),
+    (["--workers", "0"], "argument --workers: must be >= 1; got 0"),
+    (["--chunk-frames", "0"], "argument --chunk-frames: must be >= 1; got 0"),
 ])
 def test_cli_whole_numbers(tmp_path, capsys, argv, match):
     sim = simulate_movie((16, 16), 3, trace="constant")

@@ -235,7 +235,11 @@ def test_pipeline_writes_zarr_or_nwb_by_config(tmp_path):
         cfg.replace(output_format="h5")
     import pynwb
 
-    run_dataset(Dataset(cfg.replace(output_format="nwb", frame_rate=25.0)),
+    from test_nwb import META
+
+    (tmp_path / "meta.yaml").write_text(json.dumps(META))
+    run_dataset(Dataset(cfg.replace(output_format="nwb", frame_rate=25.0,
+                                    nwb_metadata=tmp_path / "meta.yaml")),
                 tmp_path / "nwb")
     with pynwb.NWBHDF5IO(str(tmp_path / "nwb" / "derotated.nwb"), "r") as io:
         data = io.read().processing["ophys"]["TwoPhotonSeriesDerotated"].data

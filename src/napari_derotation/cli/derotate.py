@@ -8,6 +8,7 @@ or an OME-Zarr store.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..checks import whole_number
@@ -58,6 +59,10 @@ def add_arguments(p):
     p.add_argument("--raw", choices=("link", "omit"), default="link",
                    help="NWB: link the raw movie from the file (default) or "
                         "omit it")
+    p.add_argument("--nwb-metadata", type=Path, default=None,
+                   metavar="FILE.yaml",
+                   help="NWB: the session's metadata (NWBFile, Subject, Ophys "
+                        "as in neuroconv's metadata YAML); required for .nwb")
     p.add_argument("--chunk-frames", type=positive_int, default=None,
                    metavar="N",
                    help="frames per chunk (default: about 64 MB); memory use "
@@ -90,9 +95,8 @@ def job_from_args(args):
     if args.workers is not None:
         whole_number("--workers", args.workers)
     out = output_spec(args.output, split=args.split, overwrite=args.overwrite,
-                      frame_rate=args.frame_rate, raw=args.raw)
-    if out.format == "nwb":
-        pynwb_module()
+                      frame_rate=args.frame_rate, raw=args.raw,
+                      nwb_metadata=_nwb_metadata(args))
     movie = args.movie[0] if len(args.movie) == 1 else args.movie
     return describe(movie, load_angles(args.angles), out,
                     params=params_from_args(args), angles_source=args.angles,
@@ -101,6 +105,26 @@ def job_from_args(args):
                     chunk_frames=args.chunk_frames, scheduler=args.scheduler,
                     workers=args.workers,
                     extra_angles_ok=args.extra_angles_ok)
+
+
+def _nwb_metadata(args):
+    """The checked ``--nwb-metadata`` of a .nwb output (required)."""
+    nwb = not args.split and str(args.output).lower().endswith(".nwb")
+    if not nwb:
+        if args.nwb_metadata is not None:
+            raise DerotationError("--nwb-metadata is for a .nwb output; got "
+                                  f"-o {args.output}")
+        return None
+    pynwb_module()
+    from ..io.nwb_metadata import SUBJECT_HINT, load_nwb_metadata
+
+    if args.nwb_metadata is None:
+        raise DerotationError(SUBJECT_HINT)
+    meta = load_nwb_metadata(args.nwb_metadata)
+    for section in meta.ignored:
+        print(f"warning: {meta.source}: {section} is not used in the NWB "
+              "output", file=sys.stderr)
+    return meta
 
 
 def run(args) -> int:

@@ -82,6 +82,7 @@ class Config:
     overwrite: bool = setting("paths_write.overwrite", False, flag)
     output_format: str = setting("paths_write.output_format", "tif", text,
                               check=one_of("tif", "zarr", "nwb"))
+    nwb_metadata: Path | None = path_setting("paths_write.nwb_metadata")
     channel_names: tuple = setting("channel_names", DEFAULT_CHANNEL_NAMES, names)
     channels: dict = setting("channels", None, mapping,
                           factory=lambda: dict(DEFAULT_CHANNELS))

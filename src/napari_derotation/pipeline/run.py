@@ -101,6 +101,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     stages = Stages(progress, {"signals": 5, "center": 30 if bayes else 0,
                                   "derotate": 60, "outputs": 5})
     source_file = check_inputs(cfg)
+    nwb_meta = _nwb_metadata(cfg)
     with OutputSet(overwrite=overwrite) as out:
         paths = _output_paths(cfg, output_folder, source_file, make_plots,
                               overwrite, out)
@@ -123,7 +124,7 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         job = describe(
             cfg.movie, angles.angles_per_line,
             output_spec(paths["movie"], overwrite=overwrite, record=False,
-                        frame_rate=cfg.frame_rate),
+                        frame_rate=cfg.frame_rate, nwb_metadata=nwb_meta),
             params=params, angles_source=source_file,
             channels=cfg.movie_channels, planes=cfg.movie_planes,
             extra_angles_ok=True, check_files=False)
@@ -170,6 +171,20 @@ def _quality(paths, rec, angles, out: OutputSet, say) -> dict:
     for w in qc["warnings"]:
         say(f"      quality warning: {w}")
     return qc
+
+
+def _nwb_metadata(cfg):
+    """An NWB output's metadata (paths_write.nwb_metadata), checked before
+    any work: one without a subject is refused."""
+    if cfg.output_format != "nwb":
+        return None
+    from ..io.nwb import pynwb_module
+    from ..io.nwb_metadata import SUBJECT_HINT, load_nwb_metadata
+
+    pynwb_module()
+    if cfg.nwb_metadata is None:
+        raise DerotationError(SUBJECT_HINT)
+    return load_nwb_metadata(cfg.nwb_metadata)
 
 
 def _output_paths(cfg, output_folder, source_file, plots=False,
