@@ -138,7 +138,7 @@ def test_records_keep_the_key_order():
         "incremental_step", "incremental_direction", "debugging_plots",
         "frame_rate", "sampling_rate", "analog_signals_processing",
         "interpolation", "biased_center", "center", "center_method",
-        "delta_center", "blank_value", "resampling", "rotation_plane",
+        "delta_center", "angle_delay", "blank_value", "resampling", "rotation_plane",
         "ellipse", "movie"]
     assert list(d["paths_write"]) == [
         "derotated_tiff_folder", "saving_name", "debug_plots_folder",

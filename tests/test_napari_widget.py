@@ -633,3 +633,31 @@ def test_a_wrong_centre_is_pointed_out_and_searched_in_one_click(
     assert w.derotate.agreement[1] > 0.9
     assert "low" not in w.derotate.result_label.text()
     assert w.derotate.search_button.isHidden()
+
+
+def test_find_delay_from_the_widget(make_napari_viewer, qtbot):
+    """*Find delay*: the centre and the angle delay in a worker, with
+    progress; the delay then reaches the preview and the derotation; a
+    cancel keeps the centre and the delay as they were."""
+    sim = simulate_movie((96, 96), 40, trace="sine", center_offset=(3, -4),
+                         noise=2.0, seed=1, delay=8.0)
+    viewer, w = build(make_napari_viewer, [sample_layer(sim, "delayed")])
+    w.session.set_center(*sim.center)
+    worker = w.center.start_delay()
+    assert not w.center.delay_progress.isHidden()
+    run(qtbot, worker, timeout=180_000)
+    assert w.center.delay_progress.isHidden()
+    assert w.center.last_delay.delay == pytest.approx(8.0, abs=0.3)
+    params = w.session.params()
+    assert params.angle_delay == w.center.last_delay.delay
+    assert "delay 8." in w.center.result_label.text() or \
+        "delay 7.9" in w.center.result_label.text()
+    assert np.hypot(*np.subtract(w.session.center, sim.center)) < 0.1
+    assert w.center.delay_worker not in w.workers()         # done
+
+    w.session.metadata["angle_delay"] = 1.0
+    worker = start_and_cancel(qtbot, w.center.start_delay,
+                              w.center.cancel_delay)
+    run(qtbot, worker)
+    assert w.session.params().angle_delay == 1.0
+    assert "cancelled" in w.center.result_label.text()

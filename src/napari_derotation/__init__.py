@@ -37,6 +37,7 @@ __getattr__, __dir__ = lazy_names(__name__, globals(), {
     "find_center_bayesian": "center.bayesian",
     "fit_center_ellipse": "center.ellipse",
     "estimate_angle_offset": "center.offset",
+    "find_center_and_delay": "center.delay",
     "derotate_lazy": "engine.lazy",
     "derotate_file": "engine.files",
     "simulate_movie": "simulate.movie",

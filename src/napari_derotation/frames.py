@@ -8,6 +8,11 @@ engine, the centre search, the pipeline, the CLI and the plugin.
   before it. A movie without one has no rotation to correct or to fit.
 - An **unturned frame** has every line at exactly 0 degrees: the engine
   copies it as it is.
+- A **delay** of ``d`` lines between the angle signal and the scan
+  (:func:`delay_angles`): line ``i`` takes the recorded angle of line
+  ``i - d``. A positive delay means the image lags the angle signal (each
+  line shows the sample as it was when the angle ``d`` lines earlier was
+  recorded); a negative one, that the angle signal lags the image.
 - The **inscribed disc** about a centre is the largest disc about it inside
   the frame: the region every rotation keeps in view.
 
@@ -21,7 +26,7 @@ import numpy as np
 
 __all__ = ["MIN_ROTATION_DEGREES", "frame_angles", "rotating_frames",
            "unturned_frames", "wrap_degrees", "disc_mask", "inscribed_radius",
-           "angle_warnings", "MIN_SPAN_DEGREES"]
+           "angle_warnings", "MIN_SPAN_DEGREES", "delay_angles"]
 
 #: A line more than this many degrees (mod 360) from 0 has turned.
 MIN_ROTATION_DEGREES = 1.0
@@ -55,6 +60,28 @@ def rotating_frames(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
 def unturned_frames(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
     """Boolean per frame: every line at exactly 0 degrees."""
     return ~np.any(_per_frame(angles_per_line, n_frames, rows) != 0, axis=1)
+
+
+def delay_angles(angles_per_line, delay: float) -> np.ndarray:
+    """The recorded angles delayed by ``delay`` lines: ``out[i] =
+    angles[i - delay]`` (float64, a new array).
+
+    Fractional delays interpolate linearly between lines (across a wrap at
+    +-360 degrees as the continuous turn it is); beyond either end the
+    first or last angle is held. The one definition of the angle delay
+    (:attr:`~napari_derotation.engine.params.DerotationParams.angle_delay`):
+    a positive delay means the image lags the angle signal.
+    """
+    a = np.asarray(angles_per_line, dtype=np.float64)
+    s = float(delay)
+    if s == 0 or a.size == 0:
+        return a.copy()
+    i = np.arange(a.size, dtype=np.float64)
+    # interpolate across wraps (+-360) as the continuous turn they are, then
+    # put every value back on the branch of the recorded angle it replaces
+    out = np.interp(i - s, i, np.unwrap(a, period=360.0))
+    near = a[np.clip(np.rint(i - s), 0, a.size - 1).astype(np.intp)]
+    return out - 360.0 * np.rint((out - near) / 360.0)
 
 
 def inscribed_radius(shape, center) -> float:

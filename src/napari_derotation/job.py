@@ -218,6 +218,14 @@ class Job:
         n, rows, _ = self.movie.scan_shape
         return check_angles(self.angles, n * rows, rows)
 
+    def line_angles(self) -> tuple[np.ndarray, DerotationParams]:
+        """``(angles, params)`` the engine derotates the lines with: the
+        used angles delayed by ``params.angle_delay`` and the parameters
+        without it (see :func:`napari_derotation.engine.line_angles`)."""
+        from .engine._driver import line_angles
+
+        return line_angles(self.angles, self.movie.scan_shape, self.params)
+
     def files(self) -> list[Path]:
         """Every file this job puts in place."""
         return [] if self.output is None else self.output.files()

@@ -125,7 +125,13 @@ class CenterSection(Section):
         form.addRow("", self.bayes_button)
         self.bayes_progress = ProgressRow("bayesian")
         form.addRow(self.bayes_progress)
+<<<<<<< HEAD
         self.result_label = wrapped("center_result_label")
+=======
+        self._add_delay_controls(form)
+        self.result_label = named(QLabel(""), "center_result_label")
+        self.result_label.setWordWrap(True)
+>>>>>>> qc
         form.addRow(self.result_label)
         form.addRow(hint("Drag the orange cross: the preview sharpens.",
                          "center_hint"))
@@ -500,6 +506,71 @@ class CenterSection(Section):
     def cancel_search(self) -> None:
         if self.bayes_worker is not None:
             self.bayes_worker.quit()
+
+
+    # -- angle delay ---------------------------------------------------------
+    def _add_delay_controls(self, form) -> None:
+        self.delay_worker = None
+        self.delay_button = named(
+            QPushButton("Find delay"), "delay_button",
+            "Find the delay (lines) between the angle signal and the scan, "
+            "with the centre (needs still frames, speed changes or both "
+            "directions)")
+        form.addRow("", self.delay_button)
+        self.delay_progress = ProgressRow("delay")
+        form.addRow(self.delay_progress)
+        self.delay_button.clicked.connect(self.start_delay)
+        self.delay_progress.cancel.clicked.connect(self.cancel_delay)
+
+    def start_delay(self):
+        """Find the centre and the angle delay in a worker; returns it
+        (started) or None after a notification."""
+        inputs = self.session.inputs()
+        if inputs is None:
+            return None
+        data, angles, params = inputs
+        from ._model import find_delay
+
+        self.delay_button.setEnabled(False)
+        self.delay_progress.start(100)
+        self.result_label.setText("finding the delay…")
+        self.delay_worker = callback_worker(
+            find_delay, data, angles, params,
+            search_radius=min(3.0, self.radius_spin.value()),
+            desc="Angle delay search")
+        self.delay_progress.follow(self.delay_worker.pbar)
+        self.delay_worker.relay.progressed.connect(
+            lambda r: self.delay_progress.update(r[0], r[1]))
+        self.delay_worker.returned.connect(self._on_delay_done)
+        self.delay_worker.finished.connect(self._on_delay_finished)
+        self.delay_worker.start()
+        return self.delay_worker
+
+    def _on_delay_done(self, result) -> None:
+        if result is None:
+            return
+        if isinstance(result, Failure):
+            notify("error", f"Angle delay: {result.message}")
+            self.result_label.setText(f"delay not found: {result.message}")
+            return
+        self.last_delay = result
+        self.session.metadata["angle_delay"] = float(result.delay)
+        self.set_center_clipped(*result.center)
+        self.schedule_preview()
+        self.result_label.setText(
+            f"delay {result.delay:.2f} ± {result.uncertainty:.2f} lines, "
+            f"centre ({result.center[0]:.2f}, {result.center[1]:.2f})")
+
+    def _on_delay_finished(self) -> None:
+        self.delay_progress.stop()
+        self.delay_button.setEnabled(True)
+        if self.delay_worker is not None and \
+                self.delay_worker.abort_requested:
+            self.result_label.setText("delay search cancelled")
+
+    def cancel_delay(self) -> None:
+        if self.delay_worker is not None:
+            self.delay_worker.quit()
 
 
 def ellipse_outline(result, n: int = 120):

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..engine import check_angles, check_center, check_movie, derotate_into
+from ..engine._driver import line_angles
 from ..engine.hyperstack import to_tzcyx
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
@@ -120,11 +121,25 @@ def preview_image(data, angles, frames, params: DerotationParams
                   ) -> np.ndarray:
     """Mean of ``frames`` derotated with ``params`` (float32)."""
     n, rows, cols = data.shape
+    angles, params = line_angles(angles, data.shape, params)
     sub = np.ascontiguousarray(np.asarray(data[frames]))
     lines = (np.asarray(frames)[:, None] * rows + np.arange(rows)).ravel()
     out = np.empty_like(sub)
     derotate_into(sub, np.asarray(angles)[lines], out=out, params=params)
     return out.mean(axis=0, dtype=np.float32)
+
+
+def find_delay(data, angles, params: DerotationParams, *, search_radius=3.0,
+               n_calls=30, progress=None):
+    """The angle delay (lines) found with the centre, in turn, from the
+    centre of ``params`` (what the Centre section's *Find delay* runs in a
+    worker): a :class:`~napari_derotation.center.delay.DelayResult`."""
+    from ..center.delay import find_center_and_delay
+
+    return find_center_and_delay(
+        data, angles, initial=params.center, search_radius=search_radius,
+        n_calls=n_calls, delay=params.angle_delay, params=params,
+        progress=progress)
 
 
 def derotate_steps(data, angles, params: DerotationParams, *,
@@ -137,6 +152,7 @@ def derotate_steps(data, angles, params: DerotationParams, *,
     derotated.
     """
     n, rows, cols = data.shape
+    angles, params = line_angles(angles, data.shape, params)
     out = np.empty((n, rows, cols), np.dtype(data.dtype))
     for start in range(0, n, chunk_frames):
         stop = min(n, start + chunk_frames)

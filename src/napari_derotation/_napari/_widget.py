@@ -177,7 +177,8 @@ class DerotationWidget(Sections):
     def workers(self) -> list:
         """The widget's workers still running."""
         found = (self.derotate.worker, self.export.worker, self.data.worker,
-                 self.center.bayes_worker, self.center.fit_worker)
+                 self.center.bayes_worker, self.center.fit_worker,
+                 self.center.delay_worker)
         return [w for w in found if w is not None and not w.done]
 
     def _dtypes(self):

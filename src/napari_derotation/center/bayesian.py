@@ -42,15 +42,20 @@ import numpy as np
 from scipy import ndimage
 
 from ..engine import (
-    check_angles,
     check_center,
     check_movie,
     default_center,
     derotate_into,
 )
+from ..engine._driver import line_angles
 from ..engine.params import DerotationParams
 from ..errors import Cancelled, DerotationError
-from ..frames import MIN_ROTATION_DEGREES, disc_mask, inscribed_radius
+from ..frames import (
+    MIN_ROTATION_DEGREES,
+    delay_angles,
+    disc_mask,
+    inscribed_radius,
+)
 from ._gp import BoxGP, latin_hypercube
 
 __all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
@@ -103,7 +108,11 @@ class ResidualMotion:
                  **overrides):
         movie = check_movie(movie)
         n, rows, cols = movie.shape
-        angles = check_angles(angles_per_line, n * rows, rows)
+        given = DerotationParams.build(params, **overrides)
+        self._delay = given.angle_delay
+        # the delay is applied to the whole trace, before frames are picked
+        # (line_angles); the picked frames are then derotated without it
+        angles, given = line_angles(angles_per_line, movie.shape, given)
         if not bin_degrees > 0:
             raise DerotationError(f"bin_degrees must be > 0; got {bin_degrees}")
         if int(max_frames) < 2:
@@ -167,8 +176,7 @@ class ResidualMotion:
         self.sigma = float(sigma)
         # the centre and the fill are the search's own: NaN marks a pixel a
         # frame did not cover
-        self.params = DerotationParams.build(params, **overrides).replace(
-            center=None, fill_value=np.nan)
+        self.params = given.replace(center=None, fill_value=np.nan)
 
     def bin_images(self, center, angles_per_line=None) -> np.ndarray:
         """Mean derotated image of every angle bin (inside the compared
@@ -180,6 +188,8 @@ class ResidualMotion:
         angles = self.angles
         if angles_per_line is not None:
             rows = self.shape[0]
+            if self._delay:
+                angles_per_line = delay_angles(angles_per_line, self._delay)
             angles = np.asarray(angles_per_line, np.float64)[
                 (self.frames[:, None] * rows + np.arange(rows)).ravel()]
         if self._out is None:

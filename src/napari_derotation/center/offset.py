@@ -31,6 +31,7 @@ from scipy import optimize
 
 from ..engine import check_angles, check_center, check_movie
 from ..errors import Cancelled, DerotationError
+from ..frames import delay_angles
 from .bayesian import ResidualMotion
 
 __all__ = ["OffsetResult", "estimate_angle_offset", "shift_angles"]
@@ -56,14 +57,7 @@ def shift_angles(angles_per_line, shift: float) -> np.ndarray:
     if not math.isfinite(s):
         raise DerotationError(f"shift must be a finite number of lines; got "
                               f"{shift!r}")
-    if s == 0:
-        return a.copy()
-    i = np.arange(a.size, dtype=np.float64)
-    # interpolate across wraps (+-360) as the continuous turn they are, then
-    # put every value back on the branch of the recorded angle it replaces
-    out = np.interp(i - s, i, np.unwrap(a, period=360.0))
-    near = a[np.clip(np.rint(i - s), 0, a.size - 1).astype(np.intp)]
-    return out - 360.0 * np.rint((out - near) / 360.0)
+    return delay_angles(a, s)
 
 
 @dataclass

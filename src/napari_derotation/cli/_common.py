@@ -248,6 +248,12 @@ PARAM_OPTIONS = {
     "--plane-orientation": ("plane_orientation", dict(
         type=finite_float, default=None, metavar="DEG",
         help="orientation of the tilt axis (degrees, default 0)")),
+    "--angle-delay": ("angle_delay", dict(
+        type=float, default=None, metavar="LINES",
+        help="delay between the angle signal and the scan (lines, sub-line, "
+             "may be negative): line i takes the recorded angle of line i - "
+             "LINES; positive when the image lags the angle signal (default "
+             "0; find-center --delay measures it)")),
     "--plane-output": ("plane_output", dict(
         choices=None, default=None,
         help="with a tilt: the result in the imaging plane (default) or the "
@@ -268,8 +274,9 @@ def add_params_arguments(p, options=tuple(PARAM_OPTIONS)) -> None:
         "given options override those read with --params")
     g.add_argument("--params", type=Path, metavar="FILE.json",
                    help="parameters from a JSON file: what find-center --json "
-                        "printed (the centre, and the plane tilt of an "
-                        "ellipse fit when significant), or an output's record")
+                        "printed (the centre, the delay with --delay, and the "
+                        "plane tilt of an ellipse fit when significant), or "
+                        "an output's record")
     for option in options:
         kw = dict(PARAM_OPTIONS[option][1])
         if option in choices:

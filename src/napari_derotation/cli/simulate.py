@@ -69,6 +69,10 @@ def add_arguments(p):
                    help="centre of rotation relative to (rows//2, cols//2)")
     p.add_argument("--noise", type=nonnegative_float, default=0.0,
                    help="Gaussian noise standard deviation (>= 0)")
+    p.add_argument("--delay", type=float, default=0.0, metavar="LINES",
+                   help="record the angles with this delay (lines): the movie "
+                        "is scanned at the true angles and derotate "
+                        "--angle-delay LINES restores them (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="movie", help="file stem (default movie)")
     add_overwrite_argument(p)
@@ -126,7 +130,8 @@ def run(args) -> int:
         sim = simulate_movie((rows, cols), frames,
                              trace=args.trace or "real",
                              center_offset=(dr, dc), noise=args.noise,
-                             seed=args.seed, dtype=np.uint16)
+                             seed=args.seed, dtype=np.uint16,
+                             delay=args.delay)
         paths = write_simulation(args.output, sim, args.name,
                                  overwrite=args.overwrite)
     for p in paths.values():

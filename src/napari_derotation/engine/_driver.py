@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import Cancelled, DerotationError
-from ..frames import unturned_frames
+from ..frames import delay_angles, unturned_frames
 from ..progress import Progress
 from . import _kernels, threads
 from .params import (
@@ -59,8 +59,8 @@ from .params import (
 )
 
 __all__ = ["derotate_into", "check_movie", "check_angles",
-           "check_center", "check_parameters", "default_center",
-           "plane_matrix", "warmup", "DerotationParams"]
+           "check_center", "check_parameters", "line_angles",
+           "default_center", "plane_matrix", "warmup", "DerotationParams"]
 
 #: Kernels run one at a time (a GUI preview while a worker derotates): each
 #: already uses every core it may (see :mod:`.threads`).
@@ -97,11 +97,14 @@ def check_movie(movie) -> np.ndarray:
     return movie
 
 
-def check_angles(angles_per_line, n_lines: int, rows: int | None = None
-                 ) -> np.ndarray:
+def check_angles(angles_per_line, n_lines: int, rows: int | None = None,
+                 delay: float = 0.0) -> np.ndarray:
     """Return the first ``n_lines`` angles as float64, or raise.
 
     ``rows`` (lines per frame) only makes error messages name the frame.
+    ``delay`` (lines): the angles of the lines with the signal's delay
+    applied (:func:`napari_derotation.frames.delay_angles`; recorded values
+    beyond ``n_lines`` are used when finite, else the last is held).
     """
     a = np.asarray(angles_per_line)
     if a.ndim != 1:
@@ -117,6 +120,7 @@ def check_angles(angles_per_line, n_lines: int, rows: int | None = None
         raise DerotationError(
             f"angles_per_line has {a.size} values but the movie has "
             f"{n_lines} lines (frames x rows); expected at least {n_lines}")
+    full = a
     a = a[:n_lines].astype(np.float64, copy=False)
     bad = ~np.isfinite(a)
     if bad.any():
@@ -127,6 +131,12 @@ def check_angles(angles_per_line, n_lines: int, rows: int | None = None
         raise DerotationError(
             f"angles_per_line must be finite; found {int(bad.sum())} NaN or "
             f"infinite values, the first at {where}")
+    if delay:
+        extra = np.asarray(full[n_lines: n_lines + int(np.ceil(abs(delay))) + 1],
+                           np.float64)
+        if extra.size and np.isfinite(extra).all():
+            return delay_angles(np.concatenate([a, extra]), delay)[:n_lines]
+        return delay_angles(a, delay)
     return a
 
 
@@ -167,13 +177,29 @@ def check_parameters(shape, dtype, angles_per_line,
                      params: DerotationParams) -> tuple[np.ndarray,
                                                         DerotationParams]:
     """Check the angles and ``params`` for a movie of ``shape`` and ``dtype``
-    at once, before any work or output starts: the first ``frames * rows``
-    angles as float64 and the parameters resolved for the movie (see
-    :meth:`DerotationParams.resolve`). Raises :class:`DerotationError`
+    at once, before any work or output starts: the angles of the ``frames *
+    rows`` lines as float64 (with ``params.angle_delay`` applied: the one
+    place every derotation applies it, see :func:`line_angles`) and the
+    parameters resolved for the movie and for those angles (see
+    :meth:`DerotationParams.resolve`; their ``angle_delay`` is 0, so chunks
+    handed on are not delayed twice). Raises :class:`DerotationError`
     naming the first bad one."""
+    angles, params = line_angles(angles_per_line, shape, params)
+    return angles, params.resolve(shape, dtype)
+
+
+def line_angles(angles_per_line, shape, params: DerotationParams
+                ) -> tuple[np.ndarray, DerotationParams]:
+    """``(angles, params)`` for the lines of a movie of ``shape`` (frames in
+    scan order, rows, ...): the recorded angles checked and delayed by
+    ``params.angle_delay`` (line ``i`` takes the recorded angle of line ``i
+    - angle_delay``), and ``params`` without the delay, for those angles.
+    Every path (:func:`derotate`, :func:`derotate_into`, lazy, files,
+    cluster, hyperstack, the widget's preview) goes through it once."""
     n, rows = shape[0], shape[1]
-    return (check_angles(angles_per_line, n * rows, rows),
-            params.resolve(shape, dtype))
+    angles = check_angles(angles_per_line, n * rows, rows,
+                          delay=params.angle_delay)
+    return angles, params.without_delay()
 
 
 def frames_per_chunk(shape: Sequence[int]) -> int:

@@ -241,7 +241,7 @@ def run_distributed(job, progress=None, *, client=None,
     out = job.output
     t, _, _, rows, cols = job.movie.shape
     shape, dtype = (t, rows, cols), job.movie.dtype
-    angles, params = job.used_angles, job.params
+    angles, params = job.line_angles()
     step = check_chunk_frames(job.chunk_frames, shape, dtype)
     own = client is None
     with OutputSet(overwrite=out.overwrite), contextlib.ExitStack() as stack:

@@ -113,7 +113,7 @@ def run_local(job, progress=None) -> dict:
 def _derotate_frames(src, job, step, out_path, progress) -> None:
     """One channel, one plane: frames straight through the engine."""
     t, _, _, rows, cols = src.shape
-    angles, params = job.used_angles, job.params
+    angles, params = job.line_angles()
     buf = np.empty((step, rows, cols), src.dtype)
     with TiffStreamWriter(out_path, (t, rows, cols), src.dtype) as writer:
         for start in range(0, t, step):
@@ -131,19 +131,20 @@ def _derotate_hyperstack(src, job, step, rec, options, progress) -> None:
     """Planes and/or channels: each chunk of time points through
     :func:`derotate_hyperstack`, written with the input's axes."""
     t, z, c, rows, cols = src.shape
-    angles = job.used_angles
+    angles, params = job.line_angles()
     per_t = z * rows
     buf = np.empty((step, z, c, rows, cols), src.dtype)
     out = job.output
     with open_output(out.path, src, split=out.format == "split", record=rec,
                      overwrite=out.overwrite,
-                     **dict(options, angles_per_line=angles)) as writer:
+                     **dict(options,
+                            angles_per_line=job.used_angles)) as writer:
         for start in range(0, t, step):
             stop = min(t, start + step)
             chunk = src.read(start, stop)
             dst = buf[: stop - start]
             derotate_hyperstack(chunk, angles[start * per_t: stop * per_t],
-                                out=dst, params=job.params,
+                                out=dst, params=params,
                                 progress=progress, frame_offset=start,
                                 total_frames=t)
             del chunk

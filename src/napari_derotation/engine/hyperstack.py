@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import Cancelled, DerotationError
-from ._driver import check_angles, derotate_into
+from ._driver import check_angles, derotate_into, line_angles
 from .params import DerotationParams
 
 __all__ = ["derotate_hyperstack", "derotate_axes", "to_tzcyx", "from_tzcyx",
@@ -90,7 +90,7 @@ def derotate_hyperstack(movie5, angles_per_line, out=None, *,
         raise DerotationError(
             f"out must match the movie: expected {movie5.shape} "
             f"{movie5.dtype}, got {out.shape} {out.dtype}")
-    angles = check_angles(angles_per_line, t * z * rows, rows)
+    angles, params = line_angles(angles_per_line, (t * z, rows), params)
     total = t if total_frames is None else total_frames
     scratch = np.empty((t * z, rows, cols), movie5.dtype)
     for ch in range(c):

@@ -3,9 +3,10 @@ to every output.
 
 :class:`DerotationParams` holds what, besides the movie and its angles,
 decides a derotated movie: the centre of rotation, the interpolation, the
-fill value of pixels no line covered, and the rotation plane (tilt,
+fill value of pixels no line covered, the rotation plane (tilt,
 orientation of the tilt axis, and whether the result is given in the imaging
-or in the rotation plane). It is frozen and checked when made; the checks
+or in the rotation plane) and the delay between the angle signal and the
+scanned lines. It is frozen and checked when made; the checks
 that need the movie (the centre inside the frame, the fill value inside the
 dtype's range) are made by :meth:`DerotationParams.resolve` before any work
 starts.
@@ -41,7 +42,7 @@ PLANE_OUTPUTS = ("imaging", "rotation")
 #: The keyword arguments that :func:`~napari_derotation.derotate` and every
 #: other entry point accept in place of ``params``.
 FIELDS = ("center", "interpolation", "fill_value", "plane_tilt",
-          "plane_orientation", "plane_output")
+          "plane_orientation", "plane_output", "angle_delay")
 
 
 def default_center(shape: Sequence[int]) -> tuple[float, float]:
@@ -105,6 +106,18 @@ def _fill(value) -> float | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def _lines(name: str, value) -> float:
+    try:
+        v = float(value)
+        ok = math.isfinite(v) and not isinstance(value, bool)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise DerotationError(
+            f"{name} must be a finite number of lines; got {value!r}")
+    return v
+
+
 def plane_matrix(tilt: float, orientation: float) -> np.ndarray:
     """2x2 map (row, col) from the rotation plane to the imaging plane.
 
@@ -159,6 +172,12 @@ class DerotationParams:
     plane_output : {"imaging", "rotation"}
         With a tilt, give the result in the imaging plane (default) or in
         the rotation plane (as the reference leaves it).
+    angle_delay : float
+        Lines (sub-line, may be negative) between the angle signal and the
+        scan: line ``i`` is derotated with the recorded angle of line ``i -
+        angle_delay`` (linear interpolation, ends held; see
+        :func:`napari_derotation.frames.delay_angles`). Positive: the image
+        lags the angle signal. ``find-center --delay`` estimates it.
 
     Raises
     ------
@@ -174,6 +193,7 @@ class DerotationParams:
     plane_tilt: float = 0.0
     plane_orientation: float = 0.0
     plane_output: str = "imaging"
+    angle_delay: float = 0.0
 
     def __post_init__(self):
         put = object.__setattr__
@@ -195,6 +215,7 @@ class DerotationParams:
             raise DerotationError(
                 f"plane_output must be one of {list(PLANE_OUTPUTS)}; got "
                 f"{self.plane_output!r}")
+        put(self, "angle_delay", _lines("angle_delay", self.angle_delay))
 
     # ------------------------------------------------------------ building
 
@@ -248,6 +269,13 @@ class DerotationParams:
                 f"{channels} channel(s); give one per channel or one for all")
         return self.fill_value
 
+    def without_delay(self) -> DerotationParams:
+        """These parameters for angles that already have the delay applied
+        (what a whole-movie entry point hands its chunks)."""
+        if self.angle_delay == 0:
+            return self
+        return dataclasses.replace(self, angle_delay=0.0)
+
     def for_channel(self, channel: int) -> DerotationParams:
         """These parameters with channel ``channel``'s fill value."""
         if not isinstance(self.fill_value, tuple):
@@ -300,6 +328,7 @@ class DerotationParams:
             "plane": {"tilt": self.plane_tilt,
                       "orientation": self.plane_orientation,
                       "output": self.plane_output},
+            "angle_delay": self.angle_delay,
         }
 
     @classmethod
@@ -309,7 +338,9 @@ class DerotationParams:
 
         Understood keys: ``center_row_col`` or ``center``; ``interpolation``;
         ``fill_value``; ``plane: {tilt, orientation, output}`` or
-        ``plane_tilt``/``plane_orientation``/``plane_output``; and, from
+        ``plane_tilt``/``plane_orientation``/``plane_output``;
+        ``angle_delay`` (lines; what ``find-center --delay --json``
+        prints too); and, from
         ``find-center --method ellipse --json``, ``tilt`` and
         ``orientation`` (applied when ``tilt_significant`` is not false).
         """
@@ -321,7 +352,7 @@ class DerotationParams:
         if center is not None:
             kw["center"] = center
         for key in ("interpolation", "fill_value", "plane_tilt",
-                    "plane_orientation", "plane_output"):
+                    "plane_orientation", "plane_output", "angle_delay"):
             if data.get(key) is not None:
                 kw[key] = data[key]
         plane = data.get("plane")

@@ -54,6 +54,15 @@ ROTATION_SOURCES = ("ticks", "encoder", "position", "log", "frame_angles")
 LINE_CLOCKS = ("line_clock", "scanimage", "frame_rate")
 
 
+def _lines_or_auto(value):
+    """``angle_delay``: ``auto`` or a number of lines."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("expected auto or a number of lines")
+    return float(value)
+
+
 @dataclass
 class Config:
     """Everything the pipeline needs, with defaults (see ``docs/config.md``).
@@ -118,6 +127,7 @@ class Config:
     center_method: str = setting("center_method", "given", text,
                               check=one_of("given", "bayesian", "ellipse"))
     delta_center: float = setting("delta_center", 7.0, number(positive=True))
+    angle_delay: float | str = setting("angle_delay", 0.0, _lines_or_auto)
     blank_value: float | None = setting("blank_value", None, number())
     resampling: str = setting("resampling", "bilinear", text,
                            check=one_of("bilinear", "nearest", "cubic"))
@@ -273,17 +283,22 @@ class Config:
             line_count_mismatch=self.line_count_mismatch).check()
 
     def derotation_params(self, *, center=None, fill_value=0.0,
-                          plane=None) -> DerotationParams:
+                          plane=None, angle_delay=None) -> DerotationParams:
         """The :class:`DerotationParams` this config asks for, with the
         centre and fill value found by the pipeline; ``plane`` (tilt,
-        orientation) replaces the configured one (a fitted plane)."""
+        orientation) replaces the configured one (a fitted plane) and
+        ``angle_delay`` the configured one (``auto``: found by the run)."""
         tilt, orientation = plane if plane is not None else (
             self.plane_tilt, self.plane_orientation)
+        if angle_delay is None:
+            angle_delay = 0.0 if self.angle_delay == "auto" else \
+                self.angle_delay
         try:
             return DerotationParams(
                 center=center, interpolation=self.resampling,
                 fill_value=fill_value, plane_tilt=tilt,
-                plane_orientation=orientation, plane_output=self.plane_output)
+                plane_orientation=orientation, plane_output=self.plane_output,
+                angle_delay=angle_delay)
         except DerotationError as exc:
             raise DerotationError(f"config: {exc}") from None
 

@@ -50,6 +50,7 @@ from ..io.sources import open_movie
 from ..job import describe, job_record, output_spec
 from ..job import run as run_job
 from ..progress import Stages
+from ..quality import report_paths
 from . import plots as debug_plots
 from .config import load_config
 from .dataset import (
@@ -113,9 +114,10 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
         say(f"[2/5] blank value {_numbers(blank['value'])} "
             f"({blank['source']})")
         found = _center(cfg, angles, shape, stages.stage("center"), say)
-        params = cfg.derotation_params(center=found["row_col"],
-                                       fill_value=blank["value"],
-                                       plane=found.get("plane"))
+        params = cfg.derotation_params(
+            center=found["row_col"], fill_value=blank["value"],
+            plane=found.get("plane"),
+            angle_delay=found.get("delay", {}).get("angle_delay"))
         say(f"[3/5] centre (row, col) = ({params.center[0]:.2f}, "
             f"{params.center[1]:.2f}) ({cfg.center_method})")
         say(f"[4/5] derotating {shape[0]} frames -> {paths['movie'].name}")
@@ -143,6 +145,9 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "center": {"row_col": list(params.center),
                            "method": cfg.center_method,
                            "search": found.get("search")},
+                "angle_delay": {"lines": params.angle_delay,
+                                "source": "auto" if "delay" in found
+                                else "config", "search": found.get("delay")},
                 "signals": angles_summary(angles),
                 "inputs": input_checksums(cfg),
                 "outputs": {k: str(v) for k, v in paths.items()},
@@ -150,9 +155,22 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
                 "plots_note": plot_note,
                 "seconds": round(time.perf_counter() - t0, 3),
             })
+        rec["pipeline"]["qc"] = _quality(paths, rec, angles, out, say)
         out.add(write_json(paths["record"], rec))
     say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
     return rec
+
+
+def _quality(paths, rec, angles, out: OutputSet, say) -> dict:
+    """The quality report beside the movie (``OUT.qc.json``/``.png``),
+    registered in ``out``; its warnings said."""
+    from ..quality import write_beside
+
+    qc = write_beside(paths["movie"], rec, angles.angles_per_line,
+                      on_written=out.add)
+    for w in qc["warnings"]:
+        say(f"      quality warning: {w}")
+    return qc
 
 
 def _nwb_metadata(cfg):
@@ -188,6 +206,7 @@ def _output_paths(cfg, output_folder, source_file, plots=False,
              "angles_per_frame": out / "angles_per_frame.npy",
              "table": out / f"{stem}.csv",
              "record": sidecar_path(movie)}
+    paths["qc_json"], paths["qc_png"] = report_paths(movie)
     inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source, source_file]
     for p in paths.values():
         check_not_input(p, *inputs)
@@ -255,25 +274,75 @@ def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
 
 def _center(cfg, angles, shape, progress, say) -> dict:
     """Step 3: the centre of rotation, given, searched or fitted from a
-    cell; ``{"row_col", "search", "plane"}`` (``plane``: the fitted
+    cell; ``{"row_col", "search", "plane", "delay"}`` (``plane``: the fitted
     (tilt, orientation) to apply, when ``ellipse.apply_plane`` and the fit
-    found a significant tilt)."""
+    found a significant tilt; ``delay``: the angle delay to apply and how
+    it was found, with ``angle_delay: auto``)."""
     given = cfg.center_row_col()
-    if cfg.center_method == "given":
+    auto = cfg.angle_delay == "auto"
+    if cfg.center_method == "given" and not auto:
         return {"row_col": check_center(given, shape)}
     from .. import center
+    from ..frames import delay_angles
 
-    movie, lines = _center_movie(cfg, angles.angles_per_line)
-    if cfg.center_method == "ellipse":
-        return _center_from_cell(cfg, movie, lines, shape, progress, say)
+    # the centre is found with the configured delay applied to the whole
+    # trace (before a plane's lines are picked)
+    trace = angles.angles_per_line if auto or not cfg.angle_delay else \
+        delay_angles(angles.angles_per_line, cfg.angle_delay)
+    params = cfg.derotation_params(angle_delay=0.0)
+    movie, lines = _center_movie(cfg, trace)
     initial = check_center(given, shape) if given else default_center(shape)
-    say(f"      searching the centre within {cfg.delta_center:g} px of "
-        f"({initial[0]:g}, {initial[1]:g})")
-    res = center.find_center_bayesian(
-        movie, lines, initial=initial, search_radius=cfg.delta_center,
-        params=cfg.derotation_params(), progress=progress)
-    return {"row_col": check_center(res.center, shape),
-            "search": res.to_record()}
+    if cfg.center_method == "ellipse":
+        found = _center_from_cell(cfg, movie, lines, shape, progress, say)
+    elif cfg.center_method == "bayesian" and not auto:
+        say(f"      searching the centre within {cfg.delta_center:g} px of "
+            f"({initial[0]:g}, {initial[1]:g})")
+        res = center.find_center_bayesian(
+            movie, lines, initial=initial, search_radius=cfg.delta_center,
+            params=params, progress=progress)
+        return {"row_col": check_center(res.center, shape),
+                "search": res.to_record()}
+    else:
+        found = {"row_col": initial}
+    if auto:
+        found = _center_and_delay(cfg, movie, angles.angles_per_line, shape,
+                                  found, params, progress, say)
+    return found
+
+
+def _center_and_delay(cfg, movie, trace, shape, found, params, progress,
+                      say) -> dict:
+    """``angle_delay: auto``: the delay found with the centre (searched in
+    turn with ``center_method: bayesian``, else about the centre found)."""
+    from ..center.delay import find_center_and_delay
+
+    bayes = cfg.center_method == "bayesian"
+    say("      searching the " + ("centre and " if bayes else "") +
+        "angle delay")
+    res = find_center_and_delay(
+        movie, trace, initial=found["row_col"], fit_center=bayes,
+        search_radius=cfg.delta_center, lines=_plane_lines(cfg, shape),
+        params=params if "plane" not in found else params.replace(
+            plane_tilt=found["plane"][0], plane_orientation=found["plane"][1]),
+        progress=progress)
+    say(f"      angle delay {res.delay:.2f} +- {res.uncertainty:.2f} lines")
+    out = dict(found, delay=res.to_record())
+    if bayes:
+        out.update(row_col=check_center(res.center, shape),
+                   search=res.to_record())
+    return out
+
+
+def _plane_lines(cfg, shape):
+    """Indices, in the recorded trace, of the lines of the plane the centre
+    is found on (None for a movie of one plane)."""
+    if len(shape) != 5 or shape[1] == 1:
+        return None
+    from ..engine.hyperstack import line_index
+
+    t, z, _, rows, _ = shape
+    tt, row = np.meshgrid(np.arange(t), np.arange(rows), indexing="ij")
+    return line_index(tt, cfg.center_plane or 0, row, z, rows).ravel()
 
 
 def _movie_layout(cfg):

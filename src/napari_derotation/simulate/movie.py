@@ -23,6 +23,7 @@ from ..engine import _kernels
 from ..engine._driver import KERNEL_LOCK, check_parameters
 from ..engine.params import DerotationParams
 from ..errors import DerotationError
+from ..frames import delay_angles
 
 __all__ = [
     "rotate_by_line", "make_cells", "make_texture", "incremental_trace",
@@ -239,16 +240,26 @@ class SimulatedMovie:
     center: tuple[float, float]
     sample: np.ndarray
     params: dict = field(default_factory=dict)
+    #: the angle each line was really scanned at (``angles_per_line`` is
+    #: what was recorded: the same unless simulated with a ``delay``)
+    true_angles: np.ndarray | None = None
 
 
 def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
                    center_offset=(0.0, 0.0), sample="cells", seed=0,
-                   noise=0.0, dtype=np.uint16,
-                   interpolation="bilinear") -> SimulatedMovie:
+                   noise=0.0, dtype=np.uint16, interpolation="bilinear",
+                   delay=0.0) -> SimulatedMovie:
     """Cells (or a texture) scanned while rotating about an off-centre point.
 
     The centre is ``(rows // 2 + dr, cols // 2 + dc)`` for ``center_offset =
     (dr, dc)``, as the reference's ``Rotator(center_offset=...)``.
+    ``trace`` is one of :data:`TRACES` or the per-line angles themselves.
+    ``delay`` (lines) simulates an angle signal off from the scan: the movie
+    is scanned at the true angles (:attr:`SimulatedMovie.true_angles`) and
+    ``angles_per_line`` is what a signal recorded with that delay reads, so
+    that ``derotate(movie, angles_per_line, angle_delay=delay)`` uses the
+    true angles again (``delay_angles(recorded, delay) == true`` but for
+    the first ``delay`` lines, which the recording does not cover).
     """
     rows, cols = shape
     if sample == "cells":
@@ -259,7 +270,14 @@ def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
     else:
         raise DerotationError(
             f"sample must be 'cells' or 'texture'; got {sample!r}")
-    angles = make_trace(trace, n_frames * rows, rows)
+    if isinstance(trace, str):
+        angles = make_trace(trace, n_frames * rows, rows)
+    else:
+        angles = np.asarray(trace, np.float64)
+        if angles.shape != (n_frames * rows,):
+            raise DerotationError(
+                f"trace: expected a trace name or {n_frames * rows} angles "
+                f"(frames x rows); got shape {angles.shape}")
     center = (rows // 2 + float(center_offset[0]),
               cols // 2 + float(center_offset[1]))
     movie = rotate_by_line(img, angles, center, n_frames=n_frames,
@@ -273,6 +291,10 @@ def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
         info = np.iinfo(dt)
         movie = np.clip(np.rint(movie), info.min, info.max)
         img = np.clip(np.rint(img), info.min, info.max)
-    return SimulatedMovie(movie.astype(dt), angles, center, img.astype(dt),
-                          dict(trace=trace, center_offset=list(center_offset),
-                               seed=seed, noise=noise, sample=sample))
+    recorded = delay_angles(angles, -float(delay)) if delay else angles
+    return SimulatedMovie(movie.astype(dt), recorded, center, img.astype(dt),
+                          dict(trace=trace if isinstance(trace, str)
+                               else "given", center_offset=list(center_offset),
+                               seed=seed, noise=noise, sample=sample,
+                               delay=float(delay)),
+                          true_angles=angles)
