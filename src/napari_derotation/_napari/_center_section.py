@@ -125,13 +125,8 @@ class CenterSection(Section):
         form.addRow("", self.bayes_button)
         self.bayes_progress = ProgressRow("bayesian")
         form.addRow(self.bayes_progress)
-<<<<<<< HEAD
-        self.result_label = wrapped("center_result_label")
-=======
         self._add_delay_controls(form)
-        self.result_label = named(QLabel(""), "center_result_label")
-        self.result_label.setWordWrap(True)
->>>>>>> qc
+        self.result_label = wrapped("center_result_label")
         form.addRow(self.result_label)
         form.addRow(hint("Drag the orange cross: the preview sharpens.",
                          "center_hint"))
