@@ -267,7 +267,7 @@ def _scanimage(path, pages, **fields):
              "SI.VERSION_MAJOR": "'2020'"}
     lines.update({f"SI.{k.replace('__', '.')}": v for k, v in fields.items()})
     software = "\n".join(f"{k} = {v}" for k, v in lines.items())
-    with tifffile.TiffWriter(path) as tw:
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
         for i in range(pages):
             tw.write(np.full((8, 8), i, np.uint16), software=software,
                      metadata=None, photometric="minisblack",

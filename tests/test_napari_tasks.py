@@ -325,7 +325,8 @@ def test_odd_angles_warn(make_napari_viewer, qtbot, tmp_path, notes):
     sim = simulate_movie((32, 32), 10, trace="real", seed=2)
     viewer, w = docked(make_napari_viewer)
     viewer.add_image(sim.movie, name="m")
-    np.save(tmp_path / "more.npy", np.r_[sim.angles_per_line, np.zeros(64)])
+    np.save(tmp_path / "more.npy", np.r_[np.linspace(0, 90, 320),
+                                         np.zeros(64)])
     n = len(notes)
     assert w.data.load_angles_file(tmp_path / "more.npy")
     assert len(notes) == n + 1

@@ -249,7 +249,7 @@ def test_bad_angle_files_cli(folder, capsys, name, content):
     (["--center", "nan", "3"], "finite"),
     (["--center", "100", "3"], "outside the frame"),
     (["--fill", "-5"], "fill_value"),
-    (["--fill", "inf"], "fill_value"),
+    (["--fill", "inf"], "argument --fill: must be a finite number"),
     (["--chunk-frames", "0"], "chunk-frames"),
     (["--workers", "0"], "workers"),
 ])

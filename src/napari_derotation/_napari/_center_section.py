@@ -136,6 +136,10 @@ class CenterSection(Section):
         self._preview_timer.setInterval(0)
         self._preview_timer.timeout.connect(self.update_preview)
 
+        self._connect(session)
+
+    def _connect(self, session) -> None:
+        """The controls' and the session's signals to this section."""
         self.row_spin.valueChanged.connect(self._on_spin)
         self.col_spin.valueChanged.connect(self._on_spin)
         self.reset_button.clicked.connect(self.reset_center)
