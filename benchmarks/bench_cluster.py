@@ -39,7 +39,7 @@ def generate(path: Path, n_frames: int, side: int) -> np.ndarray:
     with TiffStreamWriter(path, (n_frames, side, side), np.uint16) as w:
         for s in range(0, n_frames, 64):
             e = min(n_frames, s + 64)
-            chunk = rotate_by_line(sample, angles[s * side: e * side], n_frames=e - s)
+            chunk = rotate_by_line(sample, angles[s * side : e * side], n_frames=e - s)
             w.write(np.clip(np.rint(chunk), 0, 65535).astype(np.uint16))
     return angles
 
@@ -48,18 +48,26 @@ def time_cluster(n_workers, movie, angles, out, chunk, repeat, numba_threads):
     import distributed
 
     old = os.environ.get("NUMBA_NUM_THREADS")
-    os.environ["NUMBA_NUM_THREADS"] = str(numba_threads)   # inherited by workers
+    os.environ["NUMBA_NUM_THREADS"] = str(numba_threads)  # inherited by workers
     try:
-        with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                      processes=True, dashboard_address=":0") as c, \
-                distributed.Client(c) as client:
-            derotate_file_distributed(movie, angles, out, client=client,
-                                      chunk_frames=chunk, sidecar=False)  # warm
+        with (
+            distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+            ) as c,
+            distributed.Client(c) as client,
+        ):
+            derotate_file_distributed(
+                movie, angles, out, client=client, chunk_frames=chunk, sidecar=False
+            )  # warm
             best = np.inf
             for _ in range(repeat):
                 t0 = time.perf_counter()
-                derotate_file_distributed(movie, angles, out, client=client,
-                                          chunk_frames=chunk, sidecar=False)
+                derotate_file_distributed(
+                    movie, angles, out, client=client, chunk_frames=chunk, sidecar=False
+                )
                 best = min(best, time.perf_counter() - t0)
     finally:
         if old is None:
@@ -84,7 +92,8 @@ def same(a: Path, b: Path) -> bool:
         n = fa.shape[0]
         return fa.shape == fb.shape and all(
             np.array_equal(fa.read(s, min(n, s + 64)), fb.read(s, min(n, s + 64)))
-            for s in range(0, n, 64))
+            for s in range(0, n, 64)
+        )
 
 
 def main(argv=None) -> int:
@@ -93,8 +102,12 @@ def main(argv=None) -> int:
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--chunk-frames", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--numba-threads", type=int, default=1,
-                    help="numba threads per worker (default 1: one core each)")
+    ap.add_argument(
+        "--numba-threads",
+        type=int,
+        default=1,
+        help="numba threads per worker (default 1: one core each)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -103,30 +116,52 @@ def main(argv=None) -> int:
         movie = folder / "movie.tif"
         angles = generate(movie, args.frames, args.side)
         outs = {k: folder / f"{k}.tif" for k in ("w1", "w2", "local")}
-        t1 = time_cluster(1, movie, angles, outs["w1"], args.chunk_frames,
-                          args.repeat, args.numba_threads)
-        t2 = time_cluster(2, movie, angles, outs["w2"], args.chunk_frames,
-                          args.repeat, args.numba_threads)
-        tl = time_local(movie, angles, outs["local"], args.chunk_frames,
-                        args.repeat)
+        t1 = time_cluster(
+            1,
+            movie,
+            angles,
+            outs["w1"],
+            args.chunk_frames,
+            args.repeat,
+            args.numba_threads,
+        )
+        t2 = time_cluster(
+            2,
+            movie,
+            angles,
+            outs["w2"],
+            args.chunk_frames,
+            args.repeat,
+            args.numba_threads,
+        )
+        tl = time_local(movie, angles, outs["local"], args.chunk_frames, args.repeat)
         identical = same(outs["w1"], outs["w2"]) and same(outs["w1"], outs["local"])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     n = args.frames
-    result = {"frames": n, "side": args.side, "chunk_frames": args.chunk_frames,
-              "cpus": os.cpu_count(), "numba_threads_per_worker": args.numba_threads,
-              "seconds_1_worker": t1, "seconds_2_workers": t2,
-              "seconds_single_process": tl, "speedup_2_over_1": t1 / t2,
-              "fps_1_worker": n / t1, "fps_2_workers": n / t2,
-              "fps_single_process": n / tl, "outputs_identical": identical}
-    print(f"{n} frames of {args.side}x{args.side} uint16, chunks of "
-          f"{args.chunk_frames} frames, {os.cpu_count()} CPUs, best of "
-          f"{args.repeat}")
+    result = {
+        "frames": n,
+        "side": args.side,
+        "chunk_frames": args.chunk_frames,
+        "cpus": os.cpu_count(),
+        "numba_threads_per_worker": args.numba_threads,
+        "seconds_1_worker": t1,
+        "seconds_2_workers": t2,
+        "seconds_single_process": tl,
+        "speedup_2_over_1": t1 / t2,
+        "fps_1_worker": n / t1,
+        "fps_2_workers": n / t2,
+        "fps_single_process": n / tl,
+        "outputs_identical": identical,
+    }
+    print(
+        f"{n} frames of {args.side}x{args.side} uint16, chunks of "
+        f"{args.chunk_frames} frames, {os.cpu_count()} CPUs, best of "
+        f"{args.repeat}"
+    )
     print(f"1 worker : {t1:6.2f} s  {n / t1:6.0f} frames/s")
-    print(f"2 workers: {t2:6.2f} s  {n / t2:6.0f} frames/s  speed-up "
-          f"{t1 / t2:.2f}x")
-    print(f"single process (numba on all cores): {tl:6.2f} s  {n / tl:6.0f} "
-          f"frames/s")
+    print(f"2 workers: {t2:6.2f} s  {n / t2:6.0f} frames/s  speed-up {t1 / t2:.2f}x")
+    print(f"single process (numba on all cores): {tl:6.2f} s  {n / tl:6.0f} frames/s")
     print(f"outputs identical: {identical}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -61,8 +61,12 @@ def make_movie(path: Path, gb: float, size: int = 512):
     reps = -(-n // 64)
     frames = (f for _ in range(reps) for f in sim.movie)
     with tifffile.TiffWriter(path, bigtiff=True) as tw:
-        tw.write(frames, shape=(reps * 64, size, size), dtype=sim.movie.dtype,
-                 photometric="minisblack")
+        tw.write(
+            frames,
+            shape=(reps * 64, size, size),
+            dtype=sim.movie.dtype,
+            photometric="minisblack",
+        )
     angles = np.tile(sim.angles_per_line, reps)
     return reps * 64, angles, sim.center
 
@@ -94,33 +98,49 @@ def main(argv=None):
         warm = folder / "warm.tif"
         _, warm_angles, _ = make_movie(warm, 0.03)
         nbytes = movie.stat().st_size
-        print(f"movie: {n} frames 512x512 uint16, {nbytes / 2**30:.2f} GiB; "
-              f"angles {angles.nbytes / 2**20:.1f} MiB")
-        print("output  workers  seconds   MB/s   client sent   received  "
-              "share of movie")
+        print(
+            f"movie: {n} frames 512x512 uint16, {nbytes / 2**30:.2f} GiB; "
+            f"angles {angles.nbytes / 2**20:.1f} MiB"
+        )
+        print(
+            "output  workers  seconds   MB/s   client sent   received  share of movie"
+        )
         for workers in args.workers:
-            with SubprocessCluster(n_workers=workers, threads_per_worker=1,
-                                   dashboard_address=":0") as cluster, \
-                    distributed.Client(cluster) as client:
+            with (
+                SubprocessCluster(
+                    n_workers=workers, threads_per_worker=1, dashboard_address=":0"
+                ) as cluster,
+                distributed.Client(cluster) as client,
+            ):
                 client.wait_for_workers(workers)
                 client.run(_warmup)
-                for fmt in args.outputs:        # untimed: imports, compiling
+                for fmt in args.outputs:  # untimed: imports, compiling
                     derotate_file_distributed(
-                        warm, warm_angles, folder / f"warm_out.{fmt}", center,
-                        client=client, sidecar=False, overwrite=True)
+                        warm,
+                        warm_angles,
+                        folder / f"warm_out.{fmt}",
+                        center,
+                        client=client,
+                        sidecar=False,
+                        overwrite=True,
+                    )
                 for fmt in args.outputs:
                     out = folder / f"out.{fmt}"
                     counter.reset()
                     t0 = time.perf_counter()
-                    derotate_file_distributed(movie, angles, out, center,
-                                              client=client, sidecar=False)
+                    derotate_file_distributed(
+                        movie, angles, out, center, client=client, sidecar=False
+                    )
                     dt = time.perf_counter() - t0
                     total = counter.sent + counter.received
-                    print(f"{fmt:6s}  {workers:7d}  {dt:7.1f}  "
-                          f"{nbytes / 2**20 / dt:5.0f}   "
-                          f"{counter.sent / 2**20:8.1f} MiB "
-                          f"{counter.received / 2**20:8.1f} MiB  "
-                          f"{100 * total / nbytes:6.2f} %", flush=True)
+                    print(
+                        f"{fmt:6s}  {workers:7d}  {dt:7.1f}  "
+                        f"{nbytes / 2**20 / dt:5.0f}   "
+                        f"{counter.sent / 2**20:8.1f} MiB "
+                        f"{counter.received / 2**20:8.1f} MiB  "
+                        f"{100 * total / nbytes:6.2f} %",
+                        flush=True,
+                    )
                     if out.is_dir():
                         shutil.rmtree(out)
                     else:

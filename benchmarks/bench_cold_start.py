@@ -36,29 +36,39 @@ print(json.dumps(out))
 
 def run(cache: str, cases: str) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-    res = subprocess.run([sys.executable, "-c", CHILD, cases], env=env,
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, cases],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="uint16:bilinear,float32:bilinear,"
-                                       "uint16:cubic")
+    ap.add_argument("--cases", default="uint16:bilinear,float32:bilinear,uint16:cubic")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as cache:
         cold = run(cache, args.cases)
         warm = run(cache, args.cases)
-    print("first derotation in a process (seconds); cold = empty numba cache, "
-          "warm = the cache the cold run wrote; the machine may be shared")
+    print(
+        "first derotation in a process (seconds); cold = empty numba cache, "
+        "warm = the cache the cold run wrote; the machine may be shared"
+    )
     print(f"{'step':>18} | {'cold':>7} | {'warm':>7} | {'cold / warm':>11}")
     for key in cold:
-        print(f"{key:>18} | {cold[key]:7.2f} | {warm[key]:7.2f} | "
-              f"{cold[key] / max(warm[key], 1e-9):10.0f}x")
+        print(
+            f"{key:>18} | {cold[key]:7.2f} | {warm[key]:7.2f} | "
+            f"{cold[key] / max(warm[key], 1e-9):10.0f}x"
+        )
     total_c = sum(cold.values())
     total_w = sum(warm.values())
-    print(f"{'total':>18} | {total_c:7.2f} | {total_w:7.2f} | "
-          f"{total_c / max(total_w, 1e-9):10.0f}x")
+    print(
+        f"{'total':>18} | {total_c:7.2f} | {total_w:7.2f} | "
+        f"{total_c / max(total_w, 1e-9):10.0f}x"
+    )
     return 0
 
 

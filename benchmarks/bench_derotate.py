@@ -18,8 +18,12 @@ import subprocess
 import sys
 import time
 
-CASES = [(size, dtype, trace) for size in (256, 512)
-         for dtype in ("uint16", "float32") for trace in ("ramp", "real")]
+CASES = [
+    (size, dtype, trace)
+    for size in (256, 512)
+    for dtype in ("uint16", "float32")
+    for trace in ("ramp", "real")
+]
 
 
 def _status(field: str) -> int:
@@ -60,8 +64,9 @@ def make_movie(size: int, frames: int, dtype: str, trace: str):
     return movie.astype(dtype), angles
 
 
-def child(impl: str, size: int, frames: int, dtype: str, trace: str,
-          repeat: int) -> dict:
+def child(
+    impl: str, size: int, frames: int, dtype: str, trace: str, repeat: int
+) -> dict:
     import contextlib
     import io
 
@@ -71,7 +76,7 @@ def child(impl: str, size: int, frames: int, dtype: str, trace: str,
     if impl == "ours":
         from napari_derotation import derotate
 
-        derotate(movie[:2], angles)                       # compile first
+        derotate(movie[:2], angles)  # compile first
 
         def run():
             return derotate(movie, angles)
@@ -83,6 +88,7 @@ def child(impl: str, size: int, frames: int, dtype: str, trace: str,
         def run():
             with contextlib.redirect_stderr(io.StringIO()):
                 return ref(movie, angles)
+
     times = []
     base = peak = 0
     for _ in range(repeat):
@@ -99,19 +105,25 @@ def child(impl: str, size: int, frames: int, dtype: str, trace: str,
         dup = np.array(movie, copy=True)
         copies.append(time.perf_counter() - t0)
         del dup
-    return {"seconds": min(times), "extra_bytes": peak,
-            "movie_bytes": int(np.asarray(movie).nbytes),
-            "copy_seconds": min(copies)}
+    return {
+        "seconds": min(times),
+        "extra_bytes": peak,
+        "movie_bytes": int(np.asarray(movie).nbytes),
+        "copy_seconds": min(copies),
+    }
 
 
 def measure(impl, size, frames, dtype, trace, repeat) -> dict:
     here = os.path.dirname(os.path.abspath(__file__))
-    code = (f"import json, sys; sys.path.insert(0, {here!r}); "
-            "import bench_derotate as b; "
-            f"print(json.dumps(b.child({impl!r}, {size}, {frames}, {dtype!r}, "
-            f"{trace!r}, {repeat})))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True)
+    code = (
+        f"import json, sys; sys.path.insert(0, {here!r}); "
+        "import bench_derotate as b; "
+        f"print(json.dumps(b.child({impl!r}, {size}, {frames}, {dtype!r}, "
+        f"{trace!r}, {repeat})))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -119,8 +131,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--quick", action="store_true",
-                    help="256x256 only, 50 frames (a smoke run)")
+    ap.add_argument(
+        "--quick", action="store_true", help="256x256 only, 50 frames (a smoke run)"
+    )
     args = ap.parse_args(argv)
     cases = CASES
     frames = args.frames
@@ -128,28 +141,35 @@ def main(argv=None) -> int:
         cases = [c for c in CASES if c[0] == 256]
         frames = 50
     mb = 2**20
-    head = (f"{'size':>7} {'dtype':>7} {'angles':>6} | {'ours fps':>9} "
-            f"{'ref fps':>8} {'speed-up':>8} {'copy bound':>10} | "
-            f"{'ours extra MB':>13} "
-            f"{'ref extra MB':>12} {'movie MB':>8} {'ours - out MB':>13}")
-    print(f"{frames} frames per movie; best of {args.repeat}; "
-          f"'extra' = peak resident memory above the input; 'copy bound' = "
-          f"the speed-up of a bare copy of the movie into new memory, which "
-          f"no derotation returning a new array can beat")
+    head = (
+        f"{'size':>7} {'dtype':>7} {'angles':>6} | {'ours fps':>9} "
+        f"{'ref fps':>8} {'speed-up':>8} {'copy bound':>10} | "
+        f"{'ours extra MB':>13} "
+        f"{'ref extra MB':>12} {'movie MB':>8} {'ours - out MB':>13}"
+    )
+    print(
+        f"{frames} frames per movie; best of {args.repeat}; "
+        f"'extra' = peak resident memory above the input; 'copy bound' = "
+        f"the speed-up of a bare copy of the movie into new memory, which "
+        f"no derotation returning a new array can beat"
+    )
     print(head)
     print("-" * len(head))
     for size, dtype, trace in cases:
         ours = measure("ours", size, frames, dtype, trace, args.repeat)
-        ref = measure("reference", size, frames, dtype, trace,
-                      2 if size == 512 else args.repeat)
+        ref = measure(
+            "reference", size, frames, dtype, trace, 2 if size == 512 else args.repeat
+        )
         fps_o = frames / ours["seconds"]
         fps_r = frames / ref["seconds"]
         bound = frames / ours["copy_seconds"] / fps_r
-        print(f"{size:>4}^2 {dtype:>7} {trace:>6} | {fps_o:9.0f} {fps_r:8.0f} "
-              f"{fps_o / fps_r:7.1f}x {bound:9.1f}x | "
-              f"{ours['extra_bytes'] / mb:13.1f} "
-              f"{ref['extra_bytes'] / mb:12.1f} {ours['movie_bytes'] / mb:8.1f} "
-              f"{(ours['extra_bytes'] - ours['movie_bytes']) / mb:13.1f}")
+        print(
+            f"{size:>4}^2 {dtype:>7} {trace:>6} | {fps_o:9.0f} {fps_r:8.0f} "
+            f"{fps_o / fps_r:7.1f}x {bound:9.1f}x | "
+            f"{ours['extra_bytes'] / mb:13.1f} "
+            f"{ref['extra_bytes'] / mb:12.1f} {ours['movie_bytes'] / mb:8.1f} "
+            f"{(ours['extra_bytes'] - ours['movie_bytes']) / mb:13.1f}"
+        )
     return 0
 
 

@@ -42,8 +42,9 @@ def make_movie(folder: Path, frames: int):
     from napari_derotation.io import write_tiff
     from napari_derotation.simulate import simulate_movie
 
-    sim = simulate_movie((256, 256), frames, trace="real", center_offset=OFFSET,
-                         noise=10.0, seed=0)
+    sim = simulate_movie(
+        (256, 256), frames, trace="real", center_offset=OFFSET, noise=10.0, seed=0
+    )
     write_tiff(folder / "movie.tif", sim.movie)
     np.save(folder / "angles.npy", sim.angles_per_line)
     return sim
@@ -51,13 +52,21 @@ def make_movie(folder: Path, frames: int):
 
 def cli_search(folder: Path) -> tuple[float, dict]:
     # what the console script runs
-    cmd = [sys.executable, "-c", "import sys; from napari_derotation.cli "
-           "import main; sys.exit(main())", "find-center",
-           str(folder / "movie.tif"), "--angles", str(folder / "angles.npy"),
-           "--json", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from napari_derotation.cli import main; sys.exit(main())",
+        "find-center",
+        str(folder / "movie.tif"),
+        "--angles",
+        str(folder / "angles.npy"),
+        "--json",
+        "--quiet",
+    ]
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env=dict(os.environ))
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, env=dict(os.environ)
+    )
     secs = time.perf_counter() - t0
     return secs, json.loads(out.stdout)
 
@@ -68,8 +77,10 @@ def reference_derotation(movie, angles) -> float:
     )
 
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         ref(movie, angles)
     return time.perf_counter() - t0
 
@@ -82,26 +93,33 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         sim = make_movie(folder, args.frames)
-        cli_search(folder)                       # fills numba's cache
+        cli_search(folder)  # fills numba's cache
         reference_derotation(sim.movie, sim.angles_per_line)
         cli, ref, found = [], [], None
         for _ in range(args.repeat):
             secs, found = cli_search(folder)
             cli.append(secs)
             ref.append(reference_derotation(sim.movie, sim.angles_per_line))
-    err = float(np.hypot(found["center"][0] - sim.center[0],
-                         found["center"][1] - sim.center[1]))
+    err = float(
+        np.hypot(found["center"][0] - sim.center[0], found["center"][1] - sim.center[1])
+    )
     c, r = statistics.median(cli), statistics.median(ref)
-    print(f"256x256, {args.frames} frames, recorded trace, noise sd 10, "
-          f"{args.repeat} interleaved runs (median; min)")
-    print(f"find-center CLI (whole process)  {c:6.2f} s ; {min(cli):.2f} s   "
-          f"search {found['seconds']:.2f} s, {found['n_evaluations']} "
-          f"evaluations, error {err:.3f} px")
+    print(
+        f"256x256, {args.frames} frames, recorded trace, noise sd 10, "
+        f"{args.repeat} interleaved runs (median; min)"
+    )
+    print(
+        f"find-center CLI (whole process)  {c:6.2f} s ; {min(cli):.2f} s   "
+        f"search {found['seconds']:.2f} s, {found['n_evaluations']} "
+        f"evaluations, error {err:.3f} px"
+    )
     print(f"reference plain derotation       {r:6.2f} s ; {min(ref):.2f} s")
     ratio = c / r
-    print(f"ratio {ratio:.1f} reference derotations (min/min "
-          f"{min(cli) / min(ref):.1f}); goal <= {GOAL:g}: "
-          f"{'met' if ratio <= GOAL else 'NOT met'}")
+    print(
+        f"ratio {ratio:.1f} reference derotations (min/min "
+        f"{min(cli) / min(ref):.1f}); goal <= {GOAL:g}: "
+        f"{'met' if ratio <= GOAL else 'NOT met'}"
+    )
     return 0
 
 

@@ -80,13 +80,12 @@ def main(argv=None) -> int:
     nf, rows, cols = movie.shape
     px = nf * rows * cols
     ncpu = threads.available_cpus()
-    derotate(movie[:2], angles)                               # compile
+    derotate(movie[:2], angles)  # compile
     derotate(movie[:2], angles, interpolation="cubic")
 
     def ours(n, interp="bilinear"):
         threads.set_threads(n)
-        return best(lambda: derotate(movie, angles, interpolation=interp),
-                    args.repeat)
+        return best(lambda: derotate(movie, angles, interpolation=interp), args.repeat)
 
     t = {}
     t["quiet 1"] = ours(1)
@@ -99,14 +98,20 @@ def main(argv=None) -> int:
 
     # the same source pixels, gathered with np.take (one thread)
     index = np.arange(rows * cols, dtype=np.float64).reshape(rows, cols)
-    idx = derotate(np.broadcast_to(index, movie.shape).copy(), angles,
-                   interpolation="nearest").astype(np.intp).reshape(nf, -1)
+    idx = (
+        derotate(
+            np.broadcast_to(index, movie.shape).copy(), angles, interpolation="nearest"
+        )
+        .astype(np.intp)
+        .reshape(nf, -1)
+    )
     flat = movie.reshape(nf, -1)
     dst = np.empty_like(flat)
 
     def gather():
         for f in range(nf):
             np.take(flat[f], idx[f], out=dst[f])
+
     t["take 1"] = best(gather, args.repeat)
 
     if not args.no_reference:
@@ -117,28 +122,39 @@ def main(argv=None) -> int:
         def run_ref():
             with contextlib.redirect_stderr(io.StringIO()):
                 ref(movie, angles)
+
         t["reference"] = best(run_ref, 2)
 
-    print(f"{nf} frames of {rows}x{cols} uint16, constant-speed turn; best of "
-          f"{args.repeat}; {ncpu} CPUs usable; the machine may be shared")
+    print(
+        f"{nf} frames of {rows}x{cols} uint16, constant-speed turn; best of "
+        f"{args.repeat}; {ncpu} CPUs usable; the machine may be shared"
+    )
     print(f"{'case':>12} | {'fps':>8} | {'ns/px':>7} | {'ns/px/core':>10}")
     for name, sec in t.items():
-        cores = int(name.split()[-1]) if name.split()[-1].isdigit() else (
-            ncpu if name == "cubic" else 1)
-        print(f"{name:>12} | {nf / sec:8.0f} | {sec / px * 1e9:7.2f} | "
-              f"{sec / px * 1e9 * cores:10.2f}")
+        cores = (
+            int(name.split()[-1])
+            if name.split()[-1].isdigit()
+            else (ncpu if name == "cubic" else 1)
+        )
+        print(
+            f"{name:>12} | {nf / sec:8.0f} | {sec / px * 1e9:7.2f} | "
+            f"{sec / px * 1e9 * cores:10.2f}"
+        )
     q1, qn = t["quiet 1"], t[f"quiet {ncpu}"]
     print(f"quiet {ncpu} threads / 1 thread: {q1 / qn:.2f}x (goal >= 1.8)")
-    print(f"busy {ncpu} threads / quiet 1 thread: {q1 / t[f'busy {ncpu}']:.2f}x"
-          f"; busy {ncpu} / busy 1: {t['busy 1'] / t[f'busy {ncpu}']:.2f}x "
-          "(goal >= 1)")
-    print(f"1 thread / np.take gather (1 thread): {q1 / t['take 1']:.2f}x "
-          "(goal <= 3)")
+    print(
+        f"busy {ncpu} threads / quiet 1 thread: {q1 / t[f'busy {ncpu}']:.2f}x"
+        f"; busy {ncpu} / busy 1: {t['busy 1'] / t[f'busy {ncpu}']:.2f}x "
+        "(goal >= 1)"
+    )
+    print(f"1 thread / np.take gather (1 thread): {q1 / t['take 1']:.2f}x (goal <= 3)")
     if "reference" in t:
         r = t["reference"]
-        print(f"ours {ncpu} threads / reference: {r / qn:.1f}x (goal >= 40); "
-              f"busy: {r / t[f'busy {ncpu}']:.1f}x; cubic / reference "
-              f"bilinear: {r / t['cubic']:.1f}x (goal >= 10)")
+        print(
+            f"ours {ncpu} threads / reference: {r / qn:.1f}x (goal >= 40); "
+            f"busy: {r / t[f'busy {ncpu}']:.1f}x; cubic / reference "
+            f"bilinear: {r / t['cubic']:.1f}x (goal >= 10)"
+        )
     return 0
 
 

@@ -36,7 +36,7 @@ from napari_derotation.io.sources import open_movie
 from napari_derotation.simulate import make_cells, real_trace, rotate_by_line
 
 MB = 2**20
-BLOCK = 32          # time points simulated, then repeated
+BLOCK = 32  # time points simulated, then repeated
 
 #: Runs the CLI in a fresh interpreter and prints its own peak RSS (VmHWM is
 #: per address space, new at exec).
@@ -52,8 +52,11 @@ sys.exit(rc)
 
 
 def _peak(stdout: str) -> int:
-    return next(int(ln.split()[1]) * 1024 for ln in stdout.splitlines()
-                if ln.startswith("VmHWM"))
+    return next(
+        int(ln.split()[1]) * 1024
+        for ln in stdout.splitlines()
+        if ln.startswith("VmHWM")
+    )
 
 
 def simulate_block(side: int, planes: int, channels: int):
@@ -64,8 +67,11 @@ def simulate_block(side: int, planes: int, channels: int):
     for c in range(channels):
         sample = make_cells((side, side), seed=c, dtype=np.float32)
         movie = rotate_by_line(sample, angles, n_frames=frames)
-        chans.append(np.clip(np.rint(movie), 0, 65535).astype(np.uint16)
-                     .reshape(BLOCK, planes, side, side))
+        chans.append(
+            np.clip(np.rint(movie), 0, 65535)
+            .astype(np.uint16)
+            .reshape(BLOCK, planes, side, side)
+        )
     return np.stack(chans, axis=2), angles
 
 
@@ -73,10 +79,12 @@ def write_sequence(folder: Path, block, n_time: int, n_files: int) -> list:
     """ScanImage-style files holding ``n_time`` time points in turn."""
     _, z, c = block.shape[:3]
     saved = ";".join(str(i + 1) for i in range(c))
-    software = (f"SI.hChannels.channelSave = [{saved}]\n"
-                f"SI.hStackManager.enable = true\n"
-                f"SI.hStackManager.numSlices = {z}\n"
-                f"SI.hRoiManager.scanVolumeRate = 15.0")
+    software = (
+        f"SI.hChannels.channelSave = [{saved}]\n"
+        f"SI.hStackManager.enable = true\n"
+        f"SI.hStackManager.numSlices = {z}\n"
+        f"SI.hRoiManager.scanVolumeRate = 15.0"
+    )
     per_file = -(-n_time // n_files)
     paths = []
     for f in range(n_files):
@@ -85,9 +93,13 @@ def write_sequence(folder: Path, block, n_time: int, n_files: int) -> list:
         with tifffile.TiffWriter(path, bigtiff=True) as tw:
             for t in range(lo, hi):
                 for page in block[t % BLOCK].reshape(-1, *block.shape[3:]):
-                    tw.write(page, software=software, metadata=None,
-                             photometric="minisblack",
-                             description=f"frameTimestamps_sec = {t / 15:.6f}")
+                    tw.write(
+                        page,
+                        software=software,
+                        metadata=None,
+                        photometric="minisblack",
+                        description=f"frameTimestamps_sec = {t / 15:.6f}",
+                    )
         paths.append(path)
         print(f"\rwriting: {f + 1}/{n_files} files", end="", file=sys.stderr)
     print(file=sys.stderr)
@@ -95,8 +107,18 @@ def write_sequence(folder: Path, block, n_time: int, n_files: int) -> list:
 
 
 def run_cli(folder: Path, angles: Path, out: Path) -> tuple[float, int]:
-    argv = [sys.executable, "-c", CHILD, "derotate", str(folder), "--angles",
-            str(angles), "-o", str(out), "--quiet"]
+    argv = [
+        sys.executable,
+        "-c",
+        CHILD,
+        "derotate",
+        str(folder),
+        "--angles",
+        str(angles),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(argv, check=True, capture_output=True, text=True)
     return time.perf_counter() - t0, _peak(done.stdout)
@@ -113,7 +135,8 @@ def spot_check(out: Path, block, angles_block, n_time: int) -> None:
             if b + 2 > BLOCK:
                 continue
             ref = derotate_hyperstack(
-                block[b: b + 2], angles_block[b * z * rows: (b + 2) * z * rows])
+                block[b : b + 2], angles_block[b * z * rows : (b + 2) * z * rows]
+            )
             np.testing.assert_array_equal(got, ref)
 
 
@@ -142,25 +165,34 @@ def main(argv=None) -> int:
         reps = -(-n_time // BLOCK)
         np.save(folder / "angles.npy", np.tile(angles_block, reps))
         movie_bytes = sum(p.stat().st_size for p in files)
-        seconds, peak = run_cli(raw, folder / "angles.npy",
-                                folder / "derotated.tif")
+        seconds, peak = run_cli(raw, folder / "angles.npy", folder / "derotated.tif")
         spot_check(folder / "derotated.tif", block, angles_block, n_time)
-        result = {"time_points": n_time, "planes": z, "channels": c,
-                  "side": side, "files": len(files),
-                  "movie_gb": movie_bytes / 2**30, "write_seconds": gen_s,
-                  "derotate_seconds": seconds,
-                  "mb_per_second": movie_bytes / MB / seconds,
-                  "peak_rss_mb": peak / MB, "limit_mb": args.limit_mb}
+        result = {
+            "time_points": n_time,
+            "planes": z,
+            "channels": c,
+            "side": side,
+            "files": len(files),
+            "movie_gb": movie_bytes / 2**30,
+            "write_seconds": gen_s,
+            "derotate_seconds": seconds,
+            "mb_per_second": movie_bytes / MB / seconds,
+            "peak_rss_mb": peak / MB,
+            "limit_mb": args.limit_mb,
+        }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"movie: {n_time} time points x {z} planes x {c} channels of "
-          f"{side}x{side} uint16 = {result['movie_gb']:.2f} GB in "
-          f"{len(files)} files")
-    print(f"napari-derotation derotate FOLDER: {seconds:.1f} s, "
-          f"{result['mb_per_second']:.0f} MB/s (includes the inputs' "
-          f"checksums)")
-    print(f"peak RSS: {result['peak_rss_mb']:.0f} MB (limit "
-          f"{args.limit_mb:.0f} MB)")
+    print(
+        f"movie: {n_time} time points x {z} planes x {c} channels of "
+        f"{side}x{side} uint16 = {result['movie_gb']:.2f} GB in "
+        f"{len(files)} files"
+    )
+    print(
+        f"napari-derotation derotate FOLDER: {seconds:.1f} s, "
+        f"{result['mb_per_second']:.0f} MB/s (includes the inputs' "
+        f"checksums)"
+    )
+    print(f"peak RSS: {result['peak_rss_mb']:.0f} MB (limit {args.limit_mb:.0f} MB)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["peak_rss_mb"] <= args.limit_mb else 1

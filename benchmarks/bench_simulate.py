@@ -19,8 +19,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--tilt", type=float, default=0.0,
-                    help="rotation-plane tilt in degrees (out of plane)")
+    ap.add_argument(
+        "--tilt",
+        type=float,
+        default=0.0,
+        help="rotation-plane tilt in degrees (out of plane)",
+    )
     args = ap.parse_args(argv)
 
     from derotation.simulate.line_scanning_microscope import Rotator
@@ -37,7 +41,7 @@ def main(argv=None) -> int:
     stack = np.repeat(img[np.newaxis], n, axis=0)
 
     kw = dict(interpolation="nearest", plane_tilt=args.tilt)
-    rotate_by_line(img, angles[: 2 * size], n_frames=2, **kw)   # compile
+    rotate_by_line(img, angles[: 2 * size], n_frames=2, **kw)  # compile
     t0 = time.perf_counter()
     rotate_by_line(img, angles, n_frames=n, **kw)
     ours = time.perf_counter() - t0

@@ -41,7 +41,7 @@ def generate(path: Path, n_frames: int, side: int, *, step: int = 64) -> np.ndar
     with TiffStreamWriter(path, (n_frames, side, side), np.uint16) as w:
         for s in range(0, n_frames, step):
             e = min(n_frames, s + step)
-            chunk = rotate_by_line(sample, angles[s * side: e * side], n_frames=e - s)
+            chunk = rotate_by_line(sample, angles[s * side : e * side], n_frames=e - s)
             w.write(np.clip(np.rint(chunk), 0, 65535).astype(np.uint16))
             print(f"\rgenerating: {e}/{n_frames} frames", end="", file=sys.stderr)
     print(file=sys.stderr)
@@ -63,14 +63,27 @@ sys.exit(rc)
 
 
 def _peaks(stdout: str) -> dict:
-    return {ln.split(":")[0]: int(ln.split()[1]) * 1024
-            for ln in stdout.splitlines() if ln.startswith(("VmHWM", "VmRSS"))}
+    return {
+        ln.split(":")[0]: int(ln.split()[1]) * 1024
+        for ln in stdout.splitlines()
+        if ln.startswith(("VmHWM", "VmRSS"))
+    }
 
 
 def run_cli(movie: Path, angles: Path, out: Path, chunk_frames) -> dict:
     """``napari-derotation derotate`` in a fresh process: time and peak RSS."""
-    argv = [sys.executable, "-c", CHILD, "derotate", str(movie),
-            "--angles", str(angles), "-o", str(out), "--quiet"]
+    argv = [
+        sys.executable,
+        "-c",
+        CHILD,
+        "derotate",
+        str(movie),
+        "--angles",
+        str(angles),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
     if chunk_frames:
         argv += ["--chunk-frames", str(chunk_frames)]
     t0 = time.perf_counter()
@@ -81,8 +94,11 @@ def run_cli(movie: Path, angles: Path, out: Path, chunk_frames) -> dict:
 
 def startup_rss() -> int:
     """Peak RSS of a process that only imports the CLI (for reference)."""
-    done = subprocess.run([sys.executable, "-c", CHILD],   # usage, exit 2
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD],  # usage, exit 2
+        capture_output=True,
+        text=True,
+    )
     return _peaks(done.stdout)["VmHWM"]
 
 
@@ -91,9 +107,8 @@ def spot_check(movie: Path, out: Path, angles: np.ndarray, side: int) -> None:
         n = mi.shape[0]
         for start in (0, n // 3, n - 3):
             raw = mi.read(start, start + 3)[:, 0, 0]
-            expected = derotate(raw, angles[start * side: (start + 3) * side])
-            np.testing.assert_array_equal(mo.read(start, start + 3)[:, 0, 0],
-                                          expected)
+            expected = derotate(raw, angles[start * side : (start + 3) * side])
+            np.testing.assert_array_equal(mo.read(start, start + 3)[:, 0, 0], expected)
 
 
 def main(argv=None) -> int:
@@ -102,8 +117,12 @@ def main(argv=None) -> int:
     ap.add_argument("--side", type=int, default=512, help="frame rows = cols")
     ap.add_argument("--chunk-frames", type=int, default=None)
     ap.add_argument("--limit-gb", type=float, default=1.0)
-    ap.add_argument("--dir", type=Path, default=None,
-                    help="where to write the files (default: a temp folder)")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where to write the files (default: a temp folder)",
+    )
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -122,7 +141,9 @@ def main(argv=None) -> int:
         spot_check(movie, out, angles, args.side)
         base = startup_rss()
         result = {
-            "frames": n_frames, "side": args.side, "dtype": "uint16",
+            "frames": n_frames,
+            "side": args.side,
+            "dtype": "uint16",
             "movie_gb": movie_bytes / 2**30,
             "chunk_frames": args.chunk_frames or "default (~64 MB)",
             "generate_seconds": gen_s,
@@ -136,14 +157,20 @@ def main(argv=None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    print(f"movie: {n_frames} frames of {args.side}x{args.side} uint16 = "
-          f"{result['movie_gb']:.2f} GB (generated in {gen_s:.0f} s)")
-    print(f"napari-derotation derotate: {res['seconds']:.1f} s, "
-          f"{result['frames_per_second']:.0f} frames/s, "
-          f"{result['mb_per_second']:.0f} MB/s (includes the input checksum)")
-    print(f"peak RSS: {result['peak_rss_mb']:.0f} MB (limit "
-          f"{result['limit_mb']:.0f} MB; a process importing the package: "
-          f"{result['startup_rss_mb']:.0f} MB)")
+    print(
+        f"movie: {n_frames} frames of {args.side}x{args.side} uint16 = "
+        f"{result['movie_gb']:.2f} GB (generated in {gen_s:.0f} s)"
+    )
+    print(
+        f"napari-derotation derotate: {res['seconds']:.1f} s, "
+        f"{result['frames_per_second']:.0f} frames/s, "
+        f"{result['mb_per_second']:.0f} MB/s (includes the input checksum)"
+    )
+    print(
+        f"peak RSS: {result['peak_rss_mb']:.0f} MB (limit "
+        f"{result['limit_mb']:.0f} MB; a process importing the package: "
+        f"{result['startup_rss_mb']:.0f} MB)"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["peak_rss_mb"] <= result["limit_mb"] else 1

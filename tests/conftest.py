@@ -9,8 +9,10 @@ def notes():
     seen = []
 
     def grab(event):
-        seen.append(str(event.message if hasattr(event, "message")
-                        else event.value.message))
+        seen.append(
+            str(event.message if hasattr(event, "message") else event.value.message)
+        )
+
     notification_manager.notification_ready.connect(grab)
     yield seen
     notification_manager.notification_ready.disconnect(grab)

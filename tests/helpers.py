@@ -30,14 +30,14 @@ def two_channel_movie(t=6, z=1, c=2, rows=24, cols=20, seed=0):
     time ``t``."""
     from napari_derotation.simulate import simulate_movie
 
-    sims = [simulate_movie((rows, cols), n_frames=t * z, seed=seed + k)
-            for k in range(c)]
+    sims = [
+        simulate_movie((rows, cols), n_frames=t * z, seed=seed + k) for k in range(c)
+    ]
     movie = np.stack([s.movie.reshape(t, z, rows, cols) for s in sims], 2)
     return movie, sims[0].angles_per_line[: t * z * rows]
 
 
-def write_scanimage(path, movie5, *, frame_rate=30.0, line_period=6.3e-5,
-                    header=True):
+def write_scanimage(path, movie5, *, frame_rate=30.0, line_period=6.3e-5, header=True):
     """Write ``(T, Z, C, Y, X)`` as ScanImage does (a page per channel,
     plane and time point): frame data in the Software tag (tifffile's
     ``scanimage_metadata`` source when the BigTIFF header is absent) and a
@@ -46,21 +46,27 @@ def write_scanimage(path, movie5, *, frame_rate=30.0, line_period=6.3e-5,
 
     t, z, c = movie5.shape[:3]
     save = "[" + ";".join(str(i + 1) for i in range(c)) + "]"
-    software = (f"SI.hChannels.channelSave = {save}\n"
-                f"SI.hStackManager.enable = {'true' if z > 1 else 'false'}\n"
-                f"SI.hStackManager.numSlices = {z}\n"
-                f"SI.hRoiManager.linePeriod = {line_period}\n"
-                f"SI.hRoiManager.scanFrameRate = {frame_rate * z}\n"
-                f"SI.hRoiManager.scanVolumeRate = {frame_rate}\n"
-                f"SI.VERSION_MAJOR = '2020'")
+    software = (
+        f"SI.hChannels.channelSave = {save}\n"
+        f"SI.hStackManager.enable = {'true' if z > 1 else 'false'}\n"
+        f"SI.hStackManager.numSlices = {z}\n"
+        f"SI.hRoiManager.linePeriod = {line_period}\n"
+        f"SI.hRoiManager.scanFrameRate = {frame_rate * z}\n"
+        f"SI.hRoiManager.scanVolumeRate = {frame_rate}\n"
+        f"SI.VERSION_MAJOR = '2020'"
+    )
     flat = movie5.reshape(-1, *movie5.shape[3:])
     with tifffile.TiffWriter(path, bigtiff=header) as tw:
         for i, page in enumerate(flat):
             stamp = (i // (z * c)) / frame_rate
-            tw.write(page, software=software, metadata=None,
-                     photometric="minisblack",
-                     description=f"frameNumbers = {i + 1}\n"
-                                 f"frameTimestamps_sec = {stamp:.6f}\n")
+            tw.write(
+                page,
+                software=software,
+                metadata=None,
+                photometric="minisblack",
+                description=f"frameNumbers = {i + 1}\n"
+                f"frameTimestamps_sec = {stamp:.6f}\n",
+            )
 
 
 def written_simulation(folder, shape, n_frames, **kw):

@@ -13,16 +13,29 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-BIN = Path(sys.executable).parent         # where pip put napari-derotation
+BIN = Path(sys.executable).parent  # where pip put napari-derotation
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict",
-         "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     # not --quiet: with it, mkdocs exits 0 although --strict found warnings
     log = done.stdout + done.stderr
     assert done.returncode == 0, log
@@ -54,7 +67,7 @@ def test_cli_page_has_every_subcommand_usage(site):
     from napari_derotation.cli import _commands
 
     html = (site / "cli" / "index.html").read_text()
-    assert "cli-usage" not in html                 # the hook filled it in
+    assert "cli-usage" not in html  # the hook filled it in
     for mod in _commands():
         assert f"usage: napari-derotation {mod.NAME}" in html, mod.NAME
     assert "--scheduler" in html and "--chunk-frames" in html
@@ -62,13 +75,15 @@ def test_cli_page_has_every_subcommand_usage(site):
 
 def test_api_page_is_generated_from_docstrings(site):
     html = (site / "api" / "index.html").read_text()
-    for name in ("napari_derotation.engine.derotate",
-                 "napari_derotation.engine.lazy.derotate_lazy",
-                 "napari_derotation.engine.files.derotate_file",
-                 "napari_derotation.engine.cluster.derotate_file_distributed",
-                 "napari_derotation.engine.params.DerotationParams",
-                 "napari_derotation.simulate.movie.rotate_by_line",
-                 "napari_derotation.compat.derotate_an_image_array_line_by_line"):
+    for name in (
+        "napari_derotation.engine.derotate",
+        "napari_derotation.engine.lazy.derotate_lazy",
+        "napari_derotation.engine.files.derotate_file",
+        "napari_derotation.engine.cluster.derotate_file_distributed",
+        "napari_derotation.engine.params.DerotationParams",
+        "napari_derotation.simulate.movie.rotate_by_line",
+        "napari_derotation.compat.derotate_an_image_array_line_by_line",
+    ):
         assert f'id="{name}"' in html, name
     # a sentence of a docstring, rendered
     assert "Derotate a movie lazily" in html
@@ -78,17 +93,32 @@ def test_images_exist_and_are_used():
     used = set()
     for page in DOCS.glob("*.md"):
         used |= set(re.findall(r"\(images/([^)]+\.png)\)", page.read_text()))
-    assert {"science_scan.png", "science_inverse.png", "science_center.png",
-            "science_plane.png"} <= used
+    assert {
+        "science_scan.png",
+        "science_inverse.png",
+        "science_center.png",
+        "science_plane.png",
+    } <= used
     for name in used:
         assert (DOCS / "images" / name).stat().st_size > 1000, name
 
 
 def _demo(cwd, *args):
     return subprocess.run(
-        [str(BIN / "napari-derotation"), "demo", "--size", "32",
-         "--frames", "8", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=300)
+        [
+            str(BIN / "napari-derotation"),
+            "demo",
+            "--size",
+            "32",
+            "--frames",
+            "8",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_readme_demo_runs_twice_and_refuses_a_foreign_file(tmp_path):
@@ -125,16 +155,16 @@ def test_every_table_row_is_in_a_table(site):
             if fenced or not line.startswith("|"):
                 continue
             prev = lines[i - 1] if i else ""
-            starts = (i + 1 < len(lines)
-                      and re.fullmatch(r"\|( *:?-+:? *\|)+", lines[i + 1]))
+            starts = i + 1 < len(lines) and re.fullmatch(
+                r"\|( *:?-+:? *\|)+", lines[i + 1]
+            )
             assert prev.startswith("|") or starts, f"{page.name}:{i + 1}"
     html = (site / "config" / "index.html").read_text()
     assert "<p>| <code>" not in html and "\n| <code>" not in html
 
 
 def test_config_keys_are_listed_once():
-    rows = re.findall(r"^\| `([^`]+)`", (DOCS / "config.md").read_text(),
-                      re.M)
+    rows = re.findall(r"^\| `([^`]+)`", (DOCS / "config.md").read_text(), re.M)
     assert "paths_write.saving_name" in rows and "blank_value" in rows
     assert sorted({r for r in rows if rows.count(r) > 1}) == []
 
@@ -156,18 +186,23 @@ def shell_blocks(page: Path) -> list[tuple[int, str, str | None]]:
         if not fence:
             i += 1
             continue
-        end = next(j for j in range(i + 1, len(lines))
-                   if lines[j].startswith("```"))
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
         lang = fence.group(1)
-        assert lang not in ("sh", "shell", "console", "zsh"), \
+        assert lang not in ("sh", "shell", "console", "zsh"), (
             f"{page.name}:{i + 1}: write shell blocks as ```bash"
+        )
         if lang == "bash":
             k = i - 1
             while k >= 0 and not lines[k].strip():
                 k -= 1
             marker = NOT_RUN.fullmatch(lines[k].strip()) if k >= 0 else None
-            blocks.append((i + 1, "\n".join(lines[i + 1:end]),
-                           marker.group(1) if marker else None))
+            blocks.append(
+                (
+                    i + 1,
+                    "\n".join(lines[i + 1 : end]),
+                    marker.group(1) if marker else None,
+                )
+            )
         i = end + 1
     return blocks
 
@@ -206,18 +241,24 @@ def _run_page(page: str, folder: Path) -> str | None:
             continue
         try:
             done = subprocess.run(
-                ["bash", "-e", "-o", "pipefail", "-c", code], cwd=folder,
-                env=env, capture_output=True, text=True, timeout=300)
+                ["bash", "-e", "-o", "pipefail", "-c", code],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         except subprocess.TimeoutExpired:
             return f"{page}:{line} took more than 300 s\n{code}"
         if done.returncode != 0:
-            return (f"{page}:{line} exited {done.returncode}\n{code}\n"
-                    f"{done.stdout[-2000:]}{done.stderr[-3000:]}")
+            return (
+                f"{page}:{line} exited {done.returncode}\n{code}\n"
+                f"{done.stdout[-2000:]}{done.stderr[-3000:]}"
+            )
     return None
 
 
-RUN_PAGES = [p.name for p in PAGES
-             if any(r is None for *_, r in shell_blocks(p))]
+RUN_PAGES = [p.name for p in PAGES if any(r is None for *_, r in shell_blocks(p))]
 
 
 @pytest.fixture(scope="module")
@@ -227,9 +268,12 @@ def page_runs(tmp_path_factory):
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=max(1, len(RUN_PAGES)))
-    runs = {page: pool.submit(_run_page, page,
-                              tmp_path_factory.mktemp(page.removesuffix(".md")))
-            for page in RUN_PAGES}
+    runs = {
+        page: pool.submit(
+            _run_page, page, tmp_path_factory.mktemp(page.removesuffix(".md"))
+        )
+        for page in RUN_PAGES
+    }
     yield runs
     pool.shutdown(wait=True)
 

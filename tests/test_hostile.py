@@ -42,8 +42,11 @@ from napari_derotation.io.atomic import (
 )
 
 #: The console script, exactly as installed (``napari_derotation.cli:main``).
-CLI = [sys.executable, "-c",
-       "import sys; from napari_derotation.cli import main; sys.exit(main())"]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; from napari_derotation.cli import main; sys.exit(main())",
+]
 #: The child's address-space limit: bad input must not take more.
 MEMORY_LIMIT = 3 << 30
 FRAMES, ROWS, COLS = 6, 32, 32
@@ -60,10 +63,15 @@ def start(args, cwd, *, limit=True, group=False):
     ``group``, as a terminal's Ctrl-C reaches the whole group)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
     return subprocess.Popen(
-        [*CLI, *map(str, args)], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [*CLI, *map(str, args)],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         preexec_fn=_limit_memory if limit else None,
-        start_new_session=group)
+        start_new_session=group,
+    )
 
 
 def cli(args, cwd, *, timeout=120, limit=True):
@@ -75,8 +83,13 @@ def cli(args, cwd, *, timeout=120, limit=True):
 def errors(err: str) -> list[str]:
     """stderr's lines that are not warnings or progress bars."""
     lines = [ln.rsplit("\r", 1)[-1] for ln in err.splitlines()]
-    return [ln for ln in lines if ln.strip() and not ln.startswith("warning:")
-            and not ln.startswith("derotating:")]
+    return [
+        ln
+        for ln in lines
+        if ln.strip()
+        and not ln.startswith("warning:")
+        and not ln.startswith("derotating:")
+    ]
 
 
 def assert_one_line(err: str, rc: int, expected: int = 2) -> str:
@@ -90,8 +103,7 @@ def tree_hashes(folder: Path) -> dict:
     out = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and not p.is_symlink():
-            out[str(p.relative_to(folder))] = hashlib.sha256(
-                p.read_bytes()).hexdigest()
+            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 
@@ -106,8 +118,7 @@ def assert_outputs_whole(folder: Path) -> None:
         assert json.loads(rec.read_text())["software"] == "napari-derotation"
         assert tifffile.imread(tif).shape == (FRAMES, ROWS, COLS)
     for rec in folder.glob("out*.derotation.json"):
-        assert rec.with_name(rec.name.replace(".derotation.json",
-                                              ".tif")).is_file()
+        assert rec.with_name(rec.name.replace(".derotation.json", ".tif")).is_file()
     for store in folder.glob("out*.zarr"):
         attrs = json.loads((store / ".zattrs").read_text())
         assert "napari_derotation" in attrs, f"{store.name} without record"
@@ -125,7 +136,7 @@ def data(tmp_path_factory) -> Path:
     np.save(folder / "radians.npy", np.linspace(0, 6.28, FRAMES * ROWS))
     sat = movie.copy()
     yy, xx = np.mgrid[:ROWS, :COLS]
-    sat[:, (yy - ROWS / 2) ** 2 + (xx - COLS / 2) ** 2 < 15 ** 2] = 65535
+    sat[:, (yy - ROWS / 2) ** 2 + (xx - COLS / 2) ** 2 < 15**2] = 65535
     tifffile.imwrite(folder / "saturated.tif", sat)
     (folder / "deep.json").write_text("[" * 100000 + "]" * 100000)
     (folder / "empty.json").write_text("")
@@ -146,48 +157,77 @@ DEROTATE = ["derotate", "m.tif", "--angles", "angles.npy", "--quiet"]
 #: name -> (arguments, a word the one error line must hold)
 CASES = {
     "params nested 100000 deep": (
-        [*DEROTATE, "-o", "out.tif", "--params", "deep.json"], "deeply"),
+        [*DEROTATE, "-o", "out.tif", "--params", "deep.json"],
+        "deeply",
+    ),
     "params file empty (find-center --json > fit.json failed)": (
         [*DEROTATE, "-o", "out.tif", "--params", "empty.json"],
-        "find-center --json"),
-    "simulate --noise -1": (
-        ["simulate", "-o", "sim", "--noise", "-1"], "--noise"),
-    "simulate --noise nan": (
-        ["simulate", "-o", "sim", "--noise", "nan"], "--noise"),
+        "find-center --json",
+    ),
+    "simulate --noise -1": (["simulate", "-o", "sim", "--noise", "-1"], "--noise"),
+    "simulate --noise nan": (["simulate", "-o", "sim", "--noise", "nan"], "--noise"),
     "simulate --size 100000 100000": (
-        ["simulate", "-o", "sim", "--size", "100000", "100000"], "memory"),
+        ["simulate", "-o", "sim", "--size", "100000", "100000"],
+        "memory",
+    ),
     "simulate --frames 1000000000": (
-        ["simulate", "-o", "sim", "--frames", "1000000000"], "memory"),
-    "simulate --size 0 5": (["simulate", "-o", "sim", "--size", "0", "5"],
-                            "--size"),
+        ["simulate", "-o", "sim", "--frames", "1000000000"],
+        "memory",
+    ),
+    "simulate --size 0 5": (["simulate", "-o", "sim", "--size", "0", "5"], "--size"),
     "demo --size 0": (["demo", "-o", "demo", "--size", "0"], "--size"),
     "demo --frames 1000000000": (
-        ["demo", "-o", "demo", "--frames", "1000000000"], "memory"),
+        ["demo", "-o", "demo", "--frames", "1000000000"],
+        "memory",
+    ),
     "derotate --frame-rate inf": (
-        [*DEROTATE, "-o", "out.nwb", "--frame-rate", "inf"], "--frame-rate"),
+        [*DEROTATE, "-o", "out.nwb", "--frame-rate", "inf"],
+        "--frame-rate",
+    ),
     "derotate --frame-rate -5": (
-        [*DEROTATE, "-o", "out.zarr", "--frame-rate", "-5"], "--frame-rate"),
-    "derotate --workers 0": ([*DEROTATE, "-o", "out.tif", "--workers", "0"],
-                             "--workers"),
+        [*DEROTATE, "-o", "out.zarr", "--frame-rate", "-5"],
+        "--frame-rate",
+    ),
+    "derotate --workers 0": (
+        [*DEROTATE, "-o", "out.tif", "--workers", "0"],
+        "--workers",
+    ),
     "derotate --chunk-frames nan": (
         [*DEROTATE, "-o", "out.tif", "--chunk-frames", "nan"],
-        "--chunk-frames"),
+        "--chunk-frames",
+    ),
     "find-center --search-radius inf": (
-        ["find-center", "m.tif", "--angles", "angles.npy",
-         "--search-radius", "inf"], "--search-radius"),
+        ["find-center", "m.tif", "--angles", "angles.npy", "--search-radius", "inf"],
+        "--search-radius",
+    ),
     "find-center --initial nan nan": (
-        ["find-center", "m.tif", "--angles", "angles.npy", "--initial",
-         "nan", "nan"], "--initial"),
+        ["find-center", "m.tif", "--angles", "angles.npy", "--initial", "nan", "nan"],
+        "--initial",
+    ),
     "find-center --calls 0": (
         ["find-center", "m.tif", "--angles", "angles.npy", "--calls", "0"],
-        "--calls"),
+        "--calls",
+    ),
     "find-center on a saturated movie": (
-        ["find-center", "saturated.tif", "--angles", "angles.npy", "--quiet",
-         "--calls", "8"], "saturated"),
+        [
+            "find-center",
+            "saturated.tif",
+            "--angles",
+            "angles.npy",
+            "--quiet",
+            "--calls",
+            "8",
+        ],
+        "saturated",
+    ),
     "angles file not UTF-8": (
-        [*DEROTATE, "-o", "out.tif", "--angles", "latin1.csv"], ""),
+        [*DEROTATE, "-o", "out.tif", "--angles", "latin1.csv"],
+        "",
+    ),
     "batch with one dataset twice": (
-        ["batch", "nope.yml", "ds", "./ds", "--workers", "2"], "twice"),
+        ["batch", "nope.yml", "ds", "./ds", "--workers", "2"],
+        "twice",
+    ),
 }
 
 
@@ -212,8 +252,7 @@ def case_results(data, tmp_path_factory) -> dict:
     results = {}
     for name, (proc, folder, before) in started.items():
         _, err = proc.communicate(timeout=300)
-        results[name] = (proc.returncode, err, folder, before,
-                         tree_hashes(folder))
+        results[name] = (proc.returncode, err, folder, before, tree_hashes(folder))
     return results
 
 
@@ -228,12 +267,12 @@ def test_case_is_one_line_and_exit_2(name, case_results):
 
 
 def test_radians_are_warned_about(work):
-    rc, _, err = cli([*DEROTATE, "-o", "out.tif", "--angles", "radians.npy"],
-                     work)
+    rc, _, err = cli([*DEROTATE, "-o", "out.tif", "--angles", "radians.npy"], work)
     assert rc == 0, err
     notes = [ln for ln in err.splitlines() if ln.startswith("warning:")]
-    assert any("these look like radians; the angles must be degrees" in n
-               for n in notes), err
+    assert any(
+        "these look like radians; the angles must be degrees" in n for n in notes
+    ), err
     assert_outputs_whole(work)
 
 
@@ -272,8 +311,16 @@ class _Impostor:
 def test_scheduler_address_where_another_server_answers(work):
     server = _Impostor()
     try:
-        rc, _, err = cli([*DEROTATE, "-o", "out.tif", "--scheduler",
-                          f"tcp://127.0.0.1:{server.port}"], work)
+        rc, _, err = cli(
+            [
+                *DEROTATE,
+                "-o",
+                "out.tif",
+                "--scheduler",
+                f"tcp://127.0.0.1:{server.port}",
+            ],
+            work,
+        )
     finally:
         server.sock.close()
     line = assert_one_line(err, rc)
@@ -290,7 +337,7 @@ def test_ctrl_c_while_starting(work, delay):
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:        # finished first: whole, then
+    if proc.returncode == 0:  # finished first: whole, then
         assert_outputs_whole(work)
         return
     line = assert_one_line(err, proc.returncode, 130)
@@ -337,15 +384,35 @@ def test_ctrl_c_on_a_local_cluster_writing_zarr(tmp_path):
     line, exit 130, quickly, nothing left (not even the temporary store)."""
     rng = np.random.default_rng(1)
     frames = 400
-    tifffile.imwrite(tmp_path / "big.tif",
-                     (rng.random((frames, 64, 64)) * 1000).astype(np.uint16))
+    tifffile.imwrite(
+        tmp_path / "big.tif", (rng.random((frames, 64, 64)) * 1000).astype(np.uint16)
+    )
     np.save(tmp_path / "a.npy", np.linspace(0, 360, frames * 64))
-    proc = start(["derotate", "big.tif", "--angles", "a.npy", "-o",
-                  "out.zarr", "--workers", "2", "--chunk-frames", "4",
-                  "--quiet"], tmp_path, limit=False, group=True)
+    proc = start(
+        [
+            "derotate",
+            "big.tif",
+            "--angles",
+            "a.npy",
+            "-o",
+            "out.zarr",
+            "--workers",
+            "2",
+            "--chunk-frames",
+            "4",
+            "--quiet",
+        ],
+        tmp_path,
+        limit=False,
+        group=True,
+    )
     # interrupt once the workers write into the temporary store
-    _wait_for(lambda: proc.poll() is not None or any(
-        p.name.startswith(".out.zarr.") for p in tmp_path.iterdir()))
+    _wait_for(
+        lambda: (
+            proc.poll() is not None
+            or any(p.name.startswith(".out.zarr.") for p in tmp_path.iterdir())
+        )
+    )
     time.sleep(1.0)
     t0 = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
@@ -361,8 +428,9 @@ def test_ctrl_c_on_a_local_cluster_writing_zarr(tmp_path):
     line = assert_one_line(err, proc.returncode, 130)
     assert "cancelled" in line
     assert not (tmp_path / "out.zarr").exists()
-    _wait_for(lambda: not any(".partial" in p.name
-                              for p in tmp_path.iterdir()), timeout=20)
+    _wait_for(
+        lambda: not any(".partial" in p.name for p in tmp_path.iterdir()), timeout=20
+    )
 
 
 def test_workers_capped_at_the_cpus(monkeypatch):
@@ -405,18 +473,36 @@ def test_a_file_created_meanwhile_is_not_replaced(work):
     """Another program writes out.tif while the derotation runs."""
     rng = np.random.default_rng(2)
     frames = 300
-    tifffile.imwrite(work / "long.tif",
-                     (rng.random((frames, 64, 64)) * 1000).astype(np.uint16))
+    tifffile.imwrite(
+        work / "long.tif", (rng.random((frames, 64, 64)) * 1000).astype(np.uint16)
+    )
     np.save(work / "long.npy", np.linspace(0, 360, frames * 64))
-    proc = start(["derotate", "long.tif", "--angles", "long.npy", "-o",
-                  "out.tif", "--quiet", "--chunk-frames", "2"], work)
-    _wait_for(lambda: proc.poll() is not None or any(
-        p.name.startswith(".out.tif.") for p in work.iterdir()))
+    proc = start(
+        [
+            "derotate",
+            "long.tif",
+            "--angles",
+            "long.npy",
+            "-o",
+            "out.tif",
+            "--quiet",
+            "--chunk-frames",
+            "2",
+        ],
+        work,
+    )
+    _wait_for(
+        lambda: (
+            proc.poll() is not None
+            or any(p.name.startswith(".out.tif.") for p in work.iterdir())
+        )
+    )
     (work / "out.tif").write_bytes(b"theirs")
     _, err = proc.communicate(timeout=120)
     line = assert_one_line(err, proc.returncode)
-    assert line.endswith("out.tif appeared while derotating; not replaced "
-                         "(use --overwrite)"), line
+    assert line.endswith(
+        "out.tif appeared while derotating; not replaced (use --overwrite)"
+    ), line
     assert (work / "out.tif").read_bytes() == b"theirs"
     assert not (work / "out.derotation.json").exists()
     assert not any(".partial" in p.name for p in work.iterdir())
@@ -427,12 +513,15 @@ def test_publish_never_replaces_without_overwrite(tmp_path):
     with atomic_path(final) as tmp:
         tmp.write_bytes(b"mine")
     assert final.read_bytes() == b"mine"
-    with pytest.raises(OutputExists, match="appeared while derotating"), \
-            OutputSet(overwrite=False), atomic_path(final) as tmp:
+    with (
+        pytest.raises(OutputExists, match="appeared while derotating"),
+        OutputSet(overwrite=False),
+        atomic_path(final) as tmp,
+    ):
         tmp.write_bytes(b"second")
     assert final.read_bytes() == b"mine"
     assert [p.name for p in tmp_path.iterdir()] == ["x.tif"]
-    with atomic_path(final, overwrite=True) as tmp:      # asked for
+    with atomic_path(final, overwrite=True) as tmp:  # asked for
         tmp.write_bytes(b"new")
     assert final.read_bytes() == b"new"
 
@@ -529,22 +618,27 @@ def test_an_interrupted_set_removes_what_it_published(tmp_path):
 
 def test_overwrite_wording_is_the_command_lines():
     """The library says what is wrong; the command line adds its flag."""
-    err = OutputExists("refusing to replace an existing file: a.tif",
-                       ["a.tif"])
+    err = OutputExists("refusing to replace an existing file: a.tif", ["a.tif"])
     assert "--overwrite" not in str(err)
     from napari_derotation.cli import describe_error
 
-    assert describe_error(err) == ("refusing to replace an existing file: "
-                                   "a.tif; use --overwrite to replace it")
+    assert describe_error(err) == (
+        "refusing to replace an existing file: a.tif; use --overwrite to replace it"
+    )
 
 
 # ------------------------------------------------------------ hypothesis
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(blob=st.binary(max_size=600), suffix=st.sampled_from(
-    [".tif", ".npy", ".csv", ".txt", ".json"]))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    blob=st.binary(max_size=600),
+    suffix=st.sampled_from([".tif", ".npy", ".csv", ".txt", ".json"]),
+)
 def test_random_bytes_as_an_input(tmp_path_factory, blob, suffix, capsys):
     """Random bytes as the movie, the angles or the parameters: one line
     and exit 2 (run in this process: many examples, no subprocess each)."""
@@ -559,15 +653,20 @@ def test_random_bytes_as_an_input(tmp_path_factory, blob, suffix, capsys):
     if suffix == ".tif":
         args = [str(junk), "--angles", str(folder / "a.npy")]
     elif suffix == ".json":
-        args = [str(good_movie), "--angles", str(folder / "a.npy"),
-                "--params", str(junk)]
+        args = [
+            str(good_movie),
+            "--angles",
+            str(folder / "a.npy"),
+            "--params",
+            str(junk),
+        ]
     else:
         args = [str(good_movie), "--angles", str(junk)]
     before = junk.read_bytes()
     rc = main(["derotate", *args, "-o", str(folder / "out.tif"), "--quiet"])
     err = capsys.readouterr().err
     assert junk.read_bytes() == before
-    if rc == 0:             # the bytes happened to be a valid input
+    if rc == 0:  # the bytes happened to be a valid input
         return
     assert_one_line(err, rc)
     assert not (folder / "out.tif").exists()

@@ -26,15 +26,22 @@ SIZE, FRAMES = 112, 48
 
 @cache
 def sim(trace, delay=0.0):
-    return simulate_movie((SIZE, SIZE), FRAMES, trace=trace, delay=delay,
-                          center_offset=(3.3, -4.6), noise=5, seed=2)
+    return simulate_movie(
+        (SIZE, SIZE),
+        FRAMES,
+        trace=trace,
+        delay=delay,
+        center_offset=(3.3, -4.6),
+        noise=5,
+        seed=2,
+    )
 
 
 def report(trace, case):
     s = sim(trace, 10.0 if case == "delay" else 0.0)
     angles, center = s.angles_per_line, s.center
     if case == "centre":
-        center = (center[0] + 3.0, center[1] + 4.0)        # 5 px off
+        center = (center[0] + 3.0, center[1] + 4.0)  # 5 px off
     elif case == "flipped":
         angles = -angles
     out = derotate(s.movie, angles, center)
@@ -44,13 +51,14 @@ def report(trace, case):
 def test_registration_measures_rotation_and_shift():
     img = make_cells((96, 96), seed=1)
     c = (44.0, 50.0)
-    frames = [rotate_by_line(img, np.full(96, a), c)[0]
-              for a in (0.0, 2.5, -12.0, 100.0)]
-    np.testing.assert_allclose(register_rotation(frames, img, c),
-                               [0, 2.5, -12, 100], atol=0.1)
+    frames = [
+        rotate_by_line(img, np.full(96, a), c)[0] for a in (0.0, 2.5, -12.0, 100.0)
+    ]
+    np.testing.assert_allclose(
+        register_rotation(frames, img, c), [0, 2.5, -12, 100], atol=0.1
+    )
     moved = np.roll(np.roll(img, 2, 0), -3, 1)
-    np.testing.assert_allclose(register_shift([moved], img), [[2, -3]],
-                               atol=0.1)
+    np.testing.assert_allclose(register_shift([moved], img), [[2, -3]], atol=0.1)
 
 
 @pytest.mark.parametrize("trace", ["sine", "real"])
@@ -64,22 +72,23 @@ def test_a_right_derotation_warns_of_nothing(trace):
 
 
 @pytest.mark.parametrize("trace", ["sine", "real"])
-@pytest.mark.parametrize(("case", "cause"), [("centre", "wrong centre"),
-                                             ("delay", "delay"),
-                                             ("flipped", "wrong sign")])
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [("centre", "wrong centre"), ("delay", "delay"), ("flipped", "wrong sign")],
+)
 def test_the_warning_names_the_cause(trace, case, cause):
     rep = report(trace, case)
     assert len(rep["warnings"]) == 1, rep["warnings"]
     assert rep["warnings"][0].startswith(cause + ":")
     if case == "delay":
         assert "+10." in rep["warnings"][0] or "+9." in rep["warnings"][0]
-        assert rep["fits"]["rotation_vs_speed_lines"] == pytest.approx(10,
-                                                                       abs=1)
+        assert rep["fits"]["rotation_vs_speed_lines"] == pytest.approx(10, abs=1)
     if case == "centre":
         err = rep["fits"]["center_error_px"]
         assert np.hypot(*err) == pytest.approx(5, abs=1)
-        np.testing.assert_allclose(np.add(rep["center_row_col"], err),
-                                   sim(trace).center, atol=1)
+        np.testing.assert_allclose(
+            np.add(rep["center_row_col"], err), sim(trace).center, atol=1
+        )
 
 
 def test_qc_command_writes_png_and_json(tmp_path, capsys):
@@ -87,9 +96,17 @@ def test_qc_command_writes_png_and_json(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "m.tif", s.movie)
     np.save(tmp_path / "a.npy", s.angles_per_line)
     out = tmp_path / "o.tif"
-    args = ["derotate", str(tmp_path / "m.tif"), "--angles",
-            str(tmp_path / "a.npy"), "--center", *map(str, s.center), "-o",
-            str(out), "--quiet"]
+    args = [
+        "derotate",
+        str(tmp_path / "m.tif"),
+        "--angles",
+        str(tmp_path / "a.npy"),
+        "--center",
+        *map(str, s.center),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
     assert main(args[:-1]) == 0
     capsys.readouterr()
     assert main(["qc", str(out)]) == 0
@@ -100,8 +117,12 @@ def test_qc_command_writes_png_and_json(tmp_path, capsys):
     data = json.loads(js.read_text())
     assert data["warnings"][0].startswith("delay:")
     assert data["angle_delay"] == 0 and data["center_row_col"] == list(s.center)
-    assert {"residual_motion", "residual_rotation", "blank_share",
-            "center_uncertainty"} <= set(data)
+    assert {
+        "residual_motion",
+        "residual_rotation",
+        "blank_share",
+        "center_uncertainty",
+    } <= set(data)
     assert png.read_bytes()[:4] == b"\x89PNG"
     # existing reports are kept unless --overwrite
     assert main(["qc", str(out)]) == 2
@@ -128,11 +149,13 @@ def test_run_writes_the_report_beside_its_outputs(tmp_path, monkeypatch):
     from napari_derotation.simulate import make_texture
     from napari_derotation.simulate.recorder import simulate_recording
 
-    rec = simulate_recording(speeds=(200, 150), directions=(1, -1), rows=48,
-                             frame_rate=25, seed=2)
+    rec = simulate_recording(
+        speeds=(200, 150), directions=(1, -1), rows=48, frame_rate=25, seed=2
+    )
     img = make_texture((48, 48), seed=3, low=100, high=3000)
-    movie = rotate_by_line(img, rec.angles_per_line, (25.0, 22.0),
-                           n_frames=rec.n_frames, fill_value=100.0)
+    movie = rotate_by_line(
+        img, rec.angles_per_line, (25.0, 22.0), n_frames=rec.n_frames, fill_value=100.0
+    )
     write_tiff(tmp_path / "movie.tif", np.rint(movie).astype(np.uint16))
     rec.write_npy(tmp_path / "analog_signals.npy")
     rec.write_stimulus(tmp_path / "stimulus_randperm.csv")
@@ -141,8 +164,7 @@ def test_run_writes_the_report_beside_its_outputs(tmp_path, monkeypatch):
     qc = out["pipeline"]["qc"]
     assert qc["note"] is None and qc["warnings"] == []
     outputs = out["pipeline"]["outputs"]
-    assert sorted(qc["files"]) == sorted([outputs["qc_json"],
-                                          outputs["qc_png"]])
+    assert sorted(qc["files"]) == sorted([outputs["qc_json"], outputs["qc_png"]])
     assert all(Path(p).is_file() for p in qc["files"])
     assert Path(outputs["qc_json"]).name.endswith(".qc.json")
 
@@ -157,8 +179,11 @@ def test_run_writes_the_report_beside_its_outputs(tmp_path, monkeypatch):
     import napari_derotation.quality as quality
 
     real = quality.write_report
-    monkeypatch.setattr(quality, "write_report", lambda *a, **k: written.extend(
-        real(*a, **k)) or written)
+    monkeypatch.setattr(
+        quality,
+        "write_report",
+        lambda *a, **k: written.extend(real(*a, **k)) or written,
+    )
     with pytest.raises(OSError, match="disk full"):
         run_dataset(cfg, tmp_path / "out2")
     assert len(written) == 2 and not any(p.exists() for p in written)
@@ -174,7 +199,10 @@ def test_a_blank_output_is_a_note_not_a_failure(tmp_path):
         assess(zeros, zeros, angles, (8, 8))
     tifffile.imwrite(tmp_path / "m.tif", zeros)
     tifffile.imwrite(tmp_path / "o.tif", zeros)
-    rec = {"input": {"path": str(tmp_path / "m.tif")},
-           "center_row_col": [8, 8], "fill_value": 0}
+    rec = {
+        "input": {"path": str(tmp_path / "m.tif")},
+        "center_row_col": [8, 8],
+        "fill_value": 0,
+    }
     out = write_beside(tmp_path / "o.tif", rec, angles)
     assert out["files"] == [] and "nothing to measure" in out["note"]

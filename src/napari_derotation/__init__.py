@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_names
 from .errors import Cancelled, DerotationError
 
-if TYPE_CHECKING:       # what the names are, for readers and the API docs
+if TYPE_CHECKING:  # what the names are, for readers and the API docs
     from .engine import derotate, derotate_into
     from .engine.params import DerotationParams
 
@@ -30,26 +30,44 @@ __version__ = "0.1.0"
 
 # the engine too: the command line starts, and handles Ctrl-C, before
 # numba is loaded
-__getattr__, __dir__ = lazy_names(__name__, globals(), {
-    "derotate": "engine",
-    "derotate_into": "engine",
-    "DerotationParams": "engine.params",
-    "find_center_bayesian": "center.bayesian",
-    "fit_center_ellipse": "center.ellipse",
-    "estimate_angle_offset": "center.offset",
-    "find_center_and_delay": "center.delay",
-    "derotate_lazy": "engine.lazy",
-    "derotate_file": "engine.files",
-    "simulate_movie": "simulate.movie",
-    "rotate_by_line": "simulate.movie",
-    "run_dataset": "pipeline.run",
-    "Dataset": "pipeline.dataset",
-    "Job": "job",
-    "describe": "job",
-})
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    globals(),
+    {
+        "derotate": "engine",
+        "derotate_into": "engine",
+        "DerotationParams": "engine.params",
+        "find_center_bayesian": "center.bayesian",
+        "fit_center_ellipse": "center.ellipse",
+        "estimate_angle_offset": "center.offset",
+        "find_center_and_delay": "center.delay",
+        "derotate_lazy": "engine.lazy",
+        "derotate_file": "engine.files",
+        "simulate_movie": "simulate.movie",
+        "rotate_by_line": "simulate.movie",
+        "run_dataset": "pipeline.run",
+        "Dataset": "pipeline.dataset",
+        "Job": "job",
+        "describe": "job",
+    },
+)
 
-__all__ = ["derotate", "derotate_into", "DerotationParams", "Cancelled",
-           "DerotationError", "__version__", "find_center_bayesian",
-           "fit_center_ellipse", "estimate_angle_offset", "derotate_lazy",
-           "derotate_file", "simulate_movie", "rotate_by_line", "run_dataset",
-           "Dataset", "Job", "describe"]
+__all__ = [
+    "derotate",
+    "derotate_into",
+    "DerotationParams",
+    "Cancelled",
+    "DerotationError",
+    "__version__",
+    "find_center_bayesian",
+    "fit_center_ellipse",
+    "estimate_angle_offset",
+    "derotate_lazy",
+    "derotate_file",
+    "simulate_movie",
+    "rotate_by_line",
+    "run_dataset",
+    "Dataset",
+    "Job",
+    "describe",
+]

@@ -13,11 +13,16 @@ def whole_number(name: str, value, minimum: int = 1) -> int:
     """``value`` as an int if it is a whole number >= ``minimum`` (``5`` and
     ``5.0`` are, ``5.5``, ``True`` and ``"5"`` are not), else
     :class:`DerotationError` naming ``name``."""
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and float(value).is_integer() and value >= minimum)
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and value >= minimum
+    )
     if not ok:
         raise DerotationError(
-            f"{name} must be a whole number >= {minimum}; got {value!r}")
+            f"{name} must be a whole number >= {minimum}; got {value!r}"
+        )
     return int(value)
 
 
@@ -46,11 +51,13 @@ def file_stem(name: str, value) -> str:
     elif text != text.strip():
         bad = "starts or ends with a space"
     elif len(text.encode("utf-8", "surrogateescape")) > MAX_STEM_BYTES:
-        bad = (f"is {len(text.encode('utf-8', 'surrogateescape'))} bytes long "
-               f"(at most {MAX_STEM_BYTES})")
+        bad = (
+            f"is {len(text.encode('utf-8', 'surrogateescape'))} bytes long "
+            f"(at most {MAX_STEM_BYTES})"
+        )
     if bad:
         shown = text if len(text) <= 60 else text[:57] + "..."
         raise DerotationError(
-            f"{name} {bad}; expected a plain file name such as derotated; got "
-            f"{shown!r}")
+            f"{name} {bad}; expected a plain file name such as derotated; got {shown!r}"
+        )
     return text

@@ -14,8 +14,9 @@ from .engine import derotate
 from .errors import DerotationError
 
 
-def derotate_an_image_array_line_by_line(image_stack, rot_deg_line,
-                                         blank_pixels_value=0, center=None):
+def derotate_an_image_array_line_by_line(
+    image_stack, rot_deg_line, blank_pixels_value=0, center=None
+):
     """Derotate ``image_stack`` line by line, as the reference function.
 
     Parameters are the reference's: ``center`` is **(x, y)**, i.e. (column,
@@ -45,8 +46,7 @@ def derotate_an_image_array_line_by_line(image_stack, rot_deg_line,
             x, y = center
         except (TypeError, ValueError):
             raise DerotationError(
-                f"center must be (x, y) as in derotation; got {center!r}") \
-                from None
+                f"center must be (x, y) as in derotation; got {center!r}"
+            ) from None
         rc = (float(y), float(x))
-    return derotate(image_stack, rot_deg_line, rc,
-                    fill_value=blank_pixels_value)
+    return derotate(image_stack, rot_deg_line, rc, fill_value=blank_pixels_value)

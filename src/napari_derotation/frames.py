@@ -24,9 +24,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_ROTATION_DEGREES", "frame_angles", "rotating_frames",
-           "unturned_frames", "wrap_degrees", "disc_mask", "inscribed_radius",
-           "angle_warnings", "MIN_SPAN_DEGREES", "delay_angles"]
+__all__ = [
+    "MIN_ROTATION_DEGREES",
+    "frame_angles",
+    "rotating_frames",
+    "unturned_frames",
+    "wrap_degrees",
+    "disc_mask",
+    "inscribed_radius",
+    "angle_warnings",
+    "MIN_SPAN_DEGREES",
+    "delay_angles",
+]
 
 #: A line more than this many degrees (mod 360) from 0 has turned.
 MIN_ROTATION_DEGREES = 1.0
@@ -37,7 +46,8 @@ MIN_SPAN_DEGREES = 2.0
 
 def _per_frame(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
     return np.asarray(angles_per_line, np.float64)[: n_frames * rows].reshape(
-        n_frames, rows)
+        n_frames, rows
+    )
 
 
 def wrap_degrees(a) -> np.ndarray:
@@ -107,8 +117,9 @@ def disc_mask(shape, center, radius=None) -> np.ndarray:
 RADIANS_BOUND = 2 * np.pi
 
 
-def angle_warnings(angles_per_line, shape, *, extra_lines_ok: bool = False,
-                   extra_hint: str = "") -> list[str]:
+def angle_warnings(
+    angles_per_line, shape, *, extra_lines_ok: bool = False, extra_hint: str = ""
+) -> list[str]:
     """Warnings (one sentence each) about per-line angles that derotate
     without error but probably not as meant; empty when all is well.
 
@@ -125,32 +136,38 @@ def angle_warnings(angles_per_line, shape, *, extra_lines_ok: bool = False,
     angles: no warning then.
     """
     shape = tuple(int(v) for v in shape)
-    n_lines = (shape[0] * shape[1] * shape[3] if len(shape) == 5
-               else shape[0] * shape[-2])
+    n_lines = (
+        shape[0] * shape[1] * shape[3] if len(shape) == 5 else shape[0] * shape[-2]
+    )
     try:
         a = np.asarray(angles_per_line, np.float64).ravel()
     except (TypeError, ValueError):
-        return []       # not numbers: an error, which says it
+        return []  # not numbers: an error, which says it
     if a.size < n_lines or not np.isfinite(a[:n_lines]).all():
-        return []       # an error, which says it (check_angles)
+        return []  # an error, which says it (check_angles)
     out = []
     if a.size > n_lines and not extra_lines_ok:
         ratio = a.size / n_lines
-        times = (f" ({ratio:g} times as many)" if ratio.is_integer()
-                 else "")
-        out.append(f"{a.size} angles for {n_lines} lines (frames x rows)"
-                   f"{times}: only the first {n_lines} are used; are these "
-                   f"the angles of this movie?{extra_hint}")
-    used = a[: n_lines]
+        times = f" ({ratio:g} times as many)" if ratio.is_integer() else ""
+        out.append(
+            f"{a.size} angles for {n_lines} lines (frames x rows)"
+            f"{times}: only the first {n_lines} are used; are these "
+            f"the angles of this movie?{extra_hint}"
+        )
+    used = a[:n_lines]
     if used.size:
         span = float(used.max() - used.min())
         if span < MIN_SPAN_DEGREES:
-            out.append(f"the angles used span only {span:.3g} degrees "
-                       f"(largest {float(np.abs(used).max()):.3g}): the "
-                       f"output will look almost like the input; angles must "
-                       f"be in degrees (radians?)")
+            out.append(
+                f"the angles used span only {span:.3g} degrees "
+                f"(largest {float(np.abs(used).max()):.3g}): the "
+                f"output will look almost like the input; angles must "
+                f"be in degrees (radians?)"
+            )
         elif span > 1 and np.abs(a).max() <= RADIANS_BOUND:
-            out.append(f"the angles lie within [-2 pi, 2 pi] "
-                       f"({float(a.min()):.3g} to {float(a.max()):.3g}): "
-                       f"these look like radians; the angles must be degrees")
+            out.append(
+                f"the angles lie within [-2 pi, 2 pi] "
+                f"({float(a.min()):.3g} to {float(a.max()):.3g}): "
+                f"these look like radians; the angles must be degrees"
+            )
     return out

@@ -45,4 +45,5 @@ class Stages:
             if self.callback(min(value, 1000), 1000) is False:
                 raise Cancelled(f"cancelled during {name}")
             return None
+
         return report

@@ -48,10 +48,19 @@ from scipy import ndimage
 from .errors import DerotationError
 from .frames import inscribed_radius, wrap_degrees
 
-__all__ = ["assess", "report_for_output", "write_report", "report_paths",
-           "write_beside",
-           "register_rotation", "register_shift", "QC_SUFFIXES",
-           "DELAY_WARN_DEGREES", "SIGN_WARN_SLOPE", "CENTER_WARN_PX"]
+__all__ = [
+    "assess",
+    "report_for_output",
+    "write_report",
+    "report_paths",
+    "write_beside",
+    "register_rotation",
+    "register_shift",
+    "QC_SUFFIXES",
+    "DELAY_WARN_DEGREES",
+    "SIGN_WARN_SLOPE",
+    "CENTER_WARN_PX",
+]
 
 #: What the report's files add to the output's stem.
 QC_SUFFIXES = (".qc.json", ".qc.png")
@@ -86,13 +95,15 @@ def report_paths(out_path) -> tuple[Path, Path]:
 
 # ------------------------------------------------------------ registration
 
+
 def _polar(image, center, radii, n_theta=N_THETA):
     """``image`` resampled on circles about ``center`` (rows: radii)."""
     theta = np.deg2rad(np.arange(n_theta) * (360.0 / n_theta))
     rr = center[0] + radii[:, None] * np.sin(theta)[None, :]
     cc = center[1] + radii[:, None] * np.cos(theta)[None, :]
-    return ndimage.map_coordinates(np.asarray(image, np.float64), [rr, cc],
-                                   order=1, mode="nearest")
+    return ndimage.map_coordinates(
+        np.asarray(image, np.float64), [rr, cc], order=1, mode="nearest"
+    )
 
 
 def _ring_normalised(p):
@@ -111,8 +122,9 @@ def _peak(c):
     return k + off
 
 
-def register_rotation(frames, reference, center, radius=None,
-                      n_theta=N_THETA) -> np.ndarray:
+def register_rotation(
+    frames, reference, center, radius=None, n_theta=N_THETA
+) -> np.ndarray:
     """The rotation (degrees, in (-180, 180]) of each of ``frames`` about
     ``center`` relative to ``reference``, in the angles' sign: the angle
     that :func:`~napari_derotation.simulate.rotate_by_line` turns the
@@ -123,12 +135,12 @@ def register_rotation(frames, reference, center, radius=None,
     r = inscribed_radius(reference.shape, center) if radius is None else radius
     radii = np.linspace(0.15 * r, 0.9 * r, max(4, int(0.75 * r)))
     weights = radii[:, None]
-    ref = np.fft.rfft(_ring_normalised(_polar(reference, center, radii,
-                                              n_theta)) * weights, axis=1)
+    ref = np.fft.rfft(
+        _ring_normalised(_polar(reference, center, radii, n_theta)) * weights, axis=1
+    )
     out = np.empty(len(frames))
     for i, f in enumerate(frames):
-        p = np.fft.rfft(_ring_normalised(_polar(f, center, radii, n_theta)),
-                        axis=1)
+        p = np.fft.rfft(_ring_normalised(_polar(f, center, radii, n_theta)), axis=1)
         corr = np.fft.irfft((p * np.conj(ref)).sum(axis=0), n=n_theta)
         k = _peak(corr)
         out[i] = k * 360.0 / n_theta
@@ -139,6 +151,7 @@ def register_shift(images, reference) -> np.ndarray:
     """``(n, 2)`` shifts (row, col; pixels, sub-pixel) of each of
     ``images`` relative to ``reference`` (phase correlation; NaN taken as
     the image's mean)."""
+
     def prep(a):
         a = np.asarray(a, np.float64)
         a = np.where(np.isfinite(a), a, np.nanmean(a))
@@ -163,11 +176,11 @@ def register_shift(images, reference) -> np.ndarray:
 
 # --------------------------------------------------------------- measures
 
+
 def _bin_images(frames, angles, mask, fill, bin_degrees):
     """Mean image (inside ``mask``'s box) of every angle bin with frames."""
     nb = max(2, int(round(360.0 / bin_degrees)))
-    bins = np.floor(np.mod(angles, 360.0) / (360.0 / nb) + 0.5).astype(
-        np.intp) % nb
+    bins = np.floor(np.mod(angles, 360.0) / (360.0 / nb) + 0.5).astype(np.intp) % nb
     used = np.unique(bins)
     means = []
     for b in used:
@@ -238,9 +251,18 @@ def _speeds(line_angles, rows):
     return np.median(step, axis=1)
 
 
-def assess(raw, derotated, line_angles, center, *, fill_value=0.0,
-           center_uncertainty=None, angle_delay=0.0, bin_degrees=15.0,
-           frames=None) -> dict:
+def assess(
+    raw,
+    derotated,
+    line_angles,
+    center,
+    *,
+    fill_value=0.0,
+    center_uncertainty=None,
+    angle_delay=0.0,
+    bin_degrees=15.0,
+    frames=None,
+) -> dict:
     """Measure a derotation (see the module docstring).
 
     Parameters
@@ -270,13 +292,15 @@ def assess(raw, derotated, line_angles, center, *, fill_value=0.0,
     if der.ndim != 3 or raw.shape != der.shape:
         raise DerotationError(
             f"raw and derotated frames must be (frames, rows, cols) of one "
-            f"shape; got {raw.shape} and {der.shape}")
+            f"shape; got {raw.shape} and {der.shape}"
+        )
     n, rows, cols = der.shape
     angles = np.asarray(line_angles, np.float64)
     if angles.size != n * rows:
         raise DerotationError(
             f"line_angles: expected {n * rows} angles (frames x rows); got "
-            f"{angles.size}")
+            f"{angles.size}"
+        )
     center = (float(center[0]), float(center[1]))
     theta = angles.reshape(n, rows)[:, rows // 2]
     speed = _speeds(angles, rows)
@@ -287,7 +311,8 @@ def assess(raw, derotated, line_angles, center, *, fill_value=0.0,
     if blank[:, mask].mean() > 0.9:
         raise DerotationError(
             f"nothing to measure: {100 * blank[:, mask].mean():.0f}% of the "
-            f"pixels about the centre hold the fill value {fill_value:g}")
+            f"pixels about the centre hold the fill value {fill_value:g}"
+        )
     with _quiet():
         der_f = np.where(blank, np.nan, der.astype(np.float64))
         mean_der = np.nanmean(der_f, axis=0)
@@ -299,53 +324,58 @@ def assess(raw, derotated, line_angles, center, *, fill_value=0.0,
     least = order[turned[order] <= turned[order[0]] + REFERENCE_DEGREES][:64]
     with _quiet():
         reference = np.nanmean(der_f[least], axis=0)
-    reference = np.where(np.isfinite(reference), reference,
-                         np.nanmean(reference))
-    rotation = register_rotation(np.nan_to_num(der_f, nan=np.nanmean(
-        reference)), reference, center, radius)
+    reference = np.where(np.isfinite(reference), reference, np.nanmean(reference))
+    rotation = register_rotation(
+        np.nan_to_num(der_f, nan=np.nanmean(reference)), reference, center, radius
+    )
 
-    bin_angles, means, labels = _bin_images(der, theta, mask, fill_value,
-                                            bin_degrees)
+    bin_angles, means, labels = _bin_images(der, theta, mask, fill_value, bin_degrees)
     overall, per_bin = _residual_motion(means, mask)
-    shifts = register_shift([np.where(mask, m, np.nan) for m in means],
-                            np.where(mask, reference, np.nan))
+    shifts = register_shift(
+        [np.where(mask, m, np.nan) for m in means], np.where(mask, reference, np.nan)
+    )
 
-    warnings, fits = _diagnose(rotation, theta, turned, speed, bin_angles,
-                               shifts, center, angle_delay)
+    warnings, fits = _diagnose(
+        rotation, theta, turned, speed, bin_angles, shifts, center, angle_delay
+    )
     return {
         "frames": None if frames is None else [int(f) for f in frames],
         "center_row_col": list(center),
-        "center_uncertainty": None if center_uncertainty is None
+        "center_uncertainty": None
+        if center_uncertainty is None
         else [float(v) for v in center_uncertainty],
         "angle_delay": float(angle_delay),
         "blank_share": float(blank.mean()),
         "residual_motion": {
             "overall": overall,
-            "bins": [{"angle": float(a), "value": v,
-                      "frames": int((labels == i).sum())}
-                     for i, (a, v) in enumerate(zip(bin_angles, per_bin,
-                                                    strict=False))]},
+            "bins": [
+                {"angle": float(a), "value": v, "frames": int((labels == i).sum())}
+                for i, (a, v) in enumerate(zip(bin_angles, per_bin, strict=False))
+            ],
+        },
         "residual_rotation": {
             "degrees": [round(float(v), 4) for v in rotation],
             "frame_angle": [round(float(v), 4) for v in theta],
             "speed_deg_per_line": [float(v) for v in speed],
             "sd": float(np.std(rotation)),
-            "max_abs": float(np.abs(rotation).max()) if n else 0.0},
-        "bin_shifts_px": [[float(a), float(s[0]), float(s[1])]
-                          for a, s in zip(bin_angles, shifts, strict=True)],
+            "max_abs": float(np.abs(rotation).max()) if n else 0.0,
+        },
+        "bin_shifts_px": [
+            [float(a), float(s[0]), float(s[1])]
+            for a, s in zip(bin_angles, shifts, strict=True)
+        ],
         "fits": fits,
         "warnings": warnings,
         "_images": {"raw_mean": mean_raw, "derotated_mean": mean_der},
     }
 
 
-def _diagnose(rotation, theta, turned, speed, bin_angles, shifts, center,
-              angle_delay):
+def _diagnose(rotation, theta, turned, speed, bin_angles, shifts, center, angle_delay):
     """``(warnings, fits)``: the measures turned into at most one cause."""
     warnings, fits = [], {}
     n = len(rotation)
     # a delay: residual rotation ~ speed (both fitted with the angle)
-    small = turned <= 80            # -2 theta does not wrap
+    small = turned <= 80  # -2 theta does not wrap
     use = small if small.sum() >= 6 else np.ones(n, bool)
     coef, sd = _fit(rotation[use], speed[use], wrap_degrees(theta[use]))
     spread = float(np.ptp(speed[use])) if use.any() else 0.0
@@ -359,18 +389,23 @@ def _diagnose(rotation, theta, turned, speed, bin_angles, shifts, center,
     far = turned > 5
     sign_match = None
     if far.sum() >= 3:
-        sign_match = float(min(
-            np.median(np.abs(wrap_degrees(rotation[far] - m * theta[far])))
-            for m in (2.0, -2.0)))
+        sign_match = float(
+            min(
+                np.median(np.abs(wrap_degrees(rotation[far] - m * theta[far])))
+                for m in (2.0, -2.0)
+            )
+        )
     fits["flipped_sign_mismatch_deg"] = sign_match
-    sign_bad = (abs(coef[2]) > SIGN_WARN_SLOPE and abs(coef[2]) > 3 * sd[2]) \
-        or (sign_match is not None and sign_match < 2.0)
+    sign_bad = (abs(coef[2]) > SIGN_WARN_SLOPE and abs(coef[2]) > 3 * sd[2]) or (
+        sign_match is not None and sign_match < 2.0
+    )
     # a wrong centre: bin shifts = (R(theta) - I) (true centre - centre)
     err = _centre_error(bin_angles, shifts)
     fits["center_error_px"] = None if err is None else [float(v) for v in err]
     centre_bad = err is not None and float(np.hypot(*err)) > CENTER_WARN_PX
-    delay_bad = abs(delay_lines) * spread > DELAY_WARN_DEGREES and \
-        abs(delay_lines) > 3 * sd[1]
+    delay_bad = (
+        abs(delay_lines) * spread > DELAY_WARN_DEGREES and abs(delay_lines) > 3 * sd[1]
+    )
     # one cause at a time: a flipped sign also displaces the bins, and the
     # rotation measured about a wrong centre is not the frames' rotation
     if sign_bad:
@@ -378,7 +413,8 @@ def _diagnose(rotation, theta, turned, speed, bin_angles, shifts, center,
             f"wrong sign: the residual rotation follows the angle "
             f"({coef[2]:+.2f} degree per degree, alternating with the "
             f"direction of rotation; flipped angles give -2 or +2): the "
-            f"angles' sign looks flipped; derotate with the angles negated")
+            f"angles' sign looks flipped; derotate with the angles negated"
+        )
     elif centre_bad:
         warnings.append(
             f"wrong centre: the angle bins' means are displaced as a centre "
@@ -386,7 +422,8 @@ def _diagnose(rotation, theta, turned, speed, bin_angles, shifts, center,
             f"into rings of that radius in the mean): the centre looks "
             f"nearer ({center[0] + err[0]:.1f}, {center[1] + err[1]:.1f}) "
             f"than ({center[0]:.1f}, {center[1]:.1f}); search it again "
-            f"(find-center)")
+            f"(find-center)"
+        )
     elif delay_bad:
         warnings.append(
             f"delay: the residual rotation grows with the speed of rotation "
@@ -394,7 +431,8 @@ def _diagnose(rotation, theta, turned, speed, bin_angles, shifts, center,
             f"and fastest frames): an angle delay of about "
             f"{delay_lines:+.1f} lines is not corrected (angle_delay "
             f"{angle_delay + delay_lines:.1f} instead of {angle_delay:g}; "
-            f"find-center --delay measures it)")
+            f"find-center --delay measures it)"
+        )
 
     return warnings, fits
 
@@ -417,6 +455,7 @@ def _centre_error(bin_angles, shifts):
 
 # ------------------------------------------------------------------ files
 
+
 def _open(path):
     from .io.sources import open_movie
 
@@ -430,13 +469,13 @@ def _sample(n: int, max_frames: int) -> np.ndarray:
 
 
 def _read(src, index, channel=0, plane=0):
-    out = [np.asarray(src.read(int(i), int(i) + 1))[0, plane, channel]
-           for i in index]
+    out = [np.asarray(src.read(int(i), int(i) + 1))[0, plane, channel] for i in index]
     return np.stack(out)
 
 
-def report_for_output(out_path, *, record=None, angles_per_line=None,
-                      max_frames=MAX_FRAMES) -> dict:
+def report_for_output(
+    out_path, *, record=None, angles_per_line=None, max_frames=MAX_FRAMES
+) -> dict:
     """The report of a derotated output (TIFF or OME-Zarr): its record
     (``OUT.derotation.json``, or ``record``) names the input movie and the
     angles' source (or ``angles_per_line`` gives them), the centre, the
@@ -448,16 +487,16 @@ def report_for_output(out_path, *, record=None, angles_per_line=None,
     from .io.provenance import sidecar_path
 
     out_path = Path(out_path)
-    if record is None and not sidecar_path(out_path).is_file() and \
-            out_path.exists():
-        with _open(out_path) as dst:          # a record kept inside (Zarr)
+    if record is None and not sidecar_path(out_path).is_file() and out_path.exists():
+        with _open(out_path) as dst:  # a record kept inside (Zarr)
             record = dst.metadata.get("record")
     if record is None:
         rp = sidecar_path(out_path)
         if not rp.is_file():
             raise DerotationError(
                 f"no record beside {out_path.name}: expected {rp.name} (what "
-                f"derotate and run write)")
+                f"derotate and run write)"
+            )
         try:
             record = json.loads(rp.read_text())
         except ValueError as exc:
@@ -467,14 +506,19 @@ def report_for_output(out_path, *, record=None, angles_per_line=None,
         raise DerotationError("the record names no input movie (input.path)")
     if angles_per_line is None:
         source = (record.get("pipeline") or {}).get("outputs", {}).get(
-            "angles_per_line") or (record.get("angles") or {}).get("source")
+            "angles_per_line"
+        ) or (record.get("angles") or {}).get("source")
         if not source or not Path(source).is_file():
             raise DerotationError(
                 f"the record's angle source is not a file: {source!r}; give "
-                f"the angles (--angles)")
+                f"the angles (--angles)"
+            )
         angles_per_line = load_angles(source)
-    files = [f.get("path") for f in (record.get("input") or {}).get(
-        "files") or [] if f.get("path")]
+    files = [
+        f.get("path")
+        for f in (record.get("input") or {}).get("files") or []
+        if f.get("path")
+    ]
     if len(files) > 1:
         movie = files
     params = DerotationParams.from_record(record)
@@ -482,7 +526,8 @@ def report_for_output(out_path, *, record=None, angles_per_line=None,
         if tuple(src.shape) != tuple(dst.shape):
             raise DerotationError(
                 f"the output's shape {tuple(dst.shape)} is not the input's "
-                f"{tuple(src.shape)}")
+                f"{tuple(src.shape)}"
+            )
         t, z, c, rows, cols = src.shape
         frames = _sample(t, max_frames)
         raw = _read(src, frames)
@@ -490,20 +535,25 @@ def report_for_output(out_path, *, record=None, angles_per_line=None,
     angles, _ = line_angles(angles_per_line, (t * z, rows), params)
     idx = ((frames[:, None] * z) * rows + np.arange(rows)).ravel()
     fill = params.fills(c)[0]
-    search = ((record.get("pipeline") or {}).get("center") or {}).get(
-        "search") or {}
-    rep = assess(raw, der, angles[idx], params.center or (rows // 2,
-                                                         cols // 2),
-                 fill_value=fill, center_uncertainty=search.get(
-                     "uncertainty"), angle_delay=params.angle_delay,
-                 frames=frames)
+    search = ((record.get("pipeline") or {}).get("center") or {}).get("search") or {}
+    rep = assess(
+        raw,
+        der,
+        angles[idx],
+        params.center or (rows // 2, cols // 2),
+        fill_value=fill,
+        center_uncertainty=search.get("uncertainty"),
+        angle_delay=params.angle_delay,
+        frames=frames,
+    )
     rep["output"] = str(out_path.resolve())
     rep["input"] = str(movie)
     return rep
 
 
-def write_report(report: dict, out_path, *, overwrite=True,
-                 on_written=None) -> list[Path]:
+def write_report(
+    report: dict, out_path, *, overwrite=True, on_written=None
+) -> list[Path]:
     """Write ``OUT.qc.json`` and ``OUT.qc.png`` (needs matplotlib) for the
     output ``out_path``, each atomically; returns their paths
     (``on_written(path)`` is called for each as it is put in place)."""
@@ -522,7 +572,8 @@ def write_report(report: dict, out_path, *, overwrite=True,
     except ImportError:
         raise DerotationError(
             f"wrote {json_path.name}; {png_path.name} needs matplotlib (pip "
-            f"install 'napari-derotation[plots]')") from None
+            f"install 'napari-derotation[plots]')"
+        ) from None
     with atomic_path(png_path) as tmp:
         _figure(data, images, tmp)
     written.append(png_path)
@@ -531,23 +582,25 @@ def write_report(report: dict, out_path, *, overwrite=True,
     return written
 
 
-def write_beside(out_path, record, angles_per_line, *, on_written=None
-                 ) -> dict:
+def write_beside(out_path, record, angles_per_line, *, on_written=None) -> dict:
     """The report of a run's output, written beside it (what ``run`` and
     ``batch`` call): ``{"files", "warnings", "note"}`` for the run's record.
     An output it cannot read (NWB) or a report it cannot make is a note,
     not a failure of the run."""
     fmt = str(out_path).lower()
     if fmt.endswith(".nwb"):
-        return {"files": [], "warnings": [],
-                "note": "no quality report for an NWB output (qc reads "
-                        "TIFF and OME-Zarr outputs)"}
+        return {
+            "files": [],
+            "warnings": [],
+            "note": "no quality report for an NWB output (qc reads "
+            "TIFF and OME-Zarr outputs)",
+        }
     try:
-        rep = report_for_output(out_path, record=record,
-                                angles_per_line=angles_per_line)
+        rep = report_for_output(
+            out_path, record=record, angles_per_line=angles_per_line
+        )
     except DerotationError as exc:
-        return {"files": [], "warnings": [], "note": f"no quality report: "
-                                                     f"{exc}"}
+        return {"files": [], "warnings": [], "note": f"no quality report: {exc}"}
     files: list[Path] = []
 
     def written(p):
@@ -560,8 +613,7 @@ def write_beside(out_path, record, angles_per_line, *, on_written=None
         write_report(rep, out_path, on_written=written)
     except DerotationError as exc:
         note = str(exc)
-    return {"files": [str(p) for p in files], "warnings": rep["warnings"],
-            "note": note}
+    return {"files": [str(p) for p in files], "warnings": rep["warnings"], "note": note}
 
 
 def _figure(rep, images, path) -> None:
@@ -571,8 +623,10 @@ def _figure(rep, images, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(2, 3, figsize=(13, 8), layout="constrained")
-    for a, key, title in ((ax[0, 0], "raw_mean", "raw mean"),
-                          (ax[0, 1], "derotated_mean", "derotated mean")):
+    for a, key, title in (
+        (ax[0, 0], "raw_mean", "raw mean"),
+        (ax[0, 1], "derotated_mean", "derotated mean"),
+    ):
         img = images.get(key)
         if img is not None:
             lo, hi = np.nanpercentile(img, [1, 99.5])
@@ -602,23 +656,31 @@ def _figure(rep, images, path) -> None:
     a.set_xlabel("angle bin (deg)")
     a.set_ylabel("residual motion")
     overall = rep["residual_motion"]["overall"]
-    a.set_title("residual motion per angle bin (overall "
-                + ("n/a" if overall is None else f"{overall:.3g}") + ")")
+    a.set_title(
+        "residual motion per angle bin (overall "
+        + ("n/a" if overall is None else f"{overall:.3g}")
+        + ")"
+    )
     a = ax[1, 2]
     a.set_axis_off()
     cu = rep.get("center_uncertainty")
-    lines = [f"centre (row, col): ({rep['center_row_col'][0]:.2f}, "
-             f"{rep['center_row_col'][1]:.2f})"
-             + ("" if not cu else f" +- ({cu[0]:.2f}, {cu[1]:.2f})"),
-             f"angle delay: {rep['angle_delay']:g} lines",
-             f"blank share: {100 * rep['blank_share']:.1f}%",
-             f"residual rotation sd: {rot['sd']:.3f} deg", ""]
-    lines += ["warnings:"] + [f"- {w}" for w in rep["warnings"]] \
-        if rep["warnings"] else ["no warnings"]
+    lines = [
+        f"centre (row, col): ({rep['center_row_col'][0]:.2f}, "
+        f"{rep['center_row_col'][1]:.2f})"
+        + ("" if not cu else f" +- ({cu[0]:.2f}, {cu[1]:.2f})"),
+        f"angle delay: {rep['angle_delay']:g} lines",
+        f"blank share: {100 * rep['blank_share']:.1f}%",
+        f"residual rotation sd: {rot['sd']:.3f} deg",
+        "",
+    ]
+    lines += (
+        ["warnings:"] + [f"- {w}" for w in rep["warnings"]]
+        if rep["warnings"]
+        else ["no warnings"]
+    )
     import textwrap
 
-    text = "\n".join(textwrap.fill(s, 48, subsequent_indent="  ")
-                     for s in lines)
+    text = "\n".join(textwrap.fill(s, 48, subsequent_indent="  ") for s in lines)
     a.text(0, 1, text, va="top", ha="left", family="monospace", fontsize=8)
     fig.savefig(path, dpi=80, format="png")
     plt.close(fig)

@@ -27,11 +27,13 @@ from napari_derotation.pipeline.config import Config, load_config
 BOMB = "\n".join(
     ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
-    + ["rot_deg: *a8"])
+    + ["rot_deg: *a8"]
+)
 LIST_BOMB = "\n".join(
     ["x0: &a0 [x, x, x, x, x, x, x, x, x]"]
     + [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
-    + ["channel_names: *a8"])
+    + ["channel_names: *a8"]
+)
 CLI = "import sys; from napari_derotation.cli import main; sys.exit(main())"
 GIB = 1 << 30
 
@@ -39,13 +41,19 @@ GIB = 1 << 30
 def cli(*args, cwd=None, timeout=60, memory=3 * GIB):
     """``(exit code, stderr lines, seconds)`` of the CLI in a subprocess
     whose address space is bounded (a bomb fails instead of filling RAM)."""
+
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CLI, *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, preexec_fn=limit)
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        preexec_fn=limit,
+    )
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     return done.returncode, lines, time.perf_counter() - t0
 
@@ -76,9 +84,11 @@ def test_alias_bomb_is_refused_in_under_a_second(tmp_path, text):
 def test_alias_bomb_through_the_cli(tmp_path, command):
     (tmp_path / "bomb.yml").write_text(LIST_BOMB)
     (tmp_path / "ds").mkdir()
-    args = {"run": ("run", "bomb.yml"),
-            "batch": ("batch", "bomb.yml", "ds"),
-            "angles": ("angles", "bomb.yml", "-o", "a.npy")}[command]
+    args = {
+        "run": ("run", "bomb.yml"),
+        "batch": ("batch", "bomb.yml", "ds"),
+        "angles": ("angles", "bomb.yml", "-o", "a.npy"),
+    }[command]
     code, lines, seconds = cli(*args, cwd=tmp_path)
     one_line(code, lines, contains=("bomb.yml", f"more than {MAX_NODES}"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.yml", "ds"]
@@ -87,17 +97,24 @@ def test_alias_bomb_through_the_cli(tmp_path, command):
 
 def test_napari_reader_with_a_bomb_in_the_dataset_folder(tmp_path):
     (tmp_path / "config.yml").write_text(BOMB)
-    code = ("import sys, time; "
-            "from napari_derotation._napari._reader import _dataset; "
-            "import napari_derotation.pipeline; t = time.perf_counter(); "
-            f"d = _dataset(__import__('pathlib').Path({str(tmp_path)!r}), "
-            "quiet=True); print(d, time.perf_counter() - t)")
+    code = (
+        "import sys, time; "
+        "from napari_derotation._napari._reader import _dataset; "
+        "import napari_derotation.pipeline; t = time.perf_counter(); "
+        f"d = _dataset(__import__('pathlib').Path({str(tmp_path)!r}), "
+        "quiet=True); print(d, time.perf_counter() - t)"
+    )
 
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (3 * GIB, 3 * GIB))
 
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                          text=True, timeout=60, preexec_fn=limit)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+    )
     assert done.returncode == 0, done.stderr
     found, seconds = done.stdout.split()
     assert found == "None" and float(seconds) < 1
@@ -118,8 +135,10 @@ def test_deep_nesting_and_recursive_aliases(tmp_path):
         load_config(big)
     # what a config needs is well inside the bounds
     ok = tmp_path / "ok.yml"
-    ok.write_text("defaults: &d {height: 3}\nanalog_signals_processing:\n"
-                  "  find_rotation_ticks_peaks: *d\n")
+    ok.write_text(
+        "defaults: &d {height: 3}\nanalog_signals_processing:\n"
+        "  find_rotation_ticks_peaks: *d\n"
+    )
     assert load_config(ok, warn=False).tick_height == 3.0
 
 
@@ -129,20 +148,23 @@ def test_deep_nesting_and_recursive_aliases(tmp_path):
 def test_yaml_syntax_error_and_python_tag_are_one_line(tmp_path):
     (tmp_path / "syntax.yml").write_text("rot_deg: 360\nchannels: [a,\n")
     (tmp_path / "tag.yml").write_text(
-        "rot_deg: !!python/object/apply:os.system ['touch pwned']\n")
+        "rot_deg: !!python/object/apply:os.system ['touch pwned']\n"
+    )
     code, lines, _ = cli("run", "syntax.yml", cwd=tmp_path)
     one_line(code, lines, contains=("syntax.yml", "line 3, column 1"))
     code, lines, _ = cli("run", "tag.yml", cwd=tmp_path)
-    one_line(code, lines, contains=("tag.yml", "line 1, column 10",
-                                    "python/object/apply"))
+    one_line(
+        code, lines, contains=("tag.yml", "line 1, column 10", "python/object/apply")
+    )
     assert not (tmp_path / "pwned").exists()
 
 
 def test_config_not_utf8_names_the_byte(tmp_path):
     path = tmp_path / "latin.yml"
     path.write_bytes("saving_name: caf\xe9\n".encode("latin-1"))
-    with pytest.raises(DerotationError,
-                       match=r"latin.yml: expected UTF-8 text; byte 16 "):
+    with pytest.raises(
+        DerotationError, match=r"latin.yml: expected UTF-8 text; byte 16 "
+    ):
         load_config(path)
     code, lines, _ = cli("run", "latin.yml", cwd=tmp_path)
     one_line(code, lines, contains=("latin.yml", "byte 16"))
@@ -151,42 +173,62 @@ def test_config_not_utf8_names_the_byte(tmp_path):
 def test_stimulus_csv_not_utf8_names_the_byte(tmp_path):
     path = tmp_path / "stim.csv"
     path.write_bytes(b"speed,direction\n100,1\n\xff\xfe,1\n")
-    with pytest.raises(DerotationError,
-                       match=r"stimulus table .*stim.csv: expected UTF-8 "
-                             r"text; byte 22 \(0xff\)"):
+    with pytest.raises(
+        DerotationError,
+        match=r"stimulus table .*stim.csv: expected UTF-8 "
+        r"text; byte 22 \(0xff\)",
+    ):
         load_stimulus(path)
 
 
 # --------------------------------------------------------------- numbers
 
 
-@pytest.mark.parametrize("data, match", [
-    ({"rot_deg": math.inf}, "config key rot_deg: expected a finite number > 0"),
-    ({"rot_deg": math.nan}, "config key rot_deg: expected a finite number"),
-    ({"analog_signals_processing": {"find_rotation_ticks_peaks":
-                                    {"distance": 10**400}}},
-     "distance: expected a whole number >= 1; got 1000"),
-    ({"analog_signals_processing": {"find_rotation_ticks_peaks":
-                                    {"height": 10**400}}},
-     "height: expected a finite number"),
-    ({"encoder": {"counts_per_turn": math.inf}},
-     "encoder.counts_per_turn: expected a finite number > 0"),
-    ({"sampling_rate": 0}, "sampling_rate: expected a finite number > 0"),
-    ({"sampling_rate": -50000}, "sampling_rate: expected a finite number > 0"),
-    ({"frame_rate": math.inf}, "frame_rate: expected a finite number > 0"),
-    ({"blank_value": math.nan}, "blank_value: expected a finite number"),
-    ({"center": [1, math.inf]}, "center: expected 2 numbers, each finite"),
-    ({"delta_center": 0}, "delta_center: expected a finite number > 0"),
-    ({"rotation_plane": {"tilt": math.nan}}, "rotation_plane.tilt"),
-    ({"position": {"degrees_per_volt": math.inf}},
-     "position.degrees_per_volt: expected a finite non-zero number"),
-    ({"log": {"log_offset_s": -math.inf}}, "log.log_offset_s"),
-    ({"analog_signals_processing":
-      {"inter_rotation_interval_min_len": 1e300}},
-     "inter_rotation_interval_min_len: expected a whole number"),
-    ({"rot_deg": None}, "config key rot_deg: expected a number; got None"),
-    ({"paths_write": {"saving_name": None}}, "saving_name: expected a text"),
-])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"rot_deg": math.inf}, "config key rot_deg: expected a finite number > 0"),
+        ({"rot_deg": math.nan}, "config key rot_deg: expected a finite number"),
+        (
+            {
+                "analog_signals_processing": {
+                    "find_rotation_ticks_peaks": {"distance": 10**400}
+                }
+            },
+            "distance: expected a whole number >= 1; got 1000",
+        ),
+        (
+            {
+                "analog_signals_processing": {
+                    "find_rotation_ticks_peaks": {"height": 10**400}
+                }
+            },
+            "height: expected a finite number",
+        ),
+        (
+            {"encoder": {"counts_per_turn": math.inf}},
+            "encoder.counts_per_turn: expected a finite number > 0",
+        ),
+        ({"sampling_rate": 0}, "sampling_rate: expected a finite number > 0"),
+        ({"sampling_rate": -50000}, "sampling_rate: expected a finite number > 0"),
+        ({"frame_rate": math.inf}, "frame_rate: expected a finite number > 0"),
+        ({"blank_value": math.nan}, "blank_value: expected a finite number"),
+        ({"center": [1, math.inf]}, "center: expected 2 numbers, each finite"),
+        ({"delta_center": 0}, "delta_center: expected a finite number > 0"),
+        ({"rotation_plane": {"tilt": math.nan}}, "rotation_plane.tilt"),
+        (
+            {"position": {"degrees_per_volt": math.inf}},
+            "position.degrees_per_volt: expected a finite non-zero number",
+        ),
+        ({"log": {"log_offset_s": -math.inf}}, "log.log_offset_s"),
+        (
+            {"analog_signals_processing": {"inter_rotation_interval_min_len": 1e300}},
+            "inter_rotation_interval_min_len: expected a whole number",
+        ),
+        ({"rot_deg": None}, "config key rot_deg: expected a number; got None"),
+        ({"paths_write": {"saving_name": None}}, "saving_name: expected a text"),
+    ],
+)
 def test_every_number_is_checked_naming_the_key(data, match):
     with pytest.raises(DerotationError, match=match) as exc:
         Config.from_dict(data)
@@ -206,19 +248,25 @@ def test_overflowing_numbers_through_the_cli(tmp_path):
     (tmp_path / "inf.yml").write_text("rot_deg: .inf\n")
     (tmp_path / "digits.yml").write_text(
         "analog_signals_processing:\n  find_rotation_ticks_peaks:\n"
-        f"    distance: {'9' * 400}\n")
+        f"    distance: {'9' * 400}\n"
+    )
     for name, key in (("inf.yml", "rot_deg"), ("digits.yml", "distance")):
         code, lines, _ = cli("run", name, cwd=tmp_path)
         one_line(code, lines, contains=(key,))
 
 
 def test_equal_encoder_channels_are_refused():
-    with pytest.raises(DerotationError,
-                       match="encoder.channel_a and encoder.channel_b: "
-                             "expected two different channels"):
-        Config.from_dict({"rotation_source": "encoder",
-                          "encoder": {"channel_a": 4, "channel_b": 4,
-                                      "counts_per_turn": 1000}})
+    with pytest.raises(
+        DerotationError,
+        match="encoder.channel_a and encoder.channel_b: "
+        "expected two different channels",
+    ):
+        Config.from_dict(
+            {
+                "rotation_source": "encoder",
+                "encoder": {"channel_a": 4, "channel_b": 4, "counts_per_turn": 1000},
+            }
+        )
     # the same signal under two names: every edge is a glitch
     square = np.tile(np.r_[np.zeros(5), np.full(5, 5.0)], 20)
     with pytest.raises(DerotationError, match="change together at every"):
@@ -233,26 +281,36 @@ def test_output_folders_stay_in_the_configs_folder(tmp_path):
     home.mkdir()
     (home / "up.yml").write_text("paths_write: {debug_plots_folder: ../../x}\n")
     (home / "abs.yml").write_text(
-        f"paths_write: {{derotated_tiff_folder: {tmp_path / 'elsewhere'}}}\n")
+        f"paths_write: {{derotated_tiff_folder: {tmp_path / 'elsewhere'}}}\n"
+    )
     (home / "in.yml").write_text(
-        "paths_write: {derotated_tiff_folder: out, debug_plots_folder: p}\n")
+        "paths_write: {derotated_tiff_folder: out, debug_plots_folder: p}\n"
+    )
     up, absolute = load_config(home / "up.yml"), load_config(home / "abs.yml")
-    with pytest.raises(DerotationError,
-                       match="paths_write.debug_plots_folder: .* is outside "
-                             "the config's folder"):
+    with pytest.raises(
+        DerotationError,
+        match="paths_write.debug_plots_folder: .* is outside the config's folder",
+    ):
         up.output_folders(None, home / "derotation")
-    with pytest.raises(DerotationError,
-                       match="derotated_tiff_folder: .*elsewhere is outside.*"
-                             "run -o DIR"):
+    with pytest.raises(
+        DerotationError,
+        match="derotated_tiff_folder: .*elsewhere is outside.*run -o DIR",
+    ):
         absolute.output_folders(None, home / "derotation")
     # given on the command line, a folder anywhere is fine
     assert absolute.output_folders(tmp_path / "cli", None) == (
-        tmp_path / "cli", tmp_path / "cli" / "debug_plots")
+        tmp_path / "cli",
+        tmp_path / "cli" / "debug_plots",
+    )
     assert load_config(home / "in.yml").output_folders(None, None) == (
-        home / "out", home / "p")
+        home / "out",
+        home / "p",
+    )
     # a config built in Python has no folder to stay in
-    assert Config(output_folder=tmp_path / "x").output_folders(None, None)[0] \
+    assert (
+        Config(output_folder=tmp_path / "x").output_folders(None, None)[0]
         == tmp_path / "x"
+    )
 
 
 def test_run_refuses_a_config_writing_outside_its_folder(tmp_path):
@@ -263,19 +321,18 @@ def test_run_refuses_a_config_writing_outside_its_folder(tmp_path):
     (home / "a.npy").write_bytes(b"")
     (home / "c.yml").write_text(
         "paths_read: {path_to_tif: movie.tif, path_to_aux: a.npy}\n"
-        "paths_write: {debug_plots_folder: ../../x}\n")
+        "paths_write: {debug_plots_folder: ../../x}\n"
+    )
     code, lines, _ = cli("run", "c.yml", cwd=home)
     one_line(code, lines, contains=("debug_plots_folder", "outside"))
     assert not (tmp_path.parent / "x").exists()
-    assert sorted(p.name for p in home.iterdir()) == ["a.npy", "c.yml",
-                                                      "movie.tif"]
+    assert sorted(p.name for p in home.iterdir()) == ["a.npy", "c.yml", "movie.tif"]
 
 
 def test_unsupported_bytes_in_a_yaml_are_one_line(tmp_path):
     path = tmp_path / "ctl.yml"
     path.write_text("rot_deg: 360\nname: \x07\n")
-    with pytest.raises(DerotationError, match=r"ctl.yml: line 2, column 7: ")\
-            as exc:
+    with pytest.raises(DerotationError, match=r"ctl.yml: line 2, column 7: ") as exc:
         load_config(path)
     assert "\n" not in str(exc.value)
 

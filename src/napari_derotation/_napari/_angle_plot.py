@@ -20,15 +20,13 @@ class AnglePlot(QWidget):
         super().__init__(parent)
         self.setObjectName("angle_plot")
         self.setMinimumHeight(90)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding,
-                           QSizePolicy.Policy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.angles: np.ndarray | None = None
         self.rows = 1
         self.frame: int | None = None
         self.empty = "no angles"
 
-    def set_angles(self, angles, rows: int = 1, empty: str = "no angles"
-                   ) -> None:
+    def set_angles(self, angles, rows: int = 1, empty: str = "no angles") -> None:
         """Plot ``angles`` (one per line, ``rows`` lines a frame); without
         angles the plot says ``empty``."""
         self.angles = None if angles is None else np.asarray(angles, float)
@@ -79,8 +77,9 @@ class AnglePlot(QWidget):
         p.drawRect(pad_l, pad_t, pw, ph)
         # envelope as a polyline going right along the max and back on the min
         pts = [QPointF(pad_l + i + 0.5, y(v)) for i, v in enumerate(hi)]
-        pts += [QPointF(pad_l + i + 0.5, y(v))
-                for i, v in reversed(list(enumerate(lo)))]
+        pts += [
+            QPointF(pad_l + i + 0.5, y(v)) for i, v in reversed(list(enumerate(lo)))
+        ]
         p.setPen(QPen(QColor(80, 190, 255), 1.2))
         p.drawPolyline(QPolygonF(pts))
         if self.frame is not None:

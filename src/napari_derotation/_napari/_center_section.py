@@ -54,20 +54,22 @@ class CenterSection(Section):
         self.fit_worker = None
         self.last_fit = None
         self.last_search = None
-        self._searched = None         # the movie a fit or search is about
+        self._searched = None  # the movie a fit or search is about
         self.preview_ms: float | None = None
         self._syncing = False
         self._preview_frames = None
         self._preview_suspended = False
-        self._preview = None          # the preview layer shown
-        self._worked_on = None        # the movie the labels describe
+        self._preview = None  # the preview layer shown
+        self._worked_on = None  # the movie the labels describe
         form = QFormLayout(self)
 
         row = QHBoxLayout()
-        self.row_spin = named(QDoubleSpinBox(), "row_spin",
-                              "Row of the centre of rotation (pixels)")
-        self.col_spin = named(QDoubleSpinBox(), "col_spin",
-                              "Column of the centre of rotation (pixels)")
+        self.row_spin = named(
+            QDoubleSpinBox(), "row_spin", "Row of the centre of rotation (pixels)"
+        )
+        self.col_spin = named(
+            QDoubleSpinBox(), "col_spin", "Column of the centre of rotation (pixels)"
+        )
         for label, spin in (("row", self.row_spin), ("col", self.col_spin)):
             spin.setDecimals(2)
             spin.setSingleStep(0.5)
@@ -78,9 +80,11 @@ class CenterSection(Section):
         form.addRow("Centre", row)
 
         self.preview_checkbox = named(
-            QCheckBox("Live preview"), "preview_checkbox",
+            QCheckBox("Live preview"),
+            "preview_checkbox",
             "Beside the movie: the mean of a few frames derotated about the "
-            "current centre. Sharp cells mean a good centre.")
+            "current centre. Sharp cells mean a good centre.",
+        )
         self.preview_checkbox.setChecked(True)
         self.preview_label = named(QLabel(""), "preview_label")
         prev = QHBoxLayout()
@@ -90,46 +94,53 @@ class CenterSection(Section):
 
         buttons = QHBoxLayout()
         self.pick_button = named(
-            QPushButton("Pick cell"), "pick_cell_button",
+            QPushButton("Pick cell"),
+            "pick_cell_button",
             "Then click a bright cell in the raw movie: it is followed "
-            "through the rotation and an ellipse fitted to its path")
+            "through the rotation and an ellipse fitted to its path",
+        )
         self.pick_button.setCheckable(True)
-        self.reset_button = named(QPushButton("Frame centre"),
-                                  "reset_center_button",
-                                  "Back to (rows // 2, cols // 2)")
+        self.reset_button = named(
+            QPushButton("Frame centre"),
+            "reset_center_button",
+            "Back to (rows // 2, cols // 2)",
+        )
         buttons.addWidget(self.pick_button)
         buttons.addWidget(self.reset_button)
         form.addRow("", buttons)
 
         search = QHBoxLayout()
-        self.radius_spin = named(QDoubleSpinBox(), "radius_spin",
-                                 "Search within this many pixels of the "
-                                 "current centre")
+        self.radius_spin = named(
+            QDoubleSpinBox(),
+            "radius_spin",
+            "Search within this many pixels of the current centre",
+        )
         self.radius_spin.setRange(1, 200)
         self.radius_spin.setDecimals(1)
         self.radius_spin.setValue(12)
         self.radius_spin.setPrefix("± ")
         self.radius_spin.setSuffix(" px")
-        self.calls_spin = named(QSpinBox(), "evaluations_spin",
-                                "Number of centres evaluated")
+        self.calls_spin = named(
+            QSpinBox(), "evaluations_spin", "Number of centres evaluated"
+        )
         self.calls_spin.setRange(12, 500)
         self.calls_spin.setValue(40)
         self.calls_spin.setSuffix(" evaluations")
         search.addWidget(self.radius_spin)
         search.addWidget(self.calls_spin)
         form.addRow("Search", search)
-        self.bayes_button = named(QPushButton("Bayesian search"),
-                                  "bayesian_button",
-                                  "Search the centre that leaves the least "
-                                  "residual motion")
+        self.bayes_button = named(
+            QPushButton("Bayesian search"),
+            "bayesian_button",
+            "Search the centre that leaves the least residual motion",
+        )
         form.addRow("", self.bayes_button)
         self.bayes_progress = ProgressRow("bayesian")
         form.addRow(self.bayes_progress)
         self._add_delay_controls(form)
         self.result_label = wrapped("center_result_label")
         form.addRow(self.result_label)
-        form.addRow(hint("Drag the orange cross: the preview sharpens.",
-                         "center_hint"))
+        form.addRow(hint("Drag the orange cross: the preview sharpens.", "center_hint"))
 
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
@@ -162,9 +173,15 @@ class CenterSection(Section):
         if layer is None:
             r, c = self.session.center
             layer = self.viewer.add_points(
-                np.array([[r, c]]), name=CENTER_LAYER, size=9,
-                symbol="cross", face_color="orange", border_color="black",
-                border_width=0.1, metadata=dict(HELPER))
+                np.array([[r, c]]),
+                name=CENTER_LAYER,
+                size=9,
+                symbol="cross",
+                face_color="orange",
+                border_color="black",
+                border_width=0.1,
+                metadata=dict(HELPER),
+            )
             layer.events.data.connect(self._on_point_data)
             layer.mouse_drag_callbacks.append(self._on_point_drag)
             layer.mode = "select"
@@ -185,8 +202,11 @@ class CenterSection(Section):
                 if name in self.viewer.layers:
                     self.viewer.layers.remove(name)
             old = self._preview
-            if old is not None and old in self.viewer.layers and \
-                    old.name != self.preview_name():
+            if (
+                old is not None
+                and old in self.viewer.layers
+                and old.name != self.preview_name()
+            ):
                 self.viewer.layers.remove(old)
             self._worked_on = layer
         if layer is None or layer.data.ndim != 3:
@@ -210,7 +230,8 @@ class CenterSection(Section):
             if self.session.is_movie():
                 layer = self.center_layer()
                 if layer.data.shape != (1, 2) or not np.allclose(
-                        layer.data[0], (row, col)):
+                    layer.data[0], (row, col)
+                ):
                     layer.data = np.array([[row, col]])
         finally:
             self._syncing = False
@@ -218,26 +239,24 @@ class CenterSection(Section):
 
     def _on_spin(self, _value=None) -> None:
         if not self._syncing:
-            self.session.set_center(self.row_spin.value(),
-                                    self.col_spin.value())
+            self.session.set_center(self.row_spin.value(), self.col_spin.value())
 
     def _on_point_data(self, event) -> None:
         if self._syncing:
             return
         action = getattr(event, "action", None)
-        if action in (ActionType.CHANGING, ActionType.ADDING,
-                      ActionType.REMOVING):
+        if action in (ActionType.CHANGING, ActionType.ADDING, ActionType.REMOVING):
             return
         layer = self._layer(CENTER_LAYER)
         data = layer.data
-        if len(data) == 0:           # deleted: put the point back
+        if len(data) == 0:  # deleted: put the point back
             r, c = self.session.center
             self._syncing = True
             layer.data = np.array([[r, c]])
             self._syncing = False
             return
         r, c = data[-1][-2:]
-        if len(data) > 1:            # a new point replaces the old one
+        if len(data) > 1:  # a new point replaces the old one
             self._syncing = True
             layer.data = np.array([[r, c]])
             self._syncing = False
@@ -297,8 +316,11 @@ class CenterSection(Section):
         """Derotate the preview frames about the current centre (~10 ms at
         256x256) and show their mean beside the movie."""
         s = self.session
-        if (not self.preview_checkbox.isChecked() or self._preview_suspended
-                or not s.is_movie()):
+        if (
+            not self.preview_checkbox.isChecked()
+            or self._preview_suspended
+            or not s.is_movie()
+        ):
             return
         found = s.angles()
         if found is None:
@@ -309,40 +331,50 @@ class CenterSection(Section):
         try:
             angles, center = _model.check_inputs(data, found[0], s.center)
         except DerotationError:
-            return          # the Data section reports bad angles
+            return  # the Data section reports bad angles
         if self._preview_frames is None:
             self._preview_frames = _model.preview_frames(angles, n, rows)
             self._fill = _model.fill_value(data, "background")
-        img = _model.preview_image(data, angles, self._preview_frames,
-                                   s.params().replace(center=center,
-                                                      fill_value=self._fill))
+        img = _model.preview_image(
+            data,
+            angles,
+            self._preview_frames,
+            s.params().replace(center=center, fill_value=self._fill),
+        )
         name = self.preview_name()
         layer = self._layer(name)
         meta = {_meta.KEY: {"helper": True, "center": list(center)}}
         if layer is None:
             movie = s.layer
             layer = self._preview = self.viewer.add_image(
-                img, name=name, metadata=meta, colormap=movie.colormap.name,
+                img,
+                name=name,
+                metadata=meta,
+                colormap=movie.colormap.name,
                 contrast_limits=movie.contrast_limits,
-                translate=(movie.translate[-2],
-                           movie.translate[-1] + cols * 1.05),
-                scale=tuple(movie.scale[-2:]))
+                translate=(movie.translate[-2], movie.translate[-1] + cols * 1.05),
+                scale=tuple(movie.scale[-2:]),
+            )
             self.viewer.layers.selection.active = self.center_layer()
-            self.viewer.reset_view()        # show the movie and its preview
+            self.viewer.reset_view()  # show the movie and its preview
         else:
             layer.data = img
             layer.metadata = meta
         self.preview_ms = (time.perf_counter() - t0) * 1000
         self.preview_label.setText(
-            f"{len(self._preview_frames)} frames, {self.preview_ms:.0f} ms")
+            f"{len(self._preview_frames)} frames, {self.preview_ms:.0f} ms"
+        )
 
     # -- pick a cell -------------------------------------------------------------
     def _on_pick_toggled(self, on: bool) -> None:
         callbacks = self.viewer.mouse_drag_callbacks
         if on:
             if not self.session.is_movie():
-                notify("error", self.session.problem() or
-                       "choose a movie (frames, rows, cols) first")
+                notify(
+                    "error",
+                    self.session.problem()
+                    or "choose a movie (frames, rows, cols) first",
+                )
                 self.pick_button.setChecked(False)
                 return
             if self._on_pick_click not in callbacks:
@@ -373,28 +405,37 @@ class CenterSection(Section):
 
         n, rows, cols = data.shape
         if not (0 <= seed[0] <= rows - 1 and 0 <= seed[1] <= cols - 1):
-            notify("warning", f"click inside the movie: ({seed[0]:.0f}, "
-                              f"{seed[1]:.0f}) is outside {rows}x{cols}")
+            notify(
+                "warning",
+                f"click inside the movie: ({seed[0]:.0f}, "
+                f"{seed[1]:.0f}) is outside {rows}x{cols}",
+            )
             return None
         frame = int(np.clip(frame, 0, n - 1))
         self.result_label.setText(
-            f"following the cell at ({seed[0]:.1f}, {seed[1]:.1f}), frame "
-            f"{frame}…")
+            f"following the cell at ({seed[0]:.1f}, {seed[1]:.1f}), frame {frame}…"
+        )
         self.pick_button.setEnabled(False)
         self._searched = self.session.layer
-        self.fit_worker = callback_worker(fit_center_ellipse, data, angles,
-                                          seed, frame=frame,
-                                          desc="following the cell")
+        self.fit_worker = callback_worker(
+            fit_center_ellipse,
+            data,
+            angles,
+            seed,
+            frame=frame,
+            desc="following the cell",
+        )
         self.fit_worker.returned.connect(self._on_fit)
         self.fit_worker.finished.connect(
-            guarded(lambda: self.pick_button.setEnabled(True)))
+            guarded(lambda: self.pick_button.setEnabled(True))
+        )
         self.fit_worker.start()
         return self.fit_worker
 
     def _on_fit(self, result) -> None:
         if self.session.layer is not self._searched:
-            return                  # the user switched movies meanwhile
-        if result is None:          # cancelled
+            return  # the user switched movies meanwhile
+        if result is None:  # cancelled
             self.result_label.setText("ellipse fit cancelled")
             return
         if isinstance(result, Failure):
@@ -403,20 +444,22 @@ class CenterSection(Section):
             return
         self.last_fit = result
         track = np.asarray(result.positions, float).reshape(-1, 2)
-        self._replace_points(TRACK_LAYER, track, size=5, face_color="cyan",
-                             symbol="disc")
+        self._replace_points(
+            TRACK_LAYER, track, size=5, face_color="cyan", symbol="disc"
+        )
         self._replace_shapes(ELLIPSE_LAYER, ellipse_outline(result))
         r, c = (float(v) for v in result.center)
         ur, uc = result.center_uncertainty
         self.set_center_clipped(r, c)
-        text = (f"ellipse centre ({r:.2f} ± {ur:.2f}, {c:.2f} ± {uc:.2f}) "
-                f"from {len(track)} positions; plane tilt "
-                f"{result.tilt:.1f} ± {result.tilt_uncertainty:.1f}°")
+        text = (
+            f"ellipse centre ({r:.2f} ± {ur:.2f}, {c:.2f} ± {uc:.2f}) "
+            f"from {len(track)} positions; plane tilt "
+            f"{result.tilt:.1f} ± {result.tilt_uncertainty:.1f}°"
+        )
         # a tilt is applied when the ellipse differs from a circle by more
         # than the fit's noise (EllipseFit.tilt_significant)
         if result.tilt_significant:
-            self.session.set_plane(float(result.tilt),
-                                   float(result.plane_orientation))
+            self.session.set_plane(float(result.tilt), float(result.plane_orientation))
             text += " (applied: see Derotate)"
         else:
             text += ", not significant: not applied"
@@ -429,8 +472,7 @@ class CenterSection(Section):
     def _replace_points(self, name, data, **kwargs) -> None:
         layer = self._layer(name)
         if layer is None:
-            self.viewer.add_points(data, name=name, metadata=dict(HELPER),
-                                   **kwargs)
+            self.viewer.add_points(data, name=name, metadata=dict(HELPER), **kwargs)
         else:
             layer.data = data
 
@@ -438,10 +480,15 @@ class CenterSection(Section):
         layer = self._layer(name)
         if layer is not None:
             self.viewer.layers.remove(layer)
-        self.viewer.add_shapes([outline], shape_type="polygon", name=name,
-                               edge_color="cyan", edge_width=1,
-                               face_color="transparent",
-                               metadata=dict(HELPER))
+        self.viewer.add_shapes(
+            [outline],
+            shape_type="polygon",
+            name=name,
+            edge_color="cyan",
+            edge_width=1,
+            face_color="transparent",
+            metadata=dict(HELPER),
+        )
 
     # -- Bayesian search ------------------------------------------------------
     def start_search(self):
@@ -461,10 +508,16 @@ class CenterSection(Section):
         # the search derotates its candidates with the movie's plane
         self._best: list = []
         self.bayes_worker = callback_worker(
-            find_center_bayesian, data, angles, initial=center,
+            find_center_bayesian,
+            data,
+            angles,
+            initial=center,
             search_radius=self.radius_spin.value(),
-            n_calls=self.calls_spin.value(), params=params,
-            on_best=self._best.append, desc="Bayesian centre search")
+            n_calls=self.calls_spin.value(),
+            params=params,
+            on_best=self._best.append,
+            desc="Bayesian centre search",
+        )
         self.bayes_progress.follow(self.bayes_worker.pbar)
         self.bayes_worker.relay.progressed.connect(self._on_search_progress)
         self.bayes_worker.returned.connect(self._on_search_done)
@@ -492,29 +545,31 @@ class CenterSection(Section):
         self.set_center_clipped(r, c)
         self.result_label.setText(
             f"best centre ({r:.2f}, {c:.2f}) after {result.n_evaluations} "
-            f"evaluations ({result.elapsed:.1f} s)")
+            f"evaluations ({result.elapsed:.1f} s)"
+        )
 
     def _on_search_finished(self) -> None:
         self.bayes_progress.stop()
         self.bayes_button.setEnabled(True)
-        if self.bayes_worker is not None and \
-                self.bayes_worker.abort_requested:
-            self.result_label.setText("search cancelled; the centre is the "
-                                      "best found so far")
+        if self.bayes_worker is not None and self.bayes_worker.abort_requested:
+            self.result_label.setText(
+                "search cancelled; the centre is the best found so far"
+            )
 
     def cancel_search(self) -> None:
         if self.bayes_worker is not None:
             self.bayes_worker.quit()
 
-
     # -- angle delay ---------------------------------------------------------
     def _add_delay_controls(self, form) -> None:
         self.delay_worker = None
         self.delay_button = named(
-            QPushButton("Find delay"), "delay_button",
+            QPushButton("Find delay"),
+            "delay_button",
             "Find the delay (lines) between the angle signal and the scan, "
             "with the centre (needs still frames, speed changes or both "
-            "directions)")
+            "directions)",
+        )
         form.addRow("", self.delay_button)
         self.delay_progress = ProgressRow("delay")
         form.addRow(self.delay_progress)
@@ -534,12 +589,17 @@ class CenterSection(Section):
         self.delay_progress.start(100)
         self.result_label.setText("finding the delay…")
         self.delay_worker = callback_worker(
-            find_delay, data, angles, params,
+            find_delay,
+            data,
+            angles,
+            params,
             search_radius=min(3.0, self.radius_spin.value()),
-            desc="Angle delay search")
+            desc="Angle delay search",
+        )
         self.delay_progress.follow(self.delay_worker.pbar)
         self.delay_worker.relay.progressed.connect(
-            lambda r: self.delay_progress.update(r[0], r[1]))
+            lambda r: self.delay_progress.update(r[0], r[1])
+        )
         self.delay_worker.returned.connect(self._on_delay_done)
         self.delay_worker.finished.connect(self._on_delay_finished)
         self.delay_worker.start()
@@ -558,13 +618,13 @@ class CenterSection(Section):
         self.schedule_preview()
         self.result_label.setText(
             f"delay {result.delay:.2f} ± {result.uncertainty:.2f} lines, "
-            f"centre ({result.center[0]:.2f}, {result.center[1]:.2f})")
+            f"centre ({result.center[0]:.2f}, {result.center[1]:.2f})"
+        )
 
     def _on_delay_finished(self) -> None:
         self.delay_progress.stop()
         self.delay_button.setEnabled(True)
-        if self.delay_worker is not None and \
-                self.delay_worker.abort_requested:
+        if self.delay_worker is not None and self.delay_worker.abort_requested:
             self.result_label.setText("delay search cancelled")
 
     def cancel_delay(self) -> None:

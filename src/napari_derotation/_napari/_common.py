@@ -39,8 +39,7 @@ def guarded(func):
 
 def notify(level: str, message: str) -> None:
     """A napari notification: ``level`` is "error", "warning" or "info"."""
-    {"error": show_error, "warning": show_warning, "info": show_info}[level](
-        message)
+    {"error": show_error, "warning": show_warning, "info": show_info}[level](message)
 
 
 class ProgressRow(QWidget):
@@ -58,8 +57,9 @@ class ProgressRow(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.bar = named(QProgressBar(), f"{prefix}_progress")
         self.bar.setTextVisible(True)
-        self.cancel = named(QPushButton("Cancel"), f"{prefix}_cancel_button",
-                            "Stop; nothing is kept")
+        self.cancel = named(
+            QPushButton("Cancel"), f"{prefix}_cancel_button", "Stop; nothing is kept"
+        )
         lay.addWidget(self.bar, 1)
         lay.addWidget(self.cancel)
         self.pbar = None
@@ -100,8 +100,7 @@ class ProgressRow(QWidget):
         if self.pbar is not None:
             self.pbar.cancel()
 
-    def run(self, worker, *, on_done, on_finished, label: QLabel,
-            cancelled: str):
+    def run(self, worker, *, on_done, on_finished, label: QLabel, cancelled: str):
         """Start a steps worker reporting ``(done, total)`` into this bar
         (through its ``worker.pbar``): its result goes to ``on_done``
         unless it was cancelled, a cancel writes ``cancelled`` into
@@ -110,8 +109,9 @@ class ProgressRow(QWidget):
             self.follow(worker.pbar)
         else:
             worker.yielded.connect(lambda s: self.update(*s))
-        worker.returned.connect(guarded(
-            lambda out: None if worker.abort_requested else on_done(out)))
+        worker.returned.connect(
+            guarded(lambda out: None if worker.abort_requested else on_done(out))
+        )
         worker.aborted.connect(guarded(lambda: label.setText(cancelled)))
         worker.finished.connect(guarded(on_finished))
         worker.start()
@@ -137,8 +137,7 @@ class WrapLabel(QLabel):
         self._fit()
 
     def _fit(self) -> None:
-        height = self.heightForWidth(self.width()) if self.width() > 0 \
-            else -1
+        height = self.heightForWidth(self.width()) if self.width() > 0 else -1
         if height > 0 and height != self.minimumHeight():
             self.setMinimumHeight(height)
 
@@ -170,18 +169,19 @@ class Section(QWidget):
         collapsible opens its content to this height)."""
         hint_ = super().sizeHint()
         layout = self.layout()
-        if layout is not None and layout.hasHeightForWidth() and \
-                self.width() > 0:
-            hint_.setHeight(max(hint_.height(),
-                                layout.heightForWidth(self.width())))
+        if layout is not None and layout.hasHeightForWidth() and self.width() > 0:
+            hint_.setHeight(max(hint_.height(), layout.heightForWidth(self.width())))
         return hint_
 
     def refit(self) -> None:
         parent = self.parentWidget()
         while parent is not None and not hasattr(parent, "isExpanded"):
             parent = parent.parentWidget()
-        if parent is not None and parent.isExpanded() and \
-                not getattr(parent, "_is_animating", False):
+        if (
+            parent is not None
+            and parent.isExpanded()
+            and not getattr(parent, "_is_animating", False)
+        ):
             content = parent.content()
             height = content.sizeHint().height()
             # the minimum too: the box above lays the content out from a

@@ -32,9 +32,14 @@ def is_movie_candidate(layer) -> bool:
 
 def is_movie(layer) -> bool:
     """A candidate that is a movie (frames, rows, cols), not one image."""
-    return is_movie_candidate(layer) and _model.movie_problem(
-        np.shape(_model.scan_frames(layer.data, _meta.get(layer.metadata))),
-        bool(layer.rgb)) is None
+    return (
+        is_movie_candidate(layer)
+        and _model.movie_problem(
+            np.shape(_model.scan_frames(layer.data, _meta.get(layer.metadata))),
+            bool(layer.rgb),
+        )
+        is None
+    )
 
 
 class DataSection(Section):
@@ -47,8 +52,9 @@ class DataSection(Section):
         self.worker = None
         form = QFormLayout(self)
 
-        self.movie_combo = named(QComboBox(), "movie_combo",
-                                 "The raw movie (frames, rows, cols)")
+        self.movie_combo = named(
+            QComboBox(), "movie_combo", "The raw movie (frames, rows, cols)"
+        )
         form.addRow("Movie", self.movie_combo)
 
         self.angles_label = wrapped("angles_label", "no angles")
@@ -56,21 +62,29 @@ class DataSection(Section):
 
         buttons = QHBoxLayout()
         self.load_angles_button = named(
-            QPushButton("From file…"), "load_angles_button",
-            "Per-line angles in degrees: .npy, or .csv/.txt with one per line")
+            QPushButton("From file…"),
+            "load_angles_button",
+            "Per-line angles in degrees: .npy, or .csv/.txt with one per line",
+        )
         self.signals_button = named(
-            QPushButton("From signals…"), "signals_button",
+            QPushButton("From signals…"),
+            "signals_button",
             "A dataset folder with the analog signals, the stimulus table "
-            "and a config: the angles are computed from them")
+            "and a config: the angles are computed from them",
+        )
         buttons.addWidget(self.load_angles_button)
         buttons.addWidget(self.signals_button)
         form.addRow("", buttons)
 
         self.plot = AnglePlot()
         form.addRow(self.plot)
-        form.addRow(hint("Angles beside a movie (NAME_angles.npy/.csv, "
-                         "angles_per_line.npy, dataset signals) load with it.",
-                         "data_hint"))
+        form.addRow(
+            hint(
+                "Angles beside a movie (NAME_angles.npy/.csv, "
+                "angles_per_line.npy, dataset signals) load with it.",
+                "data_hint",
+            )
+        )
 
         self.movie_combo.currentIndexChanged.connect(self._on_combo)
         self.load_angles_button.clicked.connect(self._choose_angles_file)
@@ -123,8 +137,7 @@ class DataSection(Section):
         if 0 <= index < len(layers):
             self.session.set_layer(layers[index])
             if self.session.problem():
-                notify("warning", f"'{layers[index].name}' is "
-                                  f"{self.session.problem()}")
+                notify("warning", f"'{layers[index].name}' is {self.session.problem()}")
 
     # -- angles -----------------------------------------------------------
     def _show_angles(self) -> None:
@@ -139,13 +152,15 @@ class DataSection(Section):
         if pending and found is None:
             self.angles_label.setText(
                 f"computing from the analog signals in {Path(pending).name}"
-                f"… (Derotate waits for them)")
+                f"… (Derotate waits for them)"
+            )
             self.angles_label.setToolTip(pending)
             self.plot.set_angles(None)
             return
         if found is None:
-            self.angles_label.setText("none: load them from a file or the "
-                                      "analog signals")
+            self.angles_label.setText(
+                "none: load them from a file or the analog signals"
+            )
             self.plot.set_angles(None)
             return
         angles, source = found
@@ -159,8 +174,7 @@ class DataSection(Section):
                 text += f" — too few: the movie has {need} lines"
         self.angles_label.setText(text)
         self.angles_label.setToolTip(source)
-        self.plot.set_angles(angles, shape[1] if shape and len(shape) == 3
-                             else 1)
+        self.plot.set_angles(angles, shape[1] if shape and len(shape) == 3 else 1)
         self._on_step()
 
     def _on_step(self, event=None) -> None:
@@ -169,7 +183,8 @@ class DataSection(Section):
 
     def _choose_angles_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Per-line angles", "", "Angles (*.npy *.csv *.txt)")
+            self, "Per-line angles", "", "Angles (*.npy *.csv *.txt)"
+        )
         if path:
             self.load_angles_file(path)
 
@@ -184,7 +199,8 @@ class DataSection(Section):
 
     def _choose_dataset(self) -> None:
         folder = QFileDialog.getExistingDirectory(
-            self, "Dataset folder (analog signals, stimulus table, config)")
+            self, "Dataset folder (analog signals, stimulus table, config)"
+        )
         if folder:
             self.load_dataset(folder)
 
@@ -199,24 +215,28 @@ class DataSection(Section):
 
         self.signals_button.setEnabled(False)
         self.worker = callback_worker(
-            folder_angles, Path(folder),
-            desc=f"angles from the signals in {Path(folder).name}")
-        self.worker.returned.connect(
-            lambda result: self._on_dataset(result, folder))
+            folder_angles,
+            Path(folder),
+            desc=f"angles from the signals in {Path(folder).name}",
+        )
+        self.worker.returned.connect(lambda result: self._on_dataset(result, folder))
         self.worker.finished.connect(
-            guarded(lambda: self.signals_button.setEnabled(True)))
+            guarded(lambda: self.signals_button.setEnabled(True))
+        )
         self.worker.start()
         return self.worker
 
     def _on_dataset(self, result, folder) -> None:
-        if result is None:          # cancelled
+        if result is None:  # cancelled
             return
         if isinstance(result, Failure):
             notify("error", result.message)
             return
         self.session.set_angles(
-            result.angles_per_line, f"analog signals in {folder}",
-            getattr(result, "angles_per_frame", None))
+            result.angles_per_line,
+            f"analog signals in {folder}",
+            getattr(result, "angles_per_frame", None),
+        )
 
 
 def _short(source: str) -> str:

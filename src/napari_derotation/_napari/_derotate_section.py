@@ -42,29 +42,34 @@ class DerotateSection(Section):
         #: the mean images)
         self.agreement: tuple[float, float] | None = None
         self._score = None
-        self._worked_on = None          # the movie the labels describe
+        self._worked_on = None  # the movie the labels describe
         form = QFormLayout(self)
 
-        self.interp_combo = named(QComboBox(), "interpolation_combo",
-                                  "How pixels between samples are read")
+        self.interp_combo = named(
+            QComboBox(), "interpolation_combo", "How pixels between samples are read"
+        )
         self.interp_combo.addItems(["bilinear", "nearest", "cubic"])
         form.addRow("Interpolation", self.interp_combo)
-        self.fill_combo = named(QComboBox(), "fill_combo",
-                                "Value of pixels no scanned line covered")
+        self.fill_combo = named(
+            QComboBox(), "fill_combo", "Value of pixels no scanned line covered"
+        )
         self.fill_combo.addItems(list(FILL_MODES))
         form.addRow("Fill", self.fill_combo)
 
         plane = QHBoxLayout()
-        self.tilt_spin = named(QDoubleSpinBox(), "tilt_spin",
-                               "Tilt of the rotation plane (degrees); 0 when "
-                               "the sample turns in the imaging plane. The "
-                               "ellipse fit sets it when it finds one.")
+        self.tilt_spin = named(
+            QDoubleSpinBox(),
+            "tilt_spin",
+            "Tilt of the rotation plane (degrees); 0 when "
+            "the sample turns in the imaging plane. The "
+            "ellipse fit sets it when it finds one.",
+        )
         self.tilt_spin.setRange(0, 80)
-        self.orient_spin = named(QDoubleSpinBox(), "orientation_spin",
-                                 "Direction of the tilt axis (degrees)")
+        self.orient_spin = named(
+            QDoubleSpinBox(), "orientation_spin", "Direction of the tilt axis (degrees)"
+        )
         self.orient_spin.setRange(-90, 90)
-        for label, spin in (("tilt", self.tilt_spin),
-                            ("axis", self.orient_spin)):
+        for label, spin in (("tilt", self.tilt_spin), ("axis", self.orient_spin)):
             spin.setDecimals(1)
             spin.setSuffix("°")
             spin.setKeyboardTracking(False)
@@ -72,13 +77,17 @@ class DerotateSection(Section):
             plane.addWidget(spin, 1)
         form.addRow("Plane", plane)
 
-        self.derotate_button = named(QPushButton("Derotate"),
-                                     "derotate_button",
-                                     "Derotate every frame about the centre")
+        self.derotate_button = named(
+            QPushButton("Derotate"),
+            "derotate_button",
+            "Derotate every frame about the centre",
+        )
         self.lazy_button = named(
-            QPushButton("Derotate as you scrub"), "lazy_button",
+            QPushButton("Derotate as you scrub"),
+            "lazy_button",
             "Add the derotated movie at once, computing each frame when it is "
-            "shown (for movies too large to derotate in memory)")
+            "shown (for movies too large to derotate in memory)",
+        )
         buttons = QHBoxLayout()
         buttons.addWidget(self.derotate_button, 1)
         buttons.addWidget(self.lazy_button, 1)
@@ -87,13 +96,16 @@ class DerotateSection(Section):
         form.addRow(self.progress)
 
         views = QHBoxLayout()
-        self.grid_checkbox = named(QCheckBox("Side by side"), "grid_checkbox",
-                                   "Raw and derotated in a grid, one time "
-                                   "slider for both")
-        self.means_checkbox = named(QCheckBox("Mean images"),
-                                    "means_checkbox",
-                                    "Mean of the rotating frames, raw and "
-                                    "derotated")
+        self.grid_checkbox = named(
+            QCheckBox("Side by side"),
+            "grid_checkbox",
+            "Raw and derotated in a grid, one time slider for both",
+        )
+        self.means_checkbox = named(
+            QCheckBox("Mean images"),
+            "means_checkbox",
+            "Mean of the rotating frames, raw and derotated",
+        )
         views.addWidget(self.grid_checkbox)
         views.addWidget(self.means_checkbox)
         form.addRow(views)
@@ -103,7 +115,8 @@ class DerotateSection(Section):
             QPushButton("Search the centre (Bayesian)"),
             "suggest_search_button",
             "Start the Bayesian centre search about the current centre "
-            "(Centre of rotation section), then derotate again")
+            "(Centre of rotation section), then derotate again",
+        )
         self.search_button.setVisible(False)
         form.addRow(self.search_button)
 
@@ -147,7 +160,7 @@ class DerotateSection(Section):
         it off ends Side by side too."""
         on = self.viewer.canvas.grid.enabled
         if not on and self.grid_checkbox.isChecked():
-            self.grid_checkbox.setChecked(False)     # restores the layers
+            self.grid_checkbox.setChecked(False)  # restores the layers
         self._label_grid(on and self.grid_checkbox.isChecked())
         # once napari has laid the grid out (and the preview has gone)
         QTimer.singleShot(0, guarded(self.viewer.reset_view))
@@ -155,8 +168,7 @@ class DerotateSection(Section):
     def _label_grid(self, on: bool) -> None:
         for ly in self._labelled:
             ly.name_overlay.visible = False
-        self._labelled = [ly for box in self.grid_boxes() for ly in box] \
-            if on else []
+        self._labelled = [ly for box in self.grid_boxes() for ly in box] if on else []
         for ly in self._labelled:
             ly.name_overlay.visible = True
 
@@ -167,10 +179,12 @@ class DerotateSection(Section):
         group = self.channel_layers()
         if not group:
             return []
-        names = ([ly.name for ly in group],
-                 [f"{ly.name} derotated" for ly in group],
-                 [f"{ly.name} mean" for ly in group],
-                 [f"{ly.name} derotated mean" for ly in group])
+        names = (
+            [ly.name for ly in group],
+            [f"{ly.name} derotated" for ly in group],
+            [f"{ly.name} mean" for ly in group],
+            [f"{ly.name} derotated mean" for ly in group],
+        )
         boxes = []
         for box in names:
             found = [self._layer(n) for n in box]
@@ -182,8 +196,7 @@ class DerotateSection(Section):
         self.session.set_plane(self.tilt_spin.value(), self.orient_spin.value())
 
     def _on_plane(self, tilt: float, orientation: float) -> None:
-        for spin, value in ((self.tilt_spin, tilt),
-                            (self.orient_spin, orientation)):
+        for spin, value in ((self.tilt_spin, tilt), (self.orient_spin, orientation)):
             spin.blockSignals(True)
             spin.setValue(value)
             spin.blockSignals(False)
@@ -206,12 +219,18 @@ class DerotateSection(Section):
         if found is None:
             return None
         data, angles, params = found
-        datas = [_model.scan_frames(ly.data, _meta.get(ly.metadata))
-                 for ly in self.channel_layers()] or [data]
-        fill = _model.fill_values(
-            datas, FILL_MODES[self.fill_combo.currentText()])
-        return data, angles, params.replace(
-            interpolation=self.interp_combo.currentText(), fill_value=fill)
+        datas = [
+            _model.scan_frames(ly.data, _meta.get(ly.metadata))
+            for ly in self.channel_layers()
+        ] or [data]
+        fill = _model.fill_values(datas, FILL_MODES[self.fill_combo.currentText()])
+        return (
+            data,
+            angles,
+            params.replace(
+                interpolation=self.interp_combo.currentText(), fill_value=fill
+            ),
+        )
 
     def start(self):
         """Derotate the movie in a worker; returns it (started) or None
@@ -230,21 +249,35 @@ class DerotateSection(Section):
         # the agreement of the channel on screen, measured as it derotates
         self._score = _model.Agreement(angles, data.shape, params.center)
         if len(group) == 1:
-            self.worker = steps_worker(_model.derotate_steps, data, angles,
-                                       params, score=self._score, desc=desc)
-        else:        # every channel of the movie, with the same angles
-            datas = [_model.scan_frames(ly.data, _meta.get(ly.metadata))
-                     for ly in group]
+            self.worker = steps_worker(
+                _model.derotate_steps,
+                data,
+                angles,
+                params,
+                score=self._score,
+                desc=desc,
+            )
+        else:  # every channel of the movie, with the same angles
+            datas = [
+                _model.scan_frames(ly.data, _meta.get(ly.metadata)) for ly in group
+            ]
             scores = [self._score if ly is layer else None for ly in group]
-            self.worker = steps_worker(_model.derotate_group_steps, datas,
-                                       angles, params, scores=scores,
-                                       desc=desc)
+            self.worker = steps_worker(
+                _model.derotate_group_steps,
+                datas,
+                angles,
+                params,
+                scores=scores,
+                desc=desc,
+            )
         score = self._score
         return self.progress.run(
-            self.worker, on_done=lambda out: self._on_done(
-                out, layer, params, group, score),
-            on_finished=self._on_finished, label=self.result_label,
-            cancelled="cancelled; nothing was added")
+            self.worker,
+            on_done=lambda out: self._on_done(out, layer, params, group, score),
+            on_finished=self._on_finished,
+            label=self.result_label,
+            cancelled="cancelled; nothing was added",
+        )
 
     def start_lazy(self):
         """Add the derotated movie as a dask array: nothing is computed until
@@ -259,18 +292,24 @@ class DerotateSection(Section):
         data, angles, params = inputs
         group = self.channel_layers()
         try:
-            lazies = [derotate_lazy(
-                _model.scan_frames(ly.data, _meta.get(ly.metadata)), angles,
-                params=params.for_channel(k)) for k, ly in enumerate(group)]
+            lazies = [
+                derotate_lazy(
+                    _model.scan_frames(ly.data, _meta.get(ly.metadata)),
+                    angles,
+                    params=params.for_channel(k),
+                )
+                for k, ly in enumerate(group)
+            ]
         except DerotationError as exc:
             notify("error", str(exc))
             return None
-        layers = [self._add_result(lazy, ly, params, k) for k, (lazy, ly) in
-                  enumerate(zip(lazies, group, strict=True))]
+        layers = [
+            self._add_result(lazy, ly, params, k)
+            for k, (lazy, ly) in enumerate(zip(lazies, group, strict=True))
+        ]
         layer = layers[group.index(self.session.layer)]
         self.search_button.setVisible(False)
-        self.result_label.setText(
-            "added; frames are derotated as they are shown")
+        self.result_label.setText("added; frames are derotated as they are shown")
         return layer
 
     def cancel(self) -> None:
@@ -299,7 +338,7 @@ class DerotateSection(Section):
         else:
             self._add_result(out, layer, params)
         if self.session.layer is not layer:
-            return                  # the user switched movies meanwhile
+            return  # the user switched movies meanwhile
         r, c = params.center
         text = f"derotated about ({r:.2f}, {c:.2f})"
         low = False
@@ -318,10 +357,10 @@ class DerotateSection(Section):
     def _add_result(self, out, layer, params, channel: int | None = None):
         """Add or update "<movie> derotated" with its parameters, shown as
         the input is (its colormap, contrast and blending)."""
-        meta = _model.derotated_metadata(layer.metadata, params,
-                                         source_layer=layer.name,
-                                         channel=channel)
-        if tuple(out.shape) != tuple(layer.data.shape):    # planes: T, Z
+        meta = _model.derotated_metadata(
+            layer.metadata, params, source_layer=layer.name, channel=channel
+        )
+        if tuple(out.shape) != tuple(layer.data.shape):  # planes: T, Z
             out = out.reshape(layer.data.shape)
         name = f"{layer.name} derotated"
         existing = self._layer(name)
@@ -329,8 +368,7 @@ class DerotateSection(Section):
             existing.data = out
             existing.metadata = meta
             return existing
-        return self.viewer.add_image(out, name=name, metadata=meta,
-                                     **_looks(layer))
+        return self.viewer.add_image(out, name=name, metadata=meta, **_looks(layer))
 
     # -- views -------------------------------------------------------------
     def set_side_by_side(self, on: bool) -> None:
@@ -339,7 +377,7 @@ class DerotateSection(Section):
         turning it off puts the layers back in their order and visibility
         and hides the derotated ones, which would cover the raw movie."""
         if self.grid_checkbox.isChecked() != on:
-            self.grid_checkbox.setChecked(on)   # re-enters through toggled
+            self.grid_checkbox.setChecked(on)  # re-enters through toggled
             return
         if on:
             self._grid_on()
@@ -351,7 +389,7 @@ class DerotateSection(Section):
         if self._before_grid is None:
             self._before_grid = {"order": list(layers), "visible": {}}
         seen = self._before_grid["visible"]
-        for ly in layers:              # layers added since keep theirs
+        for ly in layers:  # layers added since keep theirs
             seen.setdefault(ly, ly.visible)
         boxes = self.grid_boxes() or [self.channel_layers()]
         shown = [ly for box in boxes for ly in box]
@@ -366,7 +404,7 @@ class DerotateSection(Section):
         grid = self.viewer.canvas.grid
         grid.stride = max(1, len(boxes[0])) if boxes else 1
         if not grid.enabled:
-            grid.enabled = True        # labels through _on_grid
+            grid.enabled = True  # labels through _on_grid
         else:
             self._on_grid()
         self._show_rotating_frame()
@@ -388,7 +426,7 @@ class DerotateSection(Section):
         made = {ly for box in boxes[1:] for ly in box}
         for ly in layers:
             if ly in made:
-                ly.visible = False      # over the raw movie it hides it
+                ly.visible = False  # over the raw movie it hides it
             elif ly in before["visible"]:
                 ly.visible = before["visible"][ly]
         # each made layer just above its raw channel (under the cross, the
@@ -397,7 +435,7 @@ class DerotateSection(Section):
             for raw, ly in zip(boxes[0], box, strict=True):
                 j, i = layers.index(ly), layers.index(raw)
                 if j != i + 1:
-                    layers.move(j, i + 1)     # before index i + 1
+                    layers.move(j, i + 1)  # before index i + 1
 
     def _show_rotating_frame(self) -> None:
         """Put the time slider on a frame that rotates (on a still frame
@@ -424,8 +462,9 @@ class DerotateSection(Section):
         derotated, of every channel, and report how much sharper the
         derotated one is (the channel on screen)."""
         group = self.channel_layers()
-        names = [n for ly in group
-                 for n in (f"{ly.name} mean", f"{ly.name} derotated mean")]
+        names = [
+            n for ly in group for n in (f"{ly.name} mean", f"{ly.name} derotated mean")
+        ]
         if not on:
             for n in names:
                 if n in self.viewer.layers:
@@ -435,8 +474,7 @@ class DerotateSection(Section):
             return
         out = self.derotated_layer()
         if out is None or not self.session.is_movie():
-            notify("warning", "derotate first: there is no derotated movie "
-                              "to compare")
+            notify("warning", "derotate first: there is no derotated movie to compare")
             self.means_checkbox.setChecked(False)
             return
         found = self.session.angles()
@@ -452,36 +490,46 @@ class DerotateSection(Section):
             m_raw, m_out, s_raw, s_out = _model.mean_images(
                 _model.scan_frames(ly.data, _meta.get(ly.metadata)),
                 _model.scan_frames(done.data, _meta.get(done.metadata)),
-                frames, center)
+                frames,
+                center,
+            )
             if ly is self.session.layer:
                 self.agreement = (s_raw, s_out)
-            for name, img in ((f"{ly.name} mean", m_raw),
-                              (f"{ly.name} derotated mean", m_out)):
+            for name, img in (
+                (f"{ly.name} mean", m_raw),
+                (f"{ly.name} derotated mean", m_out),
+            ):
                 layer = self._layer(name)
                 if layer is None:
                     looks = _looks(ly)
-                    looks.update(translate=looks["translate"][-2:],
-                                 scale=looks["scale"][-2:])
+                    looks.update(
+                        translate=looks["translate"][-2:], scale=looks["scale"][-2:]
+                    )
                     self.viewer.add_image(
-                        img, name=name, metadata={_meta.KEY: {"helper": True}},
-                        **looks)
+                        img, name=name, metadata={_meta.KEY: {"helper": True}}, **looks
+                    )
                 else:
                     layer.data = img
         if self.grid_checkbox.isChecked():
             self._grid_on()
         else:
-            self.set_side_by_side(True)    # they overlap outside the grid
+            self.set_side_by_side(True)  # they overlap outside the grid
         if report:
             s_raw, s_out = self.agreement
             self.result_label.setText(
                 f"mean of {frames.size} rotating frames; frame agreement "
                 f"(1 = perfectly still): raw {s_raw:.2f}, derotated "
-                f"{s_out:.2f}")
+                f"{s_out:.2f}"
+            )
 
 
 def _looks(layer) -> dict:
     """How ``layer`` is shown (for a layer made from it)."""
-    return {"colormap": layer.colormap, "contrast_limits":
-            layer.contrast_limits, "blending": layer.blending,
-            "gamma": layer.gamma, "translate": layer.translate,
-            "scale": layer.scale}
+    return {
+        "colormap": layer.colormap,
+        "contrast_limits": layer.contrast_limits,
+        "blending": layer.blending,
+        "gamma": layer.gamma,
+        "translate": layer.translate,
+        "scale": layer.scale,
+    }

@@ -39,33 +39,47 @@ class ExportSection(Section):
         form = QFormLayout(self)
 
         row = QHBoxLayout()
-        self.folder_edit = named(QLineEdit(), "folder_edit",
-                                 "Folder the files are written to")
-        self.folder_button = named(QPushButton("Choose…"), "folder_button",
-                                   "Pick the folder the files are written to")
+        self.folder_edit = named(
+            QLineEdit(), "folder_edit", "Folder the files are written to"
+        )
+        self.folder_button = named(
+            QPushButton("Choose…"),
+            "folder_button",
+            "Pick the folder the files are written to",
+        )
         row.addWidget(self.folder_edit, 1)
         row.addWidget(self.folder_button)
         form.addRow("Folder", row)
-        self.name_edit = named(QLineEdit(), "name_edit",
-                               "File names: NAME.tif, NAME.json, "
-                               "NAME_frames.csv, NAME_angles_per_line.npy")
+        self.name_edit = named(
+            QLineEdit(),
+            "name_edit",
+            "File names: NAME.tif, NAME.json, "
+            "NAME_frames.csv, NAME_angles_per_line.npy",
+        )
         form.addRow("Name", self.name_edit)
-        self.format_combo = named(QComboBox(), "format_combo",
-                                  "TIFF stack, or an OME-Zarr store (chunked "
-                                  "by frames; opens lazily in napari)")
+        self.format_combo = named(
+            QComboBox(),
+            "format_combo",
+            "TIFF stack, or an OME-Zarr store (chunked "
+            "by frames; opens lazily in napari)",
+        )
         for label, fmt in EXPORT_FORMATS:
             self.format_combo.addItem(label, fmt)
         form.addRow("Format", self.format_combo)
         self.overwrite_checkbox = named(
-            QCheckBox("Overwrite existing files"), "overwrite_checkbox",
+            QCheckBox("Overwrite existing files"),
+            "overwrite_checkbox",
             "Replace files of that name in the folder (an earlier export); "
-            "the raw movie is never overwritten")
+            "the raw movie is never overwritten",
+        )
         form.addRow(self.overwrite_checkbox)
         self.export_button = named(
-            QPushButton("Export"), "export_button",
+            QPushButton("Export"),
+            "export_button",
             "Write the derotated movie (every channel), its record "
             "NAME.derotation.json, NAME_frames.csv and "
-            "NAME_angles_per_line.npy into the folder, in the background")
+            "NAME_angles_per_line.npy into the folder, in the background",
+        )
         form.addRow(self.export_button)
         self.progress = ProgressRow("export")
         form.addRow(self.progress)
@@ -78,19 +92,19 @@ class ExportSection(Section):
         session.movie_changed.connect(self._on_movie)
 
     def _on_movie(self, layer) -> None:
-        self.result_label.setText("")         # it described another movie
+        self.result_label.setText("")  # it described another movie
         if layer is None:
             return
-        stem = re.sub(r"[^\w.-]+", "_", movie_title(layer)).strip("_") \
-            or "movie"
+        stem = re.sub(r"[^\w.-]+", "_", movie_title(layer)).strip("_") or "movie"
         self.name_edit.setText(f"{stem}_derotated")
         src = _meta.get(layer.metadata).get("movie_path")
         if src and not self.folder_edit.text():
             self.folder_edit.setText(str(Path(src).parent))
 
     def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export folder",
-                                                  self.folder_edit.text())
+        folder = QFileDialog.getExistingDirectory(
+            self, "Export folder", self.folder_edit.text()
+        )
         if folder:
             self.folder_edit.setText(folder)
 
@@ -99,18 +113,27 @@ class ExportSection(Section):
         notification."""
         out = self.derotate_section.derotated_layer()
         if out is None:
-            notify("error", "nothing to export: derotate the movie first "
-                            "(Derotate section)")
+            notify(
+                "error",
+                "nothing to export: derotate the movie first (Derotate section)",
+            )
             return None
         data = self._movie(out)
         # every channel's fill when they are all written
-        meta = _model.group_metadata(out.metadata) if isinstance(
-            data, _model.ChannelStack) else dict(out.metadata)
+        meta = (
+            _model.group_metadata(out.metadata)
+            if isinstance(data, _model.ChannelStack)
+            else dict(out.metadata)
+        )
         try:
-            job = _model.export_job(self.folder_edit.text() or ".",
-                                    self.name_edit.text(), data, meta,
-                                    overwrite=self.overwrite_checkbox.isChecked(),
-                                    fmt=self.format_combo.currentData())
+            job = _model.export_job(
+                self.folder_edit.text() or ".",
+                self.name_edit.text(),
+                data,
+                meta,
+                overwrite=self.overwrite_checkbox.isChecked(),
+                fmt=self.format_combo.currentData(),
+            )
         except DerotationError as exc:
             notify("error", str(exc))
             return None
@@ -119,11 +142,20 @@ class ExportSection(Section):
             return None
         self.export_button.setEnabled(False)
         self.progress.start(data.shape[0])
-        self.worker = steps_worker(_model.export_steps, job, data, meta,
-                                   desc=f"exporting {job.output.path.name}")
+        self.worker = steps_worker(
+            _model.export_steps,
+            job,
+            data,
+            meta,
+            desc=f"exporting {job.output.path.name}",
+        )
         return self.progress.run(
-            self.worker, on_done=self._on_done, on_finished=self._on_finished,
-            label=self.result_label, cancelled="cancelled; nothing written")
+            self.worker,
+            on_done=self._on_done,
+            on_finished=self._on_finished,
+            label=self.result_label,
+            cancelled="cancelled; nothing written",
+        )
 
     def _movie(self, out):
         """What is written: the derotated layer, or with several channels
@@ -152,8 +184,8 @@ class ExportSection(Section):
         self.written = list(written)
         folder = Path(written[0]).parent
         self.result_label.setText(
-            "wrote " + ", ".join(Path(p).name for p in written) +
-            f" in {folder}")
+            "wrote " + ", ".join(Path(p).name for p in written) + f" in {folder}"
+        )
         notify("info", f"exported {len(written)} files to {folder}")
 
 

@@ -84,10 +84,21 @@ def parameters(metadata) -> dict:
     """The derotation parameters worth saving beside an image (JSON-ready)."""
     d = get(metadata)
     out = {}
-    for key in ("center", "true_center", "angles_source", "interpolation",
-                "fill_value", "derotated", "source_layer", "version",
-                "movie_path", "input_path", "plane_tilt", "plane_orientation",
-                "plane_output"):
+    for key in (
+        "center",
+        "true_center",
+        "angles_source",
+        "interpolation",
+        "fill_value",
+        "derotated",
+        "source_layer",
+        "version",
+        "movie_path",
+        "input_path",
+        "plane_tilt",
+        "plane_orientation",
+        "plane_output",
+    ):
         if d.get(key) is not None:
             v = d[key]
             out[key] = v.tolist() if isinstance(v, np.ndarray) else v

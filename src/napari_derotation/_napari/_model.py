@@ -34,21 +34,24 @@ def check_inputs(data, angles, center=None):
     naming what is wrong (a 2-D image, too few angles, a centre outside).
     """
     if data is None:
-        raise DerotationError("no movie: open a TIFF stack or the sample "
-                              "(File > Open Sample > napari-derotation)")
+        raise DerotationError(
+            "no movie: open a TIFF stack or the sample "
+            "(File > Open Sample > napari-derotation)"
+        )
     if np.ndim(data) != 3:
         raise DerotationError(
             f"{movie_problem(np.shape(data))}; the selected layer is "
-            f"{np.ndim(data)}-D with shape {tuple(np.shape(data))}")
+            f"{np.ndim(data)}-D with shape {tuple(np.shape(data))}"
+        )
     check_movie(data)
     if angles is None:
         raise DerotationError(
             "no rotation angles for this movie: load a per-line angles file "
-            "or compute them from the analog signals (Data section)")
+            "or compute them from the analog signals (Data section)"
+        )
     n, rows, _ = data.shape
     angles = check_angles(angles, n * rows, rows)
     return angles, check_center(center, data.shape)
-
 
 
 def movie_problem(shape, rgb: bool = False) -> str | None:
@@ -77,9 +80,11 @@ def angle_warnings(angles, shape) -> list[str]:
     angles = np.asarray(angles, np.float64)
     need = int(shape[0]) * int(shape[1])
     if angles.size < need:
-        return [f"{angles.size} angles for a movie of {need} lines ({shape[0]} "
-                f"frames x {shape[1]} rows): the movie cannot be derotated "
-                f"with them; check that these angles belong to this movie"]
+        return [
+            f"{angles.size} angles for a movie of {need} lines ({shape[0]} "
+            f"frames x {shape[1]} rows): the movie cannot be derotated "
+            f"with them; check that these angles belong to this movie"
+        ]
     return frames_angle_warnings(angles, shape)
 
 
@@ -99,8 +104,9 @@ def fill_values(datas, mode: str) -> float | tuple[float, ...]:
     return fills[0] if len(fills) == 1 else fills
 
 
-def preview_frames(angles, n_frames: int, rows: int,
-                   k: int = PREVIEW_FRAMES) -> np.ndarray:
+def preview_frames(
+    angles, n_frames: int, rows: int, k: int = PREVIEW_FRAMES
+) -> np.ndarray:
     """Up to ``k`` frames spread evenly over the angles the movie visits.
 
     Their derotated mean is sharp only when the centre is right: with a
@@ -117,8 +123,7 @@ def preview_frames(angles, n_frames: int, rows: int,
     return np.sort(order[np.unique(pick)])
 
 
-def preview_image(data, angles, frames, params: DerotationParams
-                  ) -> np.ndarray:
+def preview_image(data, angles, frames, params: DerotationParams) -> np.ndarray:
     """Mean of ``frames`` derotated with ``params`` (float32)."""
     n, rows, cols = data.shape
     angles, params = line_angles(angles, data.shape, params)
@@ -129,21 +134,40 @@ def preview_image(data, angles, frames, params: DerotationParams
     return out.mean(axis=0, dtype=np.float32)
 
 
-def find_delay(data, angles, params: DerotationParams, *, search_radius=3.0,
-               n_calls=30, progress=None):
+def find_delay(
+    data,
+    angles,
+    params: DerotationParams,
+    *,
+    search_radius=3.0,
+    n_calls=30,
+    progress=None,
+):
     """The angle delay (lines) found with the centre, in turn, from the
     centre of ``params`` (what the Centre section's *Find delay* runs in a
     worker): a :class:`~napari_derotation.center.delay.DelayResult`."""
     from ..center.delay import find_center_and_delay
 
     return find_center_and_delay(
-        data, angles, initial=params.center, search_radius=search_radius,
-        n_calls=n_calls, delay=params.angle_delay, params=params,
-        progress=progress)
+        data,
+        angles,
+        initial=params.center,
+        search_radius=search_radius,
+        n_calls=n_calls,
+        delay=params.angle_delay,
+        params=params,
+        progress=progress,
+    )
 
 
-def derotate_steps(data, angles, params: DerotationParams, *,
-                   chunk_frames=CHUNK_FRAMES, score: Agreement | None = None):
+def derotate_steps(
+    data,
+    angles,
+    params: DerotationParams,
+    *,
+    chunk_frames=CHUNK_FRAMES,
+    score: Agreement | None = None,
+):
     """Generator: derotate a movie chunk by chunk with ``params``.
 
     Yields ``(done, total)`` after each chunk and returns the derotated
@@ -157,8 +181,12 @@ def derotate_steps(data, angles, params: DerotationParams, *,
     for start in range(0, n, chunk_frames):
         stop = min(n, start + chunk_frames)
         chunk = np.ascontiguousarray(np.asarray(data[start:stop]))
-        derotate_into(chunk, angles[start * rows: stop * rows],
-                      out=out[start:stop], params=params)
+        derotate_into(
+            chunk,
+            angles[start * rows : stop * rows],
+            out=out[start:stop],
+            params=params,
+        )
         if score is not None:
             score.add(start, chunk, out[start:stop])
         yield stop, n
@@ -187,16 +215,19 @@ def channel_group(layers, layer) -> list:
     found = {}
     for ly in layers:
         e = _meta.get(getattr(ly, "metadata", None))
-        if e.get("movie_path") == d.get("movie_path") and "channel" in e \
-                and e.get("channels") == d["channels"] \
-                and not e.get("derotated"):
+        if (
+            e.get("movie_path") == d.get("movie_path")
+            and "channel" in e
+            and e.get("channels") == d["channels"]
+            and not e.get("derotated")
+        ):
             found.setdefault(int(e["channel"]), ly)
-    return [found[c] for c in sorted(found)] if layer in found.values() \
-        else [layer]
+    return [found[c] for c in sorted(found)] if layer in found.values() else [layer]
 
 
-def derotate_group_steps(datas, angles, params: DerotationParams, *,
-                         chunk_frames=CHUNK_FRAMES, scores=None):
+def derotate_group_steps(
+    datas, angles, params: DerotationParams, *, chunk_frames=CHUNK_FRAMES, scores=None
+):
     """Generator: derotate every channel of a movie (``datas``, the same
     frames and angles) with :func:`derotate_steps`, channel ``k`` with its
     own fill value (``params.for_channel(k)``); yields ``(done, total)``
@@ -207,8 +238,13 @@ def derotate_group_steps(datas, angles, params: DerotationParams, *,
     scores = list(scores) if scores is not None else [None] * len(datas)
     outs = []
     for k, data in enumerate(datas):
-        gen = derotate_steps(data, angles, params.for_channel(k),
-                             chunk_frames=chunk_frames, score=scores[k])
+        gen = derotate_steps(
+            data,
+            angles,
+            params.for_channel(k),
+            chunk_frames=chunk_frames,
+            score=scores[k],
+        )
         try:
             while True:
                 done, _ = next(gen)
@@ -232,8 +268,7 @@ class ChannelStack:
         self.ndim = len(shape)
 
     def __getitem__(self, index):
-        return np.stack([np.asarray(d[index]) for d in self.datas],
-                        axis=self.c_axis)
+        return np.stack([np.asarray(d[index]) for d in self.datas], axis=self.c_axis)
 
 
 def mean_images(raw, derotated, frames, center=None):
@@ -241,8 +276,12 @@ def mean_images(raw, derotated, frames, center=None):
     the :func:`agreement` of each set of frames."""
     raw_f = np.asarray(raw[frames])
     out_f = np.asarray(derotated[frames])
-    return (raw_f.mean(0, dtype=np.float32), out_f.mean(0, dtype=np.float32),
-            agreement(raw_f, center), agreement(out_f, center))
+    return (
+        raw_f.mean(0, dtype=np.float32),
+        out_f.mean(0, dtype=np.float32),
+        agreement(raw_f, center),
+        agreement(out_f, center),
+    )
 
 
 def agreement(frames, center=None) -> float:
@@ -326,12 +365,13 @@ class Agreement:
 def agreement_message(raw: float, derotated: float) -> tuple[str, bool]:
     """What the agreement after a derotation says, in words, and whether
     it is low (below :data:`AGREEMENT_LOW`: the centre may be off)."""
-    text = (f"frame agreement {derotated:.2f} (raw {raw:.2f}; 1 = the "
-            f"rotating frames all alike)")
+    text = (
+        f"frame agreement {derotated:.2f} (raw {raw:.2f}; 1 = the "
+        f"rotating frames all alike)"
+    )
     low = derotated < AGREEMENT_LOW
     if low:
-        text += ("; low: cells still move, so the centre of rotation is "
-                 "probably off")
+        text += "; low: cells still move, so the centre of rotation is probably off"
     return text, low
 
 
@@ -347,8 +387,9 @@ def showcase_frame(angles, n_frames: int, rows: int, current: int) -> int:
     return int(frames[int(np.argmax(turned))])
 
 
-def export_job(folder, name, derotated, metadata, *, overwrite=False,
-               fmt="tif", check_files=True):
+def export_job(
+    folder, name, derotated, metadata, *, overwrite=False, fmt="tif", check_files=True
+):
     """The :class:`~napari_derotation.job.Job` of exporting a derotated
     layer (``derotated``: its data, every channel in the input's axes) as
     ``name`` in ``folder``: the movie (TIFF or OME-Zarr), its record, the
@@ -361,21 +402,32 @@ def export_job(folder, name, derotated, metadata, *, overwrite=False,
     axes = d.get("axes") if np.ndim(derotated) > 3 else None
     shape = tuple(derotated.shape)
     if axes:
-        shape = (shape[0], *to_tzcyx(np.empty((1, *shape[1:]), np.bool_),
-                                     axes).shape[1:])
+        shape = (
+            shape[0],
+            *to_tzcyx(np.empty((1, *shape[1:]), np.bool_), axes).shape[1:],
+        )
     else:
         shape = (shape[0], 1, 1, *shape[1:])
         axes = "TYX"
     input_path = d.get("input_path")
     movie = MovieSpec.in_memory(
-        shape, derotated.dtype, axes, path=input_path if input_path and
-        Path(input_path).is_file() else None)
-    out = output_spec(folder=folder, name=name, fmt=fmt, overwrite=overwrite,
-                      tables=True)
-    job = describe(movie, d.get("angles_per_line"), out,
-                   params=_meta.params(metadata),
-                   angles_source=d.get("angles_source"),
-                   extra_angles_ok=True, check_files=False)
+        shape,
+        derotated.dtype,
+        axes,
+        path=input_path if input_path and Path(input_path).is_file() else None,
+    )
+    out = output_spec(
+        folder=folder, name=name, fmt=fmt, overwrite=overwrite, tables=True
+    )
+    job = describe(
+        movie,
+        d.get("angles_per_line"),
+        out,
+        params=_meta.params(metadata),
+        angles_source=d.get("angles_source"),
+        extra_angles_ok=True,
+        check_files=False,
+    )
     if check_files:
         folder = Path(folder)
         if not folder.is_dir():
@@ -392,14 +444,20 @@ def export_steps(job, derotated, metadata, *, chunk_frames=64):
     from ..job import write_result
 
     d = _meta.get(metadata)
-    return (yield from write_result(
-        job, derotated, chunk_frames=chunk_frames,
-        frame_angles=d.get("angles_per_frame"),
-        source_layer=d.get("source_layer")))
+    return (
+        yield from write_result(
+            job,
+            derotated,
+            chunk_frames=chunk_frames,
+            frame_angles=d.get("angles_per_frame"),
+            source_layer=d.get("source_layer"),
+        )
+    )
 
 
-def derotated_metadata(source_meta, params: DerotationParams, *,
-                       source_layer, channel: int | None = None) -> dict:
+def derotated_metadata(
+    source_meta, params: DerotationParams, *, source_layer, channel: int | None = None
+) -> dict:
     """Metadata of a derotated layer (so its export and save know how).
 
     ``params`` may hold one fill value per channel: the layer of channel
@@ -417,9 +475,13 @@ def derotated_metadata(source_meta, params: DerotationParams, *,
             params = params.for_channel(channel)
     else:
         d.pop("fill_values", None)
-    d.update(_meta.from_params(params), derotated=True,
-             source_layer=source_layer, version=__version__,
-             input_path=raw_path)
+    d.update(
+        _meta.from_params(params),
+        derotated=True,
+        source_layer=source_layer,
+        version=__version__,
+        input_path=raw_path,
+    )
     return {_meta.KEY: d}
 
 

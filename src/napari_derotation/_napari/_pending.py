@@ -37,8 +37,9 @@ def compute_angles(meta: dict, ds, folder):
     (a layer's derotation dict); returns the worker (started)."""
     folder = Path(folder)
     meta["angles_pending"] = str(folder)
-    worker = callback_worker(_compute, ds, folder,
-                             desc=f"angles from the signals in {folder.name}")
+    worker = callback_worker(
+        _compute, ds, folder, desc=f"angles from the signals in {folder.name}"
+    )
     worker.returned.connect(lambda result: _arrived(meta, result, folder))
     worker.finished.connect(lambda: _finished(meta, worker))
     RUNNING.append(worker)
@@ -74,13 +75,17 @@ def _compute(ds, folder: Path, progress=None):
         raise DerotationError(
             f"cannot compute the angles from the analog signals in {folder}: "
             f"{exc}; check its signal files, or load per-line angles in the "
-            f"Data section") from None
+            f"Data section"
+        ) from None
 
 
 def _arrived(meta: dict, result, folder: Path) -> None:
     if result is None:
-        notify("warning", f"{folder.name}: computing the angles was "
-                          f"cancelled; load them in the Data section")
+        notify(
+            "warning",
+            f"{folder.name}: computing the angles was "
+            f"cancelled; load them in the Data section",
+        )
         return
     if isinstance(result, Failure):
         notify("error", result.message)

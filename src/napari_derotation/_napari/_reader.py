@@ -103,13 +103,20 @@ def read_hyperstack(path) -> tuple:
         paths = list(src.paths)
     data = _hyperstack_data(paths, shape, axes)
     first = paths[0]
-    name = first.stem if len(paths) == 1 else \
-        (_SEQUENCE.match(first.stem) or re.match("(.*)", first.stem)).group(1)
+    name = (
+        first.stem
+        if len(paths) == 1
+        else (_SEQUENCE.match(first.stem) or re.match("(.*)", first.stem)).group(1)
+    )
     found = find_angles(first) if len(paths) == 1 else _folder_angles(paths)
-    base = {"movie_path": str(first.resolve()), "movie_name": name,
-            "axes": axes,
-            "planes": shape[1], "channels": shape[2],
-            "source_files": [str(p) for p in paths]}
+    base = {
+        "movie_path": str(first.resolve()),
+        "movie_name": name,
+        "axes": axes,
+        "planes": shape[1],
+        "channels": shape[2],
+        "source_files": [str(p) for p in paths],
+    }
     if meta_src.get("frame_rate"):
         base["frame_rate"] = meta_src["frame_rate"]
     if found is not None:
@@ -120,19 +127,23 @@ def read_hyperstack(path) -> tuple:
     names = meta_src.get("channel_names") or [f"ch{c}" for c in range(n_ch)]
     kwargs = {"name": name, "metadata": {_meta.KEY: base}}
     if n_ch > 1:
-        kwargs = {"name": [f"{name} {n}" for n in names], "channel_axis":
-                  axes.index("C"),
-                  "metadata": [{_meta.KEY: {**base, "channel": c}}
-                               for c in range(n_ch)]}
+        kwargs = {
+            "name": [f"{name} {n}" for n in names],
+            "channel_axis": axes.index("C"),
+            "metadata": [{_meta.KEY: {**base, "channel": c}} for c in range(n_ch)],
+        }
     return data, kwargs, "image"
 
 
 def _folder_angles(paths):
     """Angles beside a sequence of files: ``<folder>_angles.npy`` or
     ``angles_per_line.npy``."""
-    return _first_angles((
-        paths[0].with_name(f"{paths[0].parent.name}_angles.npy"),
-        paths[0].with_name("angles_per_line.npy")))
+    return _first_angles(
+        (
+            paths[0].with_name(f"{paths[0].parent.name}_angles.npy"),
+            paths[0].with_name("angles_per_line.npy"),
+        )
+    )
 
 
 def _hyperstack_data(paths, shape, axes):
@@ -157,10 +168,14 @@ def _hyperstack_data(paths, shape, axes):
             return from_tzcyx(s.read(a, b), axes)
 
     out_shape = from_tzcyx(np.empty((1, *shape[1:]), np.bool_), axes).shape
-    blocks = [da.from_delayed(dask.delayed(read)(a, min(a + step, shape[0])),
-                              (min(a + step, shape[0]) - a, *out_shape[1:]),
-                              dtype)
-              for a in range(0, shape[0], step)]
+    blocks = [
+        da.from_delayed(
+            dask.delayed(read)(a, min(a + step, shape[0])),
+            (min(a + step, shape[0]) - a, *out_shape[1:]),
+            dtype,
+        )
+        for a in range(0, shape[0], step)
+    ]
     return da.concatenate(blocks, axis=0)
 
 
@@ -190,8 +205,12 @@ def read_layer(path) -> tuple:
     if isinstance(path, list):
         return read_hyperstack(path)
     path = Path(path)
-    if not is_zarr_path(path) and path.is_dir() and \
-            _dataset(path, quiet=True) is None and _tiffs(path):
+    if (
+        not is_zarr_path(path)
+        and path.is_dir()
+        and _dataset(path, quiet=True) is None
+        and _tiffs(path)
+    ):
         return read_hyperstack(path)
     if path.is_file() and _hyperstack(path):
         return read_hyperstack(path)
@@ -200,14 +219,18 @@ def read_layer(path) -> tuple:
         with open_source(path) as src:
             data, record = src.dask(), src.record
         found = find_angles(path)
-        name = path.name[: -len(".ome.zarr")] if path.name.lower().endswith(
-            ".ome.zarr") else path.stem
+        name = (
+            path.name[: -len(".ome.zarr")]
+            if path.name.lower().endswith(".ome.zarr")
+            else path.stem
+        )
     elif path.is_dir():
         ds = _dataset(path)
         if ds is None:
             raise DerotationError(
                 f"{path.name}: expected a dataset folder (analog signals, "
-                f"stimulus table, config); found none")
+                f"stimulus table, config); found none"
+            )
         data = open_movie(ds.movie_path)
         found, pending = None, (ds, path)
         name = Path(ds.movie_path).stem
@@ -216,8 +239,7 @@ def read_layer(path) -> tuple:
         meta = {"movie_path": str(path.resolve())}
         attach_angles(meta, path)
         _attach_record(meta, path)
-        return data, {"name": path.stem, "metadata": {_meta.KEY: meta}}, \
-            "image"
+        return data, {"name": path.stem, "metadata": {_meta.KEY: meta}}, "image"
     meta = {"movie_path": str(path.resolve())}
     if found is not None:
         meta.update(angles_per_line=found[0], angles_source=found[1])
@@ -287,25 +309,30 @@ def _dask_movie(path: Path):
         t, z, c, rows, cols = src.shape
         shape, dtype = (t, rows, cols), src.dtype
         if z > 1 or c > 1:
-            src.frames()    # refused: one plane and channel here
-    step = max(1, min(shape[0], (32 * 2**20) // (shape[1] * shape[2]
-                                                  * dtype.itemsize)))
+            src.frames()  # refused: one plane and channel here
+    step = max(1, min(shape[0], (32 * 2**20) // (shape[1] * shape[2] * dtype.itemsize)))
 
     def read(start, stop):
         with open_source(path) as src:
             return src.read(start, stop).reshape(stop - start, *shape[1:])
 
-    blocks = [da.from_delayed(dask.delayed(read)(s, min(s + step, shape[0])),
-                              (min(s + step, shape[0]) - s, *shape[1:]), dtype)
-              for s in range(0, shape[0], step)]
+    blocks = [
+        da.from_delayed(
+            dask.delayed(read)(s, min(s + step, shape[0])),
+            (min(s + step, shape[0]) - s, *shape[1:]),
+            dtype,
+        )
+        for s in range(0, shape[0], step)
+    ]
     return da.concatenate(blocks, axis=0)
 
 
 def sidecar_candidates(movie_path) -> list[Path]:
     """Files that may hold a movie's per-line angles, in order of preference."""
     p = Path(movie_path)
-    return [p.with_name(f"{p.stem}_angles{s}") for s in (".npy", ".csv", ".txt")
-            ] + [p.with_name("angles_per_line.npy")]
+    return [p.with_name(f"{p.stem}_angles{s}") for s in (".npy", ".csv", ".txt")] + [
+        p.with_name("angles_per_line.npy")
+    ]
 
 
 def find_angles(movie_path):

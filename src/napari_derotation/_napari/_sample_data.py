@@ -14,18 +14,27 @@ from . import _meta
 SAMPLE_OFFSET = (6.0, -9.0)
 
 
-def sample_movie(shape=(256, 256), n_frames: int = 120, *, seed: int = 1,
-                 noise: float = 4.0):
+def sample_movie(
+    shape=(256, 256), n_frames: int = 120, *, seed: int = 1, noise: float = 4.0
+):
     """The simulated movie behind the sample (a ``SimulatedMovie``)."""
-    return simulate_movie(shape, n_frames, trace="real",
-                          center_offset=SAMPLE_OFFSET, noise=noise, seed=seed)
+    return simulate_movie(
+        shape,
+        n_frames,
+        trace="real",
+        center_offset=SAMPLE_OFFSET,
+        noise=noise,
+        seed=seed,
+    )
 
 
 def sample_layer(sim, name: str = "rotating cells") -> tuple:
     """``(movie, kwargs, "image")`` for a simulated movie."""
-    meta = {"angles_per_line": sim.angles_per_line,
-            "angles_source": "simulated (real recorded trace)",
-            "true_center": [float(c) for c in sim.center]}
+    meta = {
+        "angles_per_line": sim.angles_per_line,
+        "angles_source": "simulated (real recorded trace)",
+        "true_center": [float(c) for c in sim.center],
+    }
     return sim.movie, {"name": name, "metadata": {_meta.KEY: meta}}, "image"
 
 

@@ -73,8 +73,9 @@ class Session(QObject):
         ``None`` for a movie."""
         if self.layer is None:
             return None
-        return _model.movie_problem(np.shape(self.data),
-                                    bool(getattr(self.layer, "rgb", False)))
+        return _model.movie_problem(
+            np.shape(self.data), bool(getattr(self.layer, "rgb", False))
+        )
 
     def source_path(self) -> Path | None:
         """The file napari read the layer from (whichever reader did)."""
@@ -88,21 +89,30 @@ class Session(QObject):
         where they came from."""
         d = _meta.get(self.layer.metadata)
         path = self.source_path()
-        if path is None or d.get("angles_per_line") is not None or \
-                d.get("angles_pending") or d.get("angles_looked_for"):
+        if (
+            path is None
+            or d.get("angles_per_line") is not None
+            or d.get("angles_pending")
+            or d.get("angles_looked_for")
+        ):
             return
         from ._reader import attach_angles
 
         d = self.metadata
-        d["angles_looked_for"] = True          # once per layer
+        d["angles_looked_for"] = True  # once per layer
         d.setdefault("movie_path", str(path.resolve()))
         if attach_angles(d, path):
             d["angles_found_by"] = f"found beside {path.name}"
-            what = "being computed from the analog signals in " + \
-                Path(d["angles_pending"]).name if d.get("angles_pending") \
+            what = (
+                "being computed from the analog signals in "
+                + Path(d["angles_pending"]).name
+                if d.get("angles_pending")
                 else f"from {Path(d['angles_source']).name}"
-            notify("info", f"{self.name()}: rotation angles {what}, found "
-                           f"beside {path.name}")
+            )
+            notify(
+                "info",
+                f"{self.name()}: rotation angles {what}, found beside {path.name}",
+            )
 
     @property
     def data(self):
@@ -111,8 +121,7 @@ class Session(QObject):
         so the angles index it as a single-plane movie."""
         if self.layer is None:
             return None
-        return _model.scan_frames(self.layer.data,
-                                  _meta.get(self.layer.metadata))
+        return _model.scan_frames(self.layer.data, _meta.get(self.layer.metadata))
 
     @property
     def metadata(self) -> dict:
@@ -164,8 +173,7 @@ class Session(QObject):
             _model.check_inputs(self.data, angles)
         except DerotationError as exc:
             name = Path(str(source)).name or str(source)
-            notify("error", f"{name}: {exc}; these angles do not fit "
-                            f"{self.name()}")
+            notify("error", f"{name}: {exc}; these angles do not fit {self.name()}")
             return False
         d = self.metadata
         d["angles_per_line"] = np.asarray(angles, np.float64)
@@ -205,12 +213,10 @@ class Session(QObject):
         if self.layer is None:
             return (0.0, 0.0)
         d = _meta.get(self.layer.metadata)
-        return (float(d.get("plane_tilt", 0.0)),
-                float(d.get("plane_orientation", 0.0)))
+        return (float(d.get("plane_tilt", 0.0)), float(d.get("plane_orientation", 0.0)))
 
     def set_plane(self, tilt: float, orientation: float) -> None:
-        if self.layer is None or (float(tilt), float(orientation)) == \
-                self.plane:
+        if self.layer is None or (float(tilt), float(orientation)) == self.plane:
             return
         self.metadata["plane_tilt"] = float(tilt)
         self.metadata["plane_orientation"] = float(orientation)
@@ -219,17 +225,21 @@ class Session(QObject):
     def params(self) -> DerotationParams:
         """The movie's centre and rotation plane as derotation parameters
         (interpolation and fill are the Derotate section's)."""
-        return _meta.params(self.layer.metadata if self.layer else None
-                            ).replace(center=self.center)
+        return _meta.params(self.layer.metadata if self.layer else None).replace(
+            center=self.center
+        )
 
     def inputs(self):
         """``(data, angles, params)`` ready for the engine, or ``None`` after
         a notification saying what is missing."""
         found = self.angles()
         if self.pending():
-            notify("info", f"the angles of {self.name()} are still being "
-                           f"computed from the analog signals in "
-                           f"{self.pending()}; wait for them (activity dock)")
+            notify(
+                "info",
+                f"the angles of {self.name()} are still being "
+                f"computed from the analog signals in "
+                f"{self.pending()}; wait for them (activity dock)",
+            )
             return None
         try:
             if self.layer is None:
@@ -237,7 +247,8 @@ class Session(QObject):
             if self.problem():
                 raise DerotationError(f"{self.name()}: {self.problem()}")
             angles, center = _model.check_inputs(
-                self.data, None if found is None else found[0], self.center)
+                self.data, None if found is None else found[0], self.center
+            )
         except DerotationError as exc:
             notify("error", str(exc))
             return None

@@ -29,8 +29,10 @@ from ._workers import warmup_worker
 #: is open): key -> (method name, what it does).
 KEYS = {
     "Shift-D": ("key_derotate", "derotate the movie (Derotate)"),
-    "Shift-C": ("key_pick_cell", "pick a cell: the next click fits the "
-                                 "ellipse it traces (Pick cell)"),
+    "Shift-C": (
+        "key_pick_cell",
+        "pick a cell: the next click fits the ellipse it traces (Pick cell)",
+    ),
     "Shift-G": ("key_side_by_side", "toggle raw and derotated side by side"),
 }
 
@@ -48,10 +50,10 @@ class Sections(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.collapsible_widgets: list[QCollapsible] = []
 
-    def add_widget(self, widget, collapsible: bool = True,
-                   widget_title: str = "") -> None:
-        box = QCollapsible(widget_title, self, expandedIcon="▼",
-                           collapsedIcon="▶")
+    def add_widget(
+        self, widget, collapsible: bool = True, widget_title: str = ""
+    ) -> None:
+        box = QCollapsible(widget_title, self, expandedIcon="▼", collapsedIcon="▶")
         box.setContent(widget)
         box.collapse(animate=False)
         box.toggled.connect(lambda state, box=box: self._only(box, state))
@@ -59,7 +61,7 @@ class Sections(QWidget):
         self.layout().addWidget(box, 0, Qt.AlignmentFlag.AlignTop)
 
     def _only(self, opened: QCollapsible, state: bool) -> None:
-        if not state:     # the content keeps no height (Section.refit)
+        if not state:  # the content keeps no height (Section.refit)
             opened.content().setMinimumHeight(0)
         if state:
             for box in self.collapsible_widgets:
@@ -77,18 +79,22 @@ class DerotationWidget(Sections):
         self.session = Session(napari_viewer, parent=self)
         self.data = DataSection(napari_viewer, self.session, parent=self)
         self.center = CenterSection(napari_viewer, self.session, parent=self)
-        self.derotate = DerotateSection(napari_viewer, self.session,
-                                        parent=self)
-        self.export = ExportSection(napari_viewer, self.session,
-                                    self.derotate, parent=self)
-        for title, section in (("1. Data", self.data),
-                               ("2. Centre of rotation", self.center),
-                               ("3. Derotate", self.derotate),
-                               ("4. Export", self.export)):
+        self.derotate = DerotateSection(napari_viewer, self.session, parent=self)
+        self.export = ExportSection(
+            napari_viewer, self.session, self.derotate, parent=self
+        )
+        for title, section in (
+            ("1. Data", self.data),
+            ("2. Centre of rotation", self.center),
+            ("3. Derotate", self.derotate),
+            ("4. Export", self.export),
+        ):
             self.add_widget(section, collapsible=True, widget_title=title)
-        for box, name in zip(self.collapsible_widgets,
-                             ("data", "center", "derotate", "export"),
-                             strict=True):
+        for box, name in zip(
+            self.collapsible_widgets,
+            ("data", "center", "derotate", "export"),
+            strict=True,
+        ):
             box.setObjectName(f"{name}_section")
             box.toggleButton().setObjectName(f"{name}_section_toggle")
         self.derotate.grid_checkbox.toggled.connect(self.center.suspend_preview)
@@ -114,8 +120,7 @@ class DerotationWidget(Sections):
 
     def key_pick_cell(self, viewer=None):
         self.expand("center")
-        self.center.pick_button.setChecked(not self.center.pick_button
-                                           .isChecked())
+        self.center.pick_button.setChecked(not self.center.pick_button.isChecked())
 
     def key_side_by_side(self, viewer=None):
         box = self.derotate.grid_checkbox
@@ -125,7 +130,7 @@ class DerotationWidget(Sections):
         """The Bayesian centre search, from the Derotate section's
         suggestion (a low agreement): opens the Centre section and starts
         it; returns the worker (started) or None."""
-        self.derotate.set_side_by_side(False)   # the cross and the preview
+        self.derotate.set_side_by_side(False)  # the cross and the preview
         self.expand("center")
         return self.center.start_search()
 
@@ -134,21 +139,25 @@ class DerotationWidget(Sections):
         """The centre search and pick wait for angles being computed; Pick
         cell needs a movie (not a single image)."""
         wait = bool(self.session.pending())
-        searching = self.center.bayes_worker is not None and \
-            not self.center.bayes_worker.done
+        searching = (
+            self.center.bayes_worker is not None and not self.center.bayes_worker.done
+        )
         self.center.bayes_button.setEnabled(not wait and not searching)
-        fitting = self.center.fit_worker is not None and \
-            not self.center.fit_worker.done
+        fitting = self.center.fit_worker is not None and not self.center.fit_worker.done
         self.center.pick_button.setEnabled(
-            not wait and not fitting and self.session.is_movie())
+            not wait and not fitting and self.session.is_movie()
+        )
         if not self.session.is_movie():
             self.center.pick_button.setChecked(False)
 
     # -- closing ------------------------------------------------------------
     def event(self, e):
         # napari's dock close button takes the widget out of its dock
-        if e.type() == QEvent.Type.ParentChange and self.parent() is None \
-                and self._was_docked:
+        if (
+            e.type() == QEvent.Type.ParentChange
+            and self.parent() is None
+            and self._was_docked
+        ):
             self.shutdown()
         elif e.type() == QEvent.Type.ParentChange:
             self._was_docked = self.parent() is not None
@@ -172,21 +181,30 @@ class DerotationWidget(Sections):
         for key, (method, _) in KEYS.items():
             unbound = self.viewer.bind_key(key, None)
             if unbound is not None and unbound != getattr(self, method):
-                self.viewer.bind_key(key, unbound)   # another widget's
+                self.viewer.bind_key(key, unbound)  # another widget's
 
     def workers(self) -> list:
         """The widget's workers still running."""
-        found = (self.derotate.worker, self.export.worker, self.data.worker,
-                 self.center.bayes_worker, self.center.fit_worker,
-                 self.center.delay_worker)
+        found = (
+            self.derotate.worker,
+            self.export.worker,
+            self.data.worker,
+            self.center.bayes_worker,
+            self.center.fit_worker,
+            self.center.delay_worker,
+        )
         return [w for w in found if w is not None and not w.done]
 
     def _dtypes(self):
         layer = self.session.layer
         movie = getattr(getattr(layer, "data", None), "dtype", None)
-        return tuple(dict.fromkeys(
-            d for d in (movie, np.dtype(np.uint16), np.dtype(np.float32))
-            if d is not None))
+        return tuple(
+            dict.fromkeys(
+                d
+                for d in (movie, np.dtype(np.uint16), np.dtype(np.float32))
+                if d is not None
+            )
+        )
 
     def expand(self, name: str) -> None:
         """Open one section ("data", "center", "derotate", "export")."""

@@ -53,7 +53,7 @@ def os_message(exc: OSError) -> str:
     if exc.errno == errno.ENOENT and not path.name.endswith(".partial"):
         return f"not found: {path}"
     if path.name.startswith(".") and ".partial" in path.name:
-        path = path.parent / "…"        # name the folder, not the temp file
+        path = path.parent / "…"  # name the folder, not the temp file
     elif path.is_dir():
         path = path / "…"
     return describe_os_error(exc, path)
@@ -64,8 +64,9 @@ class WorkerProgress(cancelable_progress):
     Cancel quits the worker; closed when the worker finishes."""
 
     def __init__(self, worker, desc: str, total: int = 0):
-        super().__init__(total=int(total), desc=desc,
-                         cancel_callback=worker.quit, leave=False)
+        super().__init__(
+            total=int(total), desc=desc, cancel_callback=worker.quit, leave=False
+        )
         worker.finished.connect(self.close)
 
     def cancel(self) -> None:

@@ -44,8 +44,8 @@ def write_image(path: str, data, meta: dict) -> list[str]:
     arr = np.asarray(data)
     if arr.ndim < 2:
         raise DerotationError(
-            f"expected an image (2-D or a stack of frames); got shape "
-            f"{arr.shape}")
+            f"expected an image (2-D or a stack of frames); got shape {arr.shape}"
+        )
     if d.get("derotated") and d.get("source_layer") and arr.ndim >= 3:
         return _write_derotated(path, arr, metadata, (meta or {}).get("name"))
     sources = (d.get("movie_path"), d.get("input_path"))
@@ -55,12 +55,12 @@ def write_image(path: str, data, meta: dict) -> list[str]:
     with OutputSet() as out:
         out.add(write_tiff(path, arr))
         if d:
-            out.add(write_json(sidecar_path(path),
-                               layer_record(path, arr, meta)))
+            out.add(write_json(sidecar_path(path), layer_record(path, arr, meta)))
             found = _meta.angles(metadata)
             if found is not None and not d.get("derotated"):
-                out.add(save_angles(
-                    path.with_name(f"{path.stem}_angles.npy"), found[0]))
+                out.add(
+                    save_angles(path.with_name(f"{path.stem}_angles.npy"), found[0])
+                )
     return [str(p) for p in out.written]
 
 
@@ -69,12 +69,14 @@ def _write_derotated(path, arr, metadata, layer_name) -> list[str]:
     TIFF and its record (napari's dialog has asked before replacing)."""
     from ..job import write_result
 
-    job = _model.export_job(path.parent, path.name, arr, metadata,
-                            overwrite=True, check_files=False)
+    job = _model.export_job(
+        path.parent, path.name, arr, metadata, overwrite=True, check_files=False
+    )
     job = dataclasses.replace(job, output=output_spec(path, overwrite=True))
     check_job_files(job)
-    steps = write_result(job, arr, source_layer=_meta.get(metadata).get(
-        "source_layer"), layer=layer_name)
+    steps = write_result(
+        job, arr, source_layer=_meta.get(metadata).get("source_layer"), layer=layer_name
+    )
     while True:
         try:
             next(steps)

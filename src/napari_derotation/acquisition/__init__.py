@@ -11,5 +11,11 @@ angles computed from them.
 from .loaders import AnalogSignals, load_analog, load_stimulus
 from .signals import AnglesResult, SignalParams, process_signals
 
-__all__ = ["AnalogSignals", "load_analog", "load_stimulus", "AnglesResult",
-           "SignalParams", "process_signals"]
+__all__ = [
+    "AnalogSignals",
+    "load_analog",
+    "load_stimulus",
+    "AnglesResult",
+    "SignalParams",
+    "process_signals",
+]

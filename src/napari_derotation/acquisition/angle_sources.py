@@ -28,8 +28,13 @@ from ..errors import Cancelled, DerotationError
 from . import linetimes
 from .signals import AnglesResult, rotation_of
 
-__all__ = ["compute_angles", "needs_analog", "angles_input", "find_rotations",
-           "lines_result"]
+__all__ = [
+    "compute_angles",
+    "needs_analog",
+    "angles_input",
+    "find_rotations",
+    "lines_result",
+]
 
 #: Rotations are runs of lines turning by more than this many degrees per
 #: frame (for the summary and the per-frame table only).
@@ -48,11 +53,19 @@ def needs_analog(cfg) -> bool:
 def angles_input(cfg):
     """The file the angles come from (for messages and the record)."""
     return {"log": cfg.log_path, "frame_angles": cfg.frame_angles_path}.get(
-        cfg.rotation_source, cfg.signals)
+        cfg.rotation_source, cfg.signals
+    )
 
 
-def compute_angles(cfg, *, n_frames: int, rows: int, progress=None,
-                   frame_timestamps=None, line_period=None) -> AnglesResult:
+def compute_angles(
+    cfg,
+    *,
+    n_frames: int,
+    rows: int,
+    progress=None,
+    frame_timestamps=None,
+    line_period=None,
+) -> AnglesResult:
     """Per-line and per-frame angles from the source ``cfg`` names.
 
     ``cfg`` is a :class:`~napari_derotation.pipeline.Config` (any object with
@@ -67,10 +80,10 @@ def compute_angles(cfg, *, n_frames: int, rows: int, progress=None,
         if progress is not None and progress(done, 2) is False:
             raise Cancelled("angle computation cancelled")
 
-    clock = {"log": cfg.log_clock, "frame_angles": cfg.frame_angles_clock
-             }.get(src, "line_clock")
-    times = _line_times(cfg, clock, n_frames, rows, frame_timestamps,
-                        line_period)
+    clock = {"log": cfg.log_clock, "frame_angles": cfg.frame_angles_clock}.get(
+        src, "line_clock"
+    )
+    times = _line_times(cfg, clock, n_frames, rows, frame_timestamps, line_period)
     step(1)
     notes = list(times.notes)
     if src == "encoder":
@@ -84,12 +97,14 @@ def compute_angles(cfg, *, n_frames: int, rows: int, progress=None,
     else:
         raise DerotationError(
             f"rotation_source: expected one of encoder, position, log, "
-            f"frame_angles here; got {src!r}")
+            f"frame_angles here; got {src!r}"
+        )
     step(2)
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    return lines_result(lines, frames, times, rows=rows, source=src,
-                        notes=notes, details=info)
+    return lines_result(
+        lines, frames, times, rows=rows, source=src, notes=notes, details=info
+    )
 
 
 # ------------------------------------------------------------- the sources
@@ -101,17 +116,22 @@ def _analog(cfg, wanted: dict) -> dict:
     if cfg.signals is None:
         raise DerotationError(
             f"rotation_source {cfg.rotation_source} reads the analog file; "
-            f"none was given (paths_read.path_to_aux)")
+            f"none was given (paths_read.path_to_aux)"
+        )
     return load_channels(cfg.signals, wanted, channel_names=cfg.channel_names)
 
 
 def _clock_channels(cfg) -> dict:
     npy = cfg.signals is not None and cfg.signals.suffix.lower() == ".npy"
     if npy:
-        return {"frame clock (npy_rows[0])": int(cfg.npy_rows[0]),
-                "line clock (npy_rows[1])": int(cfg.npy_rows[1])}
-    return {"channels.frame_clock": cfg.channels["frame_clock"],
-            "channels.line_clock": cfg.channels["line_clock"]}
+        return {
+            "frame clock (npy_rows[0])": int(cfg.npy_rows[0]),
+            "line clock (npy_rows[1])": int(cfg.npy_rows[1]),
+        }
+    return {
+        "channels.frame_clock": cfg.channels["frame_clock"],
+        "channels.line_clock": cfg.channels["line_clock"],
+    }
 
 
 def _line_times(cfg, clock, n_frames, rows, frame_timestamps, line_period):
@@ -120,22 +140,27 @@ def _line_times(cfg, clock, n_frames, rows, frame_timestamps, line_period):
         ch = _analog(cfg, names)
         frame_sig, line_sig = (ch[k] for k in names)
         return linetimes.line_clock_times(
-            line_sig, frame_sig, cfg.signal_params(), n_lines=n_frames * rows,
-            n_frames=n_frames, sampling_rate=cfg.sampling_rate)
+            line_sig,
+            frame_sig,
+            cfg.signal_params(),
+            n_lines=n_frames * rows,
+            n_frames=n_frames,
+            sampling_rate=cfg.sampling_rate,
+        )
     if clock == "scanimage":
         if frame_timestamps is None or line_period is None:
             if cfg.movie is None:
                 raise DerotationError(
                     "clock scanimage: cannot align the clocks without "
-                    "ScanImage frame timestamps; no movie given")
-            frame_timestamps, line_period = linetimes.scanimage_timestamps(
-                cfg.movie)
+                    "ScanImage frame timestamps; no movie given"
+                )
+            frame_timestamps, line_period = linetimes.scanimage_timestamps(cfg.movie)
         if len(frame_timestamps) != n_frames:
             raise DerotationError(
                 f"clock scanimage: expected one frame timestamp per frame, "
-                f"{n_frames}; found {len(frame_timestamps)}")
-        return linetimes.scanimage_line_times(frame_timestamps, line_period,
-                                              rows)
+                f"{n_frames}; found {len(frame_timestamps)}"
+            )
+        return linetimes.scanimage_line_times(frame_timestamps, line_period, rows)
     if cfg.frame_rate or cfg.rotation_source == "log":
         return linetimes.frame_rate_line_times(n_frames, rows, cfg.frame_rate)
     # frame angles: evenly spaced lines need no rate (times in frames)
@@ -147,16 +172,27 @@ def _line_times(cfg, clock, n_frames, rows, frame_timestamps, line_period):
 def _encoder(cfg, times, notes):
     from .encoder import encoder_angles
 
-    ch = _analog(cfg, {"encoder.channel_a": cfg.encoder_channel_a,
-                       "encoder.channel_b": cfg.encoder_channel_b})
+    ch = _analog(
+        cfg,
+        {
+            "encoder.channel_a": cfg.encoder_channel_a,
+            "encoder.channel_b": cfg.encoder_channel_b,
+        },
+    )
     a, b = ch["encoder.channel_a"], ch["encoder.channel_b"]
     _same_length(a, times, "encoder.channel_a")
     idx = np.concatenate((times.line_clock, times.frame_clock))
     angles, more, info = encoder_angles(
-        a, b, idx, counts_per_turn=cfg.encoder_counts_per_turn,
+        a,
+        b,
+        idx,
+        counts_per_turn=cfg.encoder_counts_per_turn,
         direction=cfg.encoder_direction,
-        names=(f"channel_a {cfg.encoder_channel_a!r}",
-               f"channel_b {cfg.encoder_channel_b!r}"))
+        names=(
+            f"channel_a {cfg.encoder_channel_a!r}",
+            f"channel_b {cfg.encoder_channel_b!r}",
+        ),
+    )
     notes += more
     n = len(times.line_clock)
     return angles[:n], angles[n:], info
@@ -170,11 +206,14 @@ def _position(cfg, times, notes):
     _same_length(sig, times, "position.channel")
     idx = np.concatenate((times.line_clock, times.frame_clock))
     angles, more, info = position_angles(
-        sig, idx, degrees_per_volt=cfg.position_degrees_per_volt,
+        sig,
+        idx,
+        degrees_per_volt=cfg.position_degrees_per_volt,
         offset_volts=cfg.position_offset_volts,
         range_volts=cfg.position_range_volts,
         smoothing=cfg.position_smoothing_samples,
-        name=f"position channel {cfg.position_channel!r}")
+        name=f"position channel {cfg.position_channel!r}",
+    )
     notes += more
     n = len(times.line_clock)
     return angles[:n], angles[n:], info
@@ -186,16 +225,21 @@ def _log(cfg, times, notes, clock):
     if not times.seconds:
         raise DerotationError(
             "rotation log: cannot align the log's clock with the line clock "
-            "without sampling_rate (samples per second of the analog file)")
+            "without sampling_rate (samples per second of the analog file)"
+        )
     t, a = read_log(cfg.log_path, cfg.log_time_column, cfg.log_angle_column)
     name = f"rotation log {cfg.log_path.name}"
     both = np.concatenate((times.lines, times.frames))
-    angles, more = interpolate_log(t, a, both, offset_s=cfg.log_offset_s,
-                                   name=name, clock=clock)
+    angles, more = interpolate_log(
+        t, a, both, offset_s=cfg.log_offset_s, name=name, clock=clock
+    )
     notes += more
     n = len(times.lines)
-    return angles[:n], angles[n:], {"log_rows": int(len(t)),
-                                    "log_offset_s": float(cfg.log_offset_s)}
+    return (
+        angles[:n],
+        angles[n:],
+        {"log_rows": int(len(t)), "log_offset_s": float(cfg.log_offset_s)},
+    )
 
 
 def _frame_angles(cfg, times, notes, n_frames):
@@ -203,8 +247,8 @@ def _frame_angles(cfg, times, notes, n_frames):
 
     a = read_frame_angles(cfg.frame_angles_path, n_frames)
     lines, frames, more, info = frame_angles_to_lines(
-        a, times.frames, times.lines,
-        name=f"frame angles {cfg.frame_angles_path.name}")
+        a, times.frames, times.lines, name=f"frame angles {cfg.frame_angles_path.name}"
+    )
     notes += more
     return lines, frames, info
 
@@ -213,7 +257,8 @@ def _same_length(sig, times, key):
     if times.n_samples and len(sig) != times.n_samples:
         raise DerotationError(
             f"{key}: expected as many samples as the line clock, "
-            f"{times.n_samples}; found {len(sig)}")
+            f"{times.n_samples}; found {len(sig)}"
+        )
 
 
 # ------------------------------------------------------------------ result
@@ -231,7 +276,7 @@ def find_rotations(angles_per_line, rows: int):
     if n <= 2 * w:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     moving = np.zeros(n, bool)
-    moving[w:n - w] = np.abs(a[2 * w:] - a[:n - 2 * w]) > MOTION_DEGREES
+    moving[w : n - w] = np.abs(a[2 * w :] - a[: n - 2 * w]) > MOTION_DEGREES
     edges = np.flatnonzero(np.diff(np.concatenate(([0], moving, [0]))))
     first, last = edges[::2], edges[1::2]
     if len(first) > 1:
@@ -240,8 +285,9 @@ def find_rotations(angles_per_line, rows: int):
     return first.astype(np.int64), last.astype(np.int64)
 
 
-def lines_result(lines, frames, times, *, rows, source, notes,
-                 details=None) -> AnglesResult:
+def lines_result(
+    lines, frames, times, *, rows, source, notes, details=None
+) -> AnglesResult:
     """An :class:`AnglesResult` from per-line and per-frame angles.
 
     Rotations are :func:`find_rotations`; a rotation's direction is ``-1``
@@ -265,13 +311,25 @@ def lines_result(lines, frames, times, *, rows, source, notes,
     k = len(first)
     knots = (clock.astype(np.float64), lines)
     return AnglesResult(
-        angles_per_line=lines, angles_per_frame=frames, line_clock=clock,
-        frame_clock=times.frame_clock, rotation_starts=starts,
-        rotation_ends=ends, direction=direction, speed=np.full(k, np.nan),
-        ticks=np.zeros(0, np.int64), ticks_per_rotation=np.zeros(k, np.int64),
+        angles_per_line=lines,
+        angles_per_frame=frames,
+        line_clock=clock,
+        frame_clock=times.frame_clock,
+        rotation_starts=starts,
+        rotation_ends=ends,
+        direction=direction,
+        speed=np.full(k, np.nan),
+        ticks=np.zeros(0, np.int64),
+        ticks_per_rotation=np.zeros(k, np.int64),
         increments=np.full(k, np.nan),
         rotation_of_frame=rotation_of(times.frame_clock, starts, ends),
-        measured_speed=measured, n_samples=int(times.n_samples),
-        protocol="full", warnings=list(notes), knots=knots,
-        artifact_threshold=0.0, sampling_rate=times.sampling_rate,
-        source=source, details=dict(details or {}))
+        measured_speed=measured,
+        n_samples=int(times.n_samples),
+        protocol="full",
+        warnings=list(notes),
+        knots=knots,
+        artifact_threshold=0.0,
+        sampling_rate=times.sampling_rate,
+        source=source,
+        details=dict(details or {}),
+    )

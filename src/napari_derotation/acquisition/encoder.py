@@ -32,18 +32,18 @@ _STEP = np.array([0, 1, 0, -1], np.int64)
 def _level(signal, name, chunk):
     lo, hi = np.inf, -np.inf
     for a in range(0, len(signal), chunk):
-        x = np.asarray(signal[a:a + chunk])
+        x = np.asarray(signal[a : a + chunk])
         lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
     if not hi - lo >= MIN_SWING:
         raise DerotationError(
             f"encoder {name} never changes: expected a quadrature square wave "
             f"swinging at least {MIN_SWING:g} V; found values within "
-            f"{lo:.4g}..{hi:.4g} V over {len(signal)} samples")
+            f"{lo:.4g}..{hi:.4g} V over {len(signal)} samples"
+        )
     return 0.5 * (lo + hi)
 
 
-def decode_quadrature(a, b, *, names=("channel A", "channel B"),
-                      chunk: int = CHUNK):
+def decode_quadrature(a, b, *, names=("channel A", "channel B"), chunk: int = CHUNK):
     """Edges of a quadrature signal: ``(samples, counts, glitches)``.
 
     ``samples`` (int64) are where the count changes, ``counts`` the count
@@ -55,7 +55,8 @@ def decode_quadrature(a, b, *, names=("channel A", "channel B"),
     if len(b) != n:
         raise DerotationError(
             f"encoder {names[0]} and {names[1]}: expected the same number of "
-            f"samples; found {n} and {len(b)}")
+            f"samples; found {n} and {len(b)}"
+        )
     if n == 0:
         raise DerotationError(f"encoder {names[0]} is empty")
     la, lb = _level(a, names[0], chunk), _level(b, names[1], chunk)
@@ -63,8 +64,8 @@ def decode_quadrature(a, b, *, names=("channel A", "channel B"),
     flips = [0, 0]
     prev = None
     for s in range(0, n, chunk):
-        ha = np.asarray(a[s:s + chunk]) > la
-        hb = np.asarray(b[s:s + chunk]) > lb
+        ha = np.asarray(a[s : s + chunk]) > la
+        hb = np.asarray(b[s : s + chunk]) > lb
         if prev is None:
             prev = (ha[0], hb[0])
         flips[0] += int(np.count_nonzero(ha[1:] != ha[:-1]) + (ha[0] != prev[0]))
@@ -83,7 +84,8 @@ def decode_quadrature(a, b, *, names=("channel A", "channel B"),
         if f == 0:
             raise DerotationError(
                 f"encoder {name} never changes: expected a quadrature square "
-                f"wave; it never crosses its mid level over {n} samples")
+                f"wave; it never crosses its mid level over {n} samples"
+            )
     edges = np.concatenate(edges).astype(np.int64)
     glitches = np.concatenate(glitches).astype(np.int64)
     if edges.size == 0 and glitches.size:
@@ -91,13 +93,22 @@ def decode_quadrature(a, b, *, names=("channel A", "channel B"),
             f"encoder {names[0]} and {names[1]} change together at every one "
             f"of their {glitches.size} edges: expected two square waves a "
             f"quarter period apart; found the same signal twice (the same "
-            f"channel named for both?)")
+            f"channel named for both?)"
+        )
     counts = np.cumsum(np.concatenate(steps))
     return edges, counts, glitches
 
 
-def encoder_angles(a, b, samples, *, counts_per_turn, direction=1,
-                   names=("channel A", "channel B"), chunk: int = CHUNK):
+def encoder_angles(
+    a,
+    b,
+    samples,
+    *,
+    counts_per_turn,
+    direction=1,
+    names=("channel A", "channel B"),
+    chunk: int = CHUNK,
+):
     """Degrees at any sample indices, and notes (glitches).
 
     ``counts_per_turn`` must be a finite number > 0.
@@ -109,9 +120,9 @@ def encoder_angles(a, b, samples, *, counts_per_turn, direction=1,
     if not 0 < cpt < np.inf:
         raise DerotationError(
             f"encoder counts_per_turn must be a finite number > 0; got "
-            f"{counts_per_turn}")
-    edges, counts, glitches = decode_quadrature(a, b, names=names,
-                                                chunk=chunk)
+            f"{counts_per_turn}"
+        )
+    edges, counts, glitches = decode_quadrature(a, b, names=names, chunk=chunk)
     samples = np.asarray(samples, np.int64)
     i = np.searchsorted(edges, samples, side="right") - 1
     count = np.where(i >= 0, counts[np.maximum(i, 0)] if counts.size else 0, 0)
@@ -123,9 +134,12 @@ def encoder_angles(a, b, samples, *, counts_per_turn, direction=1,
             f"encoder: {glitches.size} glitches (both channels changed in one "
             f"sample; the count was left unchanged, each may be 2 counts = "
             f"{720.0 / float(counts_per_turn):.3g} degrees off) at samples "
-            f"{first}{', ...' if glitches.size > 5 else ''}")
-    info = {"glitches": int(glitches.size),
-            "glitch_samples": glitches[:100].tolist(),
-            "edges": int(edges.size),
-            "final_count": int(counts[-1]) if counts.size else 0}
+            f"{first}{', ...' if glitches.size > 5 else ''}"
+        )
+    info = {
+        "glitches": int(glitches.size),
+        "glitch_samples": glitches[:100].tolist(),
+        "edges": int(edges.size),
+        "final_count": int(counts[-1]) if counts.size else 0,
+    }
     return angles, notes, info

@@ -25,8 +25,13 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["LineTimes", "line_clock_times", "scanimage_line_times",
-           "frame_rate_line_times", "scanimage_timestamps"]
+__all__ = [
+    "LineTimes",
+    "line_clock_times",
+    "scanimage_line_times",
+    "frame_rate_line_times",
+    "scanimage_timestamps",
+]
 
 
 @dataclass
@@ -57,8 +62,9 @@ class LineTimes:
     notes: list = field(default_factory=list)
 
 
-def line_clock_times(line_clock, frame_clock, params, *, n_lines, n_frames,
-                     sampling_rate=None) -> LineTimes:
+def line_clock_times(
+    line_clock, frame_clock, params, *, n_lines, n_frames, sampling_rate=None
+) -> LineTimes:
     """Line and frame times from the analog file's clock pulses.
 
     Seconds if ``sampling_rate`` is given, else samples (``seconds`` False).
@@ -66,14 +72,21 @@ def line_clock_times(line_clock, frame_clock, params, *, n_lines, n_frames,
     from .signals import clock_samples
 
     notes: list[str] = []
-    lines, frames = clock_samples(line_clock, frame_clock, params,
-                                  n_lines=n_lines, n_frames=n_frames,
-                                  notes=notes)
+    lines, frames = clock_samples(
+        line_clock, frame_clock, params, n_lines=n_lines, n_frames=n_frames, notes=notes
+    )
     fs = float(sampling_rate) if sampling_rate else None
     scale = 1.0 / fs if fs else 1.0
-    return LineTimes(lines * scale, frames * scale, lines, frames,
-                     seconds=fs is not None, sampling_rate=fs,
-                     n_samples=len(line_clock), notes=notes)
+    return LineTimes(
+        lines * scale,
+        frames * scale,
+        lines,
+        frames,
+        seconds=fs is not None,
+        sampling_rate=fs,
+        n_samples=len(line_clock),
+        notes=notes,
+    )
 
 
 def scanimage_line_times(frame_timestamps, line_period, rows) -> LineTimes:
@@ -86,21 +99,28 @@ def scanimage_line_times(frame_timestamps, line_period, rows) -> LineTimes:
     if ts.size == 0 or not np.all(np.isfinite(ts)):
         raise DerotationError(
             "ScanImage frame timestamps: expected one finite time per frame; "
-            f"got {ts.size} values")
+            f"got {ts.size} values"
+        )
     if np.any(np.diff(ts) <= 0):
         i = int(np.flatnonzero(np.diff(ts) <= 0)[0])
         raise DerotationError(
             f"ScanImage frame timestamps must increase; frame {i + 1} is at "
-            f"{ts[i + 1]:g} s after {ts[i]:g} s")
+            f"{ts[i + 1]:g} s after {ts[i]:g} s"
+        )
     lp = float(line_period)
     if not lp > 0 or lp * rows > np.min(np.diff(ts), initial=np.inf) * 1.0001:
         raise DerotationError(
             f"ScanImage line period: expected > 0 s and rows x period within "
-            f"a frame; got {lp:g} s for {rows} rows")
+            f"a frame; got {lp:g} s for {rows} rows"
+        )
     lines = (ts[:, None] + np.arange(rows) * lp).ravel()
     n = len(ts) * rows
-    return LineTimes(lines, ts.copy(), np.arange(n, dtype=np.int64),
-                     np.arange(len(ts), dtype=np.int64) * rows)
+    return LineTimes(
+        lines,
+        ts.copy(),
+        np.arange(n, dtype=np.int64),
+        np.arange(len(ts), dtype=np.int64) * rows,
+    )
 
 
 def frame_rate_line_times(n_frames, rows, frame_rate) -> LineTimes:
@@ -108,7 +128,8 @@ def frame_rate_line_times(n_frames, rows, frame_rate) -> LineTimes:
     if not frame_rate or not frame_rate > 0:
         raise DerotationError(
             f"cannot align the clocks from the frame rate: expected "
-            f"frame_rate > 0 (frames per second); got {frame_rate}")
+            f"frame_rate > 0 (frames per second); got {frame_rate}"
+        )
     n = int(n_frames) * int(rows)
     idx = np.arange(n, dtype=np.int64)
     lines = idx / (float(frame_rate) * rows)
@@ -148,5 +169,6 @@ def scanimage_timestamps(path) -> tuple[np.ndarray, float]:
             f"{path.name}: expected ScanImage metadata (frameTimestamps_sec in "
             f"every frame's description and SI.hRoiManager.linePeriod); found "
             f"{len(stamps)} timestamps and "
-            f"{'a' if period is not None else 'no'} line period")
+            f"{'a' if period is not None else 'no'} line period"
+        )
     return np.asarray(stamps), float(period)

@@ -33,10 +33,18 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["AnalogSignals", "load_analog", "load_channels", "load_stimulus",
-           "VoltsChannel",
-           "ROLES", "DEFAULT_CHANNEL_NAMES", "DEFAULT_CHANNELS", "DEFAULT_ROWS",
-           "counts_to_volts"]
+__all__ = [
+    "AnalogSignals",
+    "load_analog",
+    "load_channels",
+    "load_stimulus",
+    "VoltsChannel",
+    "ROLES",
+    "DEFAULT_CHANNEL_NAMES",
+    "DEFAULT_CHANNELS",
+    "DEFAULT_ROWS",
+    "counts_to_volts",
+]
 
 #: Largest stimulus table read (bytes): a few thousand rows are a few kB.
 _MAX_TABLE_BYTES = 64 << 20
@@ -44,13 +52,21 @@ _MAX_TABLE_BYTES = 64 << 20
 ROLES = ("frame_clock", "line_clock", "rotation_on", "rotation_ticks")
 DEFAULT_ROWS = (0, 1, 2, 3)
 #: The reference's ``.bin`` channels, in file order.
-DEFAULT_CHANNEL_NAMES = ("camera", "scanimage_frameclock", "scanimage_lineclock",
-                         "photodiode2", "PI_rotON", "PI_rotticks")
+DEFAULT_CHANNEL_NAMES = (
+    "camera",
+    "scanimage_frameclock",
+    "scanimage_lineclock",
+    "photodiode2",
+    "PI_rotON",
+    "PI_rotticks",
+)
 #: Which ``.bin`` channel holds each signal.
-DEFAULT_CHANNELS = {"frame_clock": "scanimage_frameclock",
-                    "line_clock": "scanimage_lineclock",
-                    "rotation_on": "PI_rotON",
-                    "rotation_ticks": "PI_rotticks"}
+DEFAULT_CHANNELS = {
+    "frame_clock": "scanimage_frameclock",
+    "line_clock": "scanimage_lineclock",
+    "rotation_on": "PI_rotON",
+    "rotation_ticks": "PI_rotticks",
+}
 
 
 def counts_to_volts(counts) -> np.ndarray:
@@ -94,12 +110,17 @@ class AnalogSignals:
         return len(self.frame_clock)
 
     def as_tuple(self) -> tuple:
-        return (self.frame_clock, self.line_clock, self.rotation_on,
-                self.rotation_ticks)
+        return (
+            self.frame_clock,
+            self.line_clock,
+            self.rotation_on,
+            self.rotation_ticks,
+        )
 
 
-def load_analog(path, *, channel_names=DEFAULT_CHANNEL_NAMES, channels=None,
-                rows=DEFAULT_ROWS) -> AnalogSignals:
+def load_analog(
+    path, *, channel_names=DEFAULT_CHANNEL_NAMES, channels=None, rows=DEFAULT_ROWS
+) -> AnalogSignals:
     """Read the analog signals from ``.npy`` or ``.bin``.
 
     Parameters
@@ -123,7 +144,8 @@ def load_analog(path, *, channel_names=DEFAULT_CHANNEL_NAMES, channels=None,
         return _load_bin(path, channel_names, channels)
     raise DerotationError(
         f"analog signals {path.name}: expected .npy or .bin; got "
-        f"{suffix or 'no suffix'}")
+        f"{suffix or 'no suffix'}"
+    )
 
 
 def _load_npy(path: Path, rows) -> AnalogSignals:
@@ -134,20 +156,26 @@ def _load_npy(path: Path, rows) -> AnalogSignals:
     rows = tuple(int(r) for r in rows)
     if len(rows) != 4:
         raise DerotationError(
-            f"expected 4 rows (frame clock, line clock, rotation on, ticks); "
-            f"got {rows}")
-    if data.ndim != 2 or data.shape[0] <= max(rows) or min(rows) < 0 or \
-            data.shape[1] <= data.shape[0]:
+            f"expected 4 rows (frame clock, line clock, rotation on, ticks); got {rows}"
+        )
+    if (
+        data.ndim != 2
+        or data.shape[0] <= max(rows)
+        or min(rows) < 0
+        or data.shape[1] <= data.shape[0]
+    ):
         hint = ""
         if data.ndim == 2 and data.shape[1] == 4:
             hint = " (it looks transposed: save it as signals.T)"
         raise DerotationError(
             f"{path.name}: expected analog signals of shape (4, samples) with "
             f"rows frame clock, line clock, rotation on, rotation ticks; found "
-            f"shape {data.shape}{hint}")
+            f"shape {data.shape}{hint}"
+        )
     if data.dtype.kind not in "iuf":
         raise DerotationError(
-            f"{path.name}: expected numbers; found dtype {data.dtype}")
+            f"{path.name}: expected numbers; found dtype {data.dtype}"
+        )
     return AnalogSignals(*(data[r] for r in rows), path=path)
 
 
@@ -156,7 +184,8 @@ def _load_bin(path: Path, channel_names, channels) -> AnalogSignals:
     if not names or len(set(names)) != len(names):
         raise DerotationError(
             f"channel_names must be distinct names, one per interleaved "
-            f"channel; got {names}")
+            f"channel; got {names}"
+        )
     channels = dict(DEFAULT_CHANNELS if channels is None else channels)
     missing = [r for r in ROLES if r not in channels]
     if missing:
@@ -165,20 +194,21 @@ def _load_bin(path: Path, channel_names, channels) -> AnalogSignals:
     if size == 0 or size % (2 * len(names)):
         raise DerotationError(
             f"{path.name} has {size // 2} int16 values, not a multiple of the "
-            f"{len(names)} channels in channel_names: wrong channel count?")
+            f"{len(names)} channels in channel_names: wrong channel count?"
+        )
     counts = np.memmap(path, dtype="<i2", mode="r").reshape(-1, len(names))
     out = []
     for role in ROLES:
         name = channels[role]
         if name not in names:
             raise DerotationError(
-                f"{role} channel {name!r} is not in channel_names {names}")
+                f"{role} channel {name!r} is not in channel_names {names}"
+            )
         out.append(VoltsChannel(counts[:, names.index(name)]))
     return AnalogSignals(*out, path=path)
 
 
-def load_channels(path, channels: dict, *,
-                  channel_names=DEFAULT_CHANNEL_NAMES) -> dict:
+def load_channels(path, channels: dict, *, channel_names=DEFAULT_CHANNEL_NAMES) -> dict:
     """Any channels of an analog file, each addressed by name or row.
 
     Parameters
@@ -208,11 +238,13 @@ def load_channels(path, channels: dict, *,
             if isinstance(row, bool) or not isinstance(row, int | np.integer):
                 raise DerotationError(
                     f"{key}: a .npy file's channels are addressed by row; "
-                    f"expected a row number 0-{data.shape[0] - 1}; got {row!r}")
+                    f"expected a row number 0-{data.shape[0] - 1}; got {row!r}"
+                )
             if not 0 <= row < data.shape[0]:
                 raise DerotationError(
                     f"{key}: expected a row 0-{data.shape[0] - 1} of "
-                    f"{path.name} (shape {data.shape}); got row {row}")
+                    f"{path.name} (shape {data.shape}); got row {row}"
+                )
             out[key] = data[int(row)]
         return out
     if suffix == ".bin":
@@ -223,12 +255,14 @@ def load_channels(path, channels: dict, *,
             if name not in names:
                 raise DerotationError(
                     f"{key}: channel {name!r} is not in the file: expected "
-                    f"one of channel_names {names} of {path.name}")
+                    f"one of channel_names {names} of {path.name}"
+                )
             out[key] = VoltsChannel(counts[:, names.index(name)])
         return out
     raise DerotationError(
         f"analog signals {path.name}: expected .npy or .bin; got "
-        f"{suffix or 'no suffix'}")
+        f"{suffix or 'no suffix'}"
+    )
 
 
 def _npy_array(path: Path):
@@ -239,10 +273,12 @@ def _npy_array(path: Path):
     if data.ndim != 2 or data.shape[1] <= data.shape[0]:
         raise DerotationError(
             f"{path.name}: expected analog signals of shape (channels, "
-            f"samples); found shape {data.shape}")
+            f"samples); found shape {data.shape}"
+        )
     if data.dtype.kind not in "iuf":
         raise DerotationError(
-            f"{path.name}: expected numbers; found dtype {data.dtype}")
+            f"{path.name}: expected numbers; found dtype {data.dtype}"
+        )
     return data
 
 
@@ -251,7 +287,8 @@ def _check_names(channel_names) -> list:
     if not names or len(set(names)) != len(names):
         raise DerotationError(
             f"channel_names must be distinct names, one per interleaved "
-            f"channel; got {names}")
+            f"channel; got {names}"
+        )
     return names
 
 
@@ -260,7 +297,8 @@ def _bin_counts(path: Path, names):
     if size == 0 or size % (2 * len(names)):
         raise DerotationError(
             f"{path.name} has {size // 2} int16 values, not a multiple of the "
-            f"{len(names)} channels in channel_names: wrong channel count?")
+            f"{len(names)} channels in channel_names: wrong channel count?"
+        )
     return np.memmap(path, dtype="<i2", mode="r").reshape(-1, len(names))
 
 
@@ -277,14 +315,16 @@ def load_stimulus(path) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise DerotationError(
             f"stimulus table {path.name}: expected .csv or .mat; got "
-            f"{suffix or 'no suffix'}")
+            f"{suffix or 'no suffix'}"
+        )
     if len(direction) == 0:
         raise DerotationError(f"stimulus table {path.name} has no rows")
     bad = np.flatnonzero(~np.isin(direction, (-1, 1)))
     if bad.size:
         raise DerotationError(
             f"{path.name}: direction must be 1 or -1; row {bad[0] + 1} has "
-            f"{direction[bad[0]]:g}")
+            f"{direction[bad[0]]:g}"
+        )
     return speed, direction.astype(np.int64)
 
 
@@ -296,12 +336,12 @@ def _stimulus_csv(path: Path):
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
-        raise DerotationError(f"stimulus table {path.name} is empty") \
-            from None
+        raise DerotationError(f"stimulus table {path.name} is empty") from None
     if "speed" not in header or "direction" not in header:
         raise DerotationError(
             f"{path.name}: expected a header with columns speed and "
-            f"direction; found {header}")
+            f"direction; found {header}"
+        )
     i_s, i_d = header.index("speed"), header.index("direction")
     speed, direction = [], []
     for n, row in enumerate(reader, start=2):
@@ -313,7 +353,8 @@ def _stimulus_csv(path: Path):
         except (ValueError, IndexError):
             raise DerotationError(
                 f"{path.name}, line {n}: expected numbers for speed and "
-                f"direction; found {row}") from None
+                f"direction; found {row}"
+            ) from None
     return np.asarray(speed), np.asarray(direction)
 
 
@@ -324,17 +365,20 @@ def _stimulus_mat(path: Path):
         mat = loadmat(path)
     except NotImplementedError:
         raise DerotationError(
-            f"{path.name} is a MATLAB v7.3 file; save it with -v7") from None
+            f"{path.name} is a MATLAB v7.3 file; save it with -v7"
+        ) from None
     except Exception as exc:
         raise DerotationError(f"cannot read {path.name}: {exc}") from None
     table = mat.get("stimulus_random")
     if table is None:
         raise DerotationError(
             f"{path.name} has no variable stimulus_random; found "
-            f"{sorted(k for k in mat if not k.startswith('__'))}")
+            f"{sorted(k for k in mat if not k.startswith('__'))}"
+        )
     table = np.asarray(table, np.float64)
     if table.ndim != 2 or table.shape[1] < 3:
         raise DerotationError(
             f"{path.name}: stimulus_random must have at least 3 columns "
-            f"(speed, ..., direction); found shape {table.shape}")
+            f"(speed, ..., direction); found shape {table.shape}"
+        )
     return table[:, 0], np.where(table[:, 2] > 0, -1, 1)

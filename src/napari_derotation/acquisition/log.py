@@ -35,31 +35,35 @@ def read_log(path, time_column="time_s", angle_column="angle_deg"):
     if missing:
         raise DerotationError(
             f"rotation log {path.name}: expected columns {time_column!r} and "
-            f"{angle_column!r} in its header; found {names}")
+            f"{angle_column!r} in its header; found {names}"
+        )
     cols = (names.index(time_column), names.index(angle_column))
     try:
-        data = np.loadtxt(path, delimiter=delim, skiprows=1, usecols=cols,
-                          ndmin=2, dtype=np.float64)
+        data = np.loadtxt(
+            path, delimiter=delim, skiprows=1, usecols=cols, ndmin=2, dtype=np.float64
+        )
     except ValueError as exc:
         raise DerotationError(
             f"rotation log {path.name}: expected numbers in columns "
-            f"{time_column} and {angle_column}: {exc}") from None
+            f"{time_column} and {angle_column}: {exc}"
+        ) from None
     t, a = data[:, 0], data[:, 1]
     if len(t) < 2:
         raise DerotationError(
-            f"rotation log {path.name}: expected at least 2 rows; found "
-            f"{len(t)}")
+            f"rotation log {path.name}: expected at least 2 rows; found {len(t)}"
+        )
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(a))):
         raise DerotationError(
-            f"rotation log {path.name}: expected finite numbers; found NaN "
-            f"or inf")
+            f"rotation log {path.name}: expected finite numbers; found NaN or inf"
+        )
     back = np.flatnonzero(np.diff(t) <= 0)
     if back.size:
         i = int(back[0])
         raise DerotationError(
             f"rotation log {path.name}: times must increase; row {i + 3} has "
             f"{time_column} {t[i + 1]:g} after {t[i]:g} ({back.size} such "
-            f"rows)")
+            f"rows)"
+        )
     return t, a
 
 
@@ -75,8 +79,9 @@ def unwrap_degrees(angles) -> tuple[np.ndarray, int]:
     return a + np.cumsum(corr), int(jump.sum())
 
 
-def interpolate_log(t_log, a_log, times, *, offset_s=0.0, name="rotation log",
-                    clock="line_clock"):
+def interpolate_log(
+    t_log, a_log, times, *, offset_s=0.0, name="rotation log", clock="line_clock"
+):
     """Log angles at ``times + offset_s``; ``(angles, notes)``.
 
     Raises :class:`DerotationError` if the lines are not all within the log
@@ -86,21 +91,26 @@ def interpolate_log(t_log, a_log, times, *, offset_s=0.0, name="rotation log",
     q = np.asarray(times, np.float64) + float(offset_s)
     t0, t1 = float(t_log[0]), float(t_log[-1])
     lo, hi = float(q.min()), float(q.max())
-    span = (f"the log covers {t0:.6g}-{t1:.6g} s; the lines, on the "
-            f"{clock} clock plus log_offset_s {offset_s:g} s, span "
-            f"{lo:.6g}-{hi:.6g} s")
+    span = (
+        f"the log covers {t0:.6g}-{t1:.6g} s; the lines, on the "
+        f"{clock} clock plus log_offset_s {offset_s:g} s, span "
+        f"{lo:.6g}-{hi:.6g} s"
+    )
     if hi < t0 or lo > t1:
         raise DerotationError(
             f"{name}: cannot align the log's clock with the acquisition: "
-            f"{span}, with no overlap; set log.log_offset_s")
+            f"{span}, with no overlap; set log.log_offset_s"
+        )
     if lo < t0 or hi > t1:
         n_out = int(np.count_nonzero((q < t0) | (q > t1)))
         raise DerotationError(
-            f"{name} does not cover the acquisition: {span} ({n_out} lines "
-            f"outside)")
+            f"{name} does not cover the acquisition: {span} ({n_out} lines outside)"
+        )
     a, n_wraps = unwrap_degrees(a_log)
     notes = []
     if n_wraps:
-        notes.append(f"{name}: {n_wraps} jumps of more than 180 degrees "
-                     f"between rows taken as the reading wrapping")
+        notes.append(
+            f"{name}: {n_wraps} jumps of more than 180 degrees "
+            f"between rows taken as the reading wrapping"
+        )
     return np.interp(q, t_log, a), notes

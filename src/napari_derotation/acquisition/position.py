@@ -68,9 +68,17 @@ def _scan(v, a, offset, dpv, lo, hi, qlo, qhi, qat, s_lo, s_hi, w_at, state):
     state[5], state[6], state[7] = i_lo, i_hi, i_at
 
 
-def position_angles(signal, samples, *, degrees_per_volt, offset_volts=0.0,
-                    range_volts=(-10.0, 10.0), smoothing: int = 101,
-                    name="position channel", chunk: int = CHUNK):
+def position_angles(
+    signal,
+    samples,
+    *,
+    degrees_per_volt,
+    offset_volts=0.0,
+    range_volts=(-10.0, 10.0),
+    smoothing: int = 101,
+    name="position channel",
+    chunk: int = CHUNK,
+):
     """Smoothed degrees at the given sample indices.
 
     Returns ``(angles, notes, info)``. Raises :class:`DerotationError` if a
@@ -84,29 +92,46 @@ def position_angles(signal, samples, *, degrees_per_volt, offset_volts=0.0,
     if samples.size and (samples.min() < 0 or samples.max() >= n):
         raise DerotationError(
             f"{name}: expected sample indices 0-{n - 1}; got "
-            f"{samples.min()}-{samples.max()}")
+            f"{samples.min()}-{samples.max()}"
+        )
     h = (int(smoothing) - 1) // 2
-    order = np.argsort(samples, kind="stable")   # a few sorted runs: fast
+    order = np.argsort(samples, kind="stable")  # a few sorted runs: fast
     q = samples[order]
     qlo, qhi, qat = np.maximum(q - h, 0), np.minimum(q + h + 1, n), q + 1
     s_lo, s_hi, w_at = (np.zeros(len(q)) for _ in range(3))
     lo_v, hi_v = float(range_volts[0]), float(range_volts[1])
     state = np.array([0.0, np.nan, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
     for a in range(0, n, chunk):
-        v = np.asarray(signal[a:a + chunk], np.float64)
-        _scan(v, a, float(offset_volts), float(degrees_per_volt), lo_v, hi_v,
-              qlo, qhi, qat, s_lo, s_hi, w_at, state)
+        v = np.asarray(signal[a : a + chunk], np.float64)
+        _scan(
+            v,
+            a,
+            float(offset_volts),
+            float(degrees_per_volt),
+            lo_v,
+            hi_v,
+            qlo,
+            qhi,
+            qat,
+            s_lo,
+            s_hi,
+            w_at,
+            state,
+        )
         if state[4] >= 0:
             i = int(state[4])
             raise DerotationError(
                 f"{name}: expected volts within range_volts [{lo_v:g}, "
-                f"{hi_v:g}]; found {v[i - a]:.4g} V at sample {i}")
+                f"{hi_v:g}]; found {v[i - a]:.4g} V at sample {i}"
+            )
     n_wraps = int(state[3])
     s_lo[qlo == 0] = 0.0
     angles = np.empty(len(q))
     angles[order] = (s_hi - s_lo) / (qhi - qlo) - w_at
     notes = []
     if n_wraps:
-        notes.append(f"{name}: {n_wraps} jumps of more than 180 degrees "
-                     f"between samples taken as the sensor wrapping")
+        notes.append(
+            f"{name}: {n_wraps} jumps of more than 180 degrees "
+            f"between samples taken as the sensor wrapping"
+        )
     return angles, notes, {"wraps": n_wraps, "smoothing_samples": 2 * h + 1}

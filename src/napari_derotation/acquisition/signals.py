@@ -42,9 +42,20 @@ from scipy.signal import find_peaks
 
 from ..errors import Cancelled, DerotationError
 
-__all__ = ["SignalParams", "AnglesResult", "process_signals", "find_ticks",
-           "pulse_edges", "merge_brief_off", "threshold", "blocks_from_ticks",
-           "repair_ticks", "clock_samples", "rotation_of", "CHUNK"]
+__all__ = [
+    "SignalParams",
+    "AnglesResult",
+    "process_signals",
+    "find_ticks",
+    "pulse_edges",
+    "merge_brief_off",
+    "threshold",
+    "blocks_from_ticks",
+    "repair_ticks",
+    "clock_samples",
+    "rotation_of",
+    "CHUNK",
+]
 
 #: Samples per chunk when streaming over a signal.
 CHUNK = 1 << 21
@@ -72,37 +83,42 @@ class SignalParams:
     def check(self) -> SignalParams:
         if self.protocol not in ("full", "incremental"):
             raise DerotationError(
-                f"pipeline type must be 'full' or 'incremental'; got "
-                f"{self.protocol!r}")
+                f"pipeline type must be 'full' or 'incremental'; got {self.protocol!r}"
+            )
         for name in ("rot_deg", "increment", "step"):
             if not 0 < getattr(self, name) < np.inf:
                 raise DerotationError(
-                    f"{name} must be a finite number > 0; got "
-                    f"{getattr(self, name)}")
+                    f"{name} must be a finite number > 0; got {getattr(self, name)}"
+                )
         for name in ("tick_height", "artifact_threshold"):
             if not np.isfinite(getattr(self, name)):
                 raise DerotationError(
-                    f"{name} must be a finite number; got "
-                    f"{getattr(self, name)}")
+                    f"{name} must be a finite number; got {getattr(self, name)}"
+                )
         if self.threshold_k is not None and not np.isfinite(self.threshold_k):
             raise DerotationError(
                 f"the pulse threshold's k must be a finite number; got "
-                f"{self.threshold_k}")
+                f"{self.threshold_k}"
+            )
         if self.incremental_direction not in (-1, 1):
             raise DerotationError(
                 f"incremental direction must be +1 or -1; got "
-                f"{self.incremental_direction}")
+                f"{self.incremental_direction}"
+            )
         if self.tick_distance < 1:
             raise DerotationError(
-                f"tick distance must be >= 1 sample; got {self.tick_distance}")
+                f"tick distance must be >= 1 sample; got {self.tick_distance}"
+            )
         if self.min_off_samples < 0 or self.artifact_threshold < 0:
             raise DerotationError(
                 "inter_rotation_interval_min_len and the artifact threshold "
-                "must be >= 0")
+                "must be >= 0"
+            )
         if self.line_count_mismatch not in ("error", "trim"):
             raise DerotationError(
                 f"line_count_mismatch must be 'error' or 'trim'; got "
-                f"{self.line_count_mismatch!r}")
+                f"{self.line_count_mismatch!r}"
+            )
         return self
 
     @property
@@ -183,9 +199,14 @@ class AnglesResult:
         direction[on] = self.direction[rot[on]]
         speed[on] = self.speed[rot[on]]
         count[on] = rot[on]
-        return {"frame": np.arange(n), "rotation_angle": self.angles_per_frame,
-                "clock": self.frame_clock, "direction": direction,
-                "speed": speed, "rotation_count": count}
+        return {
+            "frame": np.arange(n),
+            "rotation_angle": self.angles_per_frame,
+            "clock": self.frame_clock,
+            "direction": direction,
+            "speed": speed,
+            "rotation_count": count,
+        }
 
 
 # ----------------------------------------------------------------- primitives
@@ -205,7 +226,7 @@ def threshold(signal, k: float | None = None, *, chunk: int = CHUNK) -> float:
     s = s2 = 0.0
     lo, hi = np.inf, -np.inf
     for a in range(0, n, chunk):
-        x = np.asarray(signal[a:a + chunk], np.float64)
+        x = np.asarray(signal[a : a + chunk], np.float64)
         s += float(x.sum())
         if k is None:
             lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
@@ -220,7 +241,7 @@ def threshold(signal, k: float | None = None, *, chunk: int = CHUNK) -> float:
     hist = np.zeros(bins, np.int64)
     scale = (bins - 1) / (hi - lo)
     for a in range(0, n, chunk):
-        x = np.asarray(signal[a:a + chunk], np.float64)
+        x = np.asarray(signal[a : a + chunk], np.float64)
         hist += np.bincount(((x - lo) * scale).astype(np.intp), minlength=bins)
     centres = lo + np.arange(bins) / scale
     level = mean
@@ -239,8 +260,9 @@ def threshold(signal, k: float | None = None, *, chunk: int = CHUNK) -> float:
     return float(level)
 
 
-def pulse_edges(signal, k: float | None = None, *, level: float | None = None,
-                chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+def pulse_edges(
+    signal, k: float | None = None, *, level: float | None = None, chunk: int = CHUNK
+) -> tuple[np.ndarray, np.ndarray]:
     """Starts and ends of the pulses of a square-wave signal.
 
     A sample is high if it exceeds ``level`` (default: :func:`threshold`).
@@ -254,7 +276,7 @@ def pulse_edges(signal, k: float | None = None, *, level: float | None = None,
     starts, ends = [], []
     prev = False
     for a in range(0, n, chunk):
-        high = np.asarray(signal[a:a + chunk]) > level
+        high = np.asarray(signal[a : a + chunk]) > level
         change = np.flatnonzero(high[1:] != high[:-1]) + 1
         if high[0] != prev:
             change = np.concatenate(([0], change))
@@ -270,8 +292,9 @@ def pulse_edges(signal, k: float | None = None, *, level: float | None = None,
     return starts.astype(np.int64), ends.astype(np.int64)
 
 
-def find_ticks(signal, height: float = 4.0, distance: int = 20, *,
-               chunk: int = CHUNK) -> np.ndarray:
+def find_ticks(
+    signal, height: float = 4.0, distance: int = 20, *, chunk: int = CHUNK
+) -> np.ndarray:
     """Samples of the tick peaks: as ``find_peaks(signal, height, distance)``.
 
     Streamed in overlapping chunks; a peak is kept by the chunk that owns it.
@@ -309,14 +332,24 @@ def blocks_from_ticks(ticks, n_blocks: int):
     ticks = np.asarray(ticks)
     if len(ticks) < max(n_blocks, 1):
         raise DerotationError(
-            f"cannot recover {n_blocks} rotations from {len(ticks)} ticks")
+            f"cannot recover {n_blocks} rotations from {len(ticks)} ticks"
+        )
     gaps = np.diff(ticks)
-    cut = np.sort(np.argpartition(gaps, len(gaps) - n_blocks + 1)[
-        len(gaps) - n_blocks + 1:]) if n_blocks > 1 else np.zeros(0, int)
+    cut = (
+        np.sort(
+            np.argpartition(gaps, len(gaps) - n_blocks + 1)[len(gaps) - n_blocks + 1 :]
+        )
+        if n_blocks > 1
+        else np.zeros(0, int)
+    )
     first = np.concatenate(([0], cut + 1))
     last = np.concatenate((cut, [len(ticks) - 1]))
-    step = np.array([np.median(np.diff(ticks[f:e + 1])) if e > f else 0
-                     for f, e in zip(first, last, strict=True)])
+    step = np.array(
+        [
+            np.median(np.diff(ticks[f : e + 1])) if e > f else 0
+            for f, e in zip(first, last, strict=True)
+        ]
+    )
     starts = np.maximum(ticks[first] - np.round(step).astype(np.int64), 0)
     if n_blocks > 1:
         starts[1:] = np.maximum(starts[1:], ticks[last[:-1]] + 1)
@@ -341,9 +374,10 @@ def repair_ticks(ticks, expected: int) -> tuple[np.ndarray, str]:
         missing = np.where(d / ref > 1.5, np.round(d / ref) - 1, 0).astype(int)
         if missing.sum() != expected - c:
             return t, ""
-        extra = [t[i] + np.round(np.arange(1, m + 1) * d[i] / (m + 1))
-                 for i, m in zip(np.flatnonzero(missing), missing[missing > 0],
-                                 strict=True)]
+        extra = [
+            t[i] + np.round(np.arange(1, m + 1) * d[i] / (m + 1))
+            for i, m in zip(np.flatnonzero(missing), missing[missing > 0], strict=True)
+        ]
         fixed = np.sort(np.concatenate([t, *extra]).astype(np.int64))
         return fixed, f"inserted {expected - c} missing tick(s)"
     short_before = d[:-1] < 0.6 * ref[:-1]
@@ -360,13 +394,21 @@ def repair_ticks(ticks, expected: int) -> tuple[np.ndarray, str]:
 # ------------------------------------------------------------------ pipeline
 
 
-def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
-                    params: SignalParams = SignalParams(), direction=None,
-                    speed=None, n_lines: int | None = None,
-                    n_frames: int | None = None,
-                    sampling_rate: float | None = None,
-                    frame_rate: float | None = None,
-                    progress=None) -> AnglesResult:
+def process_signals(
+    frame_clock,
+    line_clock,
+    rotation_on,
+    rotation_ticks,
+    *,
+    params: SignalParams = SignalParams(),
+    direction=None,
+    speed=None,
+    n_lines: int | None = None,
+    n_frames: int | None = None,
+    sampling_rate: float | None = None,
+    frame_rate: float | None = None,
+    progress=None,
+) -> AnglesResult:
     """Per-line and per-frame angles from the four analog signals.
 
     Parameters
@@ -400,17 +442,18 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
         match the movie.
     """
     p = params.check()
-    for name, rate in (("sampling_rate", sampling_rate),
-                       ("frame_rate", frame_rate)):
+    for name, rate in (("sampling_rate", sampling_rate), ("frame_rate", frame_rate)):
         if rate is not None and not 0 < rate < np.inf:
             raise DerotationError(
-                f"{name} must be a finite number > 0 (per second); got {rate}")
+                f"{name} must be a finite number > 0 (per second); got {rate}"
+            )
     chans = [frame_clock, line_clock, rotation_on, rotation_ticks]
     lengths = {len(c) for c in chans}
     if len(lengths) != 1:
         raise DerotationError(
             f"the four signals must have the same number of samples; got "
-            f"{[len(c) for c in chans]}")
+            f"{[len(c) for c in chans]}"
+        )
     n = lengths.pop()
     notes: list[str] = []
 
@@ -423,8 +466,7 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
     n_expected = len(direction)
     ticks = _detect_ticks(rotation_ticks, p, n)
     step(1)
-    starts, ends, n_found = _rotation_blocks(rotation_on, ticks, p, n_expected,
-                                             notes)
+    starts, ends, n_found = _rotation_blocks(rotation_on, ticks, p, n_expected, notes)
     step(2)
     per_block = _ticks_per_block(ticks, starts, ends, p, n_found, notes)
     per_block = _repair_blocks(per_block, p, notes)
@@ -434,11 +476,11 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
     ticks = np.concatenate(per_block)
     starts = np.minimum(starts, [t[0] for t in per_block])
     ends = np.maximum(ends, [t[-1] + 1 for t in per_block])
-    knots = _knots(per_block, starts, ends, direction, increments, deg, n,
-                   full)
+    knots = _knots(per_block, starts, ends, direction, increments, deg, n, full)
     step(3)
-    lines, frames = clock_samples(line_clock, frame_clock, p, n_lines=n_lines,
-                                  n_frames=n_frames, notes=notes)
+    lines, frames = clock_samples(
+        line_clock, frame_clock, p, n_lines=n_lines, n_frames=n_frames, notes=notes
+    )
     step(4)
 
     def sample(idx):
@@ -453,13 +495,26 @@ def process_signals(frame_clock, line_clock, rotation_on, rotation_ticks, *,
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return AnglesResult(
-        angles_per_line=sample(lines), angles_per_frame=sample(frames),
-        line_clock=lines, frame_clock=frames, rotation_starts=starts,
-        rotation_ends=ends, direction=direction, speed=speed_arr, ticks=ticks,
-        ticks_per_rotation=counts, increments=increments,
-        rotation_of_frame=rot, measured_speed=measured, n_samples=n,
-        protocol=p.protocol, warnings=notes, knots=knots,
-        artifact_threshold=p.artifact_threshold, sampling_rate=sampling_rate)
+        angles_per_line=sample(lines),
+        angles_per_frame=sample(frames),
+        line_clock=lines,
+        frame_clock=frames,
+        rotation_starts=starts,
+        rotation_ends=ends,
+        direction=direction,
+        speed=speed_arr,
+        ticks=ticks,
+        ticks_per_rotation=counts,
+        increments=increments,
+        rotation_of_frame=rot,
+        measured_speed=measured,
+        n_samples=n,
+        protocol=p.protocol,
+        warnings=notes,
+        knots=knots,
+        artifact_threshold=p.artifact_threshold,
+        sampling_rate=sampling_rate,
+    )
 
 
 # ------------------------------------------------------ the pipeline's steps
@@ -476,12 +531,13 @@ def _stimulus(p: SignalParams, direction, speed):
         if direction is None:
             raise DerotationError(
                 "the full protocol needs the stimulus table (one row per "
-                "rotation: speed, direction); none was given")
+                "rotation: speed, direction); none was given"
+            )
         direction = np.asarray(direction).astype(np.int64).ravel()
         if not np.all(np.isin(direction, (-1, 1))):
             raise DerotationError(
-                f"directions must be +1 or -1; found "
-                f"{sorted(set(direction.tolist()))}")
+                f"directions must be +1 or -1; found {sorted(set(direction.tolist()))}"
+            )
         n_expected = len(direction)
     else:
         n_expected = int(round(p.rot_deg / p.step))
@@ -494,7 +550,8 @@ def _stimulus(p: SignalParams, direction, speed):
         elif full:
             raise DerotationError(
                 f"the stimulus table has {len(direction)} directions but "
-                f"{len(speed)} speeds")
+                f"{len(speed)} speeds"
+            )
     return direction, speed_arr
 
 
@@ -502,11 +559,13 @@ def _detect_ticks(rotation_ticks, p: SignalParams, n: int) -> np.ndarray:
     """Step 1: the tick samples; an error if there are none."""
     ticks = find_ticks(rotation_ticks, p.tick_height, p.tick_distance)
     if len(ticks) == 0:
-        top = max(float(np.max(rotation_ticks[a:a + CHUNK]))
-                  for a in range(0, n, CHUNK))
+        top = max(
+            float(np.max(rotation_ticks[a : a + CHUNK])) for a in range(0, n, CHUNK)
+        )
         raise DerotationError(
             f"no rotation ticks: the tick signal never reaches the peak height "
-            f"{p.tick_height} V (its maximum is {top:.3g} V)")
+            f"{p.tick_height} V (its maximum is {top:.3g} V)"
+        )
     return ticks
 
 
@@ -516,8 +575,7 @@ def _expected_what(p: SignalParams, n_expected: int) -> str:
     return f"steps of {p.step:g} degrees in {p.rot_deg:g}"
 
 
-def _rotation_blocks(rotation_on, ticks, p: SignalParams, n_expected: int,
-                     notes: list):
+def _rotation_blocks(rotation_on, ticks, p: SignalParams, n_expected: int, notes: list):
     """Steps 2-3: ``(starts, ends, n_found)`` of the rotations.
 
     From the rotation-on pulses (brief off periods merged); if their number
@@ -531,11 +589,13 @@ def _rotation_blocks(rotation_on, ticks, p: SignalParams, n_expected: int,
     what = _expected_what(p, n_expected)
     notes.append(
         f"the rotation-on signal has {len(starts)} rotations but there are "
-        f"{n_expected} {what}; rotations recovered from the ticks")
+        f"{n_expected} {what}; rotations recovered from the ticks"
+    )
     if len(ticks) < n_expected:
         raise DerotationError(
             f"found {len(starts)} rotations and {len(ticks)} ticks; "
-            f"expected {n_expected} rotations ({what})")
+            f"expected {n_expected} rotations ({what})"
+        )
     n_found = len(starts)
     starts, ends = blocks_from_ticks(ticks, n_expected)
     return starts, ends, n_found
@@ -556,19 +616,22 @@ def _ticks_per_block(ticks, starts, ends, p: SignalParams, n_found, notes):
     counts = np.bincount(block, minlength=n_expected)
     expected_ticks = int(round(p.degrees_per_block / p.increment))
     if n_found is not None and np.any(
-            np.abs(counts - expected_ticks) > 0.5 * expected_ticks):
+        np.abs(counts - expected_ticks) > 0.5 * expected_ticks
+    ):
         what = _expected_what(p, n_expected)
         raise DerotationError(
             f"found {n_found} rotations in the rotation-on signal but there "
             f"are {n_expected} {what}; splitting the ticks into {n_expected} "
             f"rotations gives {counts.tolist()} ticks, expected about "
-            f"{expected_ticks} each")
+            f"{expected_ticks} each"
+        )
     if np.any(counts == 0):
         i = int(np.flatnonzero(counts == 0)[0])
         raise DerotationError(
-            f"rotation {i} (samples {starts[i]}-{ends[i]}) has no ticks")
+            f"rotation {i} (samples {starts[i]}-{ends[i]}) has no ticks"
+        )
     bounds = np.concatenate(([0], np.cumsum(counts)))
-    return [ticks[bounds[i]:bounds[i + 1]] for i in range(n_expected)]
+    return [ticks[bounds[i] : bounds[i + 1]] for i in range(n_expected)]
 
 
 def _repair_blocks(per_block, p: SignalParams, notes):
@@ -583,18 +646,25 @@ def _repair_blocks(per_block, p: SignalParams, notes):
         if p.repair_ticks:
             per_block[i], note = repair_ticks(t, expected_ticks)
         if not note:
-            note = (f"increment adjusted to {deg / len(t):.5g} degrees")
-        notes.append(f"rotation {i}: {len(t)} ticks, expected "
-                     f"{expected_ticks}; {note}")
+            note = f"increment adjusted to {deg / len(t):.5g} degrees"
+        notes.append(f"rotation {i}: {len(t)} ticks, expected {expected_ticks}; {note}")
         if abs(len(per_block[i]) - expected_ticks) > 0.1 * expected_ticks:
-            notes.append(f"rotation {i}: tick count {len(per_block[i])} is more "
-                         f"than 10% off the expected {expected_ticks}")
+            notes.append(
+                f"rotation {i}: tick count {len(per_block[i])} is more "
+                f"than 10% off the expected {expected_ticks}"
+            )
     return per_block
 
 
-def clock_samples(line_clock, frame_clock, p: SignalParams = SignalParams(), *,
-                  n_lines: int | None = None, n_frames: int | None = None,
-                  notes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+def clock_samples(
+    line_clock,
+    frame_clock,
+    p: SignalParams = SignalParams(),
+    *,
+    n_lines: int | None = None,
+    n_frames: int | None = None,
+    notes: list | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Step 7: ``(lines, frames)``, the sample of every line and frame.
 
     The rising (``line_use_start``/``frame_use_start``) or falling edge of
@@ -607,24 +677,30 @@ def clock_samples(line_clock, frame_clock, p: SignalParams = SignalParams(), *,
     lines = _clock(line_clock, p.threshold_k, p.line_use_start)
     if n_lines is not None and len(lines) != n_lines:
         if len(lines) > n_lines and p.line_count_mismatch == "trim":
-            notes.append(f"the line clock has {len(lines)} pulses; the movie "
-                         f"has {n_lines} lines: the first {n_lines} are used")
+            notes.append(
+                f"the line clock has {len(lines)} pulses; the movie "
+                f"has {n_lines} lines: the first {n_lines} are used"
+            )
             lines = lines[:n_lines]
         else:
             raise DerotationError(
                 f"the line clock has {len(lines)} pulses but the movie has "
-                f"{n_lines} lines (frames x rows)")
+                f"{n_lines} lines (frames x rows)"
+            )
     frames = _clock(frame_clock, p.threshold_k, p.frame_use_start)
     if n_frames is not None and len(frames) != n_frames:
         rows = len(lines) // n_frames if n_frames else 0
         if rows < 1:
             raise DerotationError(
                 f"the frame clock has {len(frames)} pulses and the line clock "
-                f"{len(lines)}; the movie has {n_frames} frames")
-        notes.append(f"the frame clock has {len(frames)} pulses but the movie "
-                     f"has {n_frames} frames; frame times taken from the line "
-                     f"clock")
-        frames = lines[::rows] if p.frame_use_start else lines[rows - 1::rows]
+                f"{len(lines)}; the movie has {n_frames} frames"
+            )
+        notes.append(
+            f"the frame clock has {len(frames)} pulses but the movie "
+            f"has {n_frames} frames; frame times taken from the line "
+            f"clock"
+        )
+        frames = lines[::rows] if p.frame_use_start else lines[rows - 1 :: rows]
     return lines, frames
 
 
@@ -643,8 +719,11 @@ def _measured_speed(per_block, increments, sampling_rate):
     if not sampling_rate:
         return np.full(len(per_block), np.nan)
     duration = np.array([t[-1] - t[0] for t in per_block], np.float64)
-    return np.where(counts > 1, increments * (counts - 1) / np.maximum(
-        duration, 1) * sampling_rate, np.nan)
+    return np.where(
+        counts > 1,
+        increments * (counts - 1) / np.maximum(duration, 1) * sampling_rate,
+        np.nan,
+    )
 
 
 def _clock(signal, k, use_start):
@@ -666,8 +745,7 @@ def _knots(per_block, starts, ends, direction, increments, deg, n, full):
         sign = -float(direction[i])
         first = float(t[0])
         lead = float(t[1] - t[0]) if len(t) > 1 else 1.0
-        zero = min(max(first - lead, float(starts[i]), prev_end + 0.25),
-                   first - 0.5)
+        zero = min(max(first - lead, float(starts[i]), prev_end + 0.25), first - 0.5)
         k = np.arange(1, len(t) + 1)
         motor = offset + k * increments[i]
         last = float(ends[i]) - 1.0
@@ -696,5 +774,6 @@ def _knots(per_block, starts, ends, direction, increments, deg, n, full):
     if bad.size:
         raise DerotationError(
             f"rotations overlap near sample {int(kt[bad[0]])}: check the "
-            f"rotation-on signal and inter_rotation_interval_min_len")
+            f"rotation-on signal and inter_rotation_interval_min_len"
+        )
     return kt, ka

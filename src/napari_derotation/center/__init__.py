@@ -20,13 +20,30 @@ from .bayesian import (
     find_center_bayesian,
 )
 
-__all__ = ["find_center_bayesian", "CenterResult", "ResidualMotion",
-           "MIN_ROTATION_DEGREES", "fit_center_ellipse",
-           "EllipseFit", "estimate_angle_offset", "OffsetResult",
-           "find_center_and_delay", "estimate_delay", "DelayResult"]
+__all__ = [
+    "find_center_bayesian",
+    "CenterResult",
+    "ResidualMotion",
+    "MIN_ROTATION_DEGREES",
+    "fit_center_ellipse",
+    "EllipseFit",
+    "estimate_angle_offset",
+    "OffsetResult",
+    "find_center_and_delay",
+    "estimate_delay",
+    "DelayResult",
+]
 
-__getattr__, __dir__ = lazy_names(__name__, globals(), {
-    "fit_center_ellipse": "ellipse", "EllipseFit": "ellipse",
-    "estimate_angle_offset": "offset", "OffsetResult": "offset",
-    "find_center_and_delay": "delay", "estimate_delay": "delay",
-    "DelayResult": "delay"})
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    globals(),
+    {
+        "fit_center_ellipse": "ellipse",
+        "EllipseFit": "ellipse",
+        "estimate_angle_offset": "offset",
+        "OffsetResult": "offset",
+        "find_center_and_delay": "delay",
+        "estimate_delay": "delay",
+        "DelayResult": "delay",
+    },
+)

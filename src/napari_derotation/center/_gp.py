@@ -61,9 +61,14 @@ class BoxGP:
         self.candidates = self.rng.random((n_candidates, 2))
         self.x: list[np.ndarray] = []
         self.y: list[float] = []
-        ls = np.array(np.meshgrid(LENGTH_SCALES, LENGTH_SCALES, NOISE_RATIOS,
-                                  indexing="ij")).reshape(3, -1).T
-        self._grid = ls            # (length row, length col, noise ratio)
+        ls = (
+            np.array(
+                np.meshgrid(LENGTH_SCALES, LENGTH_SCALES, NOISE_RATIOS, indexing="ij")
+            )
+            .reshape(3, -1)
+            .T
+        )
+        self._grid = ls  # (length row, length col, noise ratio)
 
     def to_unit(self, x) -> np.ndarray:
         return (np.asarray(x, np.float64) - self.lo) / self.span
@@ -85,14 +90,16 @@ class BoxGP:
         sd = sd if sd > 0 else 1.0
         z = (y - mu) / sd
         n = len(z)
-        diff2 = (x[:, None, :] - x[None, :, :]) ** 2            # (n, n, 2)
+        diff2 = (x[:, None, :] - x[None, :, :]) ** 2  # (n, n, 2)
         g = self._grid
         while True:
-            d2 = (diff2[None, :, :, 0] / g[:, 0, None, None] ** 2
-                  + diff2[None, :, :, 1] / g[:, 1, None, None] ** 2)
+            d2 = (
+                diff2[None, :, :, 0] / g[:, 0, None, None] ** 2
+                + diff2[None, :, :, 1] / g[:, 1, None, None] ** 2
+            )
             k = _matern(d2) + g[:, 2, None, None] * np.eye(n)
             try:
-                chol = np.linalg.cholesky(k)                     # (m, n, n)
+                chol = np.linalg.cholesky(k)  # (m, n, n)
                 break
             except np.linalg.LinAlgError:
                 # (nearly) repeated points: drop the smallest nugget
@@ -106,7 +113,7 @@ class BoxGP:
         # signal variance at its optimum quad / n: the profile likelihood
         loglik = -0.5 * n * np.log(quad / n) - 0.5 * logdet
         i = int(np.argmax(loglik))
-        weights = np.linalg.solve(chol[i].T, alpha[i, :, 0])     # K^-1 z
+        weights = np.linalg.solve(chol[i].T, alpha[i, :, 0])  # K^-1 z
         return g[i, :2], g[i, 2], chol[i], weights, mu, sd, np.sqrt(quad[i] / n)
 
     def predict(self, u, model=None):
@@ -133,7 +140,6 @@ class BoxGP:
         t = gap / sd
         ei = gap * ndtr(t) + sd * np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi)
         # never ask for (almost) a point already evaluated
-        near = (((u[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
-                < 1e-6).any(axis=1)
+        near = (((u[:, None, :] - x[None, :, :]) ** 2).sum(axis=2) < 1e-6).any(axis=1)
         ei[near] = -np.inf
         return self.from_unit(u[int(np.argmax(ei))])

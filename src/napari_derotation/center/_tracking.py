@@ -45,15 +45,17 @@ class GroupedMovie:
     (at most ``max_len`` long), averaged and smoothed on demand, crop by
     crop (the whole frame is never smoothed)."""
 
-    def __init__(self, movie, angles2d, tol: float, max_len: int,
-                 smooth: float):
+    def __init__(self, movie, angles2d, tol: float, max_len: int, smooth: float):
         self.movie, self.angles, self.smooth = movie, angles2d, smooth
         self.shape = movie.shape[1:]
         self.groups, start = [], 0
         n = angles2d.shape[0]
         for f in range(1, n + 1):
-            if (f == n or f - start >= max_len
-                    or np.abs(angles2d[f] - angles2d[start]).max() > tol):
+            if (
+                f == n
+                or f - start >= max_len
+                or np.abs(angles2d[f] - angles2d[start]).max() > tol
+            ):
                 self.groups.append((start, f))
                 start = f
 
@@ -71,15 +73,17 @@ class GroupedMovie:
         if lo_r >= hi_r or lo_c >= hi_c:
             return out
         a, b = self.groups[gi]
-        img = np.asarray(self.movie[a:b, lo_r:hi_r, lo_c:hi_c],
-                         np.float32).mean(axis=0, dtype=np.float64)
+        img = np.asarray(self.movie[a:b, lo_r:hi_r, lo_c:hi_c], np.float32).mean(
+            axis=0, dtype=np.float64
+        )
         if self.smooth:
             img = ndimage.gaussian_filter(img, self.smooth, mode="nearest")
         ir0, ir1 = max(r0, 0), min(r0 + size_r, rows)
         ic0, ic1 = max(c0, 0), min(c0 + size_c, cols)
         if ir0 < ir1 and ic0 < ic1:
-            out[ir0 - r0: ir1 - r0, ic0 - c0: ic1 - c0] = \
-                img[ir0 - lo_r: ir1 - lo_r, ic0 - lo_c: ic1 - lo_c]
+            out[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = img[
+                ir0 - lo_r : ir1 - lo_r, ic0 - lo_c : ic1 - lo_c
+            ]
         return out
 
 
@@ -96,7 +100,7 @@ def snap_seed(frames: GroupedMovie, gi: int, seed, radius=None):
     ok = np.isfinite(patch)
     bg = float(np.median(patch[ok]))
     spread = 1.4826 * float(np.median(np.abs(patch[ok] - bg)))
-    yy, xx = np.mgrid[r0:r0 + 2 * h + 1, c0:c0 + 2 * h + 1]
+    yy, xx = np.mgrid[r0 : r0 + 2 * h + 1, c0 : c0 + 2 * h + 1]
     d = np.hypot(yy - seed[0], xx - seed[1])
     near = ok & (d <= max(8.0, 1.5 * (radius or 0)))
     peak = float(patch[near].max()) if near.any() else bg
@@ -105,7 +109,8 @@ def snap_seed(frames: GroupedMovie, gi: int, seed, radius=None):
             f"no bright cell at the seed ({seed[0]:g}, {seed[1]:g}): the "
             f"brightest point within 8 px is {peak - bg:.3g} above the "
             f"background, expected more than {max(4 * spread, 1e-9):.3g}; "
-            "click on a bright cell")
+            "click on a bright cell"
+        )
     thr = bg + 0.5 * (peak - bg)
     labels, _ = ndimage.label(np.where(ok, patch, -np.inf) > thr)
     on = labels > 0
@@ -123,15 +128,14 @@ class CellTemplate:
 
     def __init__(self, frames: GroupedMovie, gi: int, pos, radius: float):
         self.h = h = int(math.ceil(2.0 * radius)) + 2
-        self.q = np.mgrid[-h:h + 1, -h:h + 1].astype(float)
+        self.q = np.mgrid[-h : h + 1, -h : h + 1].astype(float)
         self.disc = np.hypot(*self.q) <= h + 0.5
         r0, c0 = int(math.floor(pos[0])) - h - 2, int(math.floor(pos[1])) - h - 2
         crop = frames.crop(gi, r0, c0, 2 * h + 6, 2 * h + 6)
         pts = self.q + (np.asarray(pos, float) - (r0, c0))[:, None, None]
         self.values = _sample(crop, pts)
         self.values[~self.disc] = np.nan
-        self.energy = float(np.nansum((self.values
-                                       - np.nanmean(self.values)) ** 2))
+        self.energy = float(np.nansum((self.values - np.nanmean(self.values)) ** 2))
 
     def rotated(self, dtheta: float) -> np.ndarray:
         """The template as the cell looks after the sample turned by
@@ -143,8 +147,7 @@ class CellTemplate:
         out[~self.disc] = np.nan
         return out
 
-    def find(self, frames: GroupedMovie, gi: int, pred, window: int,
-             dtheta: float):
+    def find(self, frames: GroupedMovie, gi: int, pred, window: int, dtheta: float):
         """Best match near ``pred``: ``(position, score, in_view)``;
         position None when no offset in the window shows enough of the cell
         (``score`` NaN) or the best match is on the window's edge;
@@ -173,8 +176,9 @@ def _sample(img, pts):
     ok = np.isfinite(img)
     fill = np.where(ok, img, np.nanmean(img) if ok.any() else 0.0)
     v = ndimage.map_coordinates(fill, pts, order=3, mode="nearest")
-    bad = ndimage.map_coordinates((~ok).astype(float), pts, order=1,
-                                  mode="constant", cval=1.0)
+    bad = ndimage.map_coordinates(
+        (~ok).astype(float), pts, order=1, mode="constant", cval=1.0
+    )
     v[bad > 1e-6] = np.nan
     return v
 
@@ -186,8 +190,9 @@ def masked_ncc(win: np.ndarray, tpl: np.ndarray) -> np.ndarray:
     is visible are ``NaN``."""
     mi, mt = np.isfinite(win), np.isfinite(tpl)
     if not mi.any():
-        return np.full((win.shape[0] - tpl.shape[0] + 1,
-                        win.shape[1] - tpl.shape[1] + 1), np.nan)
+        return np.full(
+            (win.shape[0] - tpl.shape[0] + 1, win.shape[1] - tpl.shape[1] + 1), np.nan
+        )
     # less round-off in the sums below: both about zero
     img = np.where(mi, win - win[mi].mean(), 0.0)
     t = np.where(mt, tpl - tpl[mt].mean(), 0.0)
@@ -200,8 +205,7 @@ def masked_ncc(win: np.ndarray, tpl: np.ndarray) -> np.ndarray:
     f_k = np.conj(fft.rfft2(np.stack([mt.astype(float), t, energy]), shape))
     pairs = ((2, 0), (0, 0), (1, 0), (2, 1), (2, 2), (0, 1))
     prod = np.stack([f_img[a] * f_k[b] for a, b in pairs])
-    n, s_i, s_ii, s_t, s_tt, s_ti = \
-        fft.irfft2(prod, shape)[:, : out[0], : out[1]]
+    n, s_i, s_ii, s_t, s_tt, s_ti = fft.irfft2(prod, shape)[:, : out[0], : out[1]]
     with np.errstate(invalid="ignore", divide="ignore"):
         n = np.maximum(n, 1e-9)
         var_t = s_tt - s_t * s_t / n
@@ -225,8 +229,12 @@ def refine(win, pos, tpl, q, iterations: int = 8):
     hi = np.array(win.shape)[:, None, None] - 1
     ri = np.clip(np.rint(q + pos[:, None, None]).astype(int), 0, hi)
     grad = np.gradient(tpl)
-    use = np.isfinite(tpl) & np.isfinite(grad[0]) & np.isfinite(grad[1]) \
+    use = (
+        np.isfinite(tpl)
+        & np.isfinite(grad[0])
+        & np.isfinite(grad[1])
         & inner[ri[0], ri[1]]
+    )
     if use.sum() < 9:
         return pos
     coeffs = ndimage.spline_filter(np.where(ok, win, np.nanmean(win)), order=3)
@@ -234,12 +242,12 @@ def refine(win, pos, tpl, q, iterations: int = 8):
     x = np.asarray(pos, float).copy()
     a, b = 1.0, 0.0
     for k in range(iterations):
-        v = ndimage.map_coordinates(coeffs, qq + x[:, None], order=3,
-                                    mode="nearest", prefilter=False)
-        if k == 0:                      # the photometric part first
+        v = ndimage.map_coordinates(
+            coeffs, qq + x[:, None], order=3, mode="nearest", prefilter=False
+        )
+        if k == 0:  # the photometric part first
             tv = t - t.mean()
-            a = max(float(tv @ (v - v.mean())) / max(float(tv @ tv), 1e-12),
-                    1e-3)
+            a = max(float(tv @ (v - v.mean())) / max(float(tv @ tv), 1e-12), 1e-3)
             b = float(v.mean() - a * t.mean())
         r = v - a * t - b
         jac = np.stack([a * gr, a * gc, -t, -np.ones_like(t)], axis=1)
@@ -261,9 +269,15 @@ class CellTracker:
     those where it was not found and its predicted place is out of view
     (the search window there does not widen)."""
 
-    def __init__(self, frames: GroupedMovie, template: CellTemplate,
-                 center_guess, window: int, min_correlation: float,
-                 progress=None):
+    def __init__(
+        self,
+        frames: GroupedMovie,
+        template: CellTemplate,
+        center_guess,
+        window: int,
+        min_correlation: float,
+        progress=None,
+    ):
         self.frames, self.template = frames, template
         self.c_est = np.asarray(center_guess, float)
         self.window, self.min_correlation = window, min_correlation
@@ -282,19 +296,18 @@ class CellTracker:
         for order in (range(seed_gi + 1, n), range(seed_gi - 1, -1, -1)):
             pos, theta, misses = np.asarray(seed_pos, float), seed_theta, 0
             for gi in order:
-                pos, theta, misses = self._step(gi, pos, theta, misses,
-                                                seed_theta)
+                pos, theta, misses = self._step(gi, pos, theta, misses, seed_theta)
 
     def _step(self, gi, pos, theta, misses, seed_theta):
         a, b = self.frames.groups[gi]
         rows = self.frames.angles
         pred, th = pos, theta
-        for _ in range(3):      # the line that scans the cell <-> its angle
+        for _ in range(3):  # the line that scans the cell <-> its angle
             th = angle_at_row(rows[a], float(pred[0]))
             pred = self.predict(pos, theta, th)
-        hit, score, in_view = self.template.find(self.frames, gi, pred,
-                                        self.window + 2 * misses,
-                                        th - seed_theta)
+        hit, score, in_view = self.template.find(
+            self.frames, gi, pred, self.window + 2 * misses, th - seed_theta
+        )
         self._tick(b - a)
         if hit is not None and score >= self.min_correlation:
             th = angle_at_row(rows[a], float(hit[0]))
@@ -313,11 +326,11 @@ class CellTracker:
         """Where the cell seen at ``prev_pos`` (angle ``prev_theta``) is at
         ``theta``: along the path fitted so far, else about the guess."""
         if self.model is None:
-            return self.c_est + _rot(prev_theta - theta) @ (prev_pos
-                                                            - self.c_est)
+            return self.c_est + _rot(prev_theta - theta) @ (prev_pos - self.c_est)
         th0, th1 = np.deg2rad(prev_theta), np.deg2rad(theta)
         return prev_pos + self.model @ np.array(
-            [np.cos(th1) - np.cos(th0), np.sin(th1) - np.sin(th0)])
+            [np.cos(th1) - np.cos(th0), np.sin(th1) - np.sin(th0)]
+        )
 
     def fit_model(self):
         """The matrix ``M`` of ``p = c + M (cos, sin)`` from the sightings
@@ -337,18 +350,23 @@ class CellTracker:
         if span < np.deg2rad(10):
             return None
         # circle: p - c = (wr cos + wc sin, wc cos - wr sin)
-        design = np.block([[one[:, None], zero[:, None], cos[:, None],
-                            sin[:, None]],
-                           [zero[:, None], one[:, None], -sin[:, None],
-                            cos[:, None]]])
-        x = np.linalg.lstsq(design, np.concatenate([a[:, 0], a[:, 1]]),
-                            rcond=None)[0]
+        design = np.block(
+            [
+                [one[:, None], zero[:, None], cos[:, None], sin[:, None]],
+                [zero[:, None], one[:, None], -sin[:, None], cos[:, None]],
+            ]
+        )
+        x = np.linalg.lstsq(design, np.concatenate([a[:, 0], a[:, 1]]), rcond=None)[0]
         wr, wc = x[2], x[3]
         return np.array([[wr, wc], [wc, -wr]])
 
     def _tick(self, k: int) -> None:
         self.done += k
-        if self.progress is not None and \
-                self.progress(self.done, self.frames.angles.shape[0]) is False:
-            raise Cancelled(f"ellipse fit cancelled after {self.done} of "
-                            f"{self.frames.angles.shape[0]} frames")
+        if (
+            self.progress is not None
+            and self.progress(self.done, self.frames.angles.shape[0]) is False
+        ):
+            raise Cancelled(
+                f"ellipse fit cancelled after {self.done} of "
+                f"{self.frames.angles.shape[0]} frames"
+            )

@@ -58,8 +58,13 @@ from ..frames import (
 )
 from ._gp import BoxGP, latin_hypercube
 
-__all__ = ["ResidualMotion", "CenterResult", "find_center_bayesian",
-           "MIN_ROTATION_DEGREES"]
+__all__ = [
+    "ResidualMotion",
+    "CenterResult",
+    "find_center_bayesian",
+    "MIN_ROTATION_DEGREES",
+]
+
 
 class ResidualMotion:
     """Residual motion left in a movie derotated about a given centre.
@@ -102,10 +107,20 @@ class ResidualMotion:
         :data:`MIN_ROTATION_DEGREES` of 0, or fewer than two angle bins).
     """
 
-    def __init__(self, movie, angles_per_line, *, region_center=None,
-                 region_margin=0.0, bin_degrees=15.0, max_frames=64, sigma=1.0,
-                 frames=None, params: DerotationParams | None = None,
-                 **overrides):
+    def __init__(
+        self,
+        movie,
+        angles_per_line,
+        *,
+        region_center=None,
+        region_margin=0.0,
+        bin_degrees=15.0,
+        max_frames=64,
+        sigma=1.0,
+        frames=None,
+        params: DerotationParams | None = None,
+        **overrides,
+    ):
         movie = check_movie(movie)
         n, rows, cols = movie.shape
         given = DerotationParams.build(params, **overrides)
@@ -117,18 +132,23 @@ class ResidualMotion:
             raise DerotationError(f"bin_degrees must be > 0; got {bin_degrees}")
         if int(max_frames) < 2:
             raise DerotationError(f"max_frames must be >= 2; got {max_frames}")
-        candidates = np.arange(n) if frames is None else np.unique(
-            np.asarray(frames, dtype=np.intp))
+        candidates = (
+            np.arange(n)
+            if frames is None
+            else np.unique(np.asarray(frames, dtype=np.intp))
+        )
         if candidates.size and (candidates[0] < 0 or candidates[-1] >= n):
             raise DerotationError(
                 f"frames must be in [0, {n - 1}]; got {candidates[0]} to "
-                f"{candidates[-1]}")
+                f"{candidates[-1]}"
+            )
         per_line = angles.reshape(n, rows)[candidates]
         if candidates.size == 0 or np.abs(per_line).max() < MIN_ROTATION_DEGREES:
             top = float(np.abs(per_line).max()) if candidates.size else 0.0
             raise DerotationError(
                 "the movie does not rotate: expected angles beyond "
-                f"+-{MIN_ROTATION_DEGREES:g} degrees; the largest is {top:g}")
+                f"+-{MIN_ROTATION_DEGREES:g} degrees; the largest is {top:g}"
+            )
         fa = np.mod(per_line[:, rows // 2], 360.0)
         nb = max(2, int(round(360.0 / bin_degrees)))
         bins = np.floor(fa / (360.0 / nb) + 0.5).astype(np.intp) % nb
@@ -137,7 +157,8 @@ class ResidualMotion:
             raise DerotationError(
                 "the movie's frames all have about the same angle "
                 f"({float(np.median(fa)):.1f} degrees): expected frames at two "
-                f"or more angles at least {360.0 / nb:g} degrees apart")
+                f"or more angles at least {360.0 / nb:g} degrees apart"
+            )
         per_bin = max(1, int(max_frames) // used.size)
         chosen, labels = [], []
         for k, b in enumerate(used):
@@ -154,25 +175,30 @@ class ResidualMotion:
         self.bin_angles = used * (360.0 / nb)
         edges = np.searchsorted(labels, np.arange(self.n_bins + 1))
         self._bounds = list(zip(edges[:-1], edges[1:], strict=True))
-        self._counts = np.bincount(labels, minlength=self.n_bins).astype(
-            np.float32)[:, None, None]
-        self._out = None             # derotated frames, reused by every call
+        self._counts = np.bincount(labels, minlength=self.n_bins).astype(np.float32)[
+            :, None, None
+        ]
+        self._out = None  # derotated frames, reused by every call
         self.movie = np.ascontiguousarray(movie[self.frames], dtype=np.float32)
         self.angles = angles.reshape(n, rows)[self.frames].ravel()
         self.shape = (rows, cols)
         rc = check_center(region_center, movie.shape)
         inscribed = inscribed_radius(self.shape, rc)
-        self.region_radius = max(inscribed - float(region_margin),
-                                 0.35 * inscribed, 2.0)
+        self.region_radius = max(
+            inscribed - float(region_margin), 0.35 * inscribed, 2.0
+        )
         mask = disc_mask(self.shape, rc, self.region_radius)
         rr, cc = np.nonzero(mask)
         pad = int(math.ceil(3 * sigma)) + 1
-        self._box = (slice(max(rr.min() - pad, 0), min(rr.max() + pad + 1, rows)),
-                     slice(max(cc.min() - pad, 0), min(cc.max() + pad + 1, cols)))
+        self._box = (
+            slice(max(rr.min() - pad, 0), min(rr.max() + pad + 1, rows)),
+            slice(max(cc.min() - pad, 0), min(cc.max() + pad + 1, cols)),
+        )
         self._mask = mask[self._box]
-        self.flat_calls = 0          # calls that found no contrast at all
-        self.contrast = _contrast_note(movie.dtype, self.movie[
-            (slice(None),) + self._box][:, self._mask])
+        self.flat_calls = 0  # calls that found no contrast at all
+        self.contrast = _contrast_note(
+            movie.dtype, self.movie[(slice(None),) + self._box][:, self._mask]
+        )
         self.sigma = float(sigma)
         # the centre and the fill are the search's own: NaN marks a pixel a
         # frame did not cover
@@ -191,11 +217,11 @@ class ResidualMotion:
             if self._delay:
                 angles_per_line = delay_angles(angles_per_line, self._delay)
             angles = np.asarray(angles_per_line, np.float64)[
-                (self.frames[:, None] * rows + np.arange(rows)).ravel()]
+                (self.frames[:, None] * rows + np.arange(rows)).ravel()
+            ]
         if self._out is None:
             self._out = np.empty_like(self.movie)
-        derotate_into(self.movie, angles, center, self._out,
-                      params=self.params)
+        derotate_into(self.movie, angles, center, self._out, params=self.params)
         box = self._out[(slice(None),) + self._box]
         # a pixel that a frame missed is NaN in its bin's sum
         mean = np.empty((self.n_bins,) + box.shape[1:], np.float32)
@@ -204,7 +230,7 @@ class ResidualMotion:
         mean /= self._counts
         missing = np.isnan(mean).any(axis=0)
         if missing.any():
-            mean[:, missing] = np.nan        # compare only pixels every frame has
+            mean[:, missing] = np.nan  # compare only pixels every frame has
         return mean
 
     def __call__(self, center, angles_per_line=None) -> float:
@@ -221,14 +247,13 @@ class ResidualMotion:
         ``S . Z_b``.
         """
         img = self.bin_images(center, angles_per_line)
-        missing = np.isnan(img[0])            # the same pixels in every bin
+        missing = np.isnan(img[0])  # the same pixels in every bin
         if missing.any():
             # uncovered pixels (outside the compared disc unless the search
             # strays far) take their bin's mean, so smoothing cannot spread NaN
             img[:, missing] = img[:, ~missing].mean(axis=1)[:, None]
         if self.sigma > 0:
-            img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma),
-                                          output=img)
+            img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma), output=img)
         z = img[:, self._mask & ~missing].astype(np.float64)
         b, n = z.shape
         if n < 16:
@@ -239,8 +264,8 @@ class ResidualMotion:
         # a bin without contrast (rounding aside) compares as zeros
         sd[sd <= 1e-6 * np.maximum(level, 1.0)] = np.inf
         z /= np.maximum(sd, 1e-12)[:, None]
-        total = z.sum(axis=0)                            # S
-        norms = np.einsum("ij,ij->i", z, z)              # |Z_b|^2
+        total = z.sum(axis=0)  # S
+        norms = np.einsum("ij,ij->i", z, z)  # |Z_b|^2
         if not norms.sum() > 0:
             # no bin has contrast (a saturated or constant region): nothing
             # to compare, the worst value rather than 0 / 0
@@ -249,7 +274,7 @@ class ResidualMotion:
         value = (norms.sum() - total @ total / b) / norms.sum()
         if b < 2:
             return float(value), np.ones(1)
-        rest = total @ total - 2 * (z @ total) + norms   # |S - Z_b|^2
+        rest = total @ total - 2 * (z @ total) + norms  # |S - Z_b|^2
         kept = norms.sum() - norms
         loo = 1.0 - rest / np.maximum((b - 1) * kept, 1e-300)
         return float(value), loo
@@ -275,12 +300,16 @@ def _contrast_note(dtype, region) -> tuple[float, str]:
         top = np.iinfo(dtype).max
         saturated = (region >= top).mean(axis=0) > 0.5
         flat = constant | saturated
-        parts.append(f"{100 * saturated.mean():.0f}% of the compared pixels "
-                     f"are saturated (at {top})")
-    parts.append(f"{100 * constant.mean():.0f}% are constant over the "
-                 f"frames" if parts else
-                 f"{100 * constant.mean():.0f}% of the compared pixels are "
-                 f"constant over the frames")
+        parts.append(
+            f"{100 * saturated.mean():.0f}% of the compared pixels "
+            f"are saturated (at {top})"
+        )
+    parts.append(
+        f"{100 * constant.mean():.0f}% are constant over the frames"
+        if parts
+        else f"{100 * constant.mean():.0f}% of the compared pixels are "
+        f"constant over the frames"
+    )
     return float(flat.mean()), " and ".join(parts)
 
 
@@ -289,19 +318,22 @@ def _check_contrast(objective, start, calls=None) -> None:
     (before the search), or one where no call found contrast (after it,
     ``calls`` made); warn when more than half of it is."""
     share, note = objective.contrast
-    where = (f"(radius {objective.region_radius:.0f} px about "
-             f"({start[0]:g}, {start[1]:g}))")
+    where = (
+        f"(radius {objective.region_radius:.0f} px about ({start[0]:g}, {start[1]:g}))"
+    )
     if calls is None:
         if share >= FLAT_SHARE_REFUSE:
-            raise DerotationError(f"the movie has too little contrast to "
-                                  f"find the centre with: {note} {where}")
+            raise DerotationError(
+                f"the movie has too little contrast to "
+                f"find the centre with: {note} {where}"
+            )
         return
     if objective.flat_calls == calls:
-        raise DerotationError(f"the movie has no contrast to find the "
-                              f"centre with: {note} {where}")
+        raise DerotationError(
+            f"the movie has no contrast to find the centre with: {note} {where}"
+        )
     if share > FLAT_SHARE_WARNING:
-        warnings.warn(f"the centre may be poorly defined: {note}",
-                      stacklevel=3)
+        warnings.warn(f"the centre may be poorly defined: {note}", stacklevel=3)
 
 
 @dataclass
@@ -353,7 +385,8 @@ class CenterResult:
         return {
             "method": "bayesian",
             "center": [float(v) for v in self.center],
-            "uncertainty": None if self.uncertainty is None
+            "uncertainty": None
+            if self.uncertainty is None
             else [float(v) for v in self.uncertainty],
             "objective": float(self.objective),
             "n_evaluations": int(self.n_evaluations),
@@ -414,13 +447,15 @@ class _Search:
         self.on_best = on_best
         self.xs: list[list[float]] = []
         self.ys: list[float] = []
-        self.loo: list[np.ndarray] = []   # objectives leaving one bin out
-        self.model = None            # the Gaussian process told of them
-        self.fit = None              # (best, radius) of the last quadratic
+        self.loo: list[np.ndarray] = []  # objectives leaving one bin out
+        self.model = None  # the Gaussian process told of them
+        self.fit = None  # (best, radius) of the last quadratic
 
     def evaluate(self, x) -> None:
-        x = [float(min(max(x[0], self.lo[0]), self.hi[0])),
-             float(min(max(x[1], self.lo[1]), self.hi[1]))]
+        x = [
+            float(min(max(x[0], self.lo[0]), self.hi[0])),
+            float(min(max(x[1], self.lo[1]), self.hi[1])),
+        ]
         y, loo = self.objective.with_jackknife(x)
         self.xs.append(x)
         self.ys.append(y)
@@ -430,10 +465,14 @@ class _Search:
         best = self.xs[int(np.argmin(self.ys))]
         if self.on_best is not None:
             self.on_best((best[0], best[1]))
-        if self.progress is not None and self.progress(
-                len(self.xs), self.n_calls) is False:
-            raise Cancelled(f"centre search cancelled after {len(self.xs)} of "
-                            f"{self.n_calls} evaluations")
+        if (
+            self.progress is not None
+            and self.progress(len(self.xs), self.n_calls) is False
+        ):
+            raise Cancelled(
+                f"centre search cancelled after {len(self.xs)} of "
+                f"{self.n_calls} evaluations"
+            )
 
     @property
     def left(self) -> int:
@@ -445,16 +484,17 @@ class _Search:
 
 def _check_search(shape, initial, search_radius, n_calls):
     """Validated ``(initial, radius, n_calls)``."""
-    r0, c0 = check_center(initial if initial is not None else
-                          default_center(shape), shape)
+    r0, c0 = check_center(
+        initial if initial is not None else default_center(shape), shape
+    )
     try:
         radius = float(search_radius)
     except (TypeError, ValueError):
         radius = float("nan")
     if not (math.isfinite(radius) and radius > 0):
         raise DerotationError(
-            f"search_radius must be a positive number of pixels; got "
-            f"{search_radius!r}")
+            f"search_radius must be a positive number of pixels; got {search_radius!r}"
+        )
     n_calls = int(n_calls)
     if n_calls < 3:
         raise DerotationError(f"n_calls must be >= 3; got {n_calls}")
@@ -489,18 +529,23 @@ def _polish(search) -> None:
         best = pts[int(np.argmin(vals))]
         # (clipped to the box first: at its edge, vertices outside it would
         # all be evaluated on the edge)
-        probes = [np.clip(best + step * np.array([np.cos(a), np.sin(a)]),
-                          search.lo, search.hi)
-                  for a in np.arange(6) * np.pi / 3]
-        probes = [p for i, p in enumerate(probes)
-                  if np.hypot(*(pts - p).T).min() > 0.25 * step
-                  and all(np.hypot(*(q - p)) > 0.25 * step
-                          for q in probes[:i])]
+        probes = [
+            np.clip(
+                best + step * np.array([np.cos(a), np.sin(a)]), search.lo, search.hi
+            )
+            for a in np.arange(6) * np.pi / 3
+        ]
+        probes = [
+            p
+            for i, p in enumerate(probes)
+            if np.hypot(*(pts - p).T).min() > 0.25 * step
+            and all(np.hypot(*(q - p)) > 0.25 * step for q in probes[:i])
+        ]
         if len(probes) > search.left:
             break
         for p in probes:
             search.evaluate(p)
-        moved = min(search.ys) < vals.min()      # a vertex beat the centre
+        moved = min(search.ys) < vals.min()  # a vertex beat the centre
         if search.left <= 0:
             break
         pts, vals = search.arrays()
@@ -540,18 +585,28 @@ def _uncertainty(search):
     minima = np.array(minima)
     b = len(minima)
     var = (b - 1) / b * np.square(minima - minima.mean(axis=0)).sum(axis=0)
-    var += SYSTEMATIC_PX ** 2
+    var += SYSTEMATIC_PX**2
     return (float(np.sqrt(var[0])), float(np.sqrt(var[1])))
 
 
-def find_center_bayesian(movie, angles_per_line, *, initial=None,
-                         search_radius=10.0, n_calls=30, n_initial_points=8,
-                         max_frames=64, bin_degrees=15.0, sigma=1.0,
-                         polish=True, random_state=0,
-                         params: DerotationParams | None = None,
-                         progress: Callable | None = None,
-                         on_best: Callable | None = None,
-                         **overrides) -> CenterResult:
+def find_center_bayesian(
+    movie,
+    angles_per_line,
+    *,
+    initial=None,
+    search_radius=10.0,
+    n_calls=30,
+    n_initial_points=8,
+    max_frames=64,
+    bin_degrees=15.0,
+    sigma=1.0,
+    polish=True,
+    random_state=0,
+    params: DerotationParams | None = None,
+    progress: Callable | None = None,
+    on_best: Callable | None = None,
+    **overrides,
+) -> CenterResult:
     """Search the centre of rotation that leaves the least residual motion.
 
     Parameters
@@ -610,28 +665,34 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     """
     t0 = time.perf_counter()
     movie = check_movie(movie)
-    (r0, c0), radius, n_calls = _check_search(movie.shape, initial,
-                                              search_radius, n_calls)
+    (r0, c0), radius, n_calls = _check_search(
+        movie.shape, initial, search_radius, n_calls
+    )
     rows, cols = movie.shape[1:]
     lo = np.array([max(0.0, r0 - radius), max(0.0, c0 - radius)])
     hi = np.array([min(rows - 1.0, r0 + radius), min(cols - 1.0, c0 + radius)])
     objective = ResidualMotion(
-        movie, angles_per_line, region_center=(r0, c0),
+        movie,
+        angles_per_line,
+        region_center=(r0, c0),
         region_margin=2 * math.sqrt(2) * radius + 3 * sigma,
-        bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
-        params=DerotationParams.build(params, **overrides))
+        bin_degrees=bin_degrees,
+        max_frames=max_frames,
+        sigma=sigma,
+        params=DerotationParams.build(params, **overrides),
+    )
     _check_contrast(objective, (r0, c0))
     n_polish = min(POLISH_CALLS, n_calls // 2) if polish else 0
-    if n_polish < 7:            # too few for one hexagon and its quadratic
+    if n_polish < 7:  # too few for one hexagon and its quadratic
         n_polish = 0
     # at small budgets, leave the Gaussian process half of the global search
-    n_init = int(min(max(2, n_initial_points), n_calls - 1,
-                     max(2, (n_calls - n_polish) // 2)))
+    n_init = int(
+        min(max(2, n_initial_points), n_calls - 1, max(2, (n_calls - n_polish) // 2))
+    )
     n_gp = max(0, n_calls - n_polish - 1 - n_init)
     search = _Search(objective, lo, hi, n_calls, progress, on_best)
     search.model = BoxGP(np.stack([lo, hi], axis=1), random_state=random_state)
-    _initial_design(search, (r0, c0), n_init,
-                    np.random.default_rng(random_state))
+    _initial_design(search, (r0, c0), n_init, np.random.default_rng(random_state))
     _gp_search(search, n_gp)
     search.model = None
     _polish(search)
@@ -639,8 +700,14 @@ def find_center_bayesian(movie, angles_per_line, *, initial=None,
     _check_contrast(objective, (r0, c0), calls=len(pts))
     i = int(np.argmin(vals))
     return CenterResult(
-        center=(float(pts[i, 0]), float(pts[i, 1])), objective=float(vals[i]),
-        centers=pts, objectives=vals, n_evaluations=len(pts),
-        n_frames=int(objective.frames.size), initial=(r0, c0),
-        search_radius=radius, elapsed=time.perf_counter() - t0,
-        uncertainty=_uncertainty(search))
+        center=(float(pts[i, 0]), float(pts[i, 1])),
+        objective=float(vals[i]),
+        centers=pts,
+        objectives=vals,
+        n_evaluations=len(pts),
+        n_frames=int(objective.frames.size),
+        initial=(r0, c0),
+        search_radius=radius,
+        elapsed=time.perf_counter() - t0,
+        uncertainty=_uncertainty(search),
+    )

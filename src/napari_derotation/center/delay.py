@@ -45,8 +45,14 @@ from ..errors import Cancelled, DerotationError
 from ..frames import delay_angles, inscribed_radius
 from .bayesian import ResidualMotion, find_center_bayesian
 
-__all__ = ["DelayResult", "find_center_and_delay", "estimate_delay",
-           "delay_sensitivity", "frame_speeds", "MIN_SENSITIVITY_PX"]
+__all__ = [
+    "DelayResult",
+    "find_center_and_delay",
+    "estimate_delay",
+    "delay_sensitivity",
+    "frame_speeds",
+    "MIN_SENSITIVITY_PX",
+]
 
 #: A delay that moves the compared disc's edge by less than this (pixels)
 #: per line between the frames compared is not reported.
@@ -103,7 +109,8 @@ class DelayResult:
         return {
             "method": "bayesian",
             "center": [float(v) for v in self.center],
-            "uncertainty": None if self.center_uncertainty is None
+            "uncertainty": None
+            if self.center_uncertainty is None
             else [float(v) for v in self.center_uncertainty],
             "angle_delay": float(self.delay),
             "angle_delay_uncertainty": float(self.uncertainty),
@@ -118,7 +125,8 @@ class DelayResult:
 def frame_speeds(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
     """Median speed (degrees per line, signed) of every frame's lines."""
     a = np.asarray(angles_per_line, np.float64)[: n_frames * rows].reshape(
-        n_frames, rows)
+        n_frames, rows
+    )
     if rows < 2:
         return np.zeros(n_frames)
     step = np.diff(a, axis=1)
@@ -126,8 +134,9 @@ def frame_speeds(angles_per_line, n_frames: int, rows: int) -> np.ndarray:
     return np.median(step, axis=1)
 
 
-def delay_sensitivity(angles_per_line, shape, center, frames=None,
-                      radius=None) -> float:
+def delay_sensitivity(
+    angles_per_line, shape, center, frames=None, radius=None
+) -> float:
     """Pixels that one line of delay moves points at ``radius`` (default:
     the inscribed disc about ``center``) between the frames (default all)
     that turn fastest one way and the other: ``radius * (max - min of the
@@ -151,7 +160,8 @@ def _refuse_unobservable(sensitivity, speeds) -> None:
             f"all turn at about {speed:.3g} deg/line the same way, so a delay "
             "only turns the whole derotated movie (like an offset of the "
             "angles) and leaves it sharp; it needs still frames, changes of "
-            "speed or both directions of rotation (see docs/center.md)")
+            "speed or both directions of rotation (see docs/center.md)"
+        )
 
 
 class _Counter:
@@ -163,10 +173,11 @@ class _Counter:
 
     def __call__(self):
         self.count += 1
-        if self.progress is not None and self.progress(
-                min(self.count, self.budget - 1), self.budget) is False:
-            raise Cancelled(f"delay search cancelled after {self.count} "
-                            "evaluations")
+        if (
+            self.progress is not None
+            and self.progress(min(self.count, self.budget - 1), self.budget) is False
+        ):
+            raise Cancelled(f"delay search cancelled after {self.count} evaluations")
 
     def finish(self):
         if self.progress is not None:
@@ -180,17 +191,18 @@ def _refuse_uncertain(delay, sd, max_uncertainty) -> None:
             f"the delay is not constrained by this movie ({what} about "
             f"{delay:.2f} lines; expected an uncertainty under "
             f"{max_uncertainty:g}): it needs still frames, changes of speed "
-            "or both directions of rotation (see docs/center.md)")
+            "or both directions of rotation (see docs/center.md)"
+        )
 
 
 def _check_observable(f, angles, shape) -> float:
     """The delay's sensitivity over the frames ``f`` compares; refused
     when too small."""
     frames = f.objective.frames
-    sens = delay_sensitivity(angles, shape, f.center, frames=frames,
-                             radius=f.objective.region_radius)
-    _refuse_unobservable(sens, frame_speeds(angles, shape[0], shape[1])[
-        frames])
+    sens = delay_sensitivity(
+        angles, shape, f.center, frames=frames, radius=f.objective.region_radius
+    )
+    _refuse_unobservable(sens, frame_speeds(angles, shape[0], shape[1])[frames])
     return sens
 
 
@@ -198,16 +210,31 @@ class _DelayObjective:
     """The residual motion about a fixed centre as a function of the delay
     (with the jackknife over bins), its evaluations kept."""
 
-    def __init__(self, movie, angles, center, lines, bin_degrees, max_frames,
-                 sigma, report, params=None):
-        self.angles = angles          # the recorded trace, every line
-        self.lines = lines            # the movie's lines in that trace
+    def __init__(
+        self,
+        movie,
+        angles,
+        center,
+        lines,
+        bin_degrees,
+        max_frames,
+        sigma,
+        report,
+        params=None,
+    ):
+        self.angles = angles  # the recorded trace, every line
+        self.lines = lines  # the movie's lines in that trace
         self.center = center
         self.objective = ResidualMotion(
-            movie, self.at(0.0) if lines is not None else angles,
-            region_center=center, region_margin=3 * sigma,
-            bin_degrees=bin_degrees, max_frames=max_frames, sigma=sigma,
-            params=params)
+            movie,
+            self.at(0.0) if lines is not None else angles,
+            region_center=center,
+            region_margin=3 * sigma,
+            bin_degrees=bin_degrees,
+            max_frames=max_frames,
+            sigma=sigma,
+            params=params,
+        )
         self.cache: dict[float, tuple[float, np.ndarray]] = {}
         self.report = report
 
@@ -218,16 +245,18 @@ class _DelayObjective:
     def __call__(self, delay: float) -> float:
         d = round(float(delay), 6)
         if d not in self.cache:
-            self.cache[d] = self.objective.with_jackknife(self.center,
-                                                          self.at(d))
+            self.cache[d] = self.objective.with_jackknife(self.center, self.at(d))
             if self.report is not None:
                 self.report()
         return self.cache[d][0]
 
     def arrays(self):
         d = np.array(sorted(self.cache))
-        return d, np.array([self.cache[k][0] for k in d]), \
-            np.array([self.cache[k][1] for k in d])
+        return (
+            d,
+            np.array([self.cache[k][0] for k in d]),
+            np.array([self.cache[k][1] for k in d]),
+        )
 
 
 def _parabola_min(x, y):
@@ -240,8 +269,9 @@ def _parabola_min(x, y):
     return -c1 / (2 * c2)
 
 
-def _search_delay(f: _DelayObjective, lo: float, hi: float, step: float
-                  ) -> tuple[float, float | None]:
+def _search_delay(
+    f: _DelayObjective, lo: float, hi: float, step: float
+) -> tuple[float, float | None]:
     """Coarse grid over [lo, hi] at ``step``, then finer grids down to half a
     line, then a parabola through the points within 1.5 lines of the best:
     ``(delay, jackknife sd or None)``."""
@@ -268,9 +298,8 @@ def _search_delay(f: _DelayObjective, lo: float, hi: float, step: float
         minima.append(m)
     minima = np.array(minima)
     b = minima.size
-    var = (b - 1) / b * np.square(minima - minima.mean()).sum() if b > 2 \
-        else np.inf
-    return float(vertex), float(math.sqrt(var + SYSTEMATIC_LINES ** 2))
+    var = (b - 1) / b * np.square(minima - minima.mean()).sum() if b > 2 else np.inf
+    return float(vertex), float(math.sqrt(var + SYSTEMATIC_LINES**2))
 
 
 def _recorded(angles_per_line, lines, n_lines, rows, reach):
@@ -281,13 +310,13 @@ def _recorded(angles_per_line, lines, n_lines, rows, reach):
     if lines is None:
         check_angles(recorded, n_lines, rows)
         keep = n_lines + int(math.ceil(reach)) + 4
-        tail = recorded[n_lines: keep]
+        tail = recorded[n_lines:keep]
         return recorded[: keep if np.isfinite(tail).all() else n_lines], None
     idx = np.asarray(lines, np.intp).ravel()
     if idx.size != n_lines:
         raise DerotationError(
-            f"lines: expected {n_lines} line indices (frames x rows); got "
-            f"{idx.size}")
+            f"lines: expected {n_lines} line indices (frames x rows); got {idx.size}"
+        )
     check_angles(recorded[idx], n_lines, rows)
     return recorded, idx
 
@@ -299,14 +328,25 @@ def _check_lines(value, name="max_delay") -> float:
         v = float("nan")
     if not (math.isfinite(v) and v > 0):
         raise DerotationError(
-            f"{name} must be a positive number of lines; got {value!r}")
+            f"{name} must be a positive number of lines; got {value!r}"
+        )
     return v
 
 
-def estimate_delay(movie, angles_per_line, center=None, *, max_delay=32.0,
-                   lines=None, max_frames=64, bin_degrees=15.0, sigma=1.0,
-                   max_uncertainty=1.0, params: DerotationParams | None = None,
-                   progress: Callable | None = None) -> DelayResult:
+def estimate_delay(
+    movie,
+    angles_per_line,
+    center=None,
+    *,
+    max_delay=32.0,
+    lines=None,
+    max_frames=64,
+    bin_degrees=15.0,
+    sigma=1.0,
+    max_uncertainty=1.0,
+    params: DerotationParams | None = None,
+    progress: Callable | None = None,
+) -> DelayResult:
     """The delay (lines) that leaves the least residual motion about a
     fixed ``center``, searched in ``[-max_delay, max_delay]``; refused
     (:class:`DerotationError`) when the movie cannot constrain it (see the
@@ -314,19 +354,40 @@ def estimate_delay(movie, angles_per_line, center=None, *, max_delay=32.0,
     ``angles_per_line`` (for one plane of a multi-plane recording; default
     the first ``frames * rows``)."""
     return find_center_and_delay(
-        movie, angles_per_line, initial=center, fit_center=False,
-        max_delay=max_delay, lines=lines, max_frames=max_frames,
-        bin_degrees=bin_degrees, sigma=sigma, max_uncertainty=max_uncertainty,
-        params=params, progress=progress)
+        movie,
+        angles_per_line,
+        initial=center,
+        fit_center=False,
+        max_delay=max_delay,
+        lines=lines,
+        max_frames=max_frames,
+        bin_degrees=bin_degrees,
+        sigma=sigma,
+        max_uncertainty=max_uncertainty,
+        params=params,
+        progress=progress,
+    )
 
 
-def find_center_and_delay(movie, angles_per_line, *, initial=None,
-                          search_radius=10.0, n_calls=30, max_delay=32.0,
-                          delay=0.0, lines=None, max_rounds=4,
-                          fit_center=True, max_frames=64, bin_degrees=15.0,
-                          sigma=1.0, max_uncertainty=1.0,
-                          params: DerotationParams | None = None,
-                          progress: Callable | None = None) -> DelayResult:
+def find_center_and_delay(
+    movie,
+    angles_per_line,
+    *,
+    initial=None,
+    search_radius=10.0,
+    n_calls=30,
+    max_delay=32.0,
+    delay=0.0,
+    lines=None,
+    max_rounds=4,
+    fit_center=True,
+    max_frames=64,
+    bin_degrees=15.0,
+    sigma=1.0,
+    max_uncertainty=1.0,
+    params: DerotationParams | None = None,
+    progress: Callable | None = None,
+) -> DelayResult:
     """Find the centre of rotation and the angle delay in turn.
 
     Parameters
@@ -371,12 +432,12 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
     movie = check_movie(movie)
     n, rows, cols = movie.shape
     span = _check_lines(max_delay)
-    recorded, lines_idx = _recorded(angles_per_line, lines, n * rows, rows,
-                                    span + abs(float(delay)))
+    recorded, lines_idx = _recorded(
+        angles_per_line, lines, n * rows, rows, span + abs(float(delay))
+    )
     d0 = float(delay)
     centre = check_center(initial, movie.shape)
-    params = (params or DerotationParams()).replace(center=None,
-                                                    angle_delay=0.0)
+    params = (params or DerotationParams()).replace(center=None, angle_delay=0.0)
     tick = _Counter(progress, (n_calls + 40) * (2 if fit_center else 1) + 20)
 
     def movie_angles(d):
@@ -390,16 +451,31 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
         moved = 0.0
         if fit_center:
             res = find_center_bayesian(
-                movie, movie_angles(d0), initial=centre,
-                search_radius=radius, n_calls=calls, max_frames=max_frames,
-                bin_degrees=bin_degrees, sigma=sigma, params=params,
-                progress=lambda done, total: tick())
-            moved = math.hypot(res.center[0] - centre[0],
-                               res.center[1] - centre[1])
+                movie,
+                movie_angles(d0),
+                initial=centre,
+                search_radius=radius,
+                n_calls=calls,
+                max_frames=max_frames,
+                bin_degrees=bin_degrees,
+                sigma=sigma,
+                params=params,
+                progress=lambda done, total: tick(),
+            )
+            moved = math.hypot(res.center[0] - centre[0], res.center[1] - centre[1])
             centre, centre_sd = res.center, res.uncertainty
             radius, calls = min(radius, 2.0), max(16, calls * 2 // 3)
-        f = _DelayObjective(movie, recorded, centre, lines_idx, bin_degrees,
-                            max_frames, sigma, tick, params)
+        f = _DelayObjective(
+            movie,
+            recorded,
+            centre,
+            lines_idx,
+            bin_degrees,
+            max_frames,
+            sigma,
+            tick,
+            params,
+        )
         if rnd == 1:
             sens = _check_observable(f, movie_angles(d0), movie.shape)
             lo, hi, step = d0 - span, d0 + span, max(1.0, span / 8)
@@ -415,8 +491,15 @@ def find_center_and_delay(movie, angles_per_line, *, initial=None,
     delays, values, _ = f.arrays()
     tick.finish()
     return DelayResult(
-        delay=d1, uncertainty=sd, center=(float(centre[0]), float(centre[1])),
-        center_uncertainty=centre_sd, objective=float(f(d1)),
-        sensitivity=sens, delays=delays, objectives=values,
-        n_evaluations=tick.count, rounds=rnd,
-        elapsed=time.perf_counter() - t0)
+        delay=d1,
+        uncertainty=sd,
+        center=(float(centre[0]), float(centre[1])),
+        center_uncertainty=centre_sd,
+        objective=float(f(d1)),
+        sensitivity=sens,
+        delays=delays,
+        objectives=values,
+        n_evaluations=tick.count,
+        rounds=rnd,
+        elapsed=time.perf_counter() - t0,
+    )

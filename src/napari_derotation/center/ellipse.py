@@ -52,8 +52,7 @@ from ..errors import DerotationError
 from ._tracking import CellTemplate, CellTracker, GroupedMovie, angle_at_row, snap_seed
 from .bayesian import MIN_ROTATION_DEGREES
 
-__all__ = ["EllipseFit", "fit_center_ellipse", "fit_ellipse",
-           "ellipse_to_plane"]
+__all__ = ["EllipseFit", "fit_center_ellipse", "fit_ellipse", "ellipse_to_plane"]
 
 #: ``chi2(2 dof).isf(0.0027)``: the 3-sigma level of the test of the tilt.
 TILT_CHI2 = -2.0 * math.log(0.0027)
@@ -136,10 +135,12 @@ class EllipseFit:
         return {
             "method": "ellipse",
             "center": [float(v) for v in self.center],
-            "ellipse": {"center": [float(v) for v in self.center],
-                        "axes": [float(v) for v in self.axes],
-                        "orientation": float(self.orientation),
-                        "residual": float(self.residual)},
+            "ellipse": {
+                "center": [float(v) for v in self.center],
+                "axes": [float(v) for v in self.axes],
+                "orientation": float(self.orientation),
+                "residual": float(self.residual),
+            },
             "center_uncertainty": [float(v) for v in self.center_uncertainty],
             "tilt": float(self.tilt),
             "tilt_uncertainty": float(self.tilt_uncertainty),
@@ -153,18 +154,26 @@ class EllipseFit:
 
     def ellipse_points(self, n: int = 180) -> np.ndarray:
         """``n`` points ``(row, col)`` on the fitted ellipse (for drawing)."""
-        return _ellipse_xy(self.center, self.axes, self.orientation,
-                           np.linspace(0, 2 * np.pi, n, endpoint=False))
+        return _ellipse_xy(
+            self.center,
+            self.axes,
+            self.orientation,
+            np.linspace(0, 2 * np.pi, n, endpoint=False),
+        )
 
 
 # --- ellipse geometry ----------------------------------------------------
 
+
 def _ellipse_xy(center, axes, orientation_deg, t) -> np.ndarray:
     o = np.deg2rad(orientation_deg)
-    u = np.array([np.cos(o), np.sin(o)])          # major axis (row, col)
+    u = np.array([np.cos(o), np.sin(o)])  # major axis (row, col)
     v = np.array([-np.sin(o), np.cos(o)])
-    return (np.asarray(center, float)[None] + axes[0] * np.cos(t)[:, None] * u
-            + axes[1] * np.sin(t)[:, None] * v)
+    return (
+        np.asarray(center, float)[None]
+        + axes[0] * np.cos(t)[:, None] * u
+        + axes[1] * np.sin(t)[:, None] * v
+    )
 
 
 def _wrap_orientation(deg: float) -> float:
@@ -185,8 +194,7 @@ def _known_angle_fit(points, angles_deg, weights=None):
     th = np.deg2rad(angles_deg)
     design = np.stack([np.ones_like(th), np.cos(th), np.sin(th)], axis=1)
     w = np.ones_like(th) if weights is None else weights
-    coef, *_ = np.linalg.lstsq(design * w[:, None], points * w[:, None],
-                               rcond=None)
+    coef, *_ = np.linalg.lstsq(design * w[:, None], points * w[:, None], rcond=None)
     c, m = coef[0], coef[1:].T
     return c, m, points - design @ coef
 
@@ -198,8 +206,7 @@ def _ellipse_from_matrix(c, m):
     orientation = np.degrees(math.atan2(u[1, 0], u[0, 0]))
     # the ellipse parameter is t = angle of V^T (cos theta, sin theta); as
     # (cos t, sin t) must match (u0 . , u1 .) with u's sign, keep vt as is
-    return (float(c[0]), float(c[1])), (float(s[0]), float(s[1])), \
-        orientation, u, vt
+    return (float(c[0]), float(c[1])), (float(s[0]), float(s[1])), orientation, u, vt
 
 
 def fit_ellipse(points, angles_deg=None, *, loss="soft_l1", f_scale=0.5):
@@ -223,8 +230,7 @@ def fit_ellipse(points, angles_deg=None, *, loss="soft_l1", f_scale=0.5):
     p = np.asarray(points, float)
     n = len(p)
     if n < 5:
-        raise DerotationError(
-            f"an ellipse needs at least 5 positions; got {n}")
+        raise DerotationError(f"an ellipse needs at least 5 positions; got {n}")
     if angles_deg is not None:
         c, m, _ = _known_angle_fit(p, np.asarray(angles_deg, float))
         center, axes, orient, u, vt = _ellipse_from_matrix(c, m)
@@ -236,15 +242,17 @@ def fit_ellipse(points, angles_deg=None, *, loss="soft_l1", f_scale=0.5):
         center = tuple(p.mean(axis=0))
         cov = np.cov((p - center).T)
         evals, evecs = np.linalg.eigh(cov)
-        axes = (math.sqrt(2 * max(evals[1], 1e-9)),
-                math.sqrt(2 * max(evals[0], 1e-9)))
+        axes = (math.sqrt(2 * max(evals[1], 1e-9)), math.sqrt(2 * max(evals[0], 1e-9)))
         orient = np.degrees(math.atan2(evecs[1, 1], evecs[0, 1]))
         d = p - center
         o = np.deg2rad(orient)
-        t = np.arctan2((-np.sin(o) * d[:, 0] + np.cos(o) * d[:, 1]) / axes[1],
-                       (np.cos(o) * d[:, 0] + np.sin(o) * d[:, 1]) / axes[0])
-    x0 = np.concatenate([[center[0], center[1], axes[0], max(axes[1], 1e-3),
-                          np.deg2rad(orient)], t])
+        t = np.arctan2(
+            (-np.sin(o) * d[:, 0] + np.cos(o) * d[:, 1]) / axes[1],
+            (np.cos(o) * d[:, 0] + np.sin(o) * d[:, 1]) / axes[0],
+        )
+    x0 = np.concatenate(
+        [[center[0], center[1], axes[0], max(axes[1], 1e-3), np.deg2rad(orient)], t]
+    )
 
     def resid(x):
         xy = _ellipse_xy(x[:2], x[2:4], np.degrees(x[4]), x[5:])
@@ -253,20 +261,33 @@ def fit_ellipse(points, angles_deg=None, *, loss="soft_l1", f_scale=0.5):
     sparsity = sparse.lil_matrix((2 * n, 5 + n), dtype=int)
     sparsity[:, :5] = 1
     for i in range(n):
-        sparsity[2 * i: 2 * i + 2, 5 + i] = 1
-    sol = optimize.least_squares(resid, x0, jac_sparsity=sparsity, loss=loss,
-                                 f_scale=f_scale, x_scale="jac", method="trf")
+        sparsity[2 * i : 2 * i + 2, 5 + i] = 1
+    sol = optimize.least_squares(
+        resid,
+        x0,
+        jac_sparsity=sparsity,
+        loss=loss,
+        f_scale=f_scale,
+        x_scale="jac",
+        method="trf",
+    )
     x = sol.x
     a, b, o = abs(x[2]), abs(x[3]), np.degrees(x[4])
     if b > a:
         a, b, o = b, a, o + 90.0
     r = resid(x).reshape(n, 2)
     rms = float(np.sqrt(np.mean(np.sum(r * r, axis=1))))
-    return (float(x[0]), float(x[1])), (float(a), float(b)), \
-        _wrap_orientation(float(o)), rms, x[5:]
+    return (
+        (float(x[0]), float(x[1])),
+        (float(a), float(b)),
+        _wrap_orientation(float(o)),
+        rms,
+        x[5:],
+    )
 
 
 # --- the steps of fit_center_ellipse ---------------------------------------
+
 
 def _check_inputs(movie, angles_per_line, seed, frame):
     """The movie, its angles as (frames, rows) and the seed, or raise."""
@@ -277,19 +298,23 @@ def _check_inputs(movie, angles_per_line, seed, frame):
         sr, sc = (float(v) for v in seed)
     except (TypeError, ValueError):
         raise DerotationError(
-            f"seed must be two numbers (row, col); got {seed!r}") from None
+            f"seed must be two numbers (row, col); got {seed!r}"
+        ) from None
     if not (0 <= sr <= rows - 1 and 0 <= sc <= cols - 1):
         raise DerotationError(
             f"seed (row, col) = ({sr:g}, {sc:g}) is outside the frame: "
-            f"expected 0 <= row <= {rows - 1} and 0 <= col <= {cols - 1}")
+            f"expected 0 <= row <= {rows - 1} and 0 <= col <= {cols - 1}"
+        )
     if not (isinstance(frame, (int, np.integer)) and 0 <= frame < n):
         raise DerotationError(
-            f"frame must be an integer in [0, {n - 1}]; got {frame!r}")
+            f"frame must be an integer in [0, {n - 1}]; got {frame!r}"
+        )
     if np.abs(angles).max() < MIN_ROTATION_DEGREES:
         raise DerotationError(
             "the movie does not rotate: expected angles beyond "
             f"+-{MIN_ROTATION_DEGREES:g} degrees; the largest is "
-            f"{float(np.abs(angles).max()):g}")
+            f"{float(np.abs(angles).max()):g}"
+        )
     return movie, angles, (sr, sc)
 
 
@@ -301,8 +326,10 @@ def _per_angle(found):
     key = np.round(np.mod(pts[:, 2], 360.0) / 0.5).astype(np.int64) % 720
     uniq, inv = np.unique(key, return_inverse=True)
     count = np.bincount(inv).astype(float)
-    positions = np.stack([np.bincount(inv, pts[:, 0]) / count,
-                          np.bincount(inv, pts[:, 1]) / count], axis=1)
+    positions = np.stack(
+        [np.bincount(inv, pts[:, 0]) / count, np.bincount(inv, pts[:, 1]) / count],
+        axis=1,
+    )
     first = np.full(uniq.size, np.iinfo(np.intp).max, np.intp)
     np.minimum.at(first, inv, pts[:, 3].astype(np.intp))
     ang = np.zeros(uniq.size)
@@ -325,18 +352,22 @@ def _check_coverage(ang, n_frames, n_lost, min_positions, min_span=60.0):
     ellipse: at least ``min_positions`` distinct ones over ``min_span``
     degrees or more."""
     cover = _coverage(ang)
-    seen = (f"the cell was found at {ang.size} distinct angles spanning "
-            f"{cover:.0f} degrees (lost in {n_lost} of {n_frames} frames)")
+    seen = (
+        f"the cell was found at {ang.size} distinct angles spanning "
+        f"{cover:.0f} degrees (lost in {n_lost} of {n_frames} frames)"
+    )
     if ang.size < min_positions:
         raise DerotationError(
             f"too few tracked positions for an ellipse: {seen}; expected at "
             f"least {min_positions} angles; pick a brighter, more isolated "
-            "cell or a movie that rotates further")
+            "cell or a movie that rotates further"
+        )
     if cover < min_span:
         raise DerotationError(
             f"the tracked positions do not constrain an ellipse: {seen}; "
             f"expected a span of at least {min_span:g} degrees; pick a cell "
-            "that stays in view over more of the rotation")
+            "that stays in view over more of the rotation"
+        )
 
 
 def _fit_path(points, angles_deg, min_positions):
@@ -360,7 +391,7 @@ def _fit_path(points, angles_deg, min_positions):
     res = points[keep] - design[keep] @ coef
     dof = max(int(keep.sum()) - 3, 1)
     gram = np.linalg.pinv(design[keep].T @ design[keep])
-    var = (res * res).sum(axis=0) / dof               # per coordinate
+    var = (res * res).sum(axis=0) / dof  # per coordinate
     cov = var[:, None, None] * gram[None]
     return keep, coef, cov, res
 
@@ -398,19 +429,34 @@ def _tilt_statistics(coef, cov):
     sigma_b = float(np.sqrt(max(u @ sb @ u, 0.0)))
     b_eff = min(max(b_norm, sigma_b), 0.999 * a_norm)
     cos_t = (a_norm - b_eff) / (a_norm + b_eff)
-    slope = 2 * a_norm / (a_norm + b_eff) ** 2 / math.sqrt(1 - cos_t ** 2) \
-        if b_eff > 0 else 0.0
+    slope = (
+        2 * a_norm / (a_norm + b_eff) ** 2 / math.sqrt(1 - cos_t**2)
+        if b_eff > 0
+        else 0.0
+    )
     tilt_se = float(np.degrees(slope * sigma_b))
     return tilt_se, bool(chi2 > TILT_CHI2)
 
 
 # --- the public function -------------------------------------------------
 
-def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
-                       cell_radius=None, initial=None, min_correlation=0.5,
-                       search=None, group_degrees=0.05, max_group=16,
-                       min_positions=8, smooth=1.0,
-                       progress: Callable | None = None) -> EllipseFit:
+
+def fit_center_ellipse(
+    movie,
+    angles_per_line,
+    seed,
+    *,
+    frame=0,
+    cell_radius=None,
+    initial=None,
+    min_correlation=0.5,
+    search=None,
+    group_degrees=0.05,
+    max_group=16,
+    min_positions=8,
+    smooth=1.0,
+    progress: Callable | None = None,
+) -> EllipseFit:
     """Fit the ellipse traced by one cell to find the centre of rotation.
 
     Parameters
@@ -467,15 +513,15 @@ def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
     """
     movie, angles, seed = _check_inputs(movie, angles_per_line, seed, frame)
     n = movie.shape[0]
-    c_est = check_center(initial if initial is not None else
-                         default_center(movie.shape), movie.shape)
+    c_est = check_center(
+        initial if initial is not None else default_center(movie.shape), movie.shape
+    )
     frames = GroupedMovie(movie, angles, group_degrees, max_group, smooth)
     gi = frames.group_of(frame)
     seed_pos, radius = snap_seed(frames, gi, seed, cell_radius)
     template = CellTemplate(frames, gi, seed_pos, radius)
     window = int(math.ceil(search if search else max(8.0, 2.0 * radius)))
-    tracker = CellTracker(frames, template, c_est, window, min_correlation,
-                          progress)
+    tracker = CellTracker(frames, template, c_est, window, min_correlation, progress)
     tracker.follow(gi, seed_pos, angle_at_row(angles[frame], seed_pos[0]))
 
     lost = np.array(sorted(set(tracker.lost) | set(tracker.hidden)), np.intp)
@@ -483,21 +529,29 @@ def fit_center_ellipse(movie, angles_per_line, seed, *, frame=0,
     _check_coverage(ang, n, lost.size, min_positions)
     keep, coef, cov, res = _fit_path(positions, ang, min_positions)
     positions, ang, first = positions[keep], ang[keep], first[keep]
-    center, axes, orientation, _, _ = _ellipse_from_matrix(coef[0],
-                                                           coef[1:].T)
+    center, axes, orientation, _, _ = _ellipse_from_matrix(coef[0], coef[1:].T)
     center_se = tuple(float(np.sqrt(cov[k, 0, 0])) for k in range(2))
     tilt_se, significant = _tilt_statistics(coef, cov)
     messages = _messages(n, tracker, center_se)
     orientation = _wrap_orientation(orientation)
     return EllipseFit(
-        center=center, axes=axes, orientation=orientation,
-        tilt=ellipse_to_plane(axes), plane_orientation=orientation,
-        positions=positions, angles=ang,
+        center=center,
+        axes=axes,
+        orientation=orientation,
+        tilt=ellipse_to_plane(axes),
+        plane_orientation=orientation,
+        positions=positions,
+        angles=ang,
         residual=float(np.sqrt(np.mean(np.sum(res * res, axis=1)))),
-        frames=first, lost_frames=lost,
-        seed=(float(seed_pos[0]), float(seed_pos[1])), cell_radius=radius,
-        center_uncertainty=center_se, tilt_uncertainty=tilt_se,
-        tilt_significant=significant, messages=messages)
+        frames=first,
+        lost_frames=lost,
+        seed=(float(seed_pos[0]), float(seed_pos[1])),
+        cell_radius=radius,
+        center_uncertainty=center_se,
+        tilt_uncertainty=tilt_se,
+        tilt_significant=significant,
+        messages=messages,
+    )
 
 
 def _messages(n, tracker: CellTracker, center_se) -> list[str]:
@@ -506,13 +560,18 @@ def _messages(n, tracker: CellTracker, center_se) -> list[str]:
     out = []
     lost, hidden = sorted(set(tracker.lost)), sorted(set(tracker.hidden))
     if lost:
-        out.append(f"the cell was lost in {len(lost)} of {n} frames (first "
-                   f"at frame {lost[0]})")
+        out.append(
+            f"the cell was lost in {len(lost)} of {n} frames (first at frame {lost[0]})"
+        )
     if hidden:
-        out.append(f"the cell was out of view in {len(hidden)} of {n} frames "
-                   f"(first at frame {hidden[0]}); the fit uses the others")
+        out.append(
+            f"the cell was out of view in {len(hidden)} of {n} frames "
+            f"(first at frame {hidden[0]}); the fit uses the others"
+        )
     if max(center_se) > 1.0:
-        out.append(f"the centre is uncertain by +-({center_se[0]:.1f}, "
-                   f"{center_se[1]:.1f}) px: the cell was seen over too "
-                   "little of the rotation, or followed poorly")
+        out.append(
+            f"the centre is uncertain by +-({center_se[0]:.1f}, "
+            f"{center_se[1]:.1f}) px: the cell was seen over too "
+            "little of the rotation, or followed poorly"
+        )
     return out

@@ -48,15 +48,13 @@ def shift_angles(angles_per_line, shift: float) -> np.ndarray:
     """
     a = np.asarray(angles_per_line, dtype=np.float64)
     if a.ndim != 1:
-        raise DerotationError(
-            f"angles_per_line must be 1-D; got shape {a.shape}")
+        raise DerotationError(f"angles_per_line must be 1-D; got shape {a.shape}")
     try:
         s = float(shift)
     except (TypeError, ValueError):
         s = float("nan")
     if not math.isfinite(s):
-        raise DerotationError(f"shift must be a finite number of lines; got "
-                              f"{shift!r}")
+        raise DerotationError(f"shift must be a finite number of lines; got {shift!r}")
     return delay_angles(a, s)
 
 
@@ -85,10 +83,19 @@ class OffsetResult:
     elapsed: float
 
 
-def estimate_angle_offset(movie, angles_per_line, center=None, *,
-                          max_shift_lines=128.0, n_grid=17, tolerance=0.25,
-                          max_frames=64, bin_degrees=15.0, sigma=1.0,
-                          progress: Callable | None = None) -> OffsetResult:
+def estimate_angle_offset(
+    movie,
+    angles_per_line,
+    center=None,
+    *,
+    max_shift_lines=128.0,
+    n_grid=17,
+    tolerance=0.25,
+    max_frames=64,
+    bin_degrees=15.0,
+    sigma=1.0,
+    progress: Callable | None = None,
+) -> OffsetResult:
     """Estimate the constant shift between the angle signal and the lines.
 
     Parameters
@@ -132,11 +139,17 @@ def estimate_angle_offset(movie, angles_per_line, center=None, *,
         span = float("nan")
     if not (math.isfinite(span) and span > 0):
         raise DerotationError(
-            f"max_shift_lines must be a positive number; got {max_shift_lines!r}")
+            f"max_shift_lines must be a positive number; got {max_shift_lines!r}"
+        )
     n_grid = max(3, int(n_grid))
-    objective = ResidualMotion(movie, angles, region_center=center,
-                               bin_degrees=bin_degrees, max_frames=max_frames,
-                               sigma=sigma)
+    objective = ResidualMotion(
+        movie,
+        angles,
+        region_center=center,
+        bin_degrees=bin_degrees,
+        max_frames=max_frames,
+        sigma=sigma,
+    )
     cache: dict[float, float] = {}
     budget = n_grid + 30
 
@@ -145,8 +158,9 @@ def estimate_angle_offset(movie, angles_per_line, center=None, *,
         if s not in cache:
             cache[s] = objective(center, shift_angles(angles, s))
             if progress is not None and progress(len(cache), budget) is False:
-                raise Cancelled(f"angle offset search cancelled after "
-                                f"{len(cache)} evaluations")
+                raise Cancelled(
+                    f"angle offset search cancelled after {len(cache)} evaluations"
+                )
         return cache[s]
 
     grid = np.linspace(-span, span, n_grid)
@@ -154,12 +168,20 @@ def estimate_angle_offset(movie, angles_per_line, center=None, *,
     k = int(np.argmin(values))
     step = grid[1] - grid[0]
     lo, hi = max(-span, grid[k] - step), min(span, grid[k] + step)
-    optimize.minimize_scalar(f, bounds=(lo, hi), method="bounded",
-                             options={"xatol": float(tolerance), "maxiter": 30})
+    optimize.minimize_scalar(
+        f,
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": float(tolerance), "maxiter": 30},
+    )
     shifts = np.array(list(cache.keys()))
     objs = np.array(list(cache.values()))
     i = int(np.argmin(objs))
-    return OffsetResult(shift=float(shifts[i]), objective=float(objs[i]),
-                        shifts=shifts, objectives=objs,
-                        n_evaluations=len(cache),
-                        elapsed=time.perf_counter() - t0)
+    return OffsetResult(
+        shift=float(shifts[i]),
+        objective=float(objs[i]),
+        shifts=shifts,
+        objectives=objs,
+        n_evaluations=len(cache),
+        elapsed=time.perf_counter() - t0,
+    )

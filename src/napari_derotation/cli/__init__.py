@@ -57,18 +57,18 @@ def build_parser():
     parser = _Parser(
         prog=PROG,
         description="Line-by-line derotation of multiphoton movies recorded "
-                    "while the sample rotated.")
-    parser.add_argument("--version", action="version",
-                        version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
-                                parser_class=_Parser)
+        "while the sample rotated.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for mod in _commands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run,
-                       _sigterm=getattr(mod, "SIGTERM_CLEANUP", True),
-                       _overwrite_hint=getattr(mod, "OVERWRITE_HINT",
-                                               OVERWRITE_HINT))
+        p.set_defaults(
+            _run=mod.run,
+            _sigterm=getattr(mod, "SIGTERM_CLEANUP", True),
+            _overwrite_hint=getattr(mod, "OVERWRITE_HINT", OVERWRITE_HINT),
+        )
     return parser
 
 
@@ -78,7 +78,7 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_term(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # once; not in cleanup
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once; not in cleanup
     raise Terminated()
 
 
@@ -123,18 +123,20 @@ def describe_error(exc: BaseException, hint: str = OVERWRITE_HINT) -> str | None
             return f"{exc.strerror}: {exc.filename}"
         return str(exc) or type(exc).__name__
     if isinstance(exc, MemoryError):
-        return ("out of memory: a step needs more memory than this machine "
-                "gives" + (f" ({exc})" if str(exc) else ""))
+        return "out of memory: a step needs more memory than this machine gives" + (
+            f" ({exc})" if str(exc) else ""
+        )
     if isinstance(exc, RecursionError):
         return "the input is nested too deeply to read"
     if isinstance(exc, UnicodeDecodeError):
-        return (f"cannot read a text input: byte {exc.start} is not "
-                f"{exc.encoding} ({exc.reason})")
+        return (
+            f"cannot read a text input: byte {exc.start} is not "
+            f"{exc.encoding} ({exc.reason})"
+        )
     return None
 
 
-def _one_line_warnings(message, category, filename, lineno, file=None,
-                       line=None):
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
     (file or sys.stderr).write(f"warning: {message}\n")
 
 
@@ -147,14 +149,13 @@ def main(argv=None) -> int:
         try:
             return _main(argv)
         except Terminated:
-            print(f"{PROG}: terminated (SIGTERM); no output written",
-                  file=sys.stderr)
+            print(f"{PROG}: terminated (SIGTERM); no output written", file=sys.stderr)
             return 143
         except (Cancelled, KeyboardInterrupt):
             print(f"{PROG}: cancelled; no output written", file=sys.stderr)
             return 130
         finally:
-            if script:       # done: a late signal changes nothing now
+            if script:  # done: a late signal changes nothing now
                 _ignore_signals()
 
 
@@ -192,7 +193,7 @@ def _main(argv) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:           # --help, --version or a usage error
+    except SystemExit as exc:  # --help, --version or a usage error
         return int(exc.code or 0)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
@@ -201,10 +202,16 @@ def _main(argv) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         return int(args._run(args) or 0)
-    except (DerotationError, OSError, MemoryError, RecursionError,
-            UnicodeDecodeError) as exc:
-        return fail(describe_error(exc, getattr(args, "_overwrite_hint",
-                                                OVERWRITE_HINT)))
+    except (
+        DerotationError,
+        OSError,
+        MemoryError,
+        RecursionError,
+        UnicodeDecodeError,
+    ) as exc:
+        return fail(
+            describe_error(exc, getattr(args, "_overwrite_hint", OVERWRITE_HINT))
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,24 +16,37 @@ from ..errors import DerotationError
 
 NAME = "angles"
 ORDER = 28
-HELP = ("Compute the per-line angles of one dataset from its config (any "
-        "rotation_source: ticks, encoder, position, log, frame_angles) and "
-        "write them as a .npy, optionally with a plot; nothing else is done.")
+HELP = (
+    "Compute the per-line angles of one dataset from its config (any "
+    "rotation_source: ticks, encoder, position, log, frame_angles) and "
+    "write them as a .npy, optionally with a plot; nothing else is done."
+)
 
 
 def add_arguments(p):
-    p.add_argument("config", type=Path,
-                   help="config file (.yml, .yaml, .toml) or a dataset folder")
-    p.add_argument("-o", "--output", type=Path, required=True,
-                   metavar="ANGLES.npy",
-                   help="where to write the per-line angles (degrees, one per "
-                        "scanned line; .npy, or .csv/.txt one per line); a "
-                        "JSON record is written beside it")
-    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
-                   help="also plot the angles per line and per frame (needs "
-                        "matplotlib)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace existing output files")
+    p.add_argument(
+        "config", type=Path, help="config file (.yml, .yaml, .toml) or a dataset folder"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="ANGLES.npy",
+        help="where to write the per-line angles (degrees, one per "
+        "scanned line; .npy, or .csv/.txt one per line); a "
+        "JSON record is written beside it",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also plot the angles per line and per frame (needs matplotlib)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files"
+    )
 
 
 def run(args) -> int:
@@ -49,23 +62,25 @@ def run(args) -> int:
     if args.output.suffix.lower() not in ANGLE_SUFFIXES:
         raise DerotationError(
             f"--output: expected a {', '.join(ANGLE_SUFFIXES)} file; got "
-            f"{args.output.name}")
+            f"{args.output.name}"
+        )
     if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise DerotationError(f"--plot: expected a .png file; got "
-                              f"{args.plot.name}")
+        raise DerotationError(f"--plot: expected a .png file; got {args.plot.name}")
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     with warnings_to(say):
         ds = load_dataset(args.config, say)
         cfg = ds.config
         from ..acquisition.angle_sources import angles_input
 
-        inputs = (cfg.movie, cfg.signals, cfg.stimulus, cfg.source,
-                  angles_input(cfg))
-        planned = [p for p in (args.output, args.plot,
-                               sidecar_path(args.output)) if p is not None]
+        inputs = (cfg.movie, cfg.signals, cfg.stimulus, cfg.source, angles_input(cfg))
+        planned = [
+            p
+            for p in (args.output, args.plot, sidecar_path(args.output))
+            if p is not None
+        ]
         for out in planned:
             check_not_input(out, *inputs)
-        with OutputSet() as made:      # a folder made in vain is removed
+        with OutputSet() as made:  # a folder made in vain is removed
             made.add_folders(make_folder(args.output.parent))
             check_writable(planned, overwrite=args.overwrite)
         angles = ds.compute_angles()
@@ -76,9 +91,11 @@ def run(args) -> int:
         with atomic_path(args.plot) as tmp:
             tmp.write_bytes(png)
     a = angles.angles_per_line
-    say(f"{cfg.rotation_source}: {len(a)} lines, {len(angles.angles_per_frame)} "
+    say(
+        f"{cfg.rotation_source}: {len(a)} lines, {len(angles.angles_per_frame)} "
         f"frames, {len(angles.rotation_starts)} rotations, angles "
-        f"{a.min():.3f} to {a.max():.3f} degrees")
+        f"{a.min():.3f} to {a.max():.3f} degrees"
+    )
     print(args.output)
     return 0
 
@@ -91,12 +108,16 @@ def _write_record(out, cfg, angles):
     from ..io import sidecar_path, write_json
     from ..pipeline.dataset import angles_summary, input_checksums
 
-    rec = {"software": "napari-derotation", "version": __version__,
-           "created": datetime.datetime.now(datetime.UTC).isoformat(
-               timespec="seconds"),
-           "output": str(Path(out).resolve()),
-           "config": cfg.to_dict(), "config_warnings": list(cfg.warnings),
-           "inputs": input_checksums(cfg), "signals": angles_summary(angles)}
+    rec = {
+        "software": "napari-derotation",
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "output": str(Path(out).resolve()),
+        "config": cfg.to_dict(),
+        "config_warnings": list(cfg.warnings),
+        "inputs": input_checksums(cfg),
+        "signals": angles_summary(angles),
+    }
     try:
         write_json(sidecar_path(out), rec)
     except BaseException:
@@ -121,8 +142,13 @@ def _plot(angles, source) -> bytes:
     lines = angles.angles_per_line
     rows = len(lines) // max(len(angles.angles_per_frame), 1)
     ax.plot(lines, lw=0.8, label="per line")
-    ax.plot(np.arange(len(angles.angles_per_frame)) * rows,
-            angles.angles_per_frame, ".", ms=3, label="per frame")
+    ax.plot(
+        np.arange(len(angles.angles_per_frame)) * rows,
+        angles.angles_per_frame,
+        ".",
+        ms=3,
+        label="per frame",
+    )
     ax.set_xlabel("line")
     ax.set_ylabel("angle (degrees)")
     ax.set_title(f"Angles from rotation_source: {source}")

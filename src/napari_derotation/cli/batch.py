@@ -21,39 +21,66 @@ from .run import OVERWRITE_HINT, Reporter, warnings_to
 
 NAME = "batch"
 ORDER = 31
-HELP = ("Run the pipeline on many dataset folders with one config; keeps going "
-        "past failures and reports every dataset's outcome at the end.")
+HELP = (
+    "Run the pipeline on many dataset folders with one config; keeps going "
+    "past failures and reports every dataset's outcome at the end."
+)
 
 
 def add_arguments(p):
     add_threads_argument(p)
     p.add_argument("config", type=Path, help="config file (.yml, .yaml, .toml)")
-    p.add_argument("folders", type=Path, nargs="+", metavar="FOLDER",
-                   help="dataset folders (movie TIFF, analog signals, stimulus "
-                        "table; a config inside a folder overrides CONFIG)")
-    p.add_argument("--output-root", type=Path, default=None, metavar="DIR",
-                   help="write each dataset to DIR/<folder name> (default: "
-                        "<folder>/derotation)")
-    p.add_argument("--plots", action=__import__("argparse").BooleanOptionalAction,
-                   default=None, help="write debug PNGs")
-    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                   help="run datasets in parallel on a local dask cluster of N "
-                        "worker processes")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run datasets on an existing dask.distributed "
-                        "scheduler (e.g. tcp://host:8786)")
+    p.add_argument(
+        "folders",
+        type=Path,
+        nargs="+",
+        metavar="FOLDER",
+        help="dataset folders (movie TIFF, analog signals, stimulus "
+        "table; a config inside a folder overrides CONFIG)",
+    )
+    p.add_argument(
+        "--output-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each dataset to DIR/<folder name> (default: <folder>/derotation)",
+    )
+    p.add_argument(
+        "--plots",
+        action=__import__("argparse").BooleanOptionalAction,
+        default=None,
+        help="write debug PNGs",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="run datasets in parallel on a local dask cluster of N worker processes",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run datasets on an existing dask.distributed "
+        "scheduler (e.g. tcp://host:8786)",
+    )
     p.add_argument("--quiet", action="store_true", help="only the summary")
     add_overwrite_argument(p)
 
 
-def run_one(folder, output, config, plots=None, log=None,
-            overwrite=None) -> dict:
+def run_one(folder, output, config, plots=None, log=None, overwrite=None) -> dict:
     """One dataset; never raises (except on interrupt): returns its outcome."""
     from ..pipeline import Dataset, run_dataset
 
     t0 = time.perf_counter()
-    outcome = {"folder": str(folder), "output": str(output), "ok": False,
-               "error": None, "seconds": 0.0}
+    outcome = {
+        "folder": str(folder),
+        "output": str(output),
+        "ok": False,
+        "error": None,
+        "seconds": 0.0,
+    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -63,8 +90,9 @@ def run_one(folder, output, config, plots=None, log=None,
     except Exception as exc:  # report, keep going with the other datasets
         from . import describe_error
 
-        outcome["error"] = describe_error(exc, OVERWRITE_HINT) or \
-            f"{type(exc).__name__}: {exc}"
+        outcome["error"] = (
+            describe_error(exc, OVERWRITE_HINT) or f"{type(exc).__name__}: {exc}"
+        )
     outcome["seconds"] = round(time.perf_counter() - t0, 2)
     return outcome
 
@@ -79,7 +107,8 @@ def distinct_folders(folders) -> list[Path]:
         if key in seen:
             same = "" if str(seen[key]) == str(f) else f" (as {seen[key]})"
             raise DerotationError(
-                f"dataset {f} is given twice{same}; give each folder once")
+                f"dataset {f} is given twice{same}; give each folder once"
+            )
         seen[key] = f
     return [Path(f) for f in folders]
 
@@ -93,22 +122,29 @@ def outputs_for(folders, root):
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise DerotationError(
-            f"--output-root needs distinct folder names; repeated: "
-            f"{', '.join(dup)}")
+            f"--output-root needs distinct folder names; repeated: {', '.join(dup)}"
+        )
     return [Path(root) / n for n in names]
 
 
-def run_distributed(folders, outputs, config, plots, workers, scheduler,
-                    overwrite=None):
+def run_distributed(
+    folders, outputs, config, plots, workers, scheduler, overwrite=None
+):
     """Each dataset as one task on a dask.distributed cluster (the same
     client as ``derotate --workers/--scheduler``)."""
     from ..engine.cluster import cluster_client
 
     with cluster_client(scheduler, workers) as client:
-        futures = client.map(run_one, folders, outputs,
-                             [config] * len(folders), [plots] * len(folders),
-                             [None] * len(folders), [overwrite] * len(folders),
-                             pure=False)
+        futures = client.map(
+            run_one,
+            folders,
+            outputs,
+            [config] * len(folders),
+            [plots] * len(folders),
+            [None] * len(folders),
+            [overwrite] * len(folders),
+            pure=False,
+        )
         return client.gather(futures)
 
 
@@ -118,8 +154,7 @@ def run(args) -> int:
     from ..pipeline.config import load_config
 
     folders = distinct_folders(args.folders)
-    report = (lambda m: None) if args.quiet else \
-        (lambda m: print(m, file=sys.stderr))
+    report = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     with warnings_to(report):
         config = load_config(args.config, warn=False)
     for note in config.warnings:
@@ -129,20 +164,34 @@ def run(args) -> int:
         make_folder(args.output_root)
     overwrite = args.overwrite or None
     if args.workers or args.scheduler:
-        report(f"{len(folders)} datasets on "
-               f"{args.scheduler or f'{args.workers} local workers'}")
-        results = run_distributed(folders, outputs, config, args.plots,
-                                  args.workers, args.scheduler, overwrite)
+        report(
+            f"{len(folders)} datasets on "
+            f"{args.scheduler or f'{args.workers} local workers'}"
+        )
+        results = run_distributed(
+            folders,
+            outputs,
+            config,
+            args.plots,
+            args.workers,
+            args.scheduler,
+            overwrite,
+        )
     else:
         results = []
         for i, (folder, out) in enumerate(zip(folders, outputs, strict=True)):
             report(f"== [{i + 1}/{len(folders)}] {folder}")
             rep = Reporter(Path(folder).name, quiet=args.quiet)
-            results.append(run_one(folder, out, config, args.plots,
-                                   log=rep.log, overwrite=overwrite))
+            results.append(
+                run_one(
+                    folder, out, config, args.plots, log=rep.log, overwrite=overwrite
+                )
+            )
     failed = [r for r in results if not r["ok"]]
-    print(f"{len(results) - len(failed)} of {len(results)} datasets derotated",
-          file=sys.stderr)
+    print(
+        f"{len(results) - len(failed)} of {len(results)} datasets derotated",
+        file=sys.stderr,
+    )
     for r in results:
         if r["ok"]:
             print(f"ok      {r['folder']} -> {r['output']} ({r['seconds']} s)")

@@ -12,26 +12,39 @@ from ._common import Progress, add_overwrite_argument, add_threads_argument
 
 NAME = "run"
 ORDER = 30
-HELP = ("Run the pipeline on one dataset from a config file (the reference's "
-        "YAML works): angles from the analog signals, blank value, centre, "
-        "derotation; writes the derotated TIFF, angles_per_line.npy, the "
-        "per-frame CSV and a JSON record.")
+HELP = (
+    "Run the pipeline on one dataset from a config file (the reference's "
+    "YAML works): angles from the analog signals, blank value, centre, "
+    "derotation; writes the derotated TIFF, angles_per_line.npy, the "
+    "per-frame CSV and a JSON record."
+)
 #: How this command says to replace outputs (see ``cli.describe_error``).
 OVERWRITE_HINT = "use --overwrite (or paths_write.overwrite: true)"
 
 
 def add_arguments(p):
     add_threads_argument(p)
-    p.add_argument("config", type=Path,
-                   help="config file (.yml, .yaml, .toml) or a dataset folder")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="DIR",
-                   help="output folder (default: paths_write."
-                        "derotated_tiff_folder, else <movie folder>/derotation)")
-    p.add_argument("--plots", action=__import__("argparse").BooleanOptionalAction,
-                   default=None,
-                   help="write debug PNGs (default: the config's debugging_plots)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar or stage messages")
+    p.add_argument(
+        "config", type=Path, help="config file (.yml, .yaml, .toml) or a dataset folder"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default: paths_write."
+        "derotated_tiff_folder, else <movie folder>/derotation)",
+    )
+    p.add_argument(
+        "--plots",
+        action=__import__("argparse").BooleanOptionalAction,
+        default=None,
+        help="write debug PNGs (default: the config's debugging_plots)",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar or stage messages"
+    )
     add_overwrite_argument(p)
 
 
@@ -102,7 +115,13 @@ def run(args) -> int:
     rep = Reporter("derotation", quiet=args.quiet)
     with warnings_to(lambda m: print(m, file=sys.stderr)):
         ds = load_dataset(args.config, lambda m: print(m, file=sys.stderr))
-        rec = run_dataset(ds, args.output, progress=rep.progress, log=rep.log,
-                          plots=args.plots, overwrite=args.overwrite or None)
+        rec = run_dataset(
+            ds,
+            args.output,
+            progress=rep.progress,
+            log=rep.log,
+            plots=args.plots,
+            overwrite=args.overwrite or None,
+        )
     print(rec["output"])
     return 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:       # what the names are, for readers and the API docs
+if TYPE_CHECKING:  # what the names are, for readers and the API docs
     from ._driver import (
         KERNEL_LOCK,
         check_angles,
@@ -29,15 +29,39 @@ if TYPE_CHECKING:       # what the names are, for readers and the API docs
 
 # loaded on first use: numba comes with the driver, and what needs only
 # .params (the command line's parser) should not wait for it
-__getattr__, __dir__ = lazy_names(__name__, globals(), {
-    **dict.fromkeys(
-        ("KERNEL_LOCK", "check_angles", "check_center", "check_movie",
-         "check_parameters", "default_center", "derotate_into",
-         "frames_per_chunk", "plane_matrix", "warmup"), "_driver"),
-    "derotate": "api",
-})
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    globals(),
+    {
+        **dict.fromkeys(
+            (
+                "KERNEL_LOCK",
+                "check_angles",
+                "check_center",
+                "check_movie",
+                "check_parameters",
+                "default_center",
+                "derotate_into",
+                "frames_per_chunk",
+                "plane_matrix",
+                "warmup",
+            ),
+            "_driver",
+        ),
+        "derotate": "api",
+    },
+)
 
-__all__ = ["derotate", "derotate_into", "check_movie", "check_angles",
-           "check_center", "check_parameters", "default_center",
-           "plane_matrix", "warmup", "frames_per_chunk",
-           "KERNEL_LOCK"]
+__all__ = [
+    "derotate",
+    "derotate_into",
+    "check_movie",
+    "check_angles",
+    "check_center",
+    "check_parameters",
+    "default_center",
+    "plane_matrix",
+    "warmup",
+    "frames_per_chunk",
+    "KERNEL_LOCK",
+]

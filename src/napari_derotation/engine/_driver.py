@@ -58,9 +58,18 @@ from .params import (
     plane_matrix,
 )
 
-__all__ = ["derotate_into", "check_movie", "check_angles",
-           "check_center", "check_parameters", "line_angles",
-           "default_center", "plane_matrix", "warmup", "DerotationParams"]
+__all__ = [
+    "derotate_into",
+    "check_movie",
+    "check_angles",
+    "check_center",
+    "check_parameters",
+    "line_angles",
+    "default_center",
+    "plane_matrix",
+    "warmup",
+    "DerotationParams",
+]
 
 #: Kernels run one at a time (a GUI preview while a worker derotates): each
 #: already uses every core it may (see :mod:`.threads`).
@@ -71,7 +80,6 @@ KERNEL_LOCK = threading.Lock()
 CHUNK_PIXELS = 1 << 21
 
 
-
 def check_movie(movie) -> np.ndarray:
     """Return ``movie`` as an array (no copy), or raise naming what is wrong."""
     if not hasattr(movie, "shape") or not hasattr(movie, "dtype"):
@@ -79,26 +87,31 @@ def check_movie(movie) -> np.ndarray:
     if movie.ndim != 3:
         raise DerotationError(
             f"movie must be 3-D (frames, rows, cols); got {movie.ndim}-D "
-            f"with shape {tuple(movie.shape)}")
+            f"with shape {tuple(movie.shape)}"
+        )
     if 0 in movie.shape:
         raise DerotationError(
-            f"movie is empty: shape {tuple(movie.shape)} (frames, rows, cols)")
+            f"movie is empty: shape {tuple(movie.shape)} (frames, rows, cols)"
+        )
     if movie.shape[1] * movie.shape[2] >= 2**31:
         raise DerotationError(
             f"frames must hold fewer than 2**31 pixels; got {movie.shape[1]} x "
-            f"{movie.shape[2]}")
+            f"{movie.shape[2]}"
+        )
     dt = np.dtype(movie.dtype)
     if dt.kind not in "uif" or dt.itemsize > 8:
         raise DerotationError(
-            f"movie must hold real numbers (integer or float); got dtype {dt}")
+            f"movie must hold real numbers (integer or float); got dtype {dt}"
+        )
     if not dt.isnative:
         # e.g. a big-endian TIFF: the kernels read native byte order only
         movie = np.asarray(movie).astype(dt.newbyteorder("="))
     return movie
 
 
-def check_angles(angles_per_line, n_lines: int, rows: int | None = None,
-                 delay: float = 0.0) -> np.ndarray:
+def check_angles(
+    angles_per_line, n_lines: int, rows: int | None = None, delay: float = 0.0
+) -> np.ndarray:
     """Return the first ``n_lines`` angles as float64, or raise.
 
     ``rows`` (lines per frame) only makes error messages name the frame.
@@ -112,14 +125,17 @@ def check_angles(angles_per_line, n_lines: int, rows: int | None = None,
     if a.ndim != 1:
         raise DerotationError(
             f"angles_per_line must be 1-D (one angle per scanned line); got "
-            f"shape {np.shape(angles_per_line)}")
+            f"shape {np.shape(angles_per_line)}"
+        )
     if a.dtype.kind not in "uif":
         raise DerotationError(
-            f"angles_per_line must be numbers in degrees; got dtype {a.dtype}")
+            f"angles_per_line must be numbers in degrees; got dtype {a.dtype}"
+        )
     if a.size < n_lines:
         raise DerotationError(
             f"angles_per_line has {a.size} values but the movie has "
-            f"{n_lines} lines (frames x rows); expected at least {n_lines}")
+            f"{n_lines} lines (frames x rows); expected at least {n_lines}"
+        )
     full = a
     a = a[:n_lines].astype(np.float64, copy=False)
     bad = ~np.isfinite(a)
@@ -130,10 +146,12 @@ def check_angles(angles_per_line, n_lines: int, rows: int | None = None,
             where += f" (frame {first // rows}, row {first % rows})"
         raise DerotationError(
             f"angles_per_line must be finite; found {int(bad.sum())} NaN or "
-            f"infinite values, the first at {where}")
+            f"infinite values, the first at {where}"
+        )
     if delay:
-        extra = np.asarray(full[n_lines: n_lines + int(np.ceil(abs(delay))) + 1],
-                           np.float64)
+        extra = np.asarray(
+            full[n_lines : n_lines + int(np.ceil(abs(delay))) + 1], np.float64
+        )
         if extra.size and np.isfinite(extra).all():
             return delay_angles(np.concatenate([a, extra]), delay)[:n_lines]
         return delay_angles(a, delay)
@@ -173,9 +191,9 @@ def _tables(angles_deg: np.ndarray, n_frames: int, rows: int):
     return np.cos(rad), np.sin(rad), rough, maxstep
 
 
-def check_parameters(shape, dtype, angles_per_line,
-                     params: DerotationParams) -> tuple[np.ndarray,
-                                                        DerotationParams]:
+def check_parameters(
+    shape, dtype, angles_per_line, params: DerotationParams
+) -> tuple[np.ndarray, DerotationParams]:
     """Check the angles and ``params`` for a movie of ``shape`` and ``dtype``
     at once, before any work or output starts: the angles of the ``frames *
     rows`` lines as float64 (with ``params.angle_delay`` applied: the one
@@ -188,8 +206,9 @@ def check_parameters(shape, dtype, angles_per_line,
     return angles, params.resolve(shape, dtype)
 
 
-def line_angles(angles_per_line, shape, params: DerotationParams
-                ) -> tuple[np.ndarray, DerotationParams]:
+def line_angles(
+    angles_per_line, shape, params: DerotationParams
+) -> tuple[np.ndarray, DerotationParams]:
     """``(angles, params)`` for the lines of a movie of ``shape`` (frames in
     scan order, rows, ...): the recorded angles checked and delayed by
     ``params.angle_delay`` (line ``i`` takes the recorded angle of line ``i
@@ -197,8 +216,7 @@ def line_angles(angles_per_line, shape, params: DerotationParams
     Every path (:func:`derotate`, :func:`derotate_into`, lazy, files,
     cluster, hyperstack, the widget's preview) goes through it once."""
     n, rows = shape[0], shape[1]
-    angles = check_angles(angles_per_line, n * rows, rows,
-                          delay=params.angle_delay)
+    angles = check_angles(angles_per_line, n * rows, rows, delay=params.angle_delay)
     return angles, params.without_delay()
 
 
@@ -207,11 +225,19 @@ def frames_per_chunk(shape: Sequence[int]) -> int:
     return max(1, CHUNK_PIXELS // (shape[-2] * shape[-1]))
 
 
-def derotate_into(movie, angles_per_line, center=None, out=None, *,
-                  params: DerotationParams | None = None,
-                  progress: Progress | None = None, frame_offset: int = 0,
-                  total_frames: int | None = None, _fresh: bool = False,
-                  **overrides) -> None:
+def derotate_into(
+    movie,
+    angles_per_line,
+    center=None,
+    out=None,
+    *,
+    params: DerotationParams | None = None,
+    progress: Progress | None = None,
+    frame_offset: int = 0,
+    total_frames: int | None = None,
+    _fresh: bool = False,
+    **overrides,
+) -> None:
     """Derotate ``movie`` into the preallocated ``out`` (same shape and dtype).
 
     The engine behind :func:`derotate`, for callers that own the output (a
@@ -222,22 +248,28 @@ def derotate_into(movie, angles_per_line, center=None, out=None, *,
     params = DerotationParams.build(params, center=center, **overrides)
     movie = check_movie(movie)
     n, rows, cols = movie.shape
-    if out is None or tuple(out.shape) != tuple(movie.shape) \
-            or out.dtype != movie.dtype:
+    if (
+        out is None
+        or tuple(out.shape) != tuple(movie.shape)
+        or out.dtype != movie.dtype
+    ):
         found = "None" if out is None else f"{tuple(out.shape)} {out.dtype}"
         raise DerotationError(
             f"out must match the movie: expected {tuple(movie.shape)} "
-            f"{movie.dtype}, got {found}")
-    angles, params = check_parameters(movie.shape, movie.dtype,
-                                      angles_per_line, params)
+            f"{movie.dtype}, got {found}"
+        )
+    angles, params = check_parameters(movie.shape, movie.dtype, angles_per_line, params)
     k = params.kernel_args(movie.dtype)
     wk, tab = _kernels.work_tables(movie.dtype, rows, cols, k.fill, k.lo, k.hi)
     total = n if total_frames is None else total_frames
     step = frames_per_chunk(movie.shape)
     # frames whose lines are all at angle 0 are copied as they are (unless
     # the plane is tilted); the kernel gets the runs of turning frames
-    still = unturned_frames(angles, n, rows) if params.identity_plane \
+    still = (
+        unturned_frames(angles, n, rows)
+        if params.identity_plane
         else np.zeros(n, np.bool_)
+    )
     for start in range(0, n, step):
         stop = min(n, start + step)
         for a, b, copy in _runs(still, start, stop):
@@ -247,24 +279,26 @@ def derotate_into(movie, angles_per_line, center=None, out=None, *,
                 _derotate_run(movie, angles, a, b, out, k, wk, tab, _fresh)
         if progress is not None and progress(frame_offset + stop, total) is False:
             raise Cancelled(
-                f"derotation cancelled after {frame_offset + stop} of {total} "
-                "frames")
+                f"derotation cancelled after {frame_offset + stop} of {total} frames"
+            )
 
 
 def _runs(flags: np.ndarray, start: int, stop: int):
     """``(a, b, flag)`` for each run of equal ``flags`` in [start, stop)."""
-    cuts = np.flatnonzero(flags[start + 1:stop] != flags[start:stop - 1])
+    cuts = np.flatnonzero(flags[start + 1 : stop] != flags[start : stop - 1])
     edges = [start, *(start + 1 + cuts).tolist(), stop]
     return [(a, b, bool(flags[a])) for a, b in itertools.pairwise(edges)]
 
 
-def _derotate_run(movie, angles, start, stop, out, k: KernelArgs, wk, tab,
-                  fresh) -> None:
+def _derotate_run(
+    movie, angles, start, stop, out, k: KernelArgs, wk, tab, fresh
+) -> None:
     """Frames ``start:stop`` of ``movie`` through the kernel into ``out``
     (``fresh``: its memory was never written; see :func:`fault_in`)."""
     rows = movie.shape[1]
     cos_t, sin_t, rough, maxstep = _tables(
-        angles[start * rows: stop * rows], stop - start, rows)
+        angles[start * rows : stop * rows], stop - start, rows
+    )
     src = np.ascontiguousarray(movie[start:stop])
     if src.dtype == np.float16:
         # the compiled kernels have no float16: work on a float32 copy
@@ -272,8 +306,11 @@ def _derotate_run(movie, angles, start, stop, out, k: KernelArgs, wk, tab,
     dst = out[start:stop]
     if fresh:
         fault_in(dst)
-    buf = dst if dst.flags.c_contiguous and dst.flags.writeable and \
-        dst.dtype == src.dtype else np.empty_like(src)
+    buf = (
+        dst
+        if dst.flags.c_contiguous and dst.flags.writeable and dst.dtype == src.dtype
+        else np.empty_like(src)
+    )
     nf, rows, cols = src.shape
     nbr = -(-rows // _kernels.CELL)
     nbc = -(-cols // _kernels.CELL)
@@ -282,9 +319,28 @@ def _derotate_run(movie, angles, start, stop, out, k: KernelArgs, wk, tab,
     smooth = np.zeros((nf, nbr, nbc), np.bool_)
     counter = np.zeros(1, np.int64)
     grid = (counter, cos_t, sin_t, maxstep, k.cr, k.cc, k.plane, ks, kx)
-    pairs = (counter, src, cos_t, sin_t, rough, maxstep, k.cr, k.cc, k.plane,
-             k.mode, k.fill, k.lo, k.hi, k.is_int, wk, tab, ks, kx, smooth,
-             buf)
+    pairs = (
+        counter,
+        src,
+        cos_t,
+        sin_t,
+        rough,
+        maxstep,
+        k.cr,
+        k.cc,
+        k.plane,
+        k.mode,
+        k.fill,
+        k.lo,
+        k.hi,
+        k.is_int,
+        wk,
+        tab,
+        ks,
+        kx,
+        smooth,
+        buf,
+    )
     kernel = _kernels.pair_kernel(k.mode)
     with KERNEL_LOCK:
         _notice_compile((_kernels.knot_grid, grid), (kernel, pairs))
@@ -317,8 +373,7 @@ def _notice_compile(*calls) -> None:
         return
     if any(_kernels.will_compile(kernel, args) for kernel, args in calls):
         _compile_notice = None
-        notice("compiling the derotation kernels (once, "
-               f"~{COMPILE_SECONDS} s)")
+        notice(f"compiling the derotation kernels (once, ~{COMPILE_SECONDS} s)")
 
 
 #: Linux's madvise advice that faults pages in, writable, without writing.

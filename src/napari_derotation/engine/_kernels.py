@@ -43,8 +43,11 @@ FAST = {"contract", "arcp", "nsz", "reassoc", "afn"}
 
 #: The name of LLVM's prefetch intrinsic (its pointer suffix changed when
 #: LLVM's pointers became opaque, in LLVM 15).
-_PREFETCH = ("llvm.prefetch.p0" if llvmlite.binding.llvm_version_info[0] >= 15
-             else "llvm.prefetch.p0i8")
+_PREFETCH = (
+    "llvm.prefetch.p0"
+    if llvmlite.binding.llvm_version_info[0] >= 15
+    else "llvm.prefetch.p0i8"
+)
 
 
 def _make_prefetch(write):
@@ -53,20 +56,28 @@ def _make_prefetch(write):
         def codegen(context, builder, sig, args):
             aryty = sig.args[0]
             ary = context.make_array(aryty)(context, builder, args[0])
-            ptr = cgutils.get_item_pointer(context, builder, aryty, ary,
-                                           [args[1]])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
             byte_ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
             i32 = ir.IntType(32)
             fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(),
-                                                [byte_ptr.type, i32, i32, i32]),
-                _PREFETCH)
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [byte_ptr.type, i32, i32, i32]),
+                _PREFETCH,
+            )
             # read or write, kept in every cache level, of data
-            builder.call(fn, [byte_ptr, ir.Constant(i32, int(write)),
-                              ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            builder.call(
+                fn,
+                [
+                    byte_ptr,
+                    ir.Constant(i32, int(write)),
+                    ir.Constant(i32, 3),
+                    ir.Constant(i32, 1),
+                ],
+            )
             return context.get_dummy_value()
 
         return types.none(arr, types.intp), codegen
+
     return prefetch
 
 
@@ -127,8 +138,12 @@ def _coefficients(dr, dc, pm):
     """
     er = pm[4] * dr + pm[5] * dc
     ec = pm[6] * dr + pm[7] * dc
-    return (pm[0] * er + pm[1] * ec, pm[0] * ec - pm[1] * er,
-            pm[2] * er + pm[3] * ec, pm[2] * ec - pm[3] * er)
+    return (
+        pm[0] * er + pm[1] * ec,
+        pm[0] * ec - pm[1] * er,
+        pm[2] * er + pm[3] * ec,
+        pm[2] * ec - pm[3] * er,
+    )
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
@@ -191,8 +206,7 @@ def _root(ct, st, cr, cc, qr, qc, guess, nrows, maxstep, pm):
         else:
             den = gk - gk1
             t = gk / den if den > 0.0 else 0.0
-            return k + t, (cc + (c0 + (c1 - c0) * t) * ac
-                           + (s0 + (s1 - s0) * t) * bc)
+            return k + t, (cc + (c0 + (c1 - c0) * t) * ac + (s0 + (s1 - s0) * t) * bc)
 
 
 @numba.njit(cache=True, inline="always")
@@ -214,18 +228,18 @@ TOL = 0.05
 def _knot_row(ct, st, cr, cc, qr, nknots, nrows, maxstep, pm, ks, kx):
     g = qr
     for j in range(nknots):
-        if j >= 2:                      # extrapolate the crossing along the row
+        if j >= 2:  # extrapolate the crossing along the row
             g = 2.0 * ks[j - 1] - ks[j - 2]
-        s, x = _root(ct, st, cr, cc, qr, float(j * CELL), g, nrows, maxstep,
-                     pm)
+        s, x = _root(ct, st, cr, cc, qr, float(j * CELL), g, nrows, maxstep, pm)
         ks[j] = s
         kx[j] = x
         g = s
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
-                    nrows, maxstep, pm, h=CELL):
+def _cell_is_smooth(
+    ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd, nrows, maxstep, pm, h=CELL
+):
     """True when the map inside the h x h cell at (r0, c0) may be
     interpolated from its corners (crossings a, b, c, d at positions xa..xd:
     top-left, top-right, bottom-left, bottom-right)."""
@@ -233,8 +247,7 @@ def _cell_is_smooth(ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd,
         return False
     si = 0.25 * (a + b + c + d)
     xi = 0.25 * (xa + xb + xc + xd)
-    sm, xm = _root(ct, st, cr, cc, r0 + 0.5 * h, c0 + 0.5 * h, si, nrows,
-                   maxstep, pm)
+    sm, xm = _root(ct, st, cr, cc, r0 + 0.5 * h, c0 + 0.5 * h, si, nrows, maxstep, pm)
     return abs(sm - si) < TOL and abs(xm - xi) < TOL
 
 
@@ -267,13 +280,44 @@ def knot_grid(counter, cos_t, sin_t, maxstep, cr, cc, pm, ks, kx):
             return
         f = idx // nkr
         k = idx % nkr
-        _knot_row(cos_t[f], sin_t[f], cr, cc, float(k * CELL), nkc, nrows,
-                  maxstep[f], pm, ks[f, k], kx[f, k])
+        _knot_row(
+            cos_t[f],
+            sin_t[f],
+            cr,
+            cc,
+            float(k * CELL),
+            nkc,
+            nrows,
+            maxstep[f],
+            pm,
+            ks[f, k],
+            kx[f, k],
+        )
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
-def derotate_pairs(counter, movie, cos_t, sin_t, rough, maxstep, cr, cc, pm,
-                   mode, fill, lo, hi, is_int, wk, tab, ks, kx, smooth, out):
+def derotate_pairs(
+    counter,
+    movie,
+    cos_t,
+    sin_t,
+    rough,
+    maxstep,
+    cr,
+    cc,
+    pm,
+    mode,
+    fill,
+    lo,
+    hi,
+    is_int,
+    wk,
+    tab,
+    ks,
+    kx,
+    smooth,
+    out,
+):
     """Derotate every frame of ``movie`` into ``out`` (same shape), nearest
     or bilinear, two cell rows (2 * CELL image rows) per work unit taken
     from ``counter[0]``; the knot grid ``ks``/``kx`` comes from
@@ -297,15 +341,49 @@ def derotate_pairs(counter, movie, cos_t, sin_t, rough, maxstep, cr, cc, pm,
             return
         f = idx // npair
         p = 2 * (idx % npair)
-        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, p, nrows,
-                      maxstep[f], pm, ks[f], kx[f], smooth[f])
+        _smooth_flags(
+            cos_t[f],
+            sin_t[f],
+            rough[f],
+            cr,
+            cc,
+            p,
+            nrows,
+            maxstep[f],
+            pm,
+            ks[f],
+            kx[f],
+            smooth[f],
+        )
         for b in range(p, min(p + 2, nbr)):
             n = min(b + 2, nbr)
-            _derotate_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
-                            b * CELL, smooth[f, b], cr, cc, pm, mode, fill, lo,
-                            hi, is_int, wk, tab, ks[f, b], kx[f, b],
-                            ks[f, b + 1], kx[f, b + 1], ks[f, n], kx[f, n],
-                            out[f], scratch)
+            _derotate_block(
+                movie[f],
+                cos_t[f],
+                sin_t[f],
+                rough[f],
+                maxstep[f],
+                b * CELL,
+                smooth[f, b],
+                cr,
+                cc,
+                pm,
+                mode,
+                fill,
+                lo,
+                hi,
+                is_int,
+                wk,
+                tab,
+                ks[f, b],
+                kx[f, b],
+                ks[f, b + 1],
+                kx[f, b + 1],
+                ks[f, n],
+                kx[f, n],
+                out[f],
+                scratch,
+            )
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
@@ -335,10 +413,25 @@ def _smooth_flags(ct, st, rf, cr, cc, r, nrows, maxstep, pm, ks, kx, flags):
         for rr in range(r, min(r + 2, nbr)):
             for j in range(c, min(c + 2, nbc)):
                 flags[rr, j] = ok or _cell_is_smooth(
-                    ct, st, rf, cr, cc, rr * CELL, j * CELL, ks[rr, j],
-                    ks[rr, j + 1], ks[rr + 1, j], ks[rr + 1, j + 1], kx[rr, j],
-                    kx[rr, j + 1], kx[rr + 1, j], kx[rr + 1, j + 1], nrows,
-                    maxstep, pm)
+                    ct,
+                    st,
+                    rf,
+                    cr,
+                    cc,
+                    rr * CELL,
+                    j * CELL,
+                    ks[rr, j],
+                    ks[rr, j + 1],
+                    ks[rr + 1, j],
+                    ks[rr + 1, j + 1],
+                    kx[rr, j],
+                    kx[rr, j + 1],
+                    kx[rr + 1, j],
+                    kx[rr + 1, j + 1],
+                    nrows,
+                    maxstep,
+                    pm,
+                )
 
 
 @numba.njit(cache=True, inline="always")
@@ -365,16 +458,40 @@ def _agrees(kk, r, c):
     p02 = kk[r, c + 2]
     p20 = kk[r + 2, c]
     p22 = kk[r + 2, c + 2]
-    return (abs(kk[r, c + 1] - 0.5 * (p00 + p02)) < TOL
-            and abs(kk[r + 2, c + 1] - 0.5 * (p20 + p22)) < TOL
-            and abs(kk[r + 1, c] - 0.5 * (p00 + p20)) < TOL
-            and abs(kk[r + 1, c + 2] - 0.5 * (p02 + p22)) < TOL
-            and abs(kk[r + 1, c + 1] - 0.25 * (p00 + p02 + p20 + p22)) < TOL)
+    return (
+        abs(kk[r, c + 1] - 0.5 * (p00 + p02)) < TOL
+        and abs(kk[r + 2, c + 1] - 0.5 * (p20 + p22)) < TOL
+        and abs(kk[r + 1, c] - 0.5 * (p00 + p20)) < TOL
+        and abs(kk[r + 1, c + 2] - 0.5 * (p02 + p22)) < TOL
+        and abs(kk[r + 1, c + 1] - 0.25 * (p00 + p02 + p20 + p22)) < TOL
+    )
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm, sa, sb,
-                 sc, sd, xa, xb, xc, xd, S, X):
+def _refine_cell(
+    ct,
+    st,
+    rf,
+    cr,
+    cc,
+    r0,
+    c0,
+    rh,
+    cw,
+    nrows,
+    maxstep,
+    pm,
+    sa,
+    sb,
+    sc,
+    sd,
+    xa,
+    xb,
+    xc,
+    xd,
+    S,
+    X,
+):
     """Where each pixel of a cell that is not smooth was scanned, into S, X
     (row-major, CELL wide). The cell is split into four quarters with exact
     crossings at their corners; a quarter that passes the smoothness check
@@ -386,8 +503,9 @@ def _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm, sa, sb,
     if _rough_cell(rf, sa, sb, sc, sd):
         # a kink or a jump in the angle: solve the whole cell, walking from
         # pixel to pixel (the crossing nearest the neighbour's)
-        _solve_pixels(ct, st, cr, cc, r0, c0, 0, rh, 0, cw, sa, nrows, maxstep,
-                      pm, S, X)
+        _solve_pixels(
+            ct, st, cr, cc, r0, c0, 0, rh, 0, cw, sa, nrows, maxstep, pm, S, X
+        )
         return
     H = CELL // 2
     ks = np.empty((3, 3))
@@ -400,8 +518,18 @@ def _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm, sa, sb,
                 continue
             # guess: the crossing interpolated from the corners
             g = sa + (sb - sa) * 0.5 * b + (sc - sa) * 0.5 * a
-            ks[a, b], kx[a, b] = _root(ct, st, cr, cc, float(r0 + a * H),
-                                       float(c0 + b * H), g, nrows, maxstep, pm)
+            ks[a, b], kx[a, b] = _root(
+                ct,
+                st,
+                cr,
+                cc,
+                float(r0 + a * H),
+                float(c0 + b * H),
+                g,
+                nrows,
+                maxstep,
+                pm,
+            )
     for a in range(2):
         for b in range(2):
             t0 = a * H
@@ -412,24 +540,45 @@ def _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm, sa, sb,
                 continue
             p, q, v, w = ks[a, b], ks[a, b + 1], ks[a + 1, b], ks[a + 1, b + 1]
             px, qx, vx, wx = kx[a, b], kx[a, b + 1], kx[a + 1, b], kx[a + 1, b + 1]
-            if _cell_is_smooth(ct, st, rf, cr, cc, r0 + t0, c0 + u0, p, q, v, w,
-                               px, qx, vx, wx, nrows, maxstep, pm, H):
+            if _cell_is_smooth(
+                ct,
+                st,
+                rf,
+                cr,
+                cc,
+                r0 + t0,
+                c0 + u0,
+                p,
+                q,
+                v,
+                w,
+                px,
+                qx,
+                vx,
+                wx,
+                nrows,
+                maxstep,
+                pm,
+                H,
+            ):
                 for t in range(t0, t1):
                     ft = (t - t0) / H
                     for u in range(u0, u1):
                         fu = (u - u0) / H
-                        S[t * CELL + u] = ((p * (1.0 - fu) + q * fu) * (1.0 - ft)
-                                           + (v * (1.0 - fu) + w * fu) * ft)
-                        X[t * CELL + u] = ((px * (1.0 - fu) + qx * fu) * (1.0 - ft)
-                                           + (vx * (1.0 - fu) + wx * fu) * ft)
+                        S[t * CELL + u] = (p * (1.0 - fu) + q * fu) * (1.0 - ft) + (
+                            v * (1.0 - fu) + w * fu
+                        ) * ft
+                        X[t * CELL + u] = (px * (1.0 - fu) + qx * fu) * (1.0 - ft) + (
+                            vx * (1.0 - fu) + wx * fu
+                        ) * ft
             else:
-                _solve_pixels(ct, st, cr, cc, r0, c0, t0, t1, u0, u1, p, nrows,
-                              maxstep, pm, S, X)
+                _solve_pixels(
+                    ct, st, cr, cc, r0, c0, t0, t1, u0, u1, p, nrows, maxstep, pm, S, X
+                )
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _solve_pixels(ct, st, cr, cc, r0, c0, t0, t1, u0, u1, g, nrows, maxstep, pm,
-                  S, X):
+def _solve_pixels(ct, st, cr, cc, r0, c0, t0, t1, u0, u1, g, nrows, maxstep, pm, S, X):
     """Solve rows t0..t1, columns u0..u1 of the cell at (r0, c0) pixel by
     pixel into S, X, walking from the pixel above (or from ``g`` and then
     the pixel to the left, on the first row)."""
@@ -437,8 +586,9 @@ def _solve_pixels(ct, st, cr, cc, r0, c0, t0, t1, u0, u1, g, nrows, maxstep, pm,
         for u in range(u0, u1):
             if t > t0:
                 g = float(S[(t - 1) * CELL + u])
-            s, x = _root(ct, st, cr, cc, float(r0 + t), float(c0 + u), g, nrows,
-                         maxstep, pm)
+            s, x = _root(
+                ct, st, cr, cc, float(r0 + t), float(c0 + u), g, nrows, maxstep, pm
+            )
             S[t * CELL + u] = s
             X[t * CELL + u] = x
             g = s
@@ -474,10 +624,21 @@ def _scratch(work, src, dst):
     per thread: where each pixel was scanned (S, X), its weights (fy, fx),
     its first source index (frames hold < 2**31 pixels), whether it was
     covered, the four source samples and the result."""
-    return (np.empty(NPX, work), np.empty(NPX, work), np.empty(NPX, work),
-            np.empty(NPX, work), np.empty(NPX, np.int32),
-            np.empty(NPX, np.bool_), np.empty(NPX, src), np.empty(NPX, src),
-            np.empty(NPX, src), np.empty(NPX, src), np.empty(NPX, dst))
+    return (
+        np.empty(NPX, work),
+        np.empty(NPX, work),
+        np.empty(NPX, work),
+        np.empty(NPX, work),
+        np.empty(NPX, np.int32),
+        np.empty(NPX, np.bool_),
+        np.empty(NPX, src),
+        np.empty(NPX, src),
+        np.empty(NPX, src),
+        np.empty(NPX, src),
+        np.empty(NPX, dst),
+    )
+
+
 _T = np.array([(i // CELL) / CELL for i in range(NPX)])
 _U = np.array([(i % CELL) / CELL for i in range(NPX)])
 
@@ -492,18 +653,55 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
     pixel's row and column offset over CELL, and their product.
     """
     dt = np.dtype(dtype)
-    narrow = dt.kind == "f" and dt.itemsize <= 4 or \
-        dt.kind in "iu" and dt.itemsize <= 2
+    narrow = dt.kind == "f" and dt.itemsize <= 4 or dt.kind in "iu" and dt.itemsize <= 2
     work = np.float32 if narrow else np.float64
-    wk = np.array([0.0, 1.0, 0.5, -0.5, nrows - 0.5, ncols - 0.5, nrows - 1.0,
-                   ncols - 1.0, lo, hi, fill], dtype=work)
+    wk = np.array(
+        [
+            0.0,
+            1.0,
+            0.5,
+            -0.5,
+            nrows - 0.5,
+            ncols - 0.5,
+            nrows - 1.0,
+            ncols - 1.0,
+            lo,
+            hi,
+            fill,
+        ],
+        dtype=work,
+    )
     return wk, np.stack([_T, _U, _T * _U]).astype(work)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
-                    fill, lo, hi, is_int, wk, tab, ks_t, kx_t, ks_b, kx_b, ks_n,
-                    kx_n, out, scratch):
+def _derotate_block(
+    img,
+    ct,
+    st,
+    rf,
+    maxstep,
+    r0,
+    smooth,
+    cr,
+    cc,
+    pm,
+    mode,
+    fill,
+    lo,
+    hi,
+    is_int,
+    wk,
+    tab,
+    ks_t,
+    kx_t,
+    ks_b,
+    kx_b,
+    ks_n,
+    kx_n,
+    out,
+    scratch,
+):
     """Rows r0 .. r0 + CELL of one frame, cell by cell, between the knot rows
     ``(ks_t, kx_t)`` (row r0) and ``(ks_b, kx_b)`` (row r0 + CELL); the next
     knot row ``(ks_n, kx_n)`` tells which source pixels the next block will
@@ -522,14 +720,23 @@ def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
     W = wk.dtype
     S, X, fy, fx = scratch[0], scratch[1], scratch[2], scratch[3]
     idx, cov = scratch[4], scratch[5]
-    va, vb, vc, vd, res = scratch[6], scratch[7], scratch[8], scratch[9], \
-        scratch[10]
+    va, vb, vc, vd, res = scratch[6], scratch[7], scratch[8], scratch[9], scratch[10]
     T = tab[0]
     U = tab[1]
     TU = tab[2]
     zero, one, half, mhalf, rlim, clim, smax, xmax, wlo, whi, wfill = (
-        wk[0], wk[1], wk[2], wk[3], wk[4], wk[5], wk[6], wk[7], wk[8], wk[9],
-        wk[10])
+        wk[0],
+        wk[1],
+        wk[2],
+        wk[3],
+        wk[4],
+        wk[5],
+        wk[6],
+        wk[7],
+        wk[8],
+        wk[9],
+        wk[10],
+    )
     nr2 = np.int32(nrows - 2)
     nc2 = np.int32(ncols - 2)
     nc = np.int32(ncols)
@@ -539,8 +746,19 @@ def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
     for j in range(smooth.size):
         c0 = j * B
         cw = min(B, ncols - c0)
-        _prefetch_cell(flat, nrows, ncols, ks_b[j], ks_b[j + 1], ks_n[j],
-                       ks_n[j + 1], kx_b[j], kx_b[j + 1], kx_n[j], kx_n[j + 1])
+        _prefetch_cell(
+            flat,
+            nrows,
+            ncols,
+            ks_b[j],
+            ks_b[j + 1],
+            ks_n[j],
+            ks_n[j + 1],
+            kx_b[j],
+            kx_b[j + 1],
+            kx_n[j],
+            kx_n[j + 1],
+        )
         # and the output pixels of the cell below
         for t in range(r0 + B, min(r0 + 2 * B, nrows)):
             _prefetch_write(dst, t * ncols + c0)
@@ -559,9 +777,30 @@ def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
                 S[i] = e0 + e1 * U[i] + e2 * T[i] + e3 * TU[i]
                 X[i] = f0 + f1 * U[i] + f2 * T[i] + f3 * TU[i]
         else:
-            _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm,
-                         ks_t[j], ks_t[j + 1], ks_b[j], ks_b[j + 1], kx_t[j],
-                         kx_t[j + 1], kx_b[j], kx_b[j + 1], S, X)
+            _refine_cell(
+                ct,
+                st,
+                rf,
+                cr,
+                cc,
+                r0,
+                c0,
+                rh,
+                cw,
+                nrows,
+                maxstep,
+                pm,
+                ks_t[j],
+                ks_t[j + 1],
+                ks_b[j],
+                ks_b[j + 1],
+                kx_t[j],
+                kx_t[j + 1],
+                kx_b[j],
+                kx_b[j + 1],
+                S,
+                X,
+            )
         if not bilinear:
             for t in range(rh):
                 for u in range(cw):
@@ -569,7 +808,8 @@ def _derotate_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, mode,
                     x = float(X[t * B + u])
                     if _covered(s, x, nrows, ncols):
                         out[r0 + t, c0 + u] = _cast(
-                            _sample(img, s, x, nrows, ncols, mode), lo, hi, is_int)
+                            _sample(img, s, x, nrows, ncols, mode), lo, hi, is_int
+                        )
                     else:
                         out[r0 + t, c0 + u] = fill
             continue
@@ -623,7 +863,7 @@ def will_compile(kernel, args) -> bool:
         cache = kernel._cache
         key = cache._index_key(sig, kernel.targetctx.codegen())
         return key not in cache._cache_file._load_index()
-    except Exception:       # noqa: BLE001 - numba's private API changed
+    except Exception:  # noqa: BLE001 - numba's private API changed
         return False
 
 
@@ -638,8 +878,12 @@ def _catmull_rom(t):
     """The four Catmull-Rom weights of samples -1, 0, 1, 2 at fraction t."""
     t2 = t * t
     t3 = t2 * t
-    return (0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
-            0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2))
+    return (
+        0.5 * (-t3 + 2.0 * t2 - t),
+        0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+        0.5 * (-3.0 * t3 + 4.0 * t2 + t),
+        0.5 * (t3 - t2),
+    )
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -658,8 +902,12 @@ def _sample_cubic(img, flat, y, x, nrows, ncols):
         acc = 0.0
         for a in range(4):
             k = (y0 - 1 + a) * ncols + x0 - 1
-            row = (wx0 * float(flat[k]) + wx1 * float(flat[k + 1])
-                   + wx2 * float(flat[k + 2]) + wx3 * float(flat[k + 3]))
+            row = (
+                wx0 * float(flat[k])
+                + wx1 * float(flat[k + 1])
+                + wx2 * float(flat[k + 2])
+                + wx3 * float(flat[k + 3])
+            )
             w = wy0 if a == 0 else wy1 if a == 1 else wy2 if a == 2 else wy3
             acc += w * row
         return acc
@@ -669,17 +917,40 @@ def _sample_cubic(img, flat, y, x, nrows, ncols):
     acc = 0.0
     for a in range(4):
         r = min(max(y0 - 1 + a, 0), nrows - 1)
-        row = (wx0 * float(img[r, c0]) + wx1 * float(img[r, x0])
-               + wx2 * float(img[r, c2]) + wx3 * float(img[r, c3]))
+        row = (
+            wx0 * float(img[r, c0])
+            + wx1 * float(img[r, x0])
+            + wx2 * float(img[r, c2])
+            + wx3 * float(img[r, c3])
+        )
         w = wy0 if a == 0 else wy1 if a == 1 else wy2 if a == 2 else wy3
         acc += w * row
     return acc
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
-def derotate_pairs_cubic(counter, movie, cos_t, sin_t, rough, maxstep, cr, cc,
-                         pm, mode, fill, lo, hi, is_int, wk, tab, ks, kx,
-                         smooth, out):
+def derotate_pairs_cubic(
+    counter,
+    movie,
+    cos_t,
+    sin_t,
+    rough,
+    maxstep,
+    cr,
+    cc,
+    pm,
+    mode,
+    fill,
+    lo,
+    hi,
+    is_int,
+    wk,
+    tab,
+    ks,
+    kx,
+    smooth,
+    out,
+):
     """:func:`derotate_pairs` with Catmull-Rom sampling (``mode`` is
     ignored): the same crossings, sampled in float64, integers rounded and
     clipped to ``[lo, hi]``."""
@@ -697,26 +968,86 @@ def derotate_pairs_cubic(counter, movie, cos_t, sin_t, rough, maxstep, cr, cc,
             return
         f = idx // npair
         p = 2 * (idx % npair)
-        _smooth_flags(cos_t[f], sin_t[f], rough[f], cr, cc, p, nrows,
-                      maxstep[f], pm, ks[f], kx[f], smooth[f])
+        _smooth_flags(
+            cos_t[f],
+            sin_t[f],
+            rough[f],
+            cr,
+            cc,
+            p,
+            nrows,
+            maxstep[f],
+            pm,
+            ks[f],
+            kx[f],
+            smooth[f],
+        )
         for b in range(p, min(p + 2, nbr)):
-            _cubic_block(movie[f], cos_t[f], sin_t[f], rough[f], maxstep[f],
-                         b * CELL, smooth[f, b], cr, cc, pm, fill, lo, hi,
-                         is_int, ks[f, b], kx[f, b], ks[f, b + 1],
-                         kx[f, b + 1], out[f], S, X, WT, KI)
+            _cubic_block(
+                movie[f],
+                cos_t[f],
+                sin_t[f],
+                rough[f],
+                maxstep[f],
+                b * CELL,
+                smooth[f, b],
+                cr,
+                cc,
+                pm,
+                fill,
+                lo,
+                hi,
+                is_int,
+                ks[f, b],
+                kx[f, b],
+                ks[f, b + 1],
+                kx[f, b + 1],
+                out[f],
+                S,
+                X,
+                WT,
+                KI,
+            )
 
 
 @numba.njit(cache=True, inline="always")
 def _row4(flat, k, WT, i):
     """Four neighbours from ``flat[k]`` weighted by pixel ``i``'s column
     weights (rows 4-7 of ``WT``)."""
-    return (WT[4, i] * float(flat[k]) + WT[5, i] * float(flat[k + 1])
-            + WT[6, i] * float(flat[k + 2]) + WT[7, i] * float(flat[k + 3]))
+    return (
+        WT[4, i] * float(flat[k])
+        + WT[5, i] * float(flat[k + 1])
+        + WT[6, i] * float(flat[k + 2])
+        + WT[7, i] * float(flat[k + 3])
+    )
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _cubic_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, fill, lo,
-                 hi, is_int, ks_t, kx_t, ks_b, kx_b, out, S, X, WT, KI):
+def _cubic_block(
+    img,
+    ct,
+    st,
+    rf,
+    maxstep,
+    r0,
+    smooth,
+    cr,
+    cc,
+    pm,
+    fill,
+    lo,
+    hi,
+    is_int,
+    ks_t,
+    kx_t,
+    ks_b,
+    kx_b,
+    out,
+    S,
+    X,
+    WT,
+    KI,
+):
     """Rows r0 .. r0 + CELL of one frame, Catmull-Rom (see
     :func:`_derotate_block` for the cells). Each cell's weights (``WT``:
     four row and four column weights per pixel) and first source indices
@@ -741,9 +1072,30 @@ def _cubic_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, fill, lo,
                 S[i] = sa + e1 * _U[i] + e2 * _T[i] + e3 * _T[i] * _U[i]
                 X[i] = xa + f1 * _U[i] + f2 * _T[i] + f3 * _T[i] * _U[i]
         else:
-            _refine_cell(ct, st, rf, cr, cc, r0, c0, rh, cw, nrows, maxstep, pm,
-                         ks_t[j], ks_t[j + 1], ks_b[j], ks_b[j + 1], kx_t[j],
-                         kx_t[j + 1], kx_b[j], kx_b[j + 1], S, X)
+            _refine_cell(
+                ct,
+                st,
+                rf,
+                cr,
+                cc,
+                r0,
+                c0,
+                rh,
+                cw,
+                nrows,
+                maxstep,
+                pm,
+                ks_t[j],
+                ks_t[j + 1],
+                ks_b[j],
+                ks_b[j + 1],
+                kx_t[j],
+                kx_t[j + 1],
+                kx_b[j],
+                kx_b[j + 1],
+                S,
+                X,
+            )
         # weights and first indices as vectors; inner pixels (the
         # 4 x 4 neighbourhood inside the frame) get index >= 0
         for i in range(NPX):
@@ -786,8 +1138,9 @@ def _cubic_block(img, ct, st, rf, maxstep, r0, smooth, cr, cc, pm, fill, lo,
 
 
 @numba.njit(cache=True, parallel=True)
-def rotate_lines(images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo,
-                 hi, is_int, out):
+def rotate_lines(
+    images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo, hi, is_int, out
+):
     """Forward model: line ``r`` of output frame ``f`` samples image
     ``images[image_index[f]]`` along the scan line rotated by that line's angle.
     """
@@ -811,8 +1164,7 @@ def rotate_lines(images, image_index, cos_t, sin_t, cr, cc, pm, mode, fill, lo,
                 out[f, r, c] = fill
                 continue
             if mode == CUBIC:
-                v = _sample_cubic(images[src], images[src].ravel(), y, x,
-                                  nrows, ncols)
+                v = _sample_cubic(images[src], images[src].ravel(), y, x, nrows, ncols)
             else:
                 v = _sample(images[src], y, x, nrows, ncols, mode)
             out[f, r, c] = _cast(v, lo, hi, is_int)

@@ -13,10 +13,16 @@ from .params import DerotationParams
 __all__ = ["derotate"]
 
 
-def derotate(movie, angles_per_line, center=None, *,
-             params: DerotationParams | None = None,
-             progress: Progress | None = None, axes: str | None = None,
-             **overrides) -> np.ndarray:
+def derotate(
+    movie,
+    angles_per_line,
+    center=None,
+    *,
+    params: DerotationParams | None = None,
+    progress: Progress | None = None,
+    axes: str | None = None,
+    **overrides,
+) -> np.ndarray:
     """Derotate a movie line by line.
 
     Parameters
@@ -82,12 +88,13 @@ def derotate(movie, angles_per_line, center=None, *,
     See the module docstring for how each output pixel is found.
     """
     params = DerotationParams.build(params, center=center, **overrides)
-    if axes is not None and (np.ndim(movie) != 3 or str(axes).upper()
-                             != "TYX"):
-        return derotate_axes(movie, angles_per_line, axes, params=params,
-                             progress=progress)
+    if axes is not None and (np.ndim(movie) != 3 or str(axes).upper() != "TYX"):
+        return derotate_axes(
+            movie, angles_per_line, axes, params=params, progress=progress
+        )
     movie = check_movie(movie)
     out = np.empty(movie.shape, movie.dtype)
-    derotate_into(movie, angles_per_line, out=out, params=params,
-                  progress=progress, _fresh=True)
+    derotate_into(
+        movie, angles_per_line, out=out, params=params, progress=progress, _fresh=True
+    )
     return out

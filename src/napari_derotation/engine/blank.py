@@ -10,8 +10,9 @@ from ..errors import DerotationError
 __all__ = ["estimate_blank"]
 
 
-def estimate_blank(frame, *, components: int = 7, max_samples: int = 1 << 18,
-                   iterations: int = 200) -> float:
+def estimate_blank(
+    frame, *, components: int = 7, max_samples: int = 1 << 18, iterations: int = 200
+) -> float:
     """The dark level of a frame: the lowest mean of a Gaussian mixture.
 
     Fits ``components`` 1-D Gaussians (EM, deterministic start at evenly
@@ -34,15 +35,17 @@ def estimate_blank(frame, *, components: int = 7, max_samples: int = 1 << 18,
     var = np.full(k, max(x.var() / k**2, floor))
     weights = np.full(k, 1.0 / k)
     for _ in range(iterations):
-        logp = (-0.5 * (x[:, None] - means) ** 2 / var
-                - 0.5 * np.log(2 * np.pi * var) + np.log(weights))
+        logp = (
+            -0.5 * (x[:, None] - means) ** 2 / var
+            - 0.5 * np.log(2 * np.pi * var)
+            + np.log(weights)
+        )
         logp -= logp.max(axis=1, keepdims=True)
         resp = np.exp(logp)
         resp /= resp.sum(axis=1, keepdims=True)
         nk = resp.sum(axis=0) + 1e-12
         new = (resp * x[:, None]).sum(axis=0) / nk
-        var = np.maximum((resp * (x[:, None] - new) ** 2).sum(axis=0) / nk,
-                         floor)
+        var = np.maximum((resp * (x[:, None] - new) ** 2).sum(axis=0) / nk, floor)
         weights = nk / nk.sum()
         done = np.max(np.abs(new - means)) < 1e-6 * (hi - lo)
         means = new

@@ -39,9 +39,15 @@ from ..io.zarr_store import ZarrWriter, write_region
 from .files import check_chunk_frames, derotate_chunk
 from .params import DerotationParams
 
-__all__ = ["cluster_client", "derotate_file_distributed", "run_distributed",
-           "check_workers", "derotate_chunk_to_zarr", "available_cpus",
-           "local_workers"]
+__all__ = [
+    "cluster_client",
+    "derotate_file_distributed",
+    "run_distributed",
+    "check_workers",
+    "derotate_chunk_to_zarr",
+    "available_cpus",
+    "local_workers",
+]
 
 #: How long to wait for a scheduler given by address.
 CONNECT_TIMEOUT = "10s"
@@ -53,7 +59,8 @@ def _distributed():
     except ImportError:  # pragma: no cover - distributed is in the test env
         raise DerotationError(
             "running on a cluster needs dask.distributed: pip install "
-            "'napari-derotation[cluster]'") from None
+            "'napari-derotation[cluster]'"
+        ) from None
     return distributed
 
 
@@ -79,9 +86,12 @@ def local_workers(workers=None) -> int:
     if workers is None:
         return cpus
     if workers > cpus:
-        warnings.warn(f"{workers} workers asked for; this machine gives "
-                      f"{cpus} CPU{'s' if cpus > 1 else ''}, so the local "
-                      f"cluster has {cpus}", stacklevel=2)
+        warnings.warn(
+            f"{workers} workers asked for; this machine gives "
+            f"{cpus} CPU{'s' if cpus > 1 else ''}, so the local "
+            f"cluster has {cpus}",
+            stacklevel=2,
+        )
         return cpus
     return workers
 
@@ -110,8 +120,9 @@ def _workers_ignore_sigint():
 
 
 @contextlib.contextmanager
-def cluster_client(scheduler=None, workers=None, *,
-                   threads_per_worker: int = 1) -> Iterator:
+def cluster_client(
+    scheduler=None, workers=None, *, threads_per_worker: int = 1
+) -> Iterator:
     """A ``distributed.Client``: connected to ``scheduler`` (an address such as
     ``tcp://10.0.0.5:8786``) or to a new local cluster of ``workers``
     processes (default, and at most, one per CPU this process may use:
@@ -123,8 +134,8 @@ def cluster_client(scheduler=None, workers=None, *,
     distributed = _distributed()
     if scheduler and workers:
         raise DerotationError(
-            "give either a scheduler address or a number of local workers, "
-            "not both")
+            "give either a scheduler address or a number of local workers, not both"
+        )
     if scheduler:
         check_workers(workers)
         client = _connect(distributed, str(scheduler))
@@ -142,8 +153,11 @@ def cluster_client(scheduler=None, workers=None, *,
     try:
         with _workers_ignore_sigint():
             cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=threads_per_worker,
-                processes=True, dashboard_address=":0")
+                n_workers=n,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                dashboard_address=":0",
+            )
             client = distributed.Client(cluster)
         yield client
     except BaseException:
@@ -160,14 +174,19 @@ def _connect(distributed, address: str):
     there, or nothing, is one :class:`DerotationError`."""
     try:
         return distributed.Client(address, timeout=CONNECT_TIMEOUT)
-    except Exception as exc:    # comm, handshake, a non-dask server's bytes
+    except Exception as exc:  # comm, handshake, a non-dask server's bytes
         _quiet_distributed()
-        why = (f"{type(exc).__name__}" if isinstance(exc, MemoryError)
-               else str(exc).splitlines()[0] if str(exc) else
-               type(exc).__name__)
+        why = (
+            f"{type(exc).__name__}"
+            if isinstance(exc, MemoryError)
+            else str(exc).splitlines()[0]
+            if str(exc)
+            else type(exc).__name__
+        )
         raise DerotationError(
             f"cannot connect to a dask scheduler at {address}: {why} (is "
-            f"it a dask.distributed scheduler?)") from None
+            f"it a dask.distributed scheduler?)"
+        ) from None
 
 
 def _close(client, cluster, *, timeout: float) -> None:
@@ -179,14 +198,25 @@ def _close(client, cluster, *, timeout: float) -> None:
             cluster.close(timeout=timeout)
 
 
-def derotate_file_distributed(movie_path, angles_per_line, out_path, center=None,
-                              *, scheduler=None, workers=None, client=None,
-                              chunk_frames=None, progress=None,
-                              angles_source=None, sidecar=True,
-                              in_flight: int | None = None,
-                              params: DerotationParams | None = None,
-                              overwrite=False, frame_rate=None,
-                              **overrides) -> dict:
+def derotate_file_distributed(
+    movie_path,
+    angles_per_line,
+    out_path,
+    center=None,
+    *,
+    scheduler=None,
+    workers=None,
+    client=None,
+    chunk_frames=None,
+    progress=None,
+    angles_source=None,
+    sidecar=True,
+    in_flight: int | None = None,
+    params: DerotationParams | None = None,
+    overwrite=False,
+    frame_rate=None,
+    **overrides,
+) -> dict:
     """Derotate ``movie_path`` into ``out_path`` (``.tif`` or ``.zarr``) on a
     dask cluster.
 
@@ -219,18 +249,28 @@ progress, angles_source, sidecar, overwrite, **overrides
 
     if client is not None and (scheduler or workers):
         raise DerotationError("give a client, or a scheduler/workers, not both")
-    out = output_spec(out_path, overwrite=overwrite, record=sidecar,
-                      frame_rate=frame_rate)
-    job = describe(movie_path, angles_per_line, out, params=params,
-                   center=center, angles_source=angles_source,
-                   chunk_frames=chunk_frames, scheduler=scheduler,
-                   workers=workers if client is None else 1,
-                   extra_angles_ok=True, **overrides)
+    out = output_spec(
+        out_path, overwrite=overwrite, record=sidecar, frame_rate=frame_rate
+    )
+    job = describe(
+        movie_path,
+        angles_per_line,
+        out,
+        params=params,
+        center=center,
+        angles_source=angles_source,
+        chunk_frames=chunk_frames,
+        scheduler=scheduler,
+        workers=workers if client is None else 1,
+        extra_angles_ok=True,
+        **overrides,
+    )
     return run_distributed(job, progress, client=client, in_flight=in_flight)
 
 
-def run_distributed(job, progress=None, *, client=None,
-                    in_flight: int | None = None) -> dict:
+def run_distributed(
+    job, progress=None, *, client=None, in_flight: int | None = None
+) -> dict:
     """Run a :class:`~napari_derotation.job.Job` on a dask cluster (its
     ``scheduler``, or a local cluster of its ``workers``; or ``client``):
     workers read and derotate chunks; a TIFF is written by this process in
@@ -246,28 +286,56 @@ def run_distributed(job, progress=None, *, client=None,
     own = client is None
     with OutputSet(overwrite=out.overwrite), contextlib.ExitStack() as stack:
         if own:
-            client = stack.enter_context(
-                cluster_client(job.scheduler, job.workers))
+            client = stack.enter_context(cluster_client(job.scheduler, job.workers))
         threads = sum(client.nthreads().values()) or 1
         ahead = max(1, in_flight or 2 * threads)
-        rec = job_record(job, checksum=out.record, chunk_frames=step,
-                         cluster={"scheduler": client.scheduler_info().get(
-                                      "address"),
-                                  "workers": len(client.nthreads()),
-                                  "threads": threads})
+        rec = job_record(
+            job,
+            checksum=out.record,
+            chunk_frames=step,
+            cluster={
+                "scheduler": client.scheduler_info().get("address"),
+                "workers": len(client.nthreads()),
+                "threads": threads,
+            },
+        )
         if out.format == "zarr":
-            _run_zarr(client, movie_path, angles, params, out.path, shape,
-                      dtype, step, ahead, rec, progress, out.overwrite, own)
+            _run_zarr(
+                client,
+                movie_path,
+                angles,
+                params,
+                out.path,
+                shape,
+                dtype,
+                step,
+                ahead,
+                rec,
+                progress,
+                out.overwrite,
+                own,
+            )
             return rec
-        _run_tiff(client, movie_path, angles, params, out.path, shape, dtype,
-                  step, ahead, progress)
+        _run_tiff(
+            client,
+            movie_path,
+            angles,
+            params,
+            out.path,
+            shape,
+            dtype,
+            step,
+            ahead,
+            progress,
+        )
         if out.record_path is not None:
             write_sidecar(out.path, rec)
     return rec
 
 
-def _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
-              step, ahead, progress) -> None:
+def _run_tiff(
+    client, movie_path, angles, params, out_path, shape, dtype, step, ahead, progress
+) -> None:
     """Workers return their chunks; the client writes them in order."""
     n, rows, _ = shape
     starts = iter(range(0, n, step))
@@ -278,9 +346,20 @@ def _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
         if start is None:
             return
         stop = min(n, start + step)
-        pending.append((stop, client.submit(
-            derotate_chunk, str(movie_path), start, stop,
-            angles[start * rows: stop * rows], params, pure=False)))
+        pending.append(
+            (
+                stop,
+                client.submit(
+                    derotate_chunk,
+                    str(movie_path),
+                    start,
+                    stop,
+                    angles[start * rows : stop * rows],
+                    params,
+                    pure=False,
+                ),
+            )
+        )
 
     try:
         with TiffStreamWriter(out_path, shape, dtype) as writer:
@@ -294,26 +373,44 @@ def _run_tiff(client, movie_path, angles, params, out_path, shape, dtype,
                 writer.write(chunk)
                 del chunk
                 if progress is not None and progress(stop, n) is False:
-                    raise Cancelled(
-                        f"derotation cancelled after {stop} of {n} frames")
+                    raise Cancelled(f"derotation cancelled after {stop} of {n} frames")
     finally:
         if pending:
             client.cancel([f for _, f in pending])
 
 
-def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
-              step, ahead, rec, progress, overwrite, own=False) -> None:
+def _run_zarr(
+    client,
+    movie_path,
+    angles,
+    params,
+    out_path,
+    shape,
+    dtype,
+    step,
+    ahead,
+    rec,
+    progress,
+    overwrite,
+    own=False,
+) -> None:
     """Workers write their chunks into the temporary store; the client
     hands out frame ranges, counts completions and renames the store."""
     distributed = _distributed()
     n, rows, _ = shape
     zarr_chunk = ZarrWriter(out_path, shape, dtype).chunk_frames
     zarr_chunk = min(zarr_chunk, step)
-    step = -(-step // zarr_chunk) * zarr_chunk   # whole Zarr chunks per task
+    step = -(-step // zarr_chunk) * zarr_chunk  # whole Zarr chunks per task
     rec["chunk_frames"] = step
-    with ZarrWriter(out_path, shape, dtype, record=rec, overwrite=overwrite,
-                    chunk_frames=zarr_chunk,
-                    frame_rate=rec.get("frame_rate")) as writer:
+    with ZarrWriter(
+        out_path,
+        shape,
+        dtype,
+        record=rec,
+        overwrite=overwrite,
+        chunk_frames=zarr_chunk,
+        frame_rate=rec.get("frame_rate"),
+    ) as writer:
         store = str(writer.temp_path)
         starts = iter(range(0, n, step))
         running = distributed.as_completed(loop=client.loop)
@@ -324,9 +421,15 @@ def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
             if start is not None:
                 stop = min(n, start + step)
                 future = client.submit(
-                    derotate_chunk_to_zarr, str(movie_path), start, stop,
-                    angles[start * rows: stop * rows], params, store,
-                    pure=False)
+                    derotate_chunk_to_zarr,
+                    str(movie_path),
+                    start,
+                    stop,
+                    angles[start * rows : stop * rows],
+                    params,
+                    store,
+                    pure=False,
+                )
                 pending.add(future)
                 running.add(future)
 
@@ -340,18 +443,17 @@ def _run_zarr(client, movie_path, angles, params, out_path, shape, dtype,
                 future.release()
                 writer.mark_written(done)
                 submit_next()
-                if progress is not None and progress(writer.written,
-                                                     n) is False:
-                    raise Cancelled(f"derotation cancelled after "
-                                    f"{writer.written} of {n} frames")
+                if progress is not None and progress(writer.written, n) is False:
+                    raise Cancelled(
+                        f"derotation cancelled after {writer.written} of {n} frames"
+                    )
             interrupted = False
         except Cancelled:
-            interrupted = False     # asked for: the tasks in flight end
+            interrupted = False  # asked for: the tasks in flight end
             raise
         finally:
             if pending:
-                _stop_writers(client, distributed, pending,
-                              interrupted and own)
+                _stop_writers(client, distributed, pending, interrupted and own)
 
 
 def _stop_writers(client, distributed, pending, shut_down) -> None:
@@ -368,8 +470,9 @@ def _stop_writers(client, distributed, pending, shut_down) -> None:
     distributed.wait(list(pending))
 
 
-def derotate_chunk_to_zarr(movie_path, start, stop, angles_per_line, params,
-                           store_path) -> int:
+def derotate_chunk_to_zarr(
+    movie_path, start, stop, angles_per_line, params, store_path
+) -> int:
     """Derotate frames ``start:stop`` and write them into the Zarr store at
     ``store_path``; returns the number of frames (what a worker sends back)."""
     out = derotate_chunk(movie_path, start, stop, angles_per_line, params)

@@ -39,12 +39,24 @@ def check_chunk_frames(chunk_frames, shape, dtype) -> int:
     return min(whole_number("chunk_frames", chunk_frames), shape[0])
 
 
-def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
-                  params: DerotationParams | None = None, chunk_frames=None,
-                  progress=None, angles_source=None, sidecar=True,
-                  channels=None, planes=None, split: bool = False,
-                  overwrite: bool = False,
-                  output_options: dict | None = None, **overrides) -> dict:
+def derotate_file(
+    movie_path,
+    angles_per_line,
+    out_path,
+    center=None,
+    *,
+    params: DerotationParams | None = None,
+    chunk_frames=None,
+    progress=None,
+    angles_source=None,
+    sidecar=True,
+    channels=None,
+    planes=None,
+    split: bool = False,
+    overwrite: bool = False,
+    output_options: dict | None = None,
+    **overrides,
+) -> dict:
     """Derotate the movie ``movie_path`` into ``out_path`` chunk by chunk.
 
     ``movie_path`` is a TIFF, a folder or glob of TIFFs or a list of files
@@ -78,13 +90,26 @@ def derotate_file(movie_path, angles_per_line, out_path, center=None, *,
     """
     from ..job import describe, output_spec, run
 
-    out = output_spec(out_path, split=split, overwrite=overwrite,
-                      record=sidecar, **(output_options or {}))
-    job = describe(movie_path, angles_per_line, out, params=params,
-                   center=center, angles_source=angles_source,
-                   channels=channels, planes=planes,
-                   chunk_frames=chunk_frames, extra_angles_ok=True,
-                   **overrides)
+    out = output_spec(
+        out_path,
+        split=split,
+        overwrite=overwrite,
+        record=sidecar,
+        **(output_options or {}),
+    )
+    job = describe(
+        movie_path,
+        angles_per_line,
+        out,
+        params=params,
+        center=center,
+        angles_source=angles_source,
+        channels=channels,
+        planes=planes,
+        chunk_frames=chunk_frames,
+        extra_angles_ok=True,
+        **overrides,
+    )
     return run(job, progress)
 
 
@@ -120,9 +145,15 @@ def _derotate_frames(src, job, step, out_path, progress) -> None:
             stop = min(t, start + step)
             chunk = src.read(start, stop).reshape(stop - start, rows, cols)
             dst = buf[: stop - start]
-            derotate_into(chunk, angles[start * rows: stop * rows], out=dst,
-                          params=params, progress=progress,
-                          frame_offset=start, total_frames=t)
+            derotate_into(
+                chunk,
+                angles[start * rows : stop * rows],
+                out=dst,
+                params=params,
+                progress=progress,
+                frame_offset=start,
+                total_frames=t,
+            )
             del chunk
             writer.write(dst)
 
@@ -135,44 +166,63 @@ def _derotate_hyperstack(src, job, step, rec, options, progress) -> None:
     per_t = z * rows
     buf = np.empty((step, z, c, rows, cols), src.dtype)
     out = job.output
-    with open_output(out.path, src, split=out.format == "split", record=rec,
-                     overwrite=out.overwrite,
-                     **dict(options,
-                            angles_per_line=job.used_angles)) as writer:
+    with open_output(
+        out.path,
+        src,
+        split=out.format == "split",
+        record=rec,
+        overwrite=out.overwrite,
+        **dict(options, angles_per_line=job.used_angles),
+    ) as writer:
         for start in range(0, t, step):
             stop = min(t, start + step)
             chunk = src.read(start, stop)
             dst = buf[: stop - start]
-            derotate_hyperstack(chunk, angles[start * per_t: stop * per_t],
-                                out=dst, params=params,
-                                progress=progress, frame_offset=start,
-                                total_frames=t)
+            derotate_hyperstack(
+                chunk,
+                angles[start * per_t : stop * per_t],
+                out=dst,
+                params=params,
+                progress=progress,
+                frame_offset=start,
+                total_frames=t,
+            )
             del chunk
             writer.write(dst)
 
 
-def open_output(out_path, src, *, split=False, record=None, overwrite=False,
-                **options):
+def open_output(out_path, src, *, split=False, record=None, overwrite=False, **options):
     """The writer of a derotated ``(T, Z, C, Y, X)`` movie: ``.write()``
     takes ``(n, Z, C, Y, X)`` chunks in time order. The one place that picks
     it: a ``--split`` folder, or by suffix an ImageJ hyperstack TIFF, an
     OME-Zarr store or an NWB file
     (:func:`~napari_derotation.io.outputs.open_writer`)."""
     if split:
-        return SplitWriter(out_path, src.shape, src.dtype,
-                           frame_rate=options.get("frame_rate"),
-                           channel_names=src.metadata.get("channel_names"),
-                           record=record, overwrite=overwrite)
-    return open_writer(out_path, src.shape, src.dtype, axes=src.axes,
-                       record=record, overwrite=overwrite, **options)
+        return SplitWriter(
+            out_path,
+            src.shape,
+            src.dtype,
+            frame_rate=options.get("frame_rate"),
+            channel_names=src.metadata.get("channel_names"),
+            record=record,
+            overwrite=overwrite,
+        )
+    return open_writer(
+        out_path,
+        src.shape,
+        src.dtype,
+        axes=src.axes,
+        record=record,
+        overwrite=overwrite,
+        **options,
+    )
 
 
 def writer_options(src, movie_path, given=None) -> dict:
     """What a writer may record beyond the frames: the raw movie to link and
     the input's frame rate, frame times and line period, unless ``given``
     says otherwise."""
-    options = {"raw_path": movie_path if isinstance(movie_path, str | Path)
-               else None}
+    options = {"raw_path": movie_path if isinstance(movie_path, str | Path) else None}
     for key in ("frame_rate", "frame_timestamps", "line_period"):
         if src.metadata.get(key) is not None:
             options[key] = src.metadata[key]
@@ -180,8 +230,9 @@ def writer_options(src, movie_path, given=None) -> dict:
     return options
 
 
-def derotate_chunk(movie_path, start, stop, angles_per_line,
-                   params: DerotationParams) -> np.ndarray:
+def derotate_chunk(
+    movie_path, start, stop, angles_per_line, params: DerotationParams
+) -> np.ndarray:
     """Read frames ``start:stop`` of a single-plane, single-channel movie
     (TIFF or Zarr) and derotate them.
 
@@ -198,6 +249,12 @@ def derotate_chunk(movie_path, start, stop, angles_per_line,
     return out
 
 
-__all__ = ["derotate_file", "run_local", "derotate_chunk",
-           "default_chunk_frames", "writer_options", "check_chunk_frames",
-           "frames_per_chunk"]
+__all__ = [
+    "derotate_file",
+    "run_local",
+    "derotate_chunk",
+    "default_chunk_frames",
+    "writer_options",
+    "check_chunk_frames",
+    "frames_per_chunk",
+]

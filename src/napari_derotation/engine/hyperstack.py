@@ -20,8 +20,15 @@ from ..errors import Cancelled, DerotationError
 from ._driver import check_angles, derotate_into, line_angles
 from .params import DerotationParams
 
-__all__ = ["derotate_hyperstack", "derotate_axes", "to_tzcyx", "from_tzcyx",
-           "line_index", "plane_angles", "pick_plane"]
+__all__ = [
+    "derotate_hyperstack",
+    "derotate_axes",
+    "to_tzcyx",
+    "from_tzcyx",
+    "line_index",
+    "plane_angles",
+    "pick_plane",
+]
 
 AXES = "TZCYX"
 
@@ -36,12 +43,18 @@ def check_axes(axes: str, ndim: int) -> str:
     """``axes`` upper-cased, checked: T, optional Z, optional C, then Y, X,
     one letter per dimension."""
     a = str(axes).upper()
-    if len(a) != ndim or len(set(a)) != len(a) or not a.endswith("YX") or \
-            set(a) - set(AXES) or "T" not in a:
+    if (
+        len(a) != ndim
+        or len(set(a)) != len(a)
+        or not a.endswith("YX")
+        or set(a) - set(AXES)
+        or "T" not in a
+    ):
         raise DerotationError(
             f"axes must name each of the movie's {ndim} dimensions once, from "
             f"T, Z, C, Y, X with Y, X last (e.g. 'TCYX', 'TZCYX'); got "
-            f"{axes!r}")
+            f"{axes!r}"
+        )
     return a
 
 
@@ -66,10 +79,16 @@ def from_tzcyx(movie5, axes: str):
     return np.transpose(out, [kept.index(ax) for ax in a])
 
 
-def derotate_hyperstack(movie5, angles_per_line, out=None, *,
-                        params: DerotationParams | None = None,
-                        progress=None, frame_offset: int = 0,
-                        total_frames: int | None = None) -> np.ndarray:
+def derotate_hyperstack(
+    movie5,
+    angles_per_line,
+    out=None,
+    *,
+    params: DerotationParams | None = None,
+    progress=None,
+    frame_offset: int = 0,
+    total_frames: int | None = None,
+) -> np.ndarray:
     """Derotate a ``(T, Z, C, Y, X)`` movie; every channel and plane with
     the same per-line angles (see the module docstring for the indexing),
     each channel with its own fill value when ``params`` has one per channel.
@@ -82,47 +101,53 @@ def derotate_hyperstack(movie5, angles_per_line, out=None, *,
     movie5 = np.asarray(movie5)
     if movie5.ndim != 5:
         raise DerotationError(
-            f"expected a (T, Z, C, Y, X) movie; got shape {movie5.shape}")
+            f"expected a (T, Z, C, Y, X) movie; got shape {movie5.shape}"
+        )
     t, z, c, rows, cols = movie5.shape
     if out is None:
         out = np.empty(movie5.shape, movie5.dtype)
     elif out.shape != movie5.shape or out.dtype != movie5.dtype:
         raise DerotationError(
             f"out must match the movie: expected {movie5.shape} "
-            f"{movie5.dtype}, got {out.shape} {out.dtype}")
+            f"{movie5.dtype}, got {out.shape} {out.dtype}"
+        )
     angles, params = line_angles(angles_per_line, (t * z, rows), params)
     total = t if total_frames is None else total_frames
     scratch = np.empty((t * z, rows, cols), movie5.dtype)
     for ch in range(c):
-        stack = np.ascontiguousarray(movie5[:, :, ch]).reshape(t * z, rows,
-                                                               cols)
-        derotate_into(stack, angles, out=scratch,
-                      params=params.for_channel(ch))
+        stack = np.ascontiguousarray(movie5[:, :, ch]).reshape(t * z, rows, cols)
+        derotate_into(stack, angles, out=scratch, params=params.for_channel(ch))
         out[:, :, ch] = scratch.reshape(t, z, rows, cols)
         del stack
-        if progress is not None and progress(
-                frame_offset + t * (ch + 1) // c, total) is False:
-            raise Cancelled(f"derotation cancelled after channel {ch + 1} "
-                            f"of {c}")
+        if (
+            progress is not None
+            and progress(frame_offset + t * (ch + 1) // c, total) is False
+        ):
+            raise Cancelled(f"derotation cancelled after channel {ch + 1} of {c}")
     return out
 
 
-def derotate_axes(movie, angles_per_line, axes: str, *,
-                  params: DerotationParams | None = None,
-                  progress=None) -> np.ndarray:
+def derotate_axes(
+    movie,
+    angles_per_line,
+    axes: str,
+    *,
+    params: DerotationParams | None = None,
+    progress=None,
+) -> np.ndarray:
     """Derotate a movie whose dimensions are named by ``axes`` (e.g.
     ``"TCYX"``, ``"TZCYX"``, ``"CTYX"``); returns a new array in the same
     layout."""
     a = check_axes(axes, np.ndim(movie))
     movie = np.asarray(movie)
     five = to_tzcyx(movie, a)
-    res = derotate_hyperstack(five, angles_per_line, params=params,
-                              progress=progress)
+    res = derotate_hyperstack(five, angles_per_line, params=params, progress=progress)
     return np.ascontiguousarray(from_tzcyx(res, a))
 
 
-def plane_angles(angles_per_line, frames: int, planes: int, rows: int,
-                 plane: int) -> np.ndarray:
+def plane_angles(
+    angles_per_line, frames: int, planes: int, rows: int, plane: int
+) -> np.ndarray:
     """The per-line angles of plane ``plane``'s frames, in time order: what
     the centre search and the ellipse fit need for a ``(T, Y, X)`` stack of
     one plane (``line_index(t, plane, row)`` for every ``t``, ``row``)."""
@@ -144,11 +169,10 @@ def pick_plane(src, *, channel=None, plane=None):
     for name, v, n in (("channel", channel, c), ("plane", plane, z)):
         if not 0 <= v < n:
             raise DerotationError(
-                f"--{name} {v} is not in the movie: it has {n} {name}s "
-                f"(0 to {n - 1})")
+                f"--{name} {v} is not in the movie: it has {n} {name}s (0 to {n - 1})"
+            )
     out = np.empty((t, rows, cols), src.dtype)
-    step = max(1, (64 << 20) // max(1, z * c * rows * cols
-                                     * src.dtype.itemsize))
+    step = max(1, (64 << 20) // max(1, z * c * rows * cols * src.dtype.itemsize))
     for a in range(0, t, step):
         b = min(t, a + step)
         out[a:b] = src.read(a, b)[:, plane, channel]

@@ -28,8 +28,15 @@ def _derotate_block(block, angles, *, params):
     return derotate(block, angles.ravel(), params=params)
 
 
-def derotate_lazy(array, angles_per_line, center=None, *, chunk_frames=None,
-                  params: DerotationParams | None = None, **overrides):
+def derotate_lazy(
+    array,
+    angles_per_line,
+    center=None,
+    *,
+    chunk_frames=None,
+    params: DerotationParams | None = None,
+    **overrides,
+):
     """Derotate a movie lazily, one block of whole frames at a time.
 
     Parameters
@@ -62,23 +69,31 @@ def derotate_lazy(array, angles_per_line, center=None, *, chunk_frames=None,
     movie = check_movie(array)
     n, rows, cols = movie.shape
     dtype = np.dtype(movie.dtype)
-    angles, params = check_parameters(movie.shape, dtype, angles_per_line,
-                                      params)
+    angles, params = check_parameters(movie.shape, dtype, angles_per_line, params)
 
     if chunk_frames is not None:
         frames = whole_number("chunk_frames", chunk_frames)
     elif isinstance(movie, da.Array):
-        frames = None                      # keep the input's frame chunks
+        frames = None  # keep the input's frame chunks
     else:
         frames = max(1, BLOCK_BYTES // (rows * cols * dtype.itemsize))
     if isinstance(movie, da.Array):
-        lazy = movie.rechunk({0: min(frames, n) if frames else movie.chunks[0],
-                              1: -1, 2: -1})
+        lazy = movie.rechunk(
+            {0: min(frames, n) if frames else movie.chunks[0], 1: -1, 2: -1}
+        )
     else:
-        lazy = da.from_array(movie, chunks=(min(frames, n), rows, cols),
-                             asarray=True, name=False)
-    per_block = da.from_array(angles.reshape(n, rows, 1),
-                              chunks=(lazy.chunks[0], rows, 1))
+        lazy = da.from_array(
+            movie, chunks=(min(frames, n), rows, cols), asarray=True, name=False
+        )
+    per_block = da.from_array(
+        angles.reshape(n, rows, 1), chunks=(lazy.chunks[0], rows, 1)
+    )
     return da.map_blocks(
-        _derotate_block, lazy, per_block, dtype=dtype, chunks=lazy.chunks,
-        params=params, token="derotate")
+        _derotate_block,
+        lazy,
+        per_block,
+        dtype=dtype,
+        chunks=lazy.chunks,
+        params=params,
+        token="derotate",
+    )

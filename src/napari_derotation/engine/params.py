@@ -32,8 +32,15 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["DerotationParams", "KernelArgs", "INTERPOLATION_CODES",
-           "PLANE_OUTPUTS", "plane_matrix", "default_center", "check_center"]
+__all__ = [
+    "DerotationParams",
+    "KernelArgs",
+    "INTERPOLATION_CODES",
+    "PLANE_OUTPUTS",
+    "plane_matrix",
+    "default_center",
+    "check_center",
+]
 
 #: interpolation name -> the kernels' code (see :mod:`._kernels`)
 INTERPOLATION_CODES = {"nearest": 0, "bilinear": 1, "cubic": 2}
@@ -41,8 +48,15 @@ PLANE_OUTPUTS = ("imaging", "rotation")
 
 #: The keyword arguments that :func:`~napari_derotation.derotate` and every
 #: other entry point accept in place of ``params``.
-FIELDS = ("center", "interpolation", "fill_value", "plane_tilt",
-          "plane_orientation", "plane_output", "angle_delay")
+FIELDS = (
+    "center",
+    "interpolation",
+    "fill_value",
+    "plane_tilt",
+    "plane_orientation",
+    "plane_output",
+    "angle_delay",
+)
 
 
 def default_center(shape: Sequence[int]) -> tuple[float, float]:
@@ -55,7 +69,8 @@ def _two_numbers(center) -> tuple[float, float]:
         r, c = (float(v) for v in center)
     except (TypeError, ValueError):
         raise DerotationError(
-            f"center must be two numbers (row, col); got {center!r}") from None
+            f"center must be two numbers (row, col); got {center!r}"
+        ) from None
     if not (math.isfinite(r) and math.isfinite(c)):
         raise DerotationError(f"center must be finite; got ({r}, {c})")
     return r, c
@@ -70,7 +85,8 @@ def check_center(center, shape: Sequence[int]) -> tuple[float, float]:
     if not (0 <= r <= rows - 1 and 0 <= c <= cols - 1):
         raise DerotationError(
             f"center (row, col) = ({r:g}, {c:g}) is outside the frame: "
-            f"expected 0 <= row <= {rows - 1} and 0 <= col <= {cols - 1}")
+            f"expected 0 <= row <= {rows - 1} and 0 <= col <= {cols - 1}"
+        )
     return r, c
 
 
@@ -82,7 +98,8 @@ def _degrees(name: str, value) -> float:
         ok = False
     if not ok:
         raise DerotationError(
-            f"{name} must be a finite number of degrees; got {value!r}")
+            f"{name} must be a finite number of degrees; got {value!r}"
+        )
     return v
 
 
@@ -96,13 +113,14 @@ def _number(name: str, value) -> float:
 def _fill(value) -> float | tuple[float, ...]:
     """A fill value: a number, or one number per channel (a tuple; one
     value is kept as a plain number)."""
-    if isinstance(value, str | bytes) or not isinstance(
-            value, Sequence | np.ndarray):
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
         return _number("fill_value", value)
     values = tuple(_number("fill_value", v) for v in np.ravel(value))
     if not values:
-        raise DerotationError("fill_value: expected a number or one number "
-                              "per channel; got an empty sequence")
+        raise DerotationError(
+            "fill_value: expected a number or one number "
+            "per channel; got an empty sequence"
+        )
     return values[0] if len(values) == 1 else values
 
 
@@ -113,8 +131,7 @@ def _lines(name: str, value) -> float:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise DerotationError(
-            f"{name} must be a finite number of lines; got {value!r}")
+        raise DerotationError(f"{name} must be a finite number of lines; got {value!r}")
     return v
 
 
@@ -137,13 +154,13 @@ def plane_matrix(tilt: float, orientation: float) -> np.ndarray:
 class KernelArgs(NamedTuple):
     """What the compiled kernels take, made once from resolved parameters."""
 
-    cr: float                # centre row
-    cc: float                # centre col
-    plane: np.ndarray        # (A00, A01, A10, A11, E00, E01, E10, E11)
-    mode: int                # interpolation code
+    cr: float  # centre row
+    cc: float  # centre col
+    plane: np.ndarray  # (A00, A01, A10, A11, E00, E01, E10, E11)
+    mode: int  # interpolation code
     fill: float
-    lo: float                # the dtype's range (integer outputs are
-    hi: float                # rounded and clipped to it)
+    lo: float  # the dtype's range (integer outputs are
+    hi: float  # rounded and clipped to it)
     is_int: bool
 
 
@@ -202,26 +219,33 @@ class DerotationParams:
         if self.interpolation not in INTERPOLATION_CODES:
             raise DerotationError(
                 f"interpolation must be one of {sorted(INTERPOLATION_CODES)}; "
-                f"got {self.interpolation!r}")
+                f"got {self.interpolation!r}"
+            )
         put(self, "fill_value", _fill(self.fill_value))
         tilt = _degrees("plane_tilt", self.plane_tilt)
         if not 0 <= tilt < 90:
             raise DerotationError(
-                f"plane_tilt must be in [0, 90) degrees; got {tilt:g}")
+                f"plane_tilt must be in [0, 90) degrees; got {tilt:g}"
+            )
         put(self, "plane_tilt", tilt)
-        put(self, "plane_orientation",
-            _degrees("plane_orientation", self.plane_orientation))
+        put(
+            self,
+            "plane_orientation",
+            _degrees("plane_orientation", self.plane_orientation),
+        )
         if self.plane_output not in PLANE_OUTPUTS:
             raise DerotationError(
                 f"plane_output must be one of {list(PLANE_OUTPUTS)}; got "
-                f"{self.plane_output!r}")
+                f"{self.plane_output!r}"
+            )
         put(self, "angle_delay", _lines("angle_delay", self.angle_delay))
 
     # ------------------------------------------------------------ building
 
     @classmethod
-    def build(cls, params: DerotationParams | None = None, /, **given
-              ) -> DerotationParams:
+    def build(
+        cls, params: DerotationParams | None = None, /, **given
+    ) -> DerotationParams:
         """``params`` (default: all defaults) with every keyword that was
         given replacing its field: the one rule by which every entry point
         accepts both ``params=`` and the field keywords. A keyword is given
@@ -231,10 +255,12 @@ class DerotationParams:
         if unknown:
             raise TypeError(
                 f"unknown derotation parameters: {sorted(unknown)}; expected "
-                f"some of {list(FIELDS)}")
+                f"some of {list(FIELDS)}"
+            )
         if params is not None and not isinstance(params, cls):
             raise DerotationError(
-                f"params must be a DerotationParams; got {type(params).__name__}")
+                f"params must be a DerotationParams; got {type(params).__name__}"
+            )
         base = params if params is not None else cls()
         changes = {k: v for k, v in given.items() if v is not None}
         return dataclasses.replace(base, **changes) if changes else base
@@ -245,8 +271,9 @@ class DerotationParams:
 
     # ----------------------------------------------------------- resolving
 
-    def resolve(self, shape: Sequence[int], dtype,
-                channels: int = 1) -> DerotationParams:
+    def resolve(
+        self, shape: Sequence[int], dtype, channels: int = 1
+    ) -> DerotationParams:
         """These parameters for a movie of ``shape`` (its frames' rows and
         cols last), ``dtype`` and ``channels``: the default centre made
         explicit, the centre checked inside the frame, the fill values
@@ -256,8 +283,9 @@ class DerotationParams:
         fills = self.fills(channels)
         for f in fills:
             _check_fill(f, np.dtype(dtype))
-        return self if center == self.center else dataclasses.replace(
-            self, center=center)
+        return (
+            self if center == self.center else dataclasses.replace(self, center=center)
+        )
 
     def fills(self, channels: int = 1) -> tuple[float, ...]:
         """The fill value of each of ``channels`` channels."""
@@ -266,7 +294,8 @@ class DerotationParams:
         if len(self.fill_value) != int(channels):
             raise DerotationError(
                 f"fill_value: {len(self.fill_value)} values for a movie of "
-                f"{channels} channel(s); give one per channel or one for all")
+                f"{channels} channel(s); give one per channel or one for all"
+            )
         return self.fill_value
 
     def without_delay(self) -> DerotationParams:
@@ -280,8 +309,7 @@ class DerotationParams:
         """These parameters with channel ``channel``'s fill value."""
         if not isinstance(self.fill_value, tuple):
             return self
-        return dataclasses.replace(self,
-                                   fill_value=self.fill_value[int(channel)])
+        return dataclasses.replace(self, fill_value=self.fill_value[int(channel)])
 
     @property
     def identity_plane(self) -> bool:
@@ -303,16 +331,24 @@ class DerotationParams:
         if isinstance(self.fill_value, tuple):
             raise DerotationError(
                 "one fill value per channel: derotate each channel with "
-                "params.for_channel(c)")
+                "params.for_channel(c)"
+            )
         dt = np.dtype(dtype)
         if dt.kind in "ui":
             info = np.iinfo(dt)
             lo, hi, is_int = float(info.min), float(info.max), True
         else:
             lo, hi, is_int = -np.inf, np.inf, False
-        return KernelArgs(self.center[0], self.center[1], self.plane(),
-                          INTERPOLATION_CODES[self.interpolation],
-                          self.fill_value, lo, hi, is_int)
+        return KernelArgs(
+            self.center[0],
+            self.center[1],
+            self.plane(),
+            INTERPOLATION_CODES[self.interpolation],
+            self.fill_value,
+            lo,
+            hi,
+            is_int,
+        )
 
     # ----------------------------------------------------------- recording
 
@@ -320,14 +356,18 @@ class DerotationParams:
         """The JSON form written in every record (and read by
         :meth:`from_record`)."""
         return {
-            "center_row_col": None if self.center is None
+            "center_row_col": None
+            if self.center is None
             else [float(self.center[0]), float(self.center[1])],
             "interpolation": self.interpolation,
             "fill_value": list(self.fill_value)
-            if isinstance(self.fill_value, tuple) else self.fill_value,
-            "plane": {"tilt": self.plane_tilt,
-                      "orientation": self.plane_orientation,
-                      "output": self.plane_output},
+            if isinstance(self.fill_value, tuple)
+            else self.fill_value,
+            "plane": {
+                "tilt": self.plane_tilt,
+                "orientation": self.plane_orientation,
+                "output": self.plane_output,
+            },
             "angle_delay": self.angle_delay,
         }
 
@@ -346,13 +386,20 @@ class DerotationParams:
         """
         if not isinstance(data, Mapping):
             raise DerotationError(
-                f"parameters must be a JSON object; got {type(data).__name__}")
+                f"parameters must be a JSON object; got {type(data).__name__}"
+            )
         kw: dict = {}
         center = data.get("center_row_col", data.get("center"))
         if center is not None:
             kw["center"] = center
-        for key in ("interpolation", "fill_value", "plane_tilt",
-                    "plane_orientation", "plane_output", "angle_delay"):
+        for key in (
+            "interpolation",
+            "fill_value",
+            "plane_tilt",
+            "plane_orientation",
+            "plane_output",
+            "angle_delay",
+        ):
             if data.get(key) is not None:
                 kw[key] = data[key]
         plane = data.get("plane")
@@ -360,8 +407,11 @@ class DerotationParams:
             for key in ("tilt", "orientation", "output"):
                 if plane.get(key) is not None:
                     kw[f"plane_{key}"] = plane[key]
-        elif data.get("method") == "ellipse" and data.get("tilt") is not None \
-                and data.get("tilt_significant", True):
+        elif (
+            data.get("method") == "ellipse"
+            and data.get("tilt") is not None
+            and data.get("tilt_significant", True)
+        ):
             kw["plane_tilt"] = data["tilt"]
             kw["plane_orientation"] = data.get("orientation", 0.0)
         fill = kw.get("fill_value")
@@ -380,7 +430,8 @@ class DerotationParams:
             if not text.strip():
                 raise DerotationError(
                     f"parameters file {path} is empty; it holds what "
-                    f"find-center --json prints (or an output's record)")
+                    f"find-center --json prints (or an output's record)"
+                )
             data = json.loads(text)
         except FileNotFoundError:
             raise DerotationError(f"parameters file not found: {path}") from None
@@ -392,7 +443,8 @@ class DerotationParams:
             raise
         except (OSError, ValueError) as exc:
             raise DerotationError(
-                f"cannot read parameters from {path.name}: {exc}") from None
+                f"cannot read parameters from {path.name}: {exc}"
+            ) from None
         try:
             return cls.from_record(data)
         except DerotationError as exc:
@@ -405,8 +457,10 @@ def _check_fill(fill: float, dtype: np.dtype) -> None:
         if not math.isfinite(fill):
             raise DerotationError(
                 f"fill_value {fill} cannot be stored in a {dtype} movie; use a "
-                f"number in [{info.min}, {info.max}] or a float movie")
+                f"number in [{info.min}, {info.max}] or a float movie"
+            )
         if not info.min <= fill <= info.max:
             raise DerotationError(
                 f"fill_value {fill:g} is outside the range of the movie's "
-                f"dtype {dtype} [{info.min}, {info.max}]")
+                f"dtype {dtype} [{info.min}, {info.max}]"
+            )

@@ -41,13 +41,13 @@ _pool_lock = threading.Lock()
 def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     """CPUs allowed by this process's cgroup quota, or None (no quota)."""
     try:
-        fields = (root / "cpu.max").read_text().split()     # cgroup v2
+        fields = (root / "cpu.max").read_text().split()  # cgroup v2
         if fields and fields[0] != "max":
             return int(fields[0]) / int(fields[1])
         return None
     except (OSError, ValueError, IndexError, ZeroDivisionError):
         pass
-    try:                                                    # cgroup v1
+    try:  # cgroup v1
         quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
         period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
         if quota > 0 and period > 0:
@@ -77,7 +77,8 @@ def _parse(name: str, text: str) -> int:
         n = 0
     if n < 1:
         raise DerotationError(
-            f"{name} must be a whole number of threads >= 1; got {text!r}")
+            f"{name} must be a whole number of threads >= 1; got {text!r}"
+        )
     return n
 
 
@@ -107,7 +108,8 @@ def _executor(n: int) -> concurrent.futures.ThreadPoolExecutor:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = concurrent.futures.ThreadPoolExecutor(
-                n, thread_name_prefix="derotation")
+                n, thread_name_prefix="derotation"
+            )
             _pool_size = n
         return _pool
 

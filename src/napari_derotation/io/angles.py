@@ -34,21 +34,22 @@ def load_angles(path) -> np.ndarray:
         else:
             raise DerotationError(
                 f"angles file {path.name}: expected one of "
-                f"{', '.join(ANGLE_SUFFIXES)}; got {suffix or 'no suffix'}")
+                f"{', '.join(ANGLE_SUFFIXES)}; got {suffix or 'no suffix'}"
+            )
     except DerotationError:
         raise
     except Exception as exc:
-        raise DerotationError(f"cannot read angles from {path.name}: {exc}") \
-            from None
+        raise DerotationError(f"cannot read angles from {path.name}: {exc}") from None
     a = np.asarray(a)
     if a.dtype.kind not in "uif":
         raise DerotationError(
-            f"angles in {path.name} must be numbers; found dtype {a.dtype}")
+            f"angles in {path.name} must be numbers; found dtype {a.dtype}"
+        )
     a = np.squeeze(a)
     if a.ndim != 1:
         raise DerotationError(
-            f"angles in {path.name} must be 1-D (one per line); found shape "
-            f"{a.shape}")
+            f"angles in {path.name} must be 1-D (one per line); found shape {a.shape}"
+        )
     return a.astype(np.float64)
 
 
@@ -64,8 +65,13 @@ def _load_text_column(path: Path) -> np.ndarray:
         body = lines
     except ValueError:
         body = lines[1:]
-        for name in ("angle", "angles", "rotation_angle", "angle_deg",
-                     "angles_per_line"):
+        for name in (
+            "angle",
+            "angles",
+            "rotation_angle",
+            "angle_deg",
+            "angles_per_line",
+        ):
             if name in header:
                 column = header.index(name)
                 break
@@ -77,7 +83,8 @@ def _load_text_column(path: Path) -> np.ndarray:
         except (ValueError, IndexError):
             raise DerotationError(
                 f"{path.name}, line {n}: expected a number in column "
-                f"{column + 1}; found {ln!r}") from None
+                f"{column + 1}; found {ln!r}"
+            ) from None
     return np.asarray(values)
 
 
@@ -89,6 +96,11 @@ def save_angles(path, angles) -> Path:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.asarray(angles, np.float64))
         else:
-            np.savetxt(tmp, np.asarray(angles, np.float64), fmt="%.6f",
-                       header="angle", comments="")
+            np.savetxt(
+                tmp,
+                np.asarray(angles, np.float64),
+                fmt="%.6f",
+                header="angle",
+                comments="",
+            )
     return path

@@ -41,10 +41,21 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["atomic_path", "write_json", "file_sha256", "check_not_input",
-           "OutputSet", "check_writable", "describe_os_error", "write_error",
-           "remove_stale_partials", "make_folder", "publish", "temp_dir",
-           "OutputExists"]
+__all__ = [
+    "atomic_path",
+    "write_json",
+    "file_sha256",
+    "check_not_input",
+    "OutputSet",
+    "check_writable",
+    "describe_os_error",
+    "write_error",
+    "remove_stale_partials",
+    "make_folder",
+    "publish",
+    "temp_dir",
+    "OutputExists",
+]
 
 
 class OutputExists(DerotationError):
@@ -67,8 +78,7 @@ class OutputExists(DerotationError):
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, overwrite: bool = True,
-                suffix: str = "") -> Iterator[Path]:
+def atomic_path(path, *, overwrite: bool = True, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (``.NAME.<host>-<pid>.XXXX
     .partial`` + ``suffix``, for writers that want an extension); put it in
     place with :func:`publish` when the block completes, delete it if the
@@ -116,14 +126,23 @@ def _create_temp(path: Path, suffix: str, *, directory: bool) -> Path:
     ``open``/``mkdir`` gives (the kernel applies the umask; the process
     umask is never changed)."""
     for _ in range(100):
-        tmp = path.parent / (f".{path.name}.{_writer_tag()}."
-                             f"{secrets.token_hex(4)}.partial{suffix}")
+        tmp = path.parent / (
+            f".{path.name}.{_writer_tag()}.{secrets.token_hex(4)}.partial{suffix}"
+        )
         try:
             if directory:
                 os.mkdir(tmp, 0o777)
             else:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                                 | getattr(os, "O_CLOEXEC", 0), 0o666))
+                os.close(
+                    os.open(
+                        tmp,
+                        os.O_WRONLY
+                        | os.O_CREAT
+                        | os.O_EXCL
+                        | getattr(os, "O_CLOEXEC", 0),
+                        0o666,
+                    )
+                )
         except FileExistsError:
             continue
         return tmp
@@ -143,8 +162,13 @@ def _libc_renameat2():
     if _renameat2 is None:
         try:
             fn = ctypes.CDLL(None, use_errno=True).renameat2
-            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
-                           ctypes.c_char_p, ctypes.c_uint]
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
             fn.restype = ctypes.c_int
             _renameat2 = fn
         except (AttributeError, OSError):
@@ -158,13 +182,16 @@ def _rename_noreplace(src: Path, dst: Path) -> bool:
     fn = _libc_renameat2()
     if fn is None:
         return False
-    rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
-            _RENAME_NOREPLACE)
+    rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
     if rc == 0:
         return True
     code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP,
-                getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)):
+    if code in (
+        errno.EINVAL,
+        errno.ENOSYS,
+        errno.ENOTSUP,
+        getattr(errno, "EOPNOTSUPP", errno.ENOTSUP),
+    ):
         return False
     raise OSError(code, os.strerror(code), str(dst))
 
@@ -181,12 +208,13 @@ def _name_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
             break
         except FileExistsError:
             with contextlib.suppress(OSError):
-                if time.time() - lock.stat().st_mtime > 120:   # a dead writer's
+                if time.time() - lock.stat().st_mtime > 120:  # a dead writer's
                     lock.unlink()
                     continue
             if time.monotonic() - t0 > timeout:
-                raise OSError(errno.EBUSY, f"{lock} is held by another writer",
-                              str(path)) from None
+                raise OSError(
+                    errno.EBUSY, f"{lock} is held by another writer", str(path)
+                ) from None
             time.sleep(0.05)
     try:
         yield
@@ -196,8 +224,9 @@ def _name_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
 
 
 def _appeared(path: Path) -> OutputExists:
-    return OutputExists(f"{path} appeared while derotating; not replaced",
-                        [path], appeared=True)
+    return OutputExists(
+        f"{path} appeared while derotating; not replaced", [path], appeared=True
+    )
 
 
 def publish(tmp, path, *, overwrite: bool = False) -> Path:
@@ -235,9 +264,14 @@ def _publish_file(tmp: Path, path: Path) -> None:
     except FileExistsError:
         raise _appeared(path) from None
     except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV,
-                             errno.EMLINK, errno.EACCES,
-                             getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)):
+        if exc.errno not in (
+            errno.EPERM,
+            errno.ENOTSUP,
+            errno.EXDEV,
+            errno.EMLINK,
+            errno.EACCES,
+            getattr(errno, "EOPNOTSUPP", errno.ENOTSUP),
+        ):
             raise
         try:
             if _rename_noreplace(tmp, path):
@@ -256,7 +290,7 @@ def _publish_file(tmp: Path, path: Path) -> None:
 def _publish_dir(tmp: Path, path: Path, overwrite: bool) -> None:
     old = None
     if overwrite and os.path.lexists(path):
-        old = temp_dir(path)             # moved aside, removed after
+        old = temp_dir(path)  # moved aside, removed after
         os.rename(path, old / path.name)
     try:
         try:
@@ -324,7 +358,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):     # someone else's process: alive
+    except (PermissionError, OSError):  # someone else's process: alive
         return True
     return True
 
@@ -341,7 +375,8 @@ def remove_stale_partials(path) -> list[Path]:
     path = Path(path)
     pattern = re.compile(
         rf"^\.{re.escape(path.name)}\.{re.escape(_host())}-(\d+)\."
-        rf"[A-Za-z0-9_]+\.partial(\.[A-Za-z0-9]+)?$")
+        rf"[A-Za-z0-9_]+\.partial(\.[A-Za-z0-9]+)?$"
+    )
     removed = []
     try:
         entries = list(os.scandir(path.parent))
@@ -352,7 +387,7 @@ def remove_stale_partials(path) -> list[Path]:
         if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
             continue
         with contextlib.suppress(OSError):
-            if entry.is_dir(follow_symlinks=False):     # a Zarr store
+            if entry.is_dir(follow_symlinks=False):  # a Zarr store
                 shutil.rmtree(entry.path)
                 removed.append(Path(entry.path))
             elif entry.is_file(follow_symlinks=False):
@@ -376,12 +411,14 @@ def check_writable(paths: Iterable, *, overwrite: bool = False) -> list[Path]:
         folder = p.parent
         if not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"
-            raise DerotationError(f"cannot write {p.name}: the output folder "
-                                  f"{folder} {what}")
+            raise DerotationError(
+                f"cannot write {p.name}: the output folder {folder} {what}"
+            )
         if not os.access(folder, os.W_OK | os.X_OK):
             code = errno.EROFS if _read_only(folder) else errno.EACCES
-            raise DerotationError(describe_os_error(
-                OSError(code, os.strerror(code)), p))
+            raise DerotationError(
+                describe_os_error(OSError(code, os.strerror(code)), p)
+            )
         if p.is_dir() and not p.name.lower().endswith(".zarr"):
             raise DerotationError(f"cannot write {p}: it is a folder")
         if os.path.lexists(p):
@@ -391,7 +428,9 @@ def check_writable(paths: Iterable, *, overwrite: bool = False) -> list[Path]:
         many = len(existing) > 1
         raise OutputExists(
             f"refusing to replace {'existing files' if many else 'an existing file'}"
-            f": {names}", existing)
+            f": {names}",
+            existing,
+        )
     return paths
 
 
@@ -409,8 +448,7 @@ def make_folder(folder) -> list[Path]:
     the way, a folder one may not write) becomes a one-line
     :class:`DerotationError`."""
     folder = Path(folder)
-    made = [p for p in (*reversed(folder.parents), folder)
-            if not os.path.lexists(p)]
+    made = [p for p in (*reversed(folder.parents), folder) if not os.path.lexists(p)]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -420,10 +458,14 @@ def make_folder(folder) -> list[Path]:
             missing = missing.parent
         found = folder if os.path.lexists(folder) else missing.parent
         if not found.is_dir():
-            what = ("a file of that name exists" if found == folder
-                    else f"{found} is a file, not a folder")
+            what = (
+                "a file of that name exists"
+                if found == folder
+                else f"{found} is a file, not a folder"
+            )
             raise DerotationError(
-                f"cannot create the folder {folder}: {what}") from None
+                f"cannot create the folder {folder}: {what}"
+            ) from None
         raise DerotationError(describe_os_error(exc, missing)) from None
     return made
 
@@ -434,16 +476,22 @@ def describe_os_error(exc: OSError, path) -> str:
     folder = path.parent
     code = getattr(exc, "errno", None)
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        why = ("no space left on the device holding" if code == errno.ENOSPC
-               else "disk quota exceeded on")
-        return (f"cannot write {path}: {why} {folder}; free some space or "
-                f"choose another folder")
+        why = (
+            "no space left on the device holding"
+            if code == errno.ENOSPC
+            else "disk quota exceeded on"
+        )
+        return (
+            f"cannot write {path}: {why} {folder}; free some space or "
+            f"choose another folder"
+        )
     if code in (errno.EACCES, errno.EPERM):
-        return (f"cannot write to {folder}: permission denied; choose another "
-                f"folder")
+        return f"cannot write to {folder}: permission denied; choose another folder"
     if code == errno.EROFS:
-        return (f"cannot write to {folder}: the file system is read-only; "
-                f"choose another folder")
+        return (
+            f"cannot write to {folder}: the file system is read-only; "
+            f"choose another folder"
+        )
     if code == errno.EEXIST:
         return f"cannot create {path}: a file of that name exists"
     if code == errno.ENOENT:
@@ -453,8 +501,10 @@ def describe_os_error(exc: OSError, path) -> str:
     if code == errno.EISDIR:
         return f"cannot write {path}: it is a folder"
     if code == errno.EFBIG:
-        return (f"cannot write {path}: the file is too large for the file "
-                f"system holding {folder}")
+        return (
+            f"cannot write {path}: the file is too large for the file "
+            f"system holding {folder}"
+        )
     if code == errno.EIO:
         return f"cannot write {path}: input/output error on the device"
     if code == errno.ENAMETOOLONG:
@@ -464,8 +514,10 @@ def describe_os_error(exc: OSError, path) -> str:
 
 #: numpy's (``tofile``, under tifffile) messages when the disk takes fewer
 #: bytes than it was given: an OSError without an errno (numpy 1 and 2).
-_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written|"
-                          r"[Nn]ot enough free space to write")
+_SHORT_WRITE = re.compile(
+    r"\d+ requested and \d+ written|"
+    r"[Nn]ot enough free space to write"
+)
 
 
 def write_error(exc: BaseException, path) -> DerotationError | None:
@@ -514,21 +566,23 @@ def check_not_input(output, *inputs) -> None:
         if inp is None:
             continue
         inp = Path(inp)
-        if out == _resolved(inp) or (out.exists() and inp.exists()
-                                    and os.path.samefile(out, inp)):
+        if out == _resolved(inp) or (
+            out.exists() and inp.exists() and os.path.samefile(out, inp)
+        ):
             raise DerotationError(
                 f"refusing to overwrite the input {inp.name}: choose another "
-                f"output path")
+                f"output path"
+            )
 
 
 def _resolved(path) -> Path:
     """``path`` resolved; a symbolic link loop is a DerotationError."""
     try:
         return Path(path).resolve()
-    except (RuntimeError, OSError) as exc:      # "Symlink loop", ELOOP
+    except (RuntimeError, OSError) as exc:  # "Symlink loop", ELOOP
         raise DerotationError(
-            f"{path} is a symbolic link loop ({exc}); expected a file or "
-            f"folder") from None
+            f"{path} is a symbolic link loop ({exc}); expected a file or folder"
+        ) from None
 
 
 _LOCAL = threading.local()
@@ -582,18 +636,18 @@ class OutputSet:
             if self in sets:
                 sets.remove(self)
             if exc_type is None:
-                if sets:                    # the outer set owns them now
+                if sets:  # the outer set owns them now
                     for p in self.written:
                         sets[-1].add(p)
                     sets[-1].folders += self.folders
                 return False
             for p in reversed(self.written):
                 with contextlib.suppress(OSError):
-                    if p.is_dir() and not p.is_symlink():   # a Zarr store
+                    if p.is_dir() and not p.is_symlink():  # a Zarr store
                         shutil.rmtree(p)
                     else:
                         p.unlink()
             for f in reversed(self.folders):
                 with contextlib.suppress(OSError):
-                    f.rmdir()           # only if empty
+                    f.rmdir()  # only if empty
         return False

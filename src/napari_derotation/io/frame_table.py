@@ -19,8 +19,14 @@ from .atomic import atomic_path
 
 __all__ = ["FRAME_COLUMNS", "frame_table", "write_frame_csv"]
 
-FRAME_COLUMNS = ("frame", "rotation_angle", "clock", "direction", "speed",
-                 "rotation_count")
+FRAME_COLUMNS = (
+    "frame",
+    "rotation_angle",
+    "clock",
+    "direction",
+    "speed",
+    "rotation_count",
+)
 
 
 def frame_table(angles_per_frame, **columns) -> dict:
@@ -30,8 +36,7 @@ def frame_table(angles_per_frame, **columns) -> dict:
     n = angle.size
     table = {"frame": np.arange(n), "rotation_angle": angle}
     for name in FRAME_COLUMNS[2:]:
-        table[name] = np.asarray(columns.get(name, np.full(n, np.nan)),
-                                 np.float64)
+        table[name] = np.asarray(columns.get(name, np.full(n, np.nan)), np.float64)
     return table
 
 
@@ -50,6 +55,5 @@ def write_frame_csv(path, table: dict) -> Path:
         w = csv.writer(fh)
         w.writerow(FRAME_COLUMNS)
         for row in zip(*(table[c] for c in FRAME_COLUMNS), strict=True):
-            w.writerow([cell(c, v) for c, v in zip(FRAME_COLUMNS, row,
-                                                   strict=True)])
+            w.writerow([cell(c, v) for c, v in zip(FRAME_COLUMNS, row, strict=True)])
     return Path(path)

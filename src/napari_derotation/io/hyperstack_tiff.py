@@ -34,9 +34,11 @@ class HyperstackTiffWriter:
         t, z, c, rows, cols = self.shape5
         self.path = path
         self._inner = TiffStreamWriter(
-            path, (t * z * c, rows, cols), dtype,
-            description=hyperstack_description(self.shape5,
-                                               frame_rate=frame_rate))
+            path,
+            (t * z * c, rows, cols),
+            dtype,
+            description=hyperstack_description(self.shape5, frame_rate=frame_rate),
+        )
 
     def __enter__(self):
         self._inner.__enter__()
@@ -56,6 +58,6 @@ def check_chunk5(chunk, shape5) -> np.ndarray:
     chunk = np.asarray(chunk)
     if chunk.ndim != 5 or chunk.shape[1:] != tuple(shape5[1:]):
         raise DerotationError(
-            f"chunks must be (n, {', '.join(map(str, shape5[1:]))}); got "
-            f"{chunk.shape}")
+            f"chunks must be (n, {', '.join(map(str, shape5[1:]))}); got {chunk.shape}"
+        )
     return chunk

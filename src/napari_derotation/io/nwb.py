@@ -83,10 +83,24 @@ class NWBWriter:
     ``record`` (the run's JSON record) go into the ``ophys`` module.
     """
 
-    def __init__(self, path, shape, dtype, *, axes=None, record=None,
-                 overwrite=False, frame_rate=None, frame_timestamps=None,
-                 line_period=None, angles_per_line=None, raw="link",
-                 raw_path=None, chunk_frames=None, **options):
+    def __init__(
+        self,
+        path,
+        shape,
+        dtype,
+        *,
+        axes=None,
+        record=None,
+        overwrite=False,
+        frame_rate=None,
+        frame_timestamps=None,
+        line_period=None,
+        angles_per_line=None,
+        raw="link",
+        raw_path=None,
+        chunk_frames=None,
+        **options,
+    ):
         self.pynwb = pynwb_module()
         self.meta = nwb_metadata(options.get("nwb_metadata"))
         self.path = Path(path)
@@ -98,25 +112,26 @@ class NWBWriter:
         if raw not in ("link", "omit"):
             raise DerotationError(f"raw must be 'link' or 'omit'; got {raw!r}")
         self.raw, self.raw_path = raw, raw_path
-        rates = {p["imaging_rate"] for p in self.meta.imaging_planes
-                 if "imaging_rate" in p}
+        rates = {
+            p["imaging_rate"] for p in self.meta.imaging_planes if "imaging_rate" in p
+        }
         if frame_rate is None and frame_timestamps is None and len(rates) == 1:
             frame_rate = rates.pop()
             rates = set()
-        self.timing = _frame_timing(self.shape5[0], frame_rate,
-                                    frame_timestamps)
+        self.timing = _frame_timing(self.shape5[0], frame_rate, frame_timestamps)
         self.rate = self.timing.get("rate") or _mean_rate(self.timing)
         for r in rates:
             if not np.isclose(r, self.rate, rtol=1e-6):
                 raise DerotationError(
                     f"{self.meta.source}: Ophys.ImagingPlane imaging_rate "
                     f"{r:g} Hz disagrees with the movie's {self.rate:g} Hz "
-                    f"(--frame-rate or its metadata); correct or remove it")
+                    f"(--frame-rate or its metadata); correct or remove it"
+                )
         self.line_period = line_period
-        self.angles = None if angles_per_line is None else np.asarray(
-            angles_per_line, np.float64)
-        self.chunk_frames = int(min(chunk_frames or CHUNK_FRAMES,
-                                    self.shape5[0]))
+        self.angles = (
+            None if angles_per_line is None else np.asarray(angles_per_line, np.float64)
+        )
+        self.chunk_frames = int(min(chunk_frames or CHUNK_FRAMES, self.shape5[0]))
         self.written = 0
         self._datasets: dict = {}
         self._ctx = self._io = None
@@ -124,8 +139,7 @@ class NWBWriter:
 
     def __enter__(self):
         self._check_space()
-        self._ctx = atomic_path(self.path, overwrite=self.overwrite,
-                                suffix=".nwb")
+        self._ctx = atomic_path(self.path, overwrite=self.overwrite, suffix=".nwb")
         tmp = self._ctx.__enter__()
         try:
             nwb, self._datasets = self._build()
@@ -150,18 +164,21 @@ class NWBWriter:
         if a.shape[1:] != tuple(self.shape5[1:]):
             raise DerotationError(
                 f"chunk must be (n, {', '.join(map(str, self.shape5[1:]))}); "
-                f"got {a.shape}")
+                f"got {a.shape}"
+            )
         n = a.shape[0]
         if self.written + n > self.shape5[0]:
             raise DerotationError(
                 f"{self.path.name}: {self.written + n} time points written; "
-                f"expected {self.shape5[0]}")
+                f"expected {self.shape5[0]}"
+            )
         if self._broken is not None:
             raise self._broken
         try:
             for (z, c), ds in self._datasets.items():
-                ds[self.written: self.written + n] = np.swapaxes(
-                    a[:, z, c], 1, 2).astype(self.dtype, copy=False)
+                ds[self.written : self.written + n] = np.swapaxes(
+                    a[:, z, c], 1, 2
+                ).astype(self.dtype, copy=False)
         except Exception as exc:
             self._broken = _h5_error(exc, self.path)
             raise self._broken from None
@@ -173,7 +190,8 @@ class NWBWriter:
             if error is None and self.written != self.shape5[0]:
                 error = DerotationError(
                     f"{self.path.name}: wrote {self.written} of "
-                    f"{self.shape5[0]} time points")
+                    f"{self.shape5[0]} time points"
+                )
         else:
             error = self._abandon(exc if exc is not None else self._broken)
         if exc_type is not None:
@@ -202,7 +220,8 @@ class NWBWriter:
             raise DerotationError(
                 f"cannot write {self.path}: it needs about {_mb(need)} and "
                 f"{_mb(free)} are free on the device holding {folder}; free "
-                f"some space or choose another folder")
+                f"some space or choose another folder"
+            )
 
     def _close_io(self):
         """Flush and close the file; the error (as a DerotationError) if
@@ -213,7 +232,7 @@ class NWBWriter:
             self._io._file.flush()
             self._datasets = {}
             self._io.close()
-        except Exception as exc:        # a full disk: the file is discarded
+        except Exception as exc:  # a full disk: the file is discarded
             return self._abandon(exc)
         self._io = None
         return None
@@ -227,8 +246,7 @@ class NWBWriter:
         deleted anyway: what HDF5 still writes goes nowhere), then every
         object is closed now, in order. Returns ``exc`` as the error to
         raise (an OS error as one line)."""
-        error = _h5_error(exc, self.path) if isinstance(exc, Exception) \
-            else exc
+        error = _h5_error(exc, self.path) if isinstance(exc, Exception) else exc
         io, self._io = self._io, None
         self._datasets = {}
         if io is None:
@@ -263,37 +281,47 @@ class NWBWriter:
         nwb = pynwb.NWBFile(**self._file_fields())
         nwb.subject = pynwb.file.Subject(**meta.subject)
         planes = self._planes(nwb)
-        series = dict(meta.two_photon_series[0]) if \
-            meta.two_photon_series else {}
+        series = dict(meta.two_photon_series[0]) if meta.two_photon_series else {}
         dimension = series.pop("dimension", None)
-        if dimension is not None and [int(d) for d in dimension] != [cols,
-                                                                      rows]:
+        if dimension is not None and [int(d) for d in dimension] != [cols, rows]:
             raise DerotationError(
                 f"{meta.source}: Ophys.TwoPhotonSeries dimension "
                 f"{[int(d) for d in dimension]}; the movie's frames are "
-                f"[{cols}, {rows}] (x = columns, y = rows)")
-        optics = {k: series[k] for k in ("field_of_view", "pmt_gain",
-                                         "scan_line_rate") if k in series}
+                f"[{cols}, {rows}] (x = columns, y = rows)"
+            )
+        optics = {
+            k: series[k]
+            for k in ("field_of_view", "pmt_gain", "scan_line_rate")
+            if k in series
+        }
         if "scan_line_rate" not in optics and self.line_period:
             optics["scan_line_rate"] = 1.0 / float(self.line_period)
         ophys = nwb.create_processing_module(
-            name="ophys", description="the derotated two-photon movie, the "
-                                      "rotation angle of every scanned line "
-                                      "and the derotation's parameters "
-                                      "(napari-derotation)")
+            name="ophys",
+            description="the derotated two-photon movie, the "
+            "rotation angle of every scanned line "
+            "and the derotation's parameters "
+            "(napari-derotation)",
+        )
         record_text = json.dumps(self.record, default=_json_default)
         datasets = {}
         for z in range(nz):
             for c in range(nc):
                 data = self._empty((t, cols, rows))
                 suffix = "" if nz * nc == 1 else f"Plane{z}Channel{c}"
-                ophys.add(pynwb.ophys.TwoPhotonSeries(
-                    name=f"TwoPhotonSeriesDerotated{suffix}", data=data,
-                    imaging_plane=planes[z], unit=series.get("unit", "n.a."),
-                    description=f"derotated movie, plane {z}, channel {c}; "
-                                "axes (frames, x=cols, y=rows)",
-                    comments="napari-derotation record (JSON): " + record_text,
-                    **optics, **self.timing))
+                ophys.add(
+                    pynwb.ophys.TwoPhotonSeries(
+                        name=f"TwoPhotonSeriesDerotated{suffix}",
+                        data=data,
+                        imaging_plane=planes[z],
+                        unit=series.get("unit", "n.a."),
+                        description=f"derotated movie, plane {z}, channel {c}; "
+                        "axes (frames, x=cols, y=rows)",
+                        comments="napari-derotation record (JSON): " + record_text,
+                        **optics,
+                        **self.timing,
+                    )
+                )
                 datasets[(z, c)] = data
         self._add_raw(nwb, planes[0], rows, cols, series, optics)
         self._add_derotation(ophys)
@@ -304,19 +332,22 @@ class NWBWriter:
         fields = dict(self.meta.nwbfile)
         rec_in = self.record.get("input") or {}
         name = Path(rec_in["path"]).name if rec_in.get("path") else "a movie"
-        fields.setdefault("session_description",
-                          f"two-photon movie {name}, derotated by "
-                          "napari-derotation")
+        fields.setdefault(
+            "session_description",
+            f"two-photon movie {name}, derotated by napari-derotation",
+        )
         fields.setdefault("identifier", str(uuid.uuid4()))
         if "session_start_time" not in fields:
-            start = None if self.raw_path is None else \
-                scanimage_start_time(self.raw_path)
-            fields["session_start_time"] = start or datetime.datetime.now(
-                datetime.UTC)
+            start = (
+                None if self.raw_path is None else scanimage_start_time(self.raw_path)
+            )
+            fields["session_start_time"] = start or datetime.datetime.now(datetime.UTC)
         version = str(self.record.get("version", ""))
-        fields.update(source_script="napari-derotation " + version,
-                      source_script_file_name="napari-derotation",
-                      was_generated_by=[["napari-derotation", version]])
+        fields.update(
+            source_script="napari-derotation " + version,
+            source_script_file_name="napari-derotation",
+            was_generated_by=[["napari-derotation", version]],
+        )
         return fields
 
     def _planes(self, nwb) -> dict:
@@ -330,12 +361,13 @@ class NWBWriter:
         if len(given) not in (0, 1, nz):
             raise DerotationError(
                 f"{meta.source}: Ophys.ImagingPlane: {len(given)} entries; "
-                f"the movie has {nz} plane{'s' * (nz > 1)} (give 1 or {nz})")
+                f"the movie has {nz} plane{'s' * (nz > 1)} (give 1 or {nz})"
+            )
         devices = {}
-        for d in meta.devices or [{"name": "Microscope",
-                                    "description": "two-photon microscope"}]:
-            d = {"name": "Microscope",
-                 "description": "two-photon microscope", **d}
+        for d in meta.devices or [
+            {"name": "Microscope", "description": "two-photon microscope"}
+        ]:
+            d = {"name": "Microscope", "description": "two-photon microscope", **d}
             devices[d["name"]] = _device(nwb, d)
         first = next(iter(devices.values()))
         planes = {}
@@ -346,35 +378,50 @@ class NWBWriter:
             if device is not None and device not in devices:
                 raise DerotationError(
                     f"{meta.source}: Ophys.ImagingPlane device {device!r} is "
-                    f"not one of the devices given ({', '.join(devices)})")
+                    f"not one of the devices given ({', '.join(devices)})"
+                )
             chans = p.pop("optical_channel", [])
             if len(chans) not in (0, nc):
                 raise DerotationError(
                     f"{meta.source}: Ophys.ImagingPlane optical_channel: "
                     f"{len(chans)} entries; the movie has {nc} channel"
-                    f"{'s' * (nc > 1)}")
-            channels = [OpticalChannel(**{
-                "name": f"OpticalChannel{c}" if nc > 1 else "OpticalChannel",
-                "description": f"channel {c}",
-                "emission_lambda": float("nan"),
-                **(chans[c] if chans else {})}) for c in range(nc)]
+                    f"{'s' * (nc > 1)}"
+                )
+            channels = [
+                OpticalChannel(
+                    **{
+                        "name": f"OpticalChannel{c}" if nc > 1 else "OpticalChannel",
+                        "description": f"channel {c}",
+                        "emission_lambda": float("nan"),
+                        **(chans[c] if chans else {}),
+                    }
+                )
+                for c in range(nc)
+            ]
             name = p.pop("name", "ImagingPlane")
             if nz > 1 and len(given) != nz:
                 name = f"{name}{z}"
             planes[z] = nwb.create_imaging_plane(
-                name=name, optical_channel=channels,
+                name=name,
+                optical_channel=channels,
                 imaging_rate=float(self.rate),
                 device=devices[device] if device is not None else first,
-                **{"description": f"plane {z} of {nz}",
-                   "excitation_lambda": float("nan"), "indicator": "unknown",
-                   "location": "unknown", **p})
+                **{
+                    "description": f"plane {z} of {nz}",
+                    "excitation_lambda": float("nan"),
+                    "indicator": "unknown",
+                    "location": "unknown",
+                    **p,
+                },
+            )
         return planes
 
     def _empty(self, shape):
         from hdmf.backends.hdf5 import H5DataIO
 
-        return H5DataIO(shape=shape, dtype=self.dtype,
-                        chunks=(self.chunk_frames, *shape[1:]))
+        return H5DataIO(
+            shape=shape, dtype=self.dtype, chunks=(self.chunk_frames, *shape[1:])
+        )
 
     def _raw_files(self) -> tuple[list[str], list[int]]:
         """The raw movie's files, relative to the NWB file's folder, and
@@ -404,9 +451,8 @@ class NWBWriter:
         names = []
         for f in files:
             try:
-                names.append(Path(os.path.relpath(f.resolve(), folder))
-                             .as_posix())
-            except ValueError:          # another drive (Windows)
+                names.append(Path(os.path.relpath(f.resolve(), folder)).as_posix())
+            except ValueError:  # another drive (Windows)
                 names.append(str(f.resolve()))
         return names, starts
 
@@ -415,56 +461,89 @@ class NWBWriter:
         if not files:
             return
         nz, nc = self.shape5[1:3]
-        order = "" if nz * nc == 1 else (
-            f"; its pages interleave {nz} plane(s) and {nc} channel(s) "
-            "(time, then plane, then channel)")
-        nwb.add_acquisition(self.pynwb.ophys.TwoPhotonSeries(
-            name=series.get("name", "TwoPhotonSeries"), imaging_plane=plane,
-            unit=series.get("unit", "n.a."), external_file=files,
-            format="external", starting_frame=starts, dimension=[cols, rows],
-            num_samples=self.shape5[0],
-            description=series.get("description",
-                                   "the raw movie, linked (not copied)")
-            + order, **optics, **self.timing))
+        order = (
+            ""
+            if nz * nc == 1
+            else (
+                f"; its pages interleave {nz} plane(s) and {nc} channel(s) "
+                "(time, then plane, then channel)"
+            )
+        )
+        nwb.add_acquisition(
+            self.pynwb.ophys.TwoPhotonSeries(
+                name=series.get("name", "TwoPhotonSeries"),
+                imaging_plane=plane,
+                unit=series.get("unit", "n.a."),
+                external_file=files,
+                format="external",
+                starting_frame=starts,
+                dimension=[cols, rows],
+                num_samples=self.shape5[0],
+                description=series.get(
+                    "description", "the raw movie, linked (not copied)"
+                )
+                + order,
+                **optics,
+                **self.timing,
+            )
+        )
 
     def _add_derotation(self, module) -> None:
         from hdmf.common import DynamicTable
 
         if self.angles is not None and self.angles.size:
-            module.add(self.pynwb.TimeSeries(
-                name="rotation_angle", data=self.angles, unit="degrees",
-                description="rotation angle of each scanned line used to "
-                            "derotate (the reference's sign)",
-                **self._line_timing()))
+            module.add(
+                self.pynwb.TimeSeries(
+                    name="rotation_angle",
+                    data=self.angles,
+                    unit="degrees",
+                    description="rotation angle of each scanned line used to "
+                    "derotate (the reference's sign)",
+                    **self._line_timing(),
+                )
+            )
         rec = self.record
         center = rec.get("center_row_col") or [np.nan, np.nan]
         plane = rec.get("plane") or {}
         fill = rec.get("fill_value", 0.0)
-        fill = fill[0] if isinstance(fill, list | tuple) and len(fill) == 1 \
-            else fill
+        fill = fill[0] if isinstance(fill, list | tuple) and len(fill) == 1 else fill
         values = {
             "center_row": (float(center[0]), "centre of rotation, row (px)"),
             "center_col": (float(center[1]), "centre of rotation, col (px)"),
-            "plane_tilt": (float(plane.get("tilt", 0.0)),
-                           "tilt of the rotation plane (degrees)"),
-            "plane_orientation": (float(plane.get("orientation", 0.0)),
-                                  "orientation of the tilt axis (degrees)"),
-            "plane_output": (str(plane.get("output", "imaging")),
-                             "plane the result is resampled in"),
-            "interpolation": (str(rec.get("interpolation", "")) or "n.a.",
-                              "interpolation"),
-            "fill_value": (_fill_text(fill),
-                           "value of pixels no line covered (one per channel "
-                           "when they differ)"),
-            "software_version": (str(rec.get("version", "")) or "n.a.",
-                                 "napari-derotation version"),
-            "input_sha256": (str((rec.get("input") or {}).get("sha256", ""))
-                             or "n.a.", "SHA-256 of the raw movie"),
+            "plane_tilt": (
+                float(plane.get("tilt", 0.0)),
+                "tilt of the rotation plane (degrees)",
+            ),
+            "plane_orientation": (
+                float(plane.get("orientation", 0.0)),
+                "orientation of the tilt axis (degrees)",
+            ),
+            "plane_output": (
+                str(plane.get("output", "imaging")),
+                "plane the result is resampled in",
+            ),
+            "interpolation": (
+                str(rec.get("interpolation", "")) or "n.a.",
+                "interpolation",
+            ),
+            "fill_value": (
+                _fill_text(fill),
+                "value of pixels no line covered (one per channel when they differ)",
+            ),
+            "software_version": (
+                str(rec.get("version", "")) or "n.a.",
+                "napari-derotation version",
+            ),
+            "input_sha256": (
+                str((rec.get("input") or {}).get("sha256", "")) or "n.a.",
+                "SHA-256 of the raw movie",
+            ),
         }
         table = DynamicTable(
             name="derotation_parameters",
             description="derotation parameters (one row; the whole record is "
-                        "the derotated series' comments, as JSON)")
+            "the derotated series' comments, as JSON)",
+        )
         for name, (_, doc) in values.items():
             table.add_column(name=name, description=doc)
         table.add_row(**{k: v for k, (v, _) in values.items()})
@@ -482,25 +561,31 @@ class NWBWriter:
             else:
                 stamps = self.timing["starting_time"] + np.arange(t) / rate
             # planes of a volume are scanned one after another
-            frames = (np.asarray(stamps, np.float64)[:, None]
-                      + np.arange(nz) / (rate * nz)).ravel()
-            line_t = (frames[:, None] + np.arange(rows) * float(
-                self.line_period)).ravel()
+            frames = (
+                np.asarray(stamps, np.float64)[:, None] + np.arange(nz) / (rate * nz)
+            ).ravel()
+            line_t = (
+                frames[:, None] + np.arange(rows) * float(self.line_period)
+            ).ravel()
             if line_t.size >= n and np.all(np.diff(line_t[:n]) > 0):
                 return _regular_or_stamps(line_t[:n])
-        return {"rate": float(rate) * nz * rows,
-                "starting_time": float(self.timing.get("starting_time", 0.0))}
+        return {
+            "rate": float(rate) * nz * rows,
+            "starting_time": float(self.timing.get("starting_time", 0.0)),
+        }
 
 
 def _device(nwb, d: dict):
     """A device; its maker and model as a DeviceModel where pynwb has them
     (NWB 2.9), else on the device."""
-    model = {k: d.pop(k) for k in ("manufacturer", "model_number",
-                                   "model_name") if k in d}
+    model = {
+        k: d.pop(k) for k in ("manufacturer", "model_number", "model_name") if k in d
+    }
     if model and hasattr(nwb, "create_device_model"):
         name = model.pop("model_name", None) or f"{d['name']}Model"
         d["model"] = nwb.create_device_model(
-            name=name, description=f"model of {d['name']}", **model)
+            name=name, description=f"model of {d['name']}", **model
+        )
     else:
         d.update(model)
     return nwb.create_device(**d)
@@ -515,16 +600,20 @@ def _fill_text(fill):
 def _frame_timing(n, frame_rate, frame_timestamps) -> dict:
     if frame_timestamps is not None:
         ts = np.asarray(frame_timestamps, np.float64).ravel()
-        if ts.size != n or (n > 1 and np.any(np.diff(ts) <= 0)) or \
-                not np.all(np.isfinite(ts)):
+        if (
+            ts.size != n
+            or (n > 1 and np.any(np.diff(ts) <= 0))
+            or not np.all(np.isfinite(ts))
+        ):
             raise DerotationError(
-                f"frame timestamps: expected {n} increasing values; got "
-                f"{ts.size}")
+                f"frame timestamps: expected {n} increasing values; got {ts.size}"
+            )
         return _regular_or_stamps(ts)
     if frame_rate is None:
         raise DerotationError(
             "NWB output needs the frame rate: give --frame-rate HZ (or "
-            "frame_rate in the config)")
+            "frame_rate in the config)"
+        )
     if not (np.isfinite(float(frame_rate)) and float(frame_rate) > 0):
         raise DerotationError(f"frame rate must be > 0; got {frame_rate}")
     return {"rate": float(frame_rate), "starting_time": 0.0}
@@ -536,8 +625,7 @@ def _regular_or_stamps(ts) -> dict:
     if ts.size > 2:
         steps = np.unique(np.round(np.diff(ts), 9))
         if steps.size == 1 and steps[0] > 0:
-            return {"rate": float(1.0 / steps[0]),
-                    "starting_time": float(ts[0])}
+            return {"rate": float(1.0 / steps[0]), "starting_time": float(ts[0])}
     return {"timestamps": ts}
 
 

@@ -18,12 +18,16 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["open_writer", "output_format", "OUTPUT_SUFFIXES", "FORMATS",
-           "with_format"]
+__all__ = ["open_writer", "output_format", "OUTPUT_SUFFIXES", "FORMATS", "with_format"]
 
 #: Output suffix -> format name.
-OUTPUT_SUFFIXES = {".tif": "tif", ".tiff": "tif", ".zarr": "zarr",
-                   ".ome.zarr": "zarr", ".nwb": "nwb"}
+OUTPUT_SUFFIXES = {
+    ".tif": "tif",
+    ".tiff": "tif",
+    ".zarr": "zarr",
+    ".ome.zarr": "zarr",
+    ".nwb": "nwb",
+}
 #: Format name -> the suffix written by default.
 FORMATS = {"tif": ".tif", "zarr": ".zarr", "nwb": ".nwb"}
 
@@ -38,7 +42,8 @@ def output_format(path) -> str:
     found = Path(path).suffix or "no suffix"
     raise DerotationError(
         f"output {Path(path).name}: unknown output type ({found}); expected "
-        f"one of {', '.join(OUTPUT_SUFFIXES)}")
+        f"one of {', '.join(OUTPUT_SUFFIXES)}"
+    )
 
 
 def with_format(stem_path, fmt: str) -> Path:
@@ -46,13 +51,13 @@ def with_format(stem_path, fmt: str) -> Path:
     ``nwb``) appended."""
     if fmt not in FORMATS:
         raise DerotationError(
-            f"output format: expected one of {', '.join(FORMATS)}; got {fmt!r}")
+            f"output format: expected one of {', '.join(FORMATS)}; got {fmt!r}"
+        )
     p = Path(stem_path)
     return p.with_name(p.name + FORMATS[fmt])
 
 
-def open_writer(path, shape, dtype, *, axes=None, record=None,
-                overwrite=False, **kw):
+def open_writer(path, shape, dtype, *, axes=None, record=None, overwrite=False, **kw):
     """The writer for ``path``'s format (see the module docstring).
 
     ``shape`` is ``(T, Z, C, Y, X)`` (or ``(T, Y, X)``); ``axes`` the input's
@@ -66,13 +71,15 @@ def open_writer(path, shape, dtype, *, axes=None, record=None,
     if fmt == "zarr":
         from .zarr_store import ZarrWriter
 
-        return ZarrWriter(path, shape, dtype, axes=axes, record=record,
-                          overwrite=overwrite, **kw)
+        return ZarrWriter(
+            path, shape, dtype, axes=axes, record=record, overwrite=overwrite, **kw
+        )
     if fmt == "nwb":
         from .nwb import NWBWriter
 
-        return NWBWriter(path, shape, dtype, axes=axes, record=record,
-                         overwrite=overwrite, **kw)
+        return NWBWriter(
+            path, shape, dtype, axes=axes, record=record, overwrite=overwrite, **kw
+        )
     return _tiff_writer(path, shape, dtype, kw.get("frame_rate"))
 
 
@@ -101,7 +108,8 @@ class _TiffFrames:
                 raise DerotationError(
                     f"{Path(path).name}: a TIFF output holds one plane and one "
                     f"channel here; got {z} planes and {c} channels (write "
-                    f".zarr or .nwb)")
+                    f".zarr or .nwb)"
+                )
             shape = (t, y, x)
         self._writer = TiffStreamWriter(path, shape, dtype)
         self.path = self._writer.path

@@ -18,20 +18,31 @@ from .. import __version__
 from .atomic import file_sha256, write_json
 from .zarr_store import store_sha256
 
-__all__ = ["record", "header", "sidecar_path", "write_sidecar",
-           "SIDECAR_SUFFIX"]
+__all__ = ["record", "header", "sidecar_path", "write_sidecar", "SIDECAR_SUFFIX"]
 
 
 def header() -> dict:
     """What every record and JSON output of the package starts with: the
     software, its version and when it was written (UTC)."""
-    return {"software": "napari-derotation", "version": __version__,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(
-                timespec="seconds")}
+    return {
+        "software": "napari-derotation",
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
-def record(*, movie_path, out_path, shape, dtype, params, angles_source,
-           n_angles, checksum=True, **extra) -> dict:
+def record(
+    *,
+    movie_path,
+    out_path,
+    shape,
+    dtype,
+    params,
+    angles_source,
+    n_angles,
+    checksum=True,
+    **extra,
+) -> dict:
     """The parameters and provenance written beside an output.
 
     ``params`` is the :class:`~napari_derotation.engine.params.DerotationParams`
@@ -45,22 +56,33 @@ def record(*, movie_path, out_path, shape, dtype, params, angles_source,
 
     rec = {
         **header(),
-        "input": {"path": str(Path(movie_path).resolve()) if movie_path else None,
-                  "shape": list(shape), "dtype": str(np.dtype(dtype))},
+        "input": {
+            "path": str(Path(movie_path).resolve()) if movie_path else None,
+            "shape": list(shape),
+            "dtype": str(np.dtype(dtype)),
+        },
         "output": str(Path(out_path).resolve()) if out_path else None,
         **params.to_record(),
-        "angles": {"source": _absolute(angles_source),
-                   "values": int(n_angles),
-                   "used": int(shape[0] * shape[1])},
-        "environment": {"python": platform.python_version(),
-                        "numpy": np.__version__, "scipy": scipy.__version__,
-                        "numba": numba.__version__,
-                        "tifffile": tifffile.__version__,
-                        "platform": sys.platform},
+        "angles": {
+            "source": _absolute(angles_source),
+            "values": int(n_angles),
+            "used": int(shape[0] * shape[1]),
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+            "numba": numba.__version__,
+            "tifffile": tifffile.__version__,
+            "platform": sys.platform,
+        },
     }
     if checksum and movie_path:
-        rec["input"]["sha256"] = (file_sha256(movie_path) if Path(
-            movie_path).is_file() else store_sha256(movie_path))
+        rec["input"]["sha256"] = (
+            file_sha256(movie_path)
+            if Path(movie_path).is_file()
+            else store_sha256(movie_path)
+        )
     rec.update(extra)
     return rec
 
@@ -93,4 +115,3 @@ def sidecar_path(path) -> Path:
     input's ``m.json`` when writing ``m.tiff`` from ``m.tif``)."""
     path = Path(path)
     return path.with_name(path.stem + SIDECAR_SUFFIX)
-

@@ -53,8 +53,16 @@ import tifffile
 
 from ..errors import DerotationError
 
-__all__ = ["open_movie", "read_movie", "MovieSource", "natural_key",
-           "movie_files", "TIFF_SUFFIXES", "check_time_point", "check_whole"]
+__all__ = [
+    "open_movie",
+    "read_movie",
+    "MovieSource",
+    "natural_key",
+    "movie_files",
+    "TIFF_SUFFIXES",
+    "check_time_point",
+    "check_whole",
+]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: The engine indexes a frame's pixels with 32-bit integers.
@@ -74,8 +82,11 @@ def movie_files(path_or_paths) -> list[Path]:
     (its ``.tif``/``.tiff`` files), a glob pattern or a list of these. A gap
     in a numbered sequence (``rec_00001.tif``, ``rec_00003.tif``) is warned
     about, naming the missing number."""
-    items = [path_or_paths] if isinstance(path_or_paths, str | Path) \
+    items = (
+        [path_or_paths]
+        if isinstance(path_or_paths, str | Path)
         else list(path_or_paths)
+    )
     if not items:
         raise DerotationError("no movie given")
     files: list[Path] = []
@@ -83,8 +94,11 @@ def movie_files(path_or_paths) -> list[Path]:
         p = Path(item)
         _check_link(p)
         if p.is_dir():
-            found = [f for f in p.iterdir()
-                     if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()]
+            found = [
+                f
+                for f in p.iterdir()
+                if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()
+            ]
             if not found:
                 raise DerotationError(f"no .tif or .tiff files in folder {p}")
             files += found
@@ -108,18 +122,19 @@ def _check_link(p: Path) -> None:
         return
     try:
         p.resolve(strict=True)
-    except RuntimeError:                # Python < 3.13: "Symlink loop"
+    except RuntimeError:  # Python < 3.13: "Symlink loop"
         raise DerotationError(
-            f"movie {p} is a symbolic link loop: expected a file, folder or "
-            f"Zarr store") from None
+            f"movie {p} is a symbolic link loop: expected a file, folder or Zarr store"
+        ) from None
     except OSError as exc:
-        if getattr(exc, "errno", None) == 40:       # ELOOP
+        if getattr(exc, "errno", None) == 40:  # ELOOP
             raise DerotationError(
                 f"movie {p} is a symbolic link loop: expected a file, folder "
-                f"or Zarr store") from None
+                f"or Zarr store"
+            ) from None
     raise DerotationError(
-        f"movie {p} is a symbolic link to {os.readlink(p)}, which does not "
-        f"exist")
+        f"movie {p} is a symbolic link to {os.readlink(p)}, which does not exist"
+    )
 
 
 def _warn_gaps(files) -> None:
@@ -130,27 +145,32 @@ def _warn_gaps(files) -> None:
     for f in files:
         m = _NUMBERED.match(f.stem)
         if m:
-            groups.setdefault((f.parent, m["stem"], f.suffix.lower()),
-                              []).append((int(m["n"]), f))
+            groups.setdefault((f.parent, m["stem"], f.suffix.lower()), []).append(
+                (int(m["n"]), f)
+            )
     for items in groups.values():
         numbers = sorted(n for n, _ in items)
         if len(numbers) < 2:
             continue
-        missing = sorted(set(range(numbers[0], numbers[-1] + 1))
-                         - set(numbers))
+        missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
         if missing:
             width = len(_NUMBERED.match(items[0][1].stem)["n"])
             shown = ", ".join(f"{n:0{width}d}" for n in missing[:5]) + (
-                f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            )
             warnings.warn(
                 f"{items[0][1].parent / items[0][1].name}: the sequence "
                 f"{numbers[0]:0{width}d}..{numbers[-1]:0{width}d} lacks file "
                 f"number {shown}: the frames after a gap are read as if "
-                f"it were not there", UserWarning, stacklevel=3)
+                f"it were not there",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
-def open_movie(path_or_paths, *, channels=None, planes=None,
-               allow_missing_chunks: bool = False) -> MovieSource:
+def open_movie(
+    path_or_paths, *, channels=None, planes=None, allow_missing_chunks: bool = False
+) -> MovieSource:
     """Open a movie (one TIFF, a folder, a glob or a list of files, or an
     OME-Zarr store) as a :class:`MovieSource` (a
     :class:`~napari_derotation.io.zarr_store.ZarrSource` for a store).
@@ -162,15 +182,13 @@ def open_movie(path_or_paths, *, channels=None, planes=None,
     """
     for name, v in (("channels", channels), ("planes", planes)):
         if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
-            raise DerotationError(f"{name} must be a whole number >= 1; "
-                                  f"got {v!r}")
+            raise DerotationError(f"{name} must be a whole number >= 1; got {v!r}")
     if isinstance(path_or_paths, str | Path):
         from .zarr_store import ZarrSource, is_zarr_path
 
         if is_zarr_path(path_or_paths):
             _check_link(Path(path_or_paths))
-            return ZarrSource(path_or_paths,
-                              allow_missing_chunks=allow_missing_chunks)
+            return ZarrSource(path_or_paths, allow_missing_chunks=allow_missing_chunks)
     files = movie_files(path_or_paths)
     parts = []
     try:
@@ -223,7 +241,8 @@ def check_whole(name: str, shape, dtype) -> None:
         raise DerotationError(
             f"{name}: the whole movie, {' x '.join(map(str, shape))} "
             f"{np.dtype(dtype)}, is {_gib(need)}, more than the "
-            f"{_gib(avail)} of memory available to read it at once")
+            f"{_gib(avail)} of memory available to read it at once"
+        )
 
 
 def check_time_point(name: str, shape5, dtype, *, copies: int = 2) -> None:
@@ -234,19 +253,25 @@ def check_time_point(name: str, shape5, dtype, *, copies: int = 2) -> None:
     hashed; the error names the size."""
     _, z, c, rows, cols = (int(s) for s in shape5)
     dtype = np.dtype(dtype)
-    size = (f"{rows} x {cols}" + (f" x {z} planes" if z > 1 else "")
-            + (f" x {c} channels" if c > 1 else "") + f" {dtype}")
+    size = (
+        f"{rows} x {cols}"
+        + (f" x {z} planes" if z > 1 else "")
+        + (f" x {c} channels" if c > 1 else "")
+        + f" {dtype}"
+    )
     if rows * cols > MAX_FRAME_PIXELS:
         raise DerotationError(
             f"{name}: frames of {rows} x {cols} = {rows * cols} pixels; "
-            f"expected at most {MAX_FRAME_PIXELS} pixels per frame")
+            f"expected at most {MAX_FRAME_PIXELS} pixels per frame"
+        )
     point = math.prod((z, c, rows, cols)) * dtype.itemsize
     avail = available_memory()
     if avail is not None and copies * point > avail:
         raise DerotationError(
             f"{name}: one time point is {size} ({_gib(point)}); reading and "
             f"derotating it needs about {_gib(copies * point)}, more than the "
-            f"{_gib(avail)} of memory available")
+            f"{_gib(avail)} of memory available"
+        )
 
 
 def check_one_series(tif, path) -> None:
@@ -265,13 +290,18 @@ def check_one_series(tif, path) -> None:
     raise DerotationError(
         f"{Path(path).name} holds {len(series)} image series ({found}); "
         f"expected one movie in one series: save each series as its own "
-        f"TIFF, or the frames as one stack")
-
+        f"TIFF, or the frames as one stack"
+    )
 
 
 #: What tifffile logs (instead of raising) when a file is cut short or broken.
-_CORRUPT = ("invalid page offset", "invalid offset to first page",
-            "failed to reshape", "corrupted", "truncated")
+_CORRUPT = (
+    "invalid page offset",
+    "invalid offset to first page",
+    "failed to reshape",
+    "corrupted",
+    "truncated",
+)
 
 
 @contextlib.contextmanager
@@ -304,7 +334,7 @@ def _tiff_problems(path: Path) -> Iterator[None]:
     except DerotationError:
         raise
     except Exception:
-        if found:       # the logged cause says more than the exception
+        if found:  # the logged cause says more than the exception
             raise problem() from None
         raise
     finally:
@@ -326,19 +356,24 @@ class _TiffPages:
             raise
         except Exception as exc:  # tifffile raises many types for bad files
             raise DerotationError(
-                f"cannot read {path.name} as a TIFF movie: {exc}") from None
+                f"cannot read {path.name} as a TIFF movie: {exc}"
+            ) from None
         self._tif = None
 
     def _inspect(self, tif) -> None:
         check_one_series(tif, self.path)
         series = tif.series[0]
         axes, shape = series.axes.upper(), tuple(series.shape)
-        self.kind = "scanimage" if tif.is_scanimage else (
-            "imagej" if tif.is_imagej else "ome" if tif.is_ome else "plain")
+        self.kind = (
+            "scanimage"
+            if tif.is_scanimage
+            else ("imagej" if tif.is_imagej else "ome" if tif.is_ome else "plain")
+        )
         if axes.endswith("S") and shape[-1] > 1:
             raise DerotationError(
                 f"{self.path.name}: RGB pages are not supported (axes "
-                f"{axes}, shape {shape})")
+                f"{axes}, shape {shape})"
+            )
         if axes.endswith("S"):
             axes, shape = axes[:-1], shape[:-1]
         self.frame = shape[-2:]
@@ -360,11 +395,11 @@ class _TiffPages:
         # ScanImage's metadata names its planes: one volume per file is
         # one time point of planes, not a movie of planes
         self.order, self.dims = _leading_axes(
-            lead, self.path, planes_as_time=self.kind != "scanimage")
+            lead, self.path, planes_as_time=self.kind != "scanimage"
+        )
         if 0 in self.frame or self.n_pages == 0:
             raise DerotationError(f"{self.path.name} is empty: shape {shape}")
-        check_time_point(self.path.name, (1, 1, 1, *self.frame), self.dtype,
-                         copies=1)
+        check_time_point(self.path.name, (1, 1, 1, *self.frame), self.dtype, copies=1)
         self.offset = series.dataoffset if self.kind != "scanimage" else None
         if self.offset is not None:
             self._check_fits()
@@ -387,27 +422,29 @@ class _TiffPages:
             raise DerotationError(
                 f"{self.path.name} is truncated: its header claims "
                 f"{self.n_pages} pages of {rows} x {cols} {self.dtype} "
-                f"(ending at byte {end}); the file has {size} bytes")
+                f"(ending at byte {end}); the file has {size} bytes"
+            )
 
     def _check_imagej(self, tif, ij: dict) -> None:
         """An ImageJ hyperstack's pages fill it exactly: tifffile reads the
         first channels x slices x frames pages and drops the rest."""
-        dims = {k: int(ij.get(k, 1) or 1) for k in ("channels", "slices",
-                                                     "frames")}
+        dims = {k: int(ij.get(k, 1) or 1) for k in ("channels", "slices", "frames")}
         grid = " x ".join(f"{k}={v}" for k, v in dims.items() if v > 1)
         images = ij.get("images")
         if isinstance(images, int | float) and int(images) != self.n_pages:
             raise DerotationError(
                 f"{self.path.name}: its ImageJ header says images={images} "
                 f"but {grid or 'its axes'} make {self.n_pages}: the pages "
-                f"do not fill the hyperstack")
-        if self.path.stat().st_size < 2**32:     # else: one IFD may hold all
+                f"do not fill the hyperstack"
+            )
+        if self.path.stat().st_size < 2**32:  # else: one IFD may hold all
             n = len(tif.pages)
             if n not in (1, self.n_pages):
                 raise DerotationError(
                     f"{self.path.name}: {n} pages do not fill its ImageJ "
                     f"hyperstack of {grid or 'frames'} = {self.n_pages} "
-                    f"images")
+                    f"images"
+                )
 
     def _check_virtual_frames(self) -> None:
         """A classic TIFF of ScanImage before 2016: tifffile counts its
@@ -421,7 +458,8 @@ class _TiffPages:
                 f"{self.path.name}: a ScanImage classic TIFF whose pages are "
                 f"not evenly laid out: its page chain holds {chained} pages "
                 f"but ScanImage's layout gives {self.n_pages}; resave it as "
-                f"a plain TIFF (e.g. tifffile.imwrite)")
+                f"a plain TIFF (e.g. tifffile.imwrite)"
+            )
 
     def _scanimage(self, tif) -> dict:
         """Planes and channels from ScanImage's frame data (the header, else
@@ -435,19 +473,22 @@ class _TiffPages:
                 fd = {}
         save = fd.get("SI.hChannels.channelSave", 1)
         n_ch = len(save) if isinstance(save, list | tuple) else 1
-        stack = fd.get("SI.hStackManager.enable", False) or fd.get(
-            "SI.hFastZ.enable", False) or not any(
-            k in fd for k in ("SI.hStackManager.enable", "SI.hFastZ.enable"))
+        stack = (
+            fd.get("SI.hStackManager.enable", False)
+            or fd.get("SI.hFastZ.enable", False)
+            or not any(k in fd for k in ("SI.hStackManager.enable", "SI.hFastZ.enable"))
+        )
         n_z = 1
-        for key in ("SI.hStackManager.actualNumSlices",
-                    "SI.hStackManager.numSlices"):
+        for key in ("SI.hStackManager.actualNumSlices", "SI.hStackManager.numSlices"):
             if key in fd:
                 n_z = self._slices(key, fd[key], stack)
                 break
         if not stack:
             n_z = 1
-        for key, name in (("SI.hRoiManager.linePeriod", "line_period"),
-                          ("SI.hRoiManager.scanFrameRate", "frame_rate")):
+        for key, name in (
+            ("SI.hRoiManager.linePeriod", "line_period"),
+            ("SI.hRoiManager.scanFrameRate", "frame_rate"),
+        ):
             if self._positive(fd, key):
                 self.meta[name] = float(fd[key])
         if n_z > 1 and self._positive(fd, "SI.hRoiManager.scanVolumeRate"):
@@ -462,8 +503,10 @@ class _TiffPages:
         if useframes is not None:
             tif.pages.useframes = False
         try:
-            descriptions = [getattr(tif.pages[i], "description", "") or ""
-                            for i in range(0, len(tif.pages), n_ch * n_z)]
+            descriptions = [
+                getattr(tif.pages[i], "description", "") or ""
+                for i in range(0, len(tif.pages), n_ch * n_z)
+            ]
         finally:
             if useframes is not None:
                 tif.pages.useframes = useframes
@@ -477,21 +520,25 @@ class _TiffPages:
             self.meta["frame_timestamps"] = stamps
         # a file of a sequence may end inside a time point: the sequence's
         # page count is checked as a whole
-        return {"T": max(1, self.n_pages // (n_z * n_ch)), "Z": n_z,
-                "C": n_ch}
+        return {"T": max(1, self.n_pages // (n_z * n_ch)), "Z": n_z, "C": n_ch}
 
     def _slices(self, key: str, value, stack: bool) -> int:
         """ScanImage's number of slices: a whole number from 1 to 100000."""
-        ok = isinstance(value, int | float) and not isinstance(value, bool) \
-            and math.isfinite(value) and value == int(value) \
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value == int(value)
             and 1 <= value <= 100_000
+        )
         if ok:
             return int(value)
         if value in (0, None, []) and not stack:
             return 1
         raise DerotationError(
             f"{self.path.name}: its ScanImage metadata has {key} = {value!r}; "
-            f"expected a whole number of planes from 1 to 100000")
+            f"expected a whole number of planes from 1 to 100000"
+        )
 
     def _positive(self, fd: dict, key: str) -> bool:
         """Whether ScanImage's ``key`` is a usable positive number; a value
@@ -499,12 +546,19 @@ class _TiffPages:
         if key not in fd:
             return False
         v = fd[key]
-        if isinstance(v, int | float) and not isinstance(v, bool) and \
-                math.isfinite(v) and v > 0:
+        if (
+            isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and v > 0
+        ):
             return True
         warnings.warn(
             f"{self.path.name}: ignoring its ScanImage {key} = {v!r}: "
-            f"expected a positive number", UserWarning, stacklevel=2)
+            f"expected a positive number",
+            UserWarning,
+            stacklevel=2,
+        )
         return False
 
     # -- reading -----------------------------------------------------------
@@ -514,9 +568,13 @@ class _TiffPages:
         another byte order)."""
         if self.offset is None or not self.raw_dtype.isnative:
             return None
-        return np.memmap(self.path, self.raw_dtype, mode="r",
-                         offset=self.offset,
-                         shape=(self.n_pages, *self.frame))
+        return np.memmap(
+            self.path,
+            self.raw_dtype,
+            mode="r",
+            offset=self.offset,
+            shape=(self.n_pages, *self.frame),
+        )
 
     def read_pages(self, a: int, b: int) -> np.ndarray:
         """Pages ``a:b`` (in file order) as a new ``(b - a, Y, X)`` array."""
@@ -529,14 +587,16 @@ class _TiffPages:
                 buf = np.fromfile(fh, self.raw_dtype, n * rows * cols)
             if buf.size != n * rows * cols:
                 raise DerotationError(
-                    f"{self.path.name} is truncated: pages {a}-{b} missing")
-            if buf.dtype != self.dtype:          # big-endian file
+                    f"{self.path.name} is truncated: pages {a}-{b} missing"
+                )
+            if buf.dtype != self.dtype:  # big-endian file
                 buf = buf.astype(self.dtype)
             return buf.reshape(n, rows, cols)
         if self._tif is None:
             self._tif = tifffile.TiffFile(self.path)
-        pages = self._tif.series[0].pages if self.kind != "scanimage" \
-            else self._tif.pages
+        pages = (
+            self._tif.series[0].pages if self.kind != "scanimage" else self._tif.pages
+        )
         out = np.empty((n, rows, cols), self.dtype)
         for i in range(n):
             out[i] = pages[a + i].asarray().reshape(rows, cols)
@@ -548,8 +608,7 @@ class _TiffPages:
             self._tif = None
 
 
-def _leading_axes(lead, path: Path, *,
-                  planes_as_time: bool = True) -> tuple[str, dict]:
+def _leading_axes(lead, path: Path, *, planes_as_time: bool = True) -> tuple[str, dict]:
     """The file's leading axes in page order over T, Z, C (singletons
     dropped), and their sizes. Time-like axes (T, I, Q) are time; with
     ``planes_as_time``, a stack with planes but no time axis is a movie of
@@ -560,18 +619,18 @@ def _leading_axes(lead, path: Path, *,
     for ax, n in lead:
         # S: samples stored as separate planes (a 3-D plain stack of up to
         # 4 frames may be written so): one page each, like frames
-        key = {"T": "T", "I": "T", "Q": "T", "S": "T", "Z": "Z",
-               "C": "C"}.get(ax)
+        key = {"T": "T", "I": "T", "Q": "T", "S": "T", "Z": "Z", "C": "C"}.get(ax)
         if n == 1:
             continue
         if key == "T" and order.endswith("T") and ax in "QIS":
-            dims["T"] *= int(n)         # unnamed page axes: pages in turn
+            dims["T"] *= int(n)  # unnamed page axes: pages in turn
             continue
         if key is None or key in order:
             raise DerotationError(
                 f"{path.name}: axes {''.join(a for a, _ in lead)} with shape "
                 f"{tuple(n for _, n in lead)}: expected time, planes and "
-                f"channels (T, Z, C) once each")
+                f"channels (T, Z, C) once each"
+            )
         dims[key] = int(n)
         order += key
     if planes_as_time and "T" not in order and "Z" in order:
@@ -592,8 +651,6 @@ def _ome_metadata(xml) -> dict:
     if names:
         out["channel_names"] = names
     return out
-
-
 
 
 class MovieSource:
@@ -621,9 +678,9 @@ class MovieSource:
             raise DerotationError(
                 f"{first.path.name}: its shape {first.unnamed + first.frame} "
                 f"does not say which axis holds the planes or channels; give "
-                f"--channels N and/or --planes Z (pages in the order t, z, c)")
-        for name, key, given in (("channels", "C", channels),
-                                 ("planes", "Z", planes)):
+                f"--channels N and/or --planes Z (pages in the order t, z, c)"
+            )
+        for name, key, given in (("channels", "C", channels), ("planes", "Z", planes)):
             if given is None:
                 continue
             if plain:
@@ -631,24 +688,27 @@ class MovieSource:
             elif dims[key] != int(given):
                 raise DerotationError(
                     f"{first.path.name}: its {first.kind} metadata gives "
-                    f"{dims[key]} {name}; --{name} {int(given)} disagrees")
+                    f"{dims[key]} {name}; --{name} {int(given)} disagrees"
+                )
         z, c = dims["Z"], dims["C"]
-        self._standard = order.replace("T", "") in ("", "Z", "C", "ZC") and \
-            (order[:1] == "T" or "T" not in order)
+        self._standard = order.replace("T", "") in ("", "Z", "C", "ZC") and (
+            order[:1] == "T" or "T" not in order
+        )
         total = sum(p.n_pages for p in parts)
         if not self._standard and len(parts) > 1:
             raise DerotationError(
                 f"{first.path.name}: pages in {order} order; a sequence of "
-                f"files must have them in time, plane, channel order")
+                f"files must have them in time, plane, channel order"
+            )
         if total % (z * c):
             raise DerotationError(
                 f"{_names(self.paths)}: {total} pages do not divide into "
                 f"{z} plane(s) x {c} channel(s) ({z * c} pages per time "
-                f"point)")
+                f"point)"
+            )
         t = total // (z * c) if self._standard else dims["T"]
         self.shape = (t, z, c, *first.frame)
-        self.axes = "T" + ("Z" if z > 1 else "") + ("C" if c > 1 else "") \
-            + "YX"
+        self.axes = "T" + ("Z" if z > 1 else "") + ("C" if c > 1 else "") + "YX"
         check_time_point(_names(self.paths), self.shape, self.dtype)
         self._order = order
         self._starts = np.cumsum([0] + [p.n_pages for p in parts])
@@ -667,7 +727,8 @@ class MovieSource:
             raise DerotationError(
                 f"{_names(self.paths)}: {z} planes and {c} channels (axes "
                 f"{self.axes}); expected a stack of 2-D frames (frames, "
-                f"rows, cols) here")
+                f"rows, cols) here"
+            )
         if mmap and len(self._parts) == 1:
             mapped = self._parts[0].memmap()
             if mapped is not None:
@@ -682,7 +743,8 @@ class MovieSource:
         if not 0 <= start < stop <= t:
             raise DerotationError(
                 f"{self.path.name}: time points {start}:{stop} are not a "
-                f"range in [0, {t}]")
+                f"range in [0, {t}]"
+            )
         try:
             if self._standard:
                 pages = self._pages(start * z * c, stop * z * c)
@@ -692,8 +754,8 @@ class MovieSource:
             raise
         except Exception as exc:
             raise DerotationError(
-                f"cannot read time points {start}-{stop} of "
-                f"{_names(self.paths)}: {exc}") from None
+                f"cannot read time points {start}-{stop} of {_names(self.paths)}: {exc}"
+            ) from None
 
     def _pages(self, a: int, b: int) -> np.ndarray:
         """Pages ``a:b`` of the whole sequence, across file boundaries."""
@@ -704,7 +766,7 @@ class MovieSource:
                 continue
             out.append(part.read_pages(max(a, lo) - lo, min(b, hi) - lo))
             if hi < b:
-                part.close()        # a file is read once: free its handle
+                part.close()  # a file is read once: free its handle
         return out[0] if len(out) == 1 else np.concatenate(out)
 
     def _read_reordered(self, start: int, stop: int) -> np.ndarray:
@@ -716,8 +778,9 @@ class MovieSource:
         grid = np.indices((stop - start, z, c))
         grid[0] += start
         coords = {"T": grid[0], "Z": grid[1], "C": grid[2]}
-        index = np.ravel_multi_index([coords[a] for a in order],
-                                     [sizes[a] for a in order])
+        index = np.ravel_multi_index(
+            [coords[a] for a in order], [sizes[a] for a in order]
+        )
         part = self._parts[0]
         out = np.empty((stop - start, z, c, rows, cols), self.dtype)
         for pos, i in np.ndenumerate(index):
@@ -737,15 +800,20 @@ class MovieSource:
 
 def _check_same(first: _TiffPages, other: _TiffPages) -> None:
     """Files of one sequence: same frame size, dtype and axes."""
-    for what, a, b in (("frame size (rows, cols)", first.frame, other.frame),
-                       ("dtype", first.dtype, other.dtype),
-                       ("planes and channels",
-                        (first.dims["Z"], first.dims["C"]),
-                        (other.dims["Z"], other.dims["C"]))):
+    for what, a, b in (
+        ("frame size (rows, cols)", first.frame, other.frame),
+        ("dtype", first.dtype, other.dtype),
+        (
+            "planes and channels",
+            (first.dims["Z"], first.dims["C"]),
+            (other.dims["Z"], other.dims["C"]),
+        ),
+    ):
         if a != b:
             raise DerotationError(
                 f"files of one movie must have the same {what}: "
-                f"{first.path.name} has {a}, {other.path.name} has {b}")
+                f"{first.path.name} has {a}, {other.path.name} has {b}"
+            )
 
 
 def _merge_metadata(parts) -> dict:
@@ -759,5 +827,8 @@ def _merge_metadata(parts) -> dict:
 
 
 def _names(paths) -> str:
-    return paths[0].name if len(paths) == 1 else \
-        f"{paths[0].name}..{paths[-1].name} ({len(paths)} files)"
+    return (
+        paths[0].name
+        if len(paths) == 1
+        else f"{paths[0].name}..{paths[-1].name} ({len(paths)} files)"
+    )

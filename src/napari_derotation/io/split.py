@@ -33,8 +33,11 @@ SPLIT_JSON = "derotation_split.json"
 def split_paths(folder, planes: int, channels: int) -> dict:
     """``{(z, c): OUT/plane{z}/chan{c}.tif}``."""
     folder = Path(folder)
-    return {(z, c): folder / f"plane{z}" / f"chan{c}.tif"
-            for z in range(planes) for c in range(channels)}
+    return {
+        (z, c): folder / f"plane{z}" / f"chan{c}.tif"
+        for z in range(planes)
+        for c in range(channels)
+    }
 
 
 class SplitWriter:
@@ -44,12 +47,20 @@ class SplitWriter:
     ``record`` (a dict) is added to the JSON as ``"record"``.
     """
 
-    def __init__(self, folder, shape5, dtype, *, frame_rate=None,
-                 channel_names=None, record=None, overwrite=False):
+    def __init__(
+        self,
+        folder,
+        shape5,
+        dtype,
+        *,
+        frame_rate=None,
+        channel_names=None,
+        record=None,
+        overwrite=False,
+    ):
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise DerotationError(
-                f"--split needs a folder; {self.folder} is a file")
+            raise DerotationError(f"--split needs a folder; {self.folder} is a file")
         self.shape5 = tuple(int(v) for v in shape5)
         self.dtype = np.dtype(dtype)
         self.frame_rate = frame_rate
@@ -63,9 +74,10 @@ class SplitWriter:
         self._made: list[Path] = []
 
     def __enter__(self):
-        existing = [p for p in [*self.paths.values(), self.folder / SPLIT_JSON]
-                    if p.exists()]
-        if existing:    # every file checked before the first is written
+        existing = [
+            p for p in [*self.paths.values(), self.folder / SPLIT_JSON] if p.exists()
+        ]
+        if existing:  # every file checked before the first is written
             check_writable(existing, overwrite=self.overwrite)
         for d in [self.folder, *sorted({p.parent for p in self.paths.values()})]:
             if not d.exists():
@@ -76,7 +88,8 @@ class SplitWriter:
         try:
             for key, path in self.paths.items():
                 self._writers[key] = self._stack.enter_context(
-                    TiffStreamWriter(path, (t, rows, cols), self.dtype))
+                    TiffStreamWriter(path, (t, rows, cols), self.dtype)
+                )
         except BaseException:
             self._stack.close()
             self._remove_dirs()
@@ -103,12 +116,17 @@ class SplitWriter:
     def summary(self) -> dict:
         """What ``derotation_split.json`` holds."""
         _, z, c, rows, cols = self.shape5
-        out = {"files": [str(p.relative_to(self.folder))
-                         for p in self.paths.values()],
-               "layout": "plane{z}/chan{c}.tif",
-               "nplanes": z, "nchannels": c, "fs": self.frame_rate,
-               "frames": self.shape5[0], "rows": rows, "cols": cols,
-               "dtype": str(self.dtype)}
+        out = {
+            "files": [str(p.relative_to(self.folder)) for p in self.paths.values()],
+            "layout": "plane{z}/chan{c}.tif",
+            "nplanes": z,
+            "nchannels": c,
+            "fs": self.frame_rate,
+            "frames": self.shape5[0],
+            "rows": rows,
+            "cols": cols,
+            "dtype": str(self.dtype),
+        }
         if self.channel_names:
             out["channel_names"] = list(self.channel_names)
         if self.record is not None:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from ..errors import DerotationError
 
-__all__ = ["read_text", "load_yaml", "load_toml", "MAX_BYTES", "MAX_NODES",
-           "MAX_DEPTH"]
+__all__ = ["read_text", "load_yaml", "load_toml", "MAX_BYTES", "MAX_NODES", "MAX_DEPTH"]
 
 #: Largest config or metadata file read (bytes).
 MAX_BYTES = 1 << 20
@@ -34,17 +33,19 @@ def read_text(path, what: str = "file", *, max_bytes: int = MAX_BYTES) -> str:
             data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise DerotationError(
-            f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
+            f"{what} {path}: cannot read it ({exc.strerror or exc})"
+        ) from None
     if len(data) > max_bytes:
         raise DerotationError(
-            f"{what} {path}: expected at most {max_bytes} bytes; the file is "
-            f"larger")
+            f"{what} {path}: expected at most {max_bytes} bytes; the file is larger"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DerotationError(
             f"{what} {path}: expected UTF-8 text; byte {exc.start} "
-            f"(0x{data[exc.start]:02x}) is not") from None
+            f"(0x{data[exc.start]:02x}) is not"
+        ) from None
 
 
 def load_yaml(path, what: str = "config"):
@@ -56,8 +57,7 @@ def load_yaml(path, what: str = "config"):
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:
-        raise DerotationError(f"{what} {path}: {_reader_message(exc, text)}") \
-            from None
+        raise DerotationError(f"{what} {path}: {_reader_message(exc, text)}") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -68,11 +68,12 @@ def load_yaml(path, what: str = "config"):
         raise DerotationError(f"{what} {path}: {_yaml_message(exc)}") from None
     except yaml.YAMLError as exc:
         raise DerotationError(
-            f"{what} {path}: not valid YAML ({_one_line(exc)})") from None
+            f"{what} {path}: not valid YAML ({_one_line(exc)})"
+        ) from None
     except RecursionError:
         raise DerotationError(
-            f"{what} {path}: nested too deeply (expected at most {MAX_DEPTH} "
-            f"levels)") from None
+            f"{what} {path}: nested too deeply (expected at most {MAX_DEPTH} levels)"
+        ) from None
     finally:
         loader.dispose()
 
@@ -89,8 +90,8 @@ def load_toml(path, what: str = "config") -> dict:
         raise DerotationError(f"{what} {path}: {_one_line(exc)}") from None
     except RecursionError:
         raise DerotationError(
-            f"{what} {path}: nested too deeply (expected at most {MAX_DEPTH} "
-            f"levels)") from None
+            f"{what} {path}: nested too deeply (expected at most {MAX_DEPTH} levels)"
+        ) from None
     _check_depth(data, path, what)
     return data
 
@@ -99,8 +100,10 @@ def _reader_message(exc, text) -> str:
     at = exc.position
     line = text.count("\n", 0, at) + 1
     column = at - (text.rfind("\n", 0, at) + 1) + 1
-    return (f"line {line}, column {column}: character #x{exc.character:04x} "
-            f"is not allowed in YAML")
+    return (
+        f"line {line}, column {column}: character #x{exc.character:04x} "
+        f"is not allowed in YAML"
+    )
 
 
 def _yaml_message(exc) -> str:
@@ -136,16 +139,21 @@ def _check_size(root, path, what) -> None:
         if depth > MAX_DEPTH:
             raise DerotationError(
                 f"{what} {path}: line {node.start_mark.line + 1}: nested "
-                f"deeper than {MAX_DEPTH} levels")
+                f"deeper than {MAX_DEPTH} levels"
+            )
         if key in active:
             raise DerotationError(
                 f"{what} {path}: line {node.start_mark.line + 1}: an alias "
-                f"refers to a value that contains it")
+                f"refers to a value that contains it"
+            )
         total = 1
         if isinstance(node, yaml.SequenceNode | yaml.MappingNode):
             active.add(key)
-            children = node.value if isinstance(node, yaml.SequenceNode) \
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
                 else [n for pair in node.value for n in pair]
+            )
             for child in children:
                 total += size(child, depth + 1)
                 if total > MAX_NODES:
@@ -159,7 +167,8 @@ def _check_size(root, path, what) -> None:
     except _TooBig:
         raise DerotationError(
             f"{what} {path}: its anchors and aliases expand to more than "
-            f"{MAX_NODES} values (an alias bomb?); refused") from None
+            f"{MAX_NODES} values (an alias bomb?); refused"
+        ) from None
 
 
 def _check_depth(data, path, what) -> None:
@@ -168,7 +177,8 @@ def _check_depth(data, path, what) -> None:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise DerotationError(
-                f"{what} {path}: nested deeper than {MAX_DEPTH} levels")
+                f"{what} {path}: nested deeper than {MAX_DEPTH} levels"
+            )
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):

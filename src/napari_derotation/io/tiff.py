@@ -18,14 +18,20 @@ from .atomic import atomic_path
 __all__ = ["write_tiff", "TiffStreamWriter"]
 
 
-def write_tiff(path, data, *, description: str | None = None,
-               overwrite: bool = True) -> Path:
+def write_tiff(
+    path, data, *, description: str | None = None, overwrite: bool = True
+) -> Path:
     """Write an array to a TIFF atomically (BigTIFF when larger than 2 GB);
     with ``overwrite=False`` an existing ``path`` is refused."""
     data = np.asarray(data)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tifffile.imwrite(tmp, data, bigtiff=data.nbytes > 2**31,
-                         description=description, photometric="minisblack")
+        tifffile.imwrite(
+            tmp,
+            data,
+            bigtiff=data.nbytes > 2**31,
+            description=description,
+            photometric="minisblack",
+        )
     return Path(path)
 
 
@@ -39,8 +45,15 @@ class TiffStreamWriter:
     ``path``; with ``overwrite=False`` an existing ``path`` is refused.
     """
 
-    def __init__(self, path, shape, dtype, *, description: str | None = None,
-                 overwrite: bool = True):
+    def __init__(
+        self,
+        path,
+        shape,
+        dtype,
+        *,
+        description: str | None = None,
+        overwrite: bool = True,
+    ):
         self.path = Path(path)
         self.overwrite = overwrite
         self.shape = tuple(shape)
@@ -69,15 +82,21 @@ class TiffStreamWriter:
             frames = frames[np.newaxis]
         if frames.ndim != 3 or frames.shape[1:] != self.shape[1:]:
             raise DerotationError(
-                f"chunk frames must be {self.shape[1:]}; got {frames.shape[1:]}")
+                f"chunk frames must be {self.shape[1:]}; got {frames.shape[1:]}"
+            )
         if self.written + frames.shape[0] > self.shape[0]:
             raise DerotationError(
                 f"{self.path.name}: {self.written + frames.shape[0]} frames "
-                f"written; expected {self.shape[0]}")
+                f"written; expected {self.shape[0]}"
+            )
         first = self.written == 0
-        self._tif.write(frames, contiguous=True, photometric="minisblack",
-                        description=self.description if first else None,
-                        metadata=None)
+        self._tif.write(
+            frames,
+            contiguous=True,
+            photometric="minisblack",
+            description=self.description if first else None,
+            metadata=None,
+        )
         self.written += frames.shape[0]
 
     def __exit__(self, exc_type, exc, tb):
@@ -88,13 +107,13 @@ class TiffStreamWriter:
             self._tif.close()
         except Exception as close_exc:
             error = close_exc
-        if exc_type is not None:        # the block failed: discard, propagate
+        if exc_type is not None:  # the block failed: discard, propagate
             self._ctx.__exit__(exc_type, exc, tb)
             return False
         if error is None and self.written != self.shape[0]:
             error = DerotationError(
-                f"{self.path.name}: wrote {self.written} of {self.shape[0]} "
-                f"frames")
+                f"{self.path.name}: wrote {self.written} of {self.shape[0]} frames"
+            )
         if error is not None:
             self._ctx.__exit__(type(error), error, error.__traceback__)
             raise error

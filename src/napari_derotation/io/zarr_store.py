@@ -29,8 +29,15 @@ import numpy as np
 from ..errors import DerotationError
 from .atomic import _json_default, check_writable, publish, temp_dir
 
-__all__ = ["ZarrWriter", "ZarrSource", "is_zarr_path", "write_region",
-           "RECORD_KEY", "ZARR_SUFFIXES", "store_sha256"]
+__all__ = [
+    "ZarrWriter",
+    "ZarrSource",
+    "is_zarr_path",
+    "write_region",
+    "RECORD_KEY",
+    "ZARR_SUFFIXES",
+    "store_sha256",
+]
 
 ZARR_SUFFIXES = (".zarr", ".ome.zarr")
 #: Group attribute holding the run's JSON record.
@@ -42,8 +49,7 @@ _ORDER = "tczyx"
 #: Write every chunk (zarr's default compares each with the fill value
 #: first, which costs more than compressing it).
 _WRITE = {"write_empty_chunks": True}
-_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space",
-          "x": "space"}
+_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 
 
 def store_sha256(path) -> str:
@@ -72,7 +78,8 @@ def _shape5(shape) -> tuple:
         return (shape[0], 1, 1, *shape[1:])
     if len(shape) != 5:
         raise DerotationError(
-            f"expected a movie shape (T, Y, X) or (T, Z, C, Y, X); got {shape}")
+            f"expected a movie shape (T, Y, X) or (T, Z, C, Y, X); got {shape}"
+        )
     return shape
 
 
@@ -87,14 +94,15 @@ def _stored_axes(shape5, axes) -> str:
 
 def _to_stored(chunk5, stored: str) -> np.ndarray:
     """``(n, Z, C, Y, X)`` -> the stored axis order (singletons dropped)."""
-    perm = [0, 2, 1, 3, 4]                       # t c z y x
+    perm = [0, 2, 1, 3, 4]  # t c z y x
     out = np.transpose(chunk5, perm)
     drop = tuple(i for i, a in enumerate(_ORDER) if a not in stored)
     return out.reshape([s for i, s in enumerate(out.shape) if i not in drop])
 
 
-def ngff_multiscales(stored: str, *, name: str, frame_rate=None,
-                     pixel_size=None) -> list:
+def ngff_multiscales(
+    stored: str, *, name: str, frame_rate=None, pixel_size=None
+) -> list:
     """The NGFF 0.4 ``multiscales`` attribute of a one-level image."""
     axes, scale = [], []
     for a in stored:
@@ -106,9 +114,19 @@ def ngff_multiscales(stored: str, *, name: str, frame_rate=None,
             ax["unit"], s = "micrometer", float(pixel_size)
         axes.append(ax)
         scale.append(s)
-    return [{"version": "0.4", "name": name, "axes": axes,
-             "datasets": [{"path": "0", "coordinateTransformations": [
-                 {"type": "scale", "scale": scale}]}]}]
+    return [
+        {
+            "version": "0.4",
+            "name": name,
+            "axes": axes,
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [{"type": "scale", "scale": scale}],
+                }
+            ],
+        }
+    ]
 
 
 class ZarrWriter:
@@ -125,9 +143,20 @@ class ZarrWriter:
     :attr:`chunk_frames` time points, then :meth:`mark_written` and exit.
     """
 
-    def __init__(self, path, shape, dtype, *, axes=None, record=None,
-                 overwrite=False, chunk_frames=None, frame_rate=None,
-                 pixel_size=None, **_ignored):
+    def __init__(
+        self,
+        path,
+        shape,
+        dtype,
+        *,
+        axes=None,
+        record=None,
+        overwrite=False,
+        chunk_frames=None,
+        frame_rate=None,
+        pixel_size=None,
+        **_ignored,
+    ):
         self.path = Path(path)
         self.shape5 = _shape5(shape)
         self.dtype = np.dtype(dtype).newbyteorder("=")
@@ -152,15 +181,22 @@ class ZarrWriter:
         try:
             group = zarr.open_group(self.temp_path, mode="w", zarr_format=2)
             group.attrs["multiscales"] = ngff_multiscales(
-                self.stored, name=self.path.name.split(".")[0],
-                frame_rate=self.frame_rate, pixel_size=self.pixel_size)
+                self.stored,
+                name=self.path.name.split(".")[0],
+                frame_rate=self.frame_rate,
+                pixel_size=self.pixel_size,
+            )
             t, z, c, y, x = self.shape5
             full = {"t": t, "c": c, "z": z, "y": y, "x": x}
             shape = tuple(full[a] for a in self.stored)
             self._array = group.create_array(
-                "0", shape=shape, dtype=self.dtype,
+                "0",
+                shape=shape,
+                dtype=self.dtype,
                 chunks=(self.chunk_frames, *shape[1:]),
-                compressors=_compressor(), fill_value=0).with_config(_WRITE)
+                compressors=_compressor(),
+                fill_value=0,
+            ).with_config(_WRITE)
         except BaseException:
             shutil.rmtree(self.temp_path, ignore_errors=True)
             raise
@@ -174,9 +210,9 @@ class ZarrWriter:
         if self.written + n > self.shape5[0]:
             raise DerotationError(
                 f"{self.path.name}: {self.written + n} time points written; "
-                f"expected {self.shape5[0]}")
-        self._array[self.written: self.written + n] = _to_stored(
-            chunk5, self.stored)
+                f"expected {self.shape5[0]}"
+            )
+        self._array[self.written : self.written + n] = _to_stored(chunk5, self.stored)
         self.written += n
 
     def mark_written(self, n: int) -> None:
@@ -189,7 +225,8 @@ class ZarrWriter:
             if exc_type is None and self.written != self.shape5[0]:
                 raise DerotationError(
                     f"{self.path.name}: wrote {self.written} of "
-                    f"{self.shape5[0]} time points")
+                    f"{self.shape5[0]} time points"
+                )
             if exc_type is None:
                 self._finish()
         except BaseException:
@@ -205,15 +242,15 @@ class ZarrWriter:
         if self.record is not None:
             group = zarr.open_group(self.temp_path, mode="r+", zarr_format=2)
             group.attrs[RECORD_KEY] = json.loads(
-                json.dumps(self.record, default=_json_default))
+                json.dumps(self.record, default=_json_default)
+            )
         publish(self.temp_path, self.path, overwrite=self.overwrite)
 
 
 def _compressor():
     import numcodecs
 
-    return numcodecs.Blosc(cname="lz4", clevel=5,
-                           shuffle=numcodecs.Blosc.SHUFFLE)
+    return numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 
 
 def _chunk5(chunk, shape5, dtype) -> np.ndarray:
@@ -225,7 +262,8 @@ def _chunk5(chunk, shape5, dtype) -> np.ndarray:
     if a.ndim != 5 or a.shape[1:] != tuple(shape5[1:]):
         raise DerotationError(
             f"chunk must be (n, Z, C, Y, X) = (n, {', '.join(map(str, shape5[1:]))})"
-            f"; got {a.shape}")
+            f"; got {a.shape}"
+        )
     return a.astype(dtype, copy=False)
 
 
@@ -245,7 +283,7 @@ def write_region(store_path, start: int, chunk) -> int:
     full = dict(zip(stored[1:], rest, strict=True))
     shape5 = (t, full.get("z", 1), full.get("c", 1), full["y"], full["x"])
     chunk5 = _chunk5(chunk, shape5, arr.dtype)
-    arr[start: start + chunk5.shape[0]] = _to_stored(chunk5, stored)
+    arr[start : start + chunk5.shape[0]] = _to_stored(chunk5, stored)
     return int(chunk5.shape[0])
 
 
@@ -279,34 +317,49 @@ class ZarrSource:
             node = zarr.open(self.path, mode="r")
         except Exception as exc:
             raise DerotationError(
-                f"cannot open {self.path.name} as a Zarr store: {exc}") from None
+                f"cannot open {self.path.name} as a Zarr store: {exc}"
+            ) from None
         attrs = node.attrs.asdict()
         ms = attrs.get("multiscales")
         if not isinstance(node, zarr.Group) or not ms:
-            what = ("a bare array" if isinstance(node, zarr.Array) else
-                    "a group without multiscales")
+            what = (
+                "a bare array"
+                if isinstance(node, zarr.Array)
+                else "a group without multiscales"
+            )
             raise DerotationError(
                 f"{self.path.name}: expected an OME-Zarr image (a group with "
                 f"NGFF 'multiscales' axes t, [c], [z], y, x); found "
-                f"{what}: write it with napari-derotation or add NGFF 0.4 metadata")
+                f"{what}: write it with napari-derotation or add NGFF 0.4 metadata"
+            )
         self.stored, self._array, scale, self._key = _parse_multiscales(
-            self.path, node, ms)
+            self.path, node, ms
+        )
         full = dict(zip(self.stored, self._array.shape, strict=True))
-        self.shape = (full.get("t", 1), full.get("z", 1), full.get("c", 1),
-                      full["y"], full["x"])
+        self.shape = (
+            full.get("t", 1),
+            full.get("z", 1),
+            full.get("c", 1),
+            full["y"],
+            full["x"],
+        )
         if 0 in self.shape:
             raise DerotationError(f"{self.path.name} is empty: shape {self.shape}")
         dtype = np.dtype(self._array.dtype)
         if dtype.kind not in "biuf":
             raise DerotationError(
                 f"{self.path.name}: array {self._key} holds {dtype.str} "
-                f"values; expected numbers (integers or floats)")
+                f"values; expected numbers (integers or floats)"
+            )
         self.dtype = dtype.newbyteorder("=")
         check_time_point(self.path.name, self.shape, self.dtype)
         if not allow_missing_chunks:
             _check_chunks(self.path, self._key, self._array)
-        self.axes = "T" + "".join(a.upper() for a in "zc" if self.shape[
-            "tzc".index(a)] > 1) + "YX"
+        self.axes = (
+            "T"
+            + "".join(a.upper() for a in "zc" if self.shape["tzc".index(a)] > 1)
+            + "YX"
+        )
         self.record = attrs.get(RECORD_KEY)
         self.metadata = _metadata(self.stored, scale, self.record, attrs)
 
@@ -319,7 +372,8 @@ class ZarrSource:
         if not 0 <= start < stop <= self.shape[0]:
             raise DerotationError(
                 f"{self.path.name}: time points {start}:{stop} are not a range "
-                f"in [0, {self.shape[0]}]")
+                f"in [0, {self.shape[0]}]"
+            )
         try:
             if "t" in self.stored:
                 block = np.asarray(self._array[start:stop])
@@ -338,7 +392,8 @@ class ZarrSource:
             raise DerotationError(
                 f"{self.path.name}: {z} planes and {c} channels (axes "
                 f"{self.axes}); expected a stack of 2-D frames (frames, "
-                f"rows, cols) here")
+                f"rows, cols) here"
+            )
         from .sources import check_whole
 
         check_whole(self.path.name, (t, y, x), self.dtype)
@@ -358,10 +413,12 @@ class ZarrSource:
                 return DerotationError(
                     f"{self.path.name}: chunk {self._key}/{key} cannot be "
                     f"read ({type(err).__name__}: {err}); expected the "
-                    f"store's compressed data")
+                    f"store's compressed data"
+                )
         return DerotationError(
             f"{self.path.name}: time points {start}-{stop} cannot be read: "
-            f"{type(exc).__name__}: {exc}")
+            f"{type(exc).__name__}: {exc}"
+        )
 
     def _to5(self, block, n):
         names = ["t"] + [a for a in self.stored if a != "t"]
@@ -371,8 +428,7 @@ class ZarrSource:
                 block = block[..., np.newaxis]
         order = [names.index(a) for a in "tzcyx"]
         out = np.transpose(block, order)
-        return np.ascontiguousarray(out.reshape(n, *self.shape[1:]),
-                                    self.dtype)
+        return np.ascontiguousarray(out.reshape(n, *self.shape[1:]), self.dtype)
 
     def dask(self, *, squeeze: bool = True):
         """The movie as a lazy dask array: ``(T, Z, C, Y, X)``, or with
@@ -389,8 +445,10 @@ class ZarrSource:
                 arr, names = arr[..., np.newaxis], [*names, a]
         arr = arr.transpose([names.index(a) for a in "tzcyx"])
         if squeeze:
-            idx = tuple(0 if a in "zc" and a.upper() not in self.axes
-                        else slice(None) for a in "tzcyx")
+            idx = tuple(
+                0 if a in "zc" and a.upper() not in self.axes else slice(None)
+                for a in "tzcyx"
+            )
             arr = arr[idx]
         return arr
 
@@ -407,39 +465,58 @@ class ZarrSource:
 def _parse_multiscales(path: Path, group, ms):
     try:
         first = ms[0]
-        names = [str(a["name"]).lower() if isinstance(a, dict) else
-                 str(a).lower() for a in first["axes"]]
+        names = [
+            str(a["name"]).lower() if isinstance(a, dict) else str(a).lower()
+            for a in first["axes"]
+        ]
         ds = first["datasets"][0]
         key = ds["path"]
-        scale = next((t["scale"] for t in ds.get(
-            "coordinateTransformations", []) if t.get("type") == "scale"),
-            [1.0] * len(names))
+        scale = next(
+            (
+                t["scale"]
+                for t in ds.get("coordinateTransformations", [])
+                if t.get("type") == "scale"
+            ),
+            [1.0] * len(names),
+        )
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise DerotationError(
             f"{path.name}: malformed NGFF 'multiscales' metadata ({exc}); "
-            f"expected axes and a dataset path") from None
+            f"expected axes and a dataset path"
+        ) from None
     parts = str(key).replace("\\", "/").split("/")
-    if not isinstance(key, str) or not key or key.startswith("/") or any(
-            p in ("", ".", "..") for p in parts):
+    if (
+        not isinstance(key, str)
+        or not key
+        or key.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise DerotationError(
             f"{path.name}: NGFF dataset path {key!r}; expected the name of an "
-            f"array inside the store (no '..', not absolute)")
+            f"array inside the store (no '..', not absolute)"
+        )
     try:
         arr = group[key]
     except Exception as exc:
         raise DerotationError(
-            f"{path.name}: cannot open its array {key!r}: {exc}") from None
+            f"{path.name}: cannot open its array {key!r}: {exc}"
+        ) from None
     if not hasattr(arr, "dtype"):
         raise DerotationError(
-            f"{path.name}: NGFF dataset path {key!r} names a group; "
-            f"expected an array")
+            f"{path.name}: NGFF dataset path {key!r} names a group; expected an array"
+        )
     unknown = [a for a in names if a not in _ORDER]
-    if unknown or len(set(names)) != len(names) or not {"y", "x"} <= set(
-            names) or len(names) != arr.ndim:
+    if (
+        unknown
+        or len(set(names)) != len(names)
+        or not {"y", "x"} <= set(names)
+        or len(names) != arr.ndim
+    ):
         raise DerotationError(
             f"{path.name}: expected NGFF axes drawn from t, c, z, y, x "
             f"(y and x required, one per array dimension); found "
-            f"{names} for an array of shape {arr.shape}")
+            f"{names} for an array of shape {arr.shape}"
+        )
     return "".join(names), arr, list(scale), key
 
 
@@ -448,7 +525,7 @@ def _check_chunks(path: Path, key: str, arr) -> None:
     which would be derotated as if it were data. Lists the array's folder
     once; names the first chunk missing."""
     folder = path / key
-    if not folder.is_dir():             # not a local folder store: unchecked
+    if not folder.is_dir():  # not a local folder store: unchecked
         return
     present = set()
     for root, _dirs, names in os.walk(folder):
@@ -463,18 +540,21 @@ def _check_chunks(path: Path, key: str, arr) -> None:
             f"{path.name}: chunk {key}/{missing[0]} is missing ({len(missing)} "
             f"of {math.prod(grid)} chunks missing): it would read as zeros; "
             f"a store written sparse on purpose can be read with "
-            f"--allow-missing-chunks")
+            f"--allow-missing-chunks"
+        )
 
 
 def _metadata(stored, scale, record, attrs) -> dict:
     meta: dict = {}
     axes = attrs["multiscales"][0]["axes"]
     for a, s, ax in zip(stored, scale, axes, strict=False):
-        if a == "t" and isinstance(ax, dict) and ax.get("unit") == "second" \
-                and s:
+        if a == "t" and isinstance(ax, dict) and ax.get("unit") == "second" and s:
             meta["frame_rate"] = 1.0 / float(s)
-    if isinstance(record, dict) and record.get("frame_rate") and \
-            "frame_rate" not in meta:
+    if (
+        isinstance(record, dict)
+        and record.get("frame_rate")
+        and "frame_rate" not in meta
+    ):
         meta["frame_rate"] = float(record["frame_rate"])
     if record is not None:
         meta["record"] = record

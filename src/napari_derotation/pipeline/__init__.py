@@ -12,5 +12,12 @@ from .config import Config, load_config
 from .dataset import OUTPUT_SUBFOLDER, Dataset
 from .run import run_dataset, write_frame_csv
 
-__all__ = ["Dataset", "AnglesResult", "run_dataset", "write_frame_csv",
-           "OUTPUT_SUBFOLDER", "Config", "load_config"]
+__all__ = [
+    "Dataset",
+    "AnglesResult",
+    "run_dataset",
+    "write_frame_csv",
+    "OUTPUT_SUBFOLDER",
+    "Config",
+    "load_config",
+]

@@ -46,8 +46,15 @@ from .fields import (
     whole,
 )
 
-__all__ = ["Config", "load_config", "load_yaml", "KEYS", "SOURCE_KEYS",
-           "ROTATION_SOURCES", "CONFIG_SUFFIXES"]
+__all__ = [
+    "Config",
+    "load_config",
+    "load_yaml",
+    "KEYS",
+    "SOURCE_KEYS",
+    "ROTATION_SOURCES",
+    "CONFIG_SUFFIXES",
+]
 
 CONFIG_SUFFIXES = (".yml", ".yaml", ".toml")
 ROTATION_SOURCES = ("ticks", "encoder", "position", "log", "frame_angles")
@@ -71,8 +78,9 @@ class Config:
     in this order).
     """
 
-    pipeline_type: str = setting("pipeline_type", "full", text,
-                              check=one_of("full", "incremental"))
+    pipeline_type: str = setting(
+        "pipeline_type", "full", text, check=one_of("full", "incremental")
+    )
     movie: Path | None = path_setting("paths_read.path_to_tif")
     signals: Path | None = path_setting("paths_read.path_to_aux")
     stimulus: Path | None = path_setting("paths_read.path_to_randperm")
@@ -80,60 +88,71 @@ class Config:
     saving_name: str = setting("paths_write.saving_name", "derotated", text)
     debug_plots_folder: Path | None = path_setting("paths_write.debug_plots_folder")
     overwrite: bool = setting("paths_write.overwrite", False, flag)
-    output_format: str = setting("paths_write.output_format", "tif", text,
-                              check=one_of("tif", "zarr", "nwb"))
+    output_format: str = setting(
+        "paths_write.output_format", "tif", text, check=one_of("tif", "zarr", "nwb")
+    )
     nwb_metadata: Path | None = path_setting("paths_write.nwb_metadata")
     channel_names: tuple = setting("channel_names", DEFAULT_CHANNEL_NAMES, names)
-    channels: dict = setting("channels", None, mapping,
-                          factory=lambda: dict(DEFAULT_CHANNELS))
+    channels: dict = setting(
+        "channels", None, mapping, factory=lambda: dict(DEFAULT_CHANNELS)
+    )
     npy_rows: tuple = setting("npy_rows", DEFAULT_ROWS, numbers(integers=True))
-    rotation_increment: float = setting("rotation_increment", 0.2,
-                                     number(positive=True))
+    rotation_increment: float = setting(
+        "rotation_increment", 0.2, number(positive=True)
+    )
     rot_deg: float = setting("rot_deg", 360.0, number(positive=True))
-    incremental_step: float = setting("incremental_step", 10.0,
-                                   number(positive=True))
-    incremental_direction: int = setting("incremental_direction", -1, whole(),
-                                      check=sign)
+    incremental_step: float = setting("incremental_step", 10.0, number(positive=True))
+    incremental_direction: int = setting(
+        "incremental_direction", -1, whole(), check=sign
+    )
     debugging_plots: bool = setting("debugging_plots", False, flag)
     frame_rate: float | None = setting("frame_rate", None, number(positive=True))
-    sampling_rate: float | None = setting("sampling_rate", None,
-                                       number(positive=True))
+    sampling_rate: float | None = setting("sampling_rate", None, number(positive=True))
     tick_height: float = setting(
-        "analog_signals_processing.find_rotation_ticks_peaks.height", 4.0,
-        number())
+        "analog_signals_processing.find_rotation_ticks_peaks.height", 4.0, number()
+    )
     tick_distance: int = setting(
-        "analog_signals_processing.find_rotation_ticks_peaks.distance", 20,
-        whole(1))
-    squared_pulse_k: float = setting("analog_signals_processing.squared_pulse_k",
-                                  0.0, number())
-    pulse_threshold: str = setting("analog_signals_processing.pulse_threshold",
-                                "auto", text,
-                                check=one_of("auto", "mean_std"))
+        "analog_signals_processing.find_rotation_ticks_peaks.distance", 20, whole(1)
+    )
+    squared_pulse_k: float = setting(
+        "analog_signals_processing.squared_pulse_k", 0.0, number()
+    )
+    pulse_threshold: str = setting(
+        "analog_signals_processing.pulse_threshold",
+        "auto",
+        text,
+        check=one_of("auto", "mean_std"),
+    )
     inter_rotation_interval_min_len: int = setting(
-        "analog_signals_processing.inter_rotation_interval_min_len", 1000,
-        whole(0))
+        "analog_signals_processing.inter_rotation_interval_min_len", 1000, whole(0)
+    )
     artifact_threshold: float = setting(
         "analog_signals_processing.angle_interpolation_artifact_threshold",
-        0.15, number(minimum=0))
-    repair_ticks: bool = setting("analog_signals_processing.repair_ticks", True,
-                              flag)
+        0.15,
+        number(minimum=0),
+    )
+    repair_ticks: bool = setting("analog_signals_processing.repair_ticks", True, flag)
     line_count_mismatch: str = setting(
-        "analog_signals_processing.line_count_mismatch", "error", text,
-        check=one_of("error", "trim"))
+        "analog_signals_processing.line_count_mismatch",
+        "error",
+        text,
+        check=one_of("error", "trim"),
+    )
     line_use_start: bool = setting("interpolation.line_use_start", True, flag)
     frame_use_start: bool = setting("interpolation.frame_use_start", True, flag)
     biased_center: tuple | None = setting("biased_center", None, numbers(2))
     center: tuple | None = setting("center", None, numbers(2))
-    center_method: str = setting("center_method", "given", text,
-                              check=one_of("given", "bayesian", "ellipse"))
+    center_method: str = setting(
+        "center_method", "given", text, check=one_of("given", "bayesian", "ellipse")
+    )
     delta_center: float = setting("delta_center", 7.0, number(positive=True))
     angle_delay: float | str = setting("angle_delay", 0.0, _lines_or_auto)
     blank_value: float | None = setting("blank_value", None, number())
-    resampling: str = setting("resampling", "bilinear", text,
-                           check=one_of("bilinear", "nearest", "cubic"))
+    resampling: str = setting(
+        "resampling", "bilinear", text, check=one_of("bilinear", "nearest", "cubic")
+    )
     plane_tilt: float = setting("rotation_plane.tilt", 0.0, number())
-    plane_orientation: float = setting("rotation_plane.orientation", 0.0,
-                                    number())
+    plane_orientation: float = setting("rotation_plane.orientation", 0.0, number())
     plane_output: str = setting("rotation_plane.output", "imaging", text)
     ellipse_seed: tuple | None = setting("ellipse.seed", None, numbers(2))
     ellipse_frame: int = setting("ellipse.frame", 0, whole(0))
@@ -141,39 +160,40 @@ class Config:
     # the movie's layout; the top-level "channels" maps the analog signals
     movie_channels: int | None = setting("movie.channels", None, whole(1))
     movie_planes: int | None = setting("movie.planes", None, whole(1))
-    structural_channel: int | None = setting("movie.structural_channel", None,
-                                          whole(0))
+    structural_channel: int | None = setting("movie.structural_channel", None, whole(0))
     center_plane: int | None = setting("movie.center_plane", None, whole(0))
     # angle sources other than the reference's ticks (docs/sources.md)
-    rotation_source: str = setting("rotation_source", "ticks", text,
-                                check=one_of(*ROTATION_SOURCES))
-    encoder_channel_a: str | int | None = setting("encoder.channel_a", None,
-                                               channel)
-    encoder_channel_b: str | int | None = setting("encoder.channel_b", None,
-                                               channel)
+    rotation_source: str = setting(
+        "rotation_source", "ticks", text, check=one_of(*ROTATION_SOURCES)
+    )
+    encoder_channel_a: str | int | None = setting("encoder.channel_a", None, channel)
+    encoder_channel_b: str | int | None = setting("encoder.channel_b", None, channel)
     encoder_counts_per_turn: float | None = setting(
-        "encoder.counts_per_turn", None, number(positive=True))
-    encoder_direction: int = setting("encoder.direction", 1, whole(),
-                                  check=sign)
-    position_channel: str | int | None = setting("position.channel", None,
-                                              channel)
+        "encoder.counts_per_turn", None, number(positive=True)
+    )
+    encoder_direction: int = setting("encoder.direction", 1, whole(), check=sign)
+    position_channel: str | int | None = setting("position.channel", None, channel)
     position_degrees_per_volt: float | None = setting(
-        "position.degrees_per_volt", None, number(nonzero=True))
-    position_offset_volts: float = setting("position.offset_volts", 0.0,
-                                        number())
-    position_range_volts: tuple = setting("position.range_volts", (-10.0, 10.0),
-                                       numbers(2))
-    position_smoothing_samples: int = setting("position.smoothing_samples", 101,
-                                           whole(1))
+        "position.degrees_per_volt", None, number(nonzero=True)
+    )
+    position_offset_volts: float = setting("position.offset_volts", 0.0, number())
+    position_range_volts: tuple = setting(
+        "position.range_volts", (-10.0, 10.0), numbers(2)
+    )
+    position_smoothing_samples: int = setting(
+        "position.smoothing_samples", 101, whole(1)
+    )
     log_path: Path | None = path_setting("log.path")
     log_time_column: str = setting("log.time_column", "time_s", text)
     log_angle_column: str = setting("log.angle_column", "angle_deg", text)
-    log_clock: str = setting("log.clock", "line_clock", text,
-                          check=one_of(*LINE_CLOCKS))
+    log_clock: str = setting(
+        "log.clock", "line_clock", text, check=one_of(*LINE_CLOCKS)
+    )
     log_offset_s: float = setting("log.log_offset_s", 0.0, number())
     frame_angles_path: Path | None = path_setting("frame_angles.path")
-    frame_angles_clock: str = setting("frame_angles.clock", "frame_rate", text,
-                                   check=one_of(*LINE_CLOCKS))
+    frame_angles_clock: str = setting(
+        "frame_angles.clock", "frame_rate", text, check=one_of(*LINE_CLOCKS)
+    )
     # not from the file
     source: Path | None = None
     warnings: list = field(default_factory=list, compare=False)
@@ -185,7 +205,8 @@ class Config:
         if not isinstance(data, dict):
             raise DerotationError(
                 f"a config must be a mapping of keys to values; got "
-                f"{type(data).__name__}")
+                f"{type(data).__name__}"
+            )
         values, notes = {}, []
         flat = dict(_flatten(data))
         for key, value in flat.items():
@@ -197,26 +218,32 @@ class Config:
             else:
                 values[KEYS[key]] = _convert(_FIELDS[KEYS[key]], value, base)
         cfg = cls(**values)
-        if ("analog_signals_processing",
-                "angle_interpolation_artifact_threshold") in flat:
+        if (
+            "analog_signals_processing",
+            "angle_interpolation_artifact_threshold",
+        ) in flat:
             notes.append(
                 "angle_interpolation_artifact_threshold: used as given "
                 f"({cfg.artifact_threshold:g} degrees); the reference ignores "
-                "it and uses 0.2")
+                "it and uses 0.2"
+            )
         if "pipeline_type" in values:
             notes.append(
                 f"pipeline_type: selects the pipeline here "
-                f"({cfg.pipeline_type!r}); the reference ignores this key")
+                f"({cfg.pipeline_type!r}); the reference ignores this key"
+            )
         if "squared_pulse_k" in values and cfg.pulse_threshold == "auto":
             notes.append(
                 "squared_pulse_k: not used: pulses are detected midway between "
                 "each signal's low and high levels (set analog_signals_"
                 "processing.pulse_threshold: mean_std to use mean + k * std as "
-                "the reference)")
+                "the reference)"
+            )
         if "delta_center" in values and cfg.center_method != "bayesian":
             notes.append(
                 "delta_center: used only with center_method: bayesian (the "
-                "reference always searched; here the given centre is used)")
+                "reference always searched; here the given centre is used)"
+            )
         cfg.warnings = notes
         return cfg.check()
 
@@ -232,15 +259,18 @@ class Config:
         if self.center_method == "ellipse" and self.ellipse_seed is None:
             raise DerotationError(
                 "center_method: ellipse needs ellipse.seed: [row, col], a "
-                "bright cell in frame ellipse.frame of the raw movie")
+                "bright cell in frame ellipse.frame of the raw movie"
+            )
         for role in ROLES:
             if role not in self.channels:
                 raise DerotationError(
                     f"channels: expected a channel name for each of "
-                    f"{', '.join(ROLES)}; {role} is missing")
+                    f"{', '.join(ROLES)}; {role} is missing"
+                )
         if len(self.npy_rows) != 4:
             raise DerotationError(
-                f"npy_rows: expected 4 row numbers; got {list(self.npy_rows)}")
+                f"npy_rows: expected 4 row numbers; got {list(self.npy_rows)}"
+            )
         self.derotation_params()
         file_stem("paths_write.saving_name", self.saving_name)
         self.signal_params()
@@ -253,52 +283,66 @@ class Config:
             if getattr(self, name) is None:
                 raise DerotationError(
                     f"{_FILE_KEY[name]}: required with rotation_source: "
-                    f"{self.rotation_source}; not given")
+                    f"{self.rotation_source}; not given"
+                )
         a, b = self.encoder_channel_a, self.encoder_channel_b
         if self.rotation_source == "encoder" and a == b:
             raise DerotationError(
                 f"encoder.channel_a and encoder.channel_b: expected two "
                 f"different channels (A and B of the quadrature encoder); "
-                f"both are {a!r}")
+                f"both are {a!r}"
+            )
         lo_hi = tuple(self.position_range_volts)
         if not lo_hi[0] < lo_hi[1]:
             raise DerotationError(
                 f"position.range_volts: expected [low, high] with low < high; "
-                f"got {list(lo_hi)}")
+                f"got {list(lo_hi)}"
+            )
 
     def signal_params(self) -> SignalParams:
         """The parameters of
         :func:`napari_derotation.acquisition.signals.process_signals`."""
         return SignalParams(
-            protocol=self.pipeline_type, rot_deg=self.rot_deg,
-            increment=self.rotation_increment, step=self.incremental_step,
+            protocol=self.pipeline_type,
+            rot_deg=self.rot_deg,
+            increment=self.rotation_increment,
+            step=self.incremental_step,
             incremental_direction=self.incremental_direction,
-            tick_height=self.tick_height, tick_distance=self.tick_distance,
-            threshold_k=(self.squared_pulse_k if self.pulse_threshold ==
-                         "mean_std" else None),
+            tick_height=self.tick_height,
+            tick_distance=self.tick_distance,
+            threshold_k=(
+                self.squared_pulse_k if self.pulse_threshold == "mean_std" else None
+            ),
             min_off_samples=self.inter_rotation_interval_min_len,
             artifact_threshold=self.artifact_threshold,
-            repair_ticks=self.repair_ticks, line_use_start=self.line_use_start,
+            repair_ticks=self.repair_ticks,
+            line_use_start=self.line_use_start,
             frame_use_start=self.frame_use_start,
-            line_count_mismatch=self.line_count_mismatch).check()
+            line_count_mismatch=self.line_count_mismatch,
+        ).check()
 
-    def derotation_params(self, *, center=None, fill_value=0.0,
-                          plane=None, angle_delay=None) -> DerotationParams:
+    def derotation_params(
+        self, *, center=None, fill_value=0.0, plane=None, angle_delay=None
+    ) -> DerotationParams:
         """The :class:`DerotationParams` this config asks for, with the
         centre and fill value found by the pipeline; ``plane`` (tilt,
         orientation) replaces the configured one (a fitted plane) and
         ``angle_delay`` the configured one (``auto``: found by the run)."""
-        tilt, orientation = plane if plane is not None else (
-            self.plane_tilt, self.plane_orientation)
+        tilt, orientation = (
+            plane if plane is not None else (self.plane_tilt, self.plane_orientation)
+        )
         if angle_delay is None:
-            angle_delay = 0.0 if self.angle_delay == "auto" else \
-                self.angle_delay
+            angle_delay = 0.0 if self.angle_delay == "auto" else self.angle_delay
         try:
             return DerotationParams(
-                center=center, interpolation=self.resampling,
-                fill_value=fill_value, plane_tilt=tilt,
-                plane_orientation=orientation, plane_output=self.plane_output,
-                angle_delay=angle_delay)
+                center=center,
+                interpolation=self.resampling,
+                fill_value=fill_value,
+                plane_tilt=tilt,
+                plane_orientation=orientation,
+                plane_output=self.plane_output,
+                angle_delay=angle_delay,
+            )
         except DerotationError as exc:
             raise DerotationError(f"config: {exc}") from None
 
@@ -337,12 +381,14 @@ class Config:
         for root in (home, *(Path(a).resolve() for a in also)):
             if where == root or root in where.parents:
                 return
-        option = "" if name != "output_folder" else \
-            " (run -o DIR, batch --output-root DIR)"
+        option = (
+            "" if name != "output_folder" else " (run -o DIR, batch --output-root DIR)"
+        )
         raise DerotationError(
             f"{_FILE_KEY[name]}: {folder} is outside the config's folder "
             f"{home}; a config writes only inside its own folder: give the "
-            f"folder on the command line{option} to write there")
+            f"folder on the command line{option} to write there"
+        )
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes).check()
@@ -377,31 +423,31 @@ class Config:
 #: Config fields read from a file, by name.
 _FIELDS = {f.name: f for f in dataclasses.fields(Config) if "key" in f.metadata}
 _IGNORED = {
-    ("paths_write", "logs_folder"):
-        "not used: progress goes to stderr and every parameter to the JSON "
-        "record",
-    ("adjust_increment",):
-        "not used: the increment is always adjusted per rotation (as in the "
-        "reference since 0.1, which ignores this key too)",
-    ("init_points",):
-        "not used: the Bayesian centre search sets its own budget",
-    ("n_iter",):
-        "not used: the Bayesian centre search sets its own budget",
+    (
+        "paths_write",
+        "logs_folder",
+    ): "not used: progress goes to stderr and every parameter to the JSON record",
+    (
+        "adjust_increment",
+    ): "not used: the increment is always adjusted per rotation (as in the "
+    "reference since 0.1, which ignores this key too)",
+    ("init_points",): "not used: the Bayesian centre search sets its own budget",
+    ("n_iter",): "not used: the Bayesian centre search sets its own budget",
 }
 #: File key path -> Config field (None: accepted but not used).
 KEYS: dict[tuple[str, ...], str | None] = {
     **{f.metadata["key"]: name for name, f in _FIELDS.items()},
-    **dict.fromkeys(_IGNORED)}
-_SOURCE_GROUPS = ("rotation_source", "encoder", "position", "log",
-                  "frame_angles")
+    **dict.fromkeys(_IGNORED),
+}
+_SOURCE_GROUPS = ("rotation_source", "encoder", "position", "log", "frame_angles")
 #: Keys of the angle sources other than the reference's ticks.
 SOURCE_KEYS: dict[tuple[str, ...], str] = {
-    k: v for k, v in KEYS.items() if v and k[0] in _SOURCE_GROUPS}
+    k: v for k, v in KEYS.items() if v and k[0] in _SOURCE_GROUPS
+}
 _FILE_KEY = {v: ".".join(k) for k, v in KEYS.items() if v}
 #: What each source needs in the config.
 _SOURCE_REQUIRED = {
-    "encoder": ("encoder_channel_a", "encoder_channel_b",
-                "encoder_counts_per_turn"),
+    "encoder": ("encoder_channel_a", "encoder_channel_b", "encoder_counts_per_turn"),
     "position": ("position_channel", "position_degrees_per_volt"),
     "log": ("log_path",),
     "frame_angles": ("frame_angles_path",),
@@ -417,8 +463,7 @@ def _convert(f, value, base=None):
     try:
         value = convert(value, base) if f.metadata["path"] else convert(value)
     except (TypeError, ValueError) as exc:
-        raise DerotationError(
-            f"config key {key}: {exc}; got {_show(value)}") from None
+        raise DerotationError(f"config key {key}: {exc}; got {_show(value)}") from None
     expected = check(value) if check is not None else None
     if expected is not None:
         raise DerotationError(f"{key}: expected {expected}; got {value!r}")
@@ -447,7 +492,8 @@ def load_config(path, *, warn: bool = True) -> Config:
     else:
         raise DerotationError(
             f"config {path.name}: expected .yml, .yaml or .toml; got "
-            f"{suffix or 'no suffix'}")
+            f"{suffix or 'no suffix'}"
+        )
     cfg = Config.from_dict(data, base=path.parent)
     cfg.source = path
     if warn:

@@ -16,8 +16,15 @@ from ..errors import DerotationError
 from ..io.sources import TIFF_SUFFIXES, open_movie
 from .config import CONFIG_SUFFIXES, Config, load_config
 
-__all__ = ["Dataset", "OUTPUT_SUBFOLDER", "check_inputs", "describe_source",
-           "source_inputs", "input_checksums", "angles_summary"]
+__all__ = [
+    "Dataset",
+    "OUTPUT_SUBFOLDER",
+    "check_inputs",
+    "describe_source",
+    "source_inputs",
+    "input_checksums",
+    "angles_summary",
+]
 
 
 #: Where ``batch`` writes a dataset's outputs, inside the dataset folder.
@@ -62,13 +69,16 @@ class Dataset:
             cfg = config if config is not None else Config()
         changes = {}
         for kind, found, current in (
-                ("movie", _movies(folder, cfg), cfg.movie),
-                ("signals", _signal_files(folder), cfg.signals),
-                ("stimulus", _stimuli(folder), cfg.stimulus)):
-            owned = local is not None and current is not None and \
-                current.is_file()
-            changes[kind] = current if owned else _pick(
-                folder, kind, found, current, fallback=kind == "stimulus")
+            ("movie", _movies(folder, cfg), cfg.movie),
+            ("signals", _signal_files(folder), cfg.signals),
+            ("stimulus", _stimuli(folder), cfg.stimulus),
+        ):
+            owned = local is not None and current is not None and current.is_file()
+            changes[kind] = (
+                current
+                if owned
+                else _pick(folder, kind, found, current, fallback=kind == "stimulus")
+            )
         if changes["movie"] is None:
             raise DerotationError(f"not a dataset: no movie TIFF in {folder}")
         from ..acquisition.angle_sources import needs_analog
@@ -76,12 +86,17 @@ class Dataset:
         if changes["signals"] is None and needs_analog(cfg):
             raise DerotationError(
                 f"not a dataset: no analog signals (.bin, or .npy of shape "
-                f"(4, samples)) in {folder}")
-        if changes["stimulus"] is None and cfg.pipeline_type == "full" and \
-                cfg.rotation_source == "ticks":
+                f"(4, samples)) in {folder}"
+            )
+        if (
+            changes["stimulus"] is None
+            and cfg.pipeline_type == "full"
+            and cfg.rotation_source == "ticks"
+        ):
             raise DerotationError(
                 f"not a dataset: no stimulus table (.csv with speed,direction "
-                f"or .mat) in {folder}; the full pipeline needs one")
+                f"or .mat) in {folder}; the full pipeline needs one"
+            )
         changes.update(_source_files(folder, cfg))
         ds = cls(cfg.replace(**changes), folder)
         ds.config.warnings = list(cfg.warnings)
@@ -91,8 +106,12 @@ class Dataset:
         c = self.config
         if c.signals is None:
             raise DerotationError("no analog signals file given (path_to_aux)")
-        return load_analog(c.signals, channel_names=c.channel_names,
-                           channels=c.channels, rows=c.npy_rows)
+        return load_analog(
+            c.signals,
+            channel_names=c.channel_names,
+            channels=c.channels,
+            rows=c.npy_rows,
+        )
 
     def load_stimulus(self):
         """``(speed, direction)``, or ``(None, None)`` when not needed."""
@@ -101,7 +120,8 @@ class Dataset:
             if c.pipeline_type == "full":
                 raise DerotationError(
                     "the full pipeline needs a stimulus table "
-                    "(paths_read.path_to_randperm)")
+                    "(paths_read.path_to_randperm)"
+                )
             return None, None
         return load_stimulus(c.stimulus)
 
@@ -111,10 +131,11 @@ class Dataset:
         if self.config.movie is None:
             raise DerotationError("no movie given (paths_read.path_to_tif)")
         c = self.config
-        with open_movie(c.movie, channels=c.movie_channels,
-                        planes=c.movie_planes) as src:
+        with open_movie(
+            c.movie, channels=c.movie_channels, planes=c.movie_planes
+        ) as src:
             t, z, _, rows, cols = src.shape
-        return (t * z, rows, cols)      # scanned frames: planes in turn
+        return (t * z, rows, cols)  # scanned frames: planes in turn
 
     def compute_angles(self, progress=None) -> AnglesResult:
         """Per-line and per-frame angles, checked against the movie.
@@ -131,11 +152,17 @@ class Dataset:
             return compute_angles(c, n_frames=n, rows=rows, progress=progress)
         sig = self.load_signals()
         speed, direction = self.load_stimulus()
-        return process_signals(*sig.as_tuple(), params=c.signal_params(),
-                               direction=direction, speed=speed,
-                               n_lines=n * rows, n_frames=n,
-                               sampling_rate=c.sampling_rate,
-                               frame_rate=c.frame_rate, progress=progress)
+        return process_signals(
+            *sig.as_tuple(),
+            params=c.signal_params(),
+            direction=direction,
+            speed=speed,
+            n_lines=n * rows,
+            n_frames=n,
+            sampling_rate=c.sampling_rate,
+            frame_rate=c.frame_rate,
+            progress=progress,
+        )
 
 
 # ------------------------------------- a dataset's inputs, for runs and records
@@ -152,7 +179,8 @@ def check_inputs(cfg) -> Path:
     for name, key in wanted:
         if getattr(cfg, name) is None:
             raise DerotationError(
-                f"no {name} file given in the config (paths_read.{key})")
+                f"no {name} file given in the config (paths_read.{key})"
+            )
     return angles_input(cfg)
 
 
@@ -178,10 +206,17 @@ def input_checksums(cfg) -> dict:
     signals, the stimulus table, the config, the source's file)."""
     from ..io import file_sha256
 
-    named = (("signals", cfg.signals), ("stimulus", cfg.stimulus),
-             ("config", cfg.source), *source_inputs(cfg))
-    return {k: {"path": str(Path(v).resolve()), "sha256": file_sha256(v)}
-            for k, v in named if v is not None and Path(v).is_file()}
+    named = (
+        ("signals", cfg.signals),
+        ("stimulus", cfg.stimulus),
+        ("config", cfg.source),
+        *source_inputs(cfg),
+    )
+    return {
+        k: {"path": str(Path(v).resolve()), "sha256": file_sha256(v)}
+        for k, v in named
+        if v is not None and Path(v).is_file()
+    }
 
 
 def angles_summary(a: AnglesResult) -> dict:
@@ -192,14 +227,26 @@ def angles_summary(a: AnglesResult) -> dict:
         "samples": int(a.n_samples),
         "sampling_rate": a.sampling_rate,
         "rotations": [
-            {"start": int(s), "end": int(e), "direction": int(d),
-             "speed": None if np.isnan(v) else float(v),
-             "measured_speed": None if np.isnan(m) else round(float(m), 3),
-             "ticks": int(t), "increment": None if np.isnan(i) else float(i)}
+            {
+                "start": int(s),
+                "end": int(e),
+                "direction": int(d),
+                "speed": None if np.isnan(v) else float(v),
+                "measured_speed": None if np.isnan(m) else round(float(m), 3),
+                "ticks": int(t),
+                "increment": None if np.isnan(i) else float(i),
+            }
             for s, e, d, v, m, t, i in zip(
-                a.rotation_starts, a.rotation_ends, a.direction, a.speed,
-                a.measured_speed, a.ticks_per_rotation, a.increments,
-                strict=True)],
+                a.rotation_starts,
+                a.rotation_ends,
+                a.direction,
+                a.speed,
+                a.measured_speed,
+                a.ticks_per_rotation,
+                a.increments,
+                strict=True,
+            )
+        ],
         "lines": int(len(a.angles_per_line)),
         "frames": int(len(a.angles_per_frame)),
         "warnings": list(a.warnings),
@@ -224,26 +271,34 @@ def _source_files(folder, cfg) -> dict:
 
 
 def _configs(folder):
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES
+    )
 
 
 def _files(folder, suffixes):
-    out = [p for p in folder.iterdir()
-           if p.is_file() and p.suffix.lower() in suffixes
-           and not p.name.startswith(".")]
+    out = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+    ]
     if not out:  # one level down, skipping our own outputs
-        out = [p for p in folder.glob("*/*")
-               if p.is_file() and p.suffix.lower() in suffixes
-               and p.parent.name != OUTPUT_SUBFOLDER
-               and not p.name.startswith(".")]
+        out = [
+            p
+            for p in folder.glob("*/*")
+            if p.is_file()
+            and p.suffix.lower() in suffixes
+            and p.parent.name != OUTPUT_SUBFOLDER
+            and not p.name.startswith(".")
+        ]
     return sorted(out)
 
 
 def _movies(folder, cfg):
     skip = ("derotated", cfg.saving_name)
-    return [p for p in _files(folder, _MOVIE_SUFFIXES)
-            if not p.stem.startswith(skip)]
+    return [p for p in _files(folder, _MOVIE_SUFFIXES) if not p.stem.startswith(skip)]
 
 
 def _signal_files(folder):
@@ -275,15 +330,19 @@ def _stimuli(folder):
 
 
 def _pick(folder, kind, found, current, *, fallback):
-    if current is not None and current.is_file() and \
-            folder.resolve() in current.resolve().parents:
+    if (
+        current is not None
+        and current.is_file()
+        and folder.resolve() in current.resolve().parents
+    ):
         return current
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
         raise DerotationError(
             f"{folder}: more than one {kind} file ({', '.join(p.name for p in found)}"
-            f"); name the one to use in the dataset's config")
+            f"); name the one to use in the dataset's config"
+        )
     # only a shared stimulus table may live outside the dataset folder
     ok = fallback and current is not None and current.is_file()
     return current if ok else None

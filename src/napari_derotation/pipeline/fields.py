@@ -13,8 +13,21 @@ import math
 from dataclasses import field
 from pathlib import Path
 
-__all__ = ["setting", "path_setting", "to_path", "text", "flag", "number",
-           "whole", "numbers", "names", "mapping", "channel", "one_of", "sign"]
+__all__ = [
+    "setting",
+    "path_setting",
+    "to_path",
+    "text",
+    "flag",
+    "number",
+    "whole",
+    "numbers",
+    "names",
+    "mapping",
+    "channel",
+    "one_of",
+    "sign",
+]
 
 #: the largest whole number a config may hold (an int64)
 MAX_WHOLE = 2**63 - 1
@@ -40,10 +53,15 @@ def flag(value):
 
 
 def number(*, positive=False, nonzero=False, minimum=None):
-    need = ("a finite number > 0" if positive else
-            "a finite non-zero number" if nonzero else
-            f"a finite number >= {minimum:g}" if minimum is not None else
-            "a finite number")
+    need = (
+        "a finite number > 0"
+        if positive
+        else "a finite non-zero number"
+        if nonzero
+        else f"a finite number >= {minimum:g}"
+        if minimum is not None
+        else "a finite number"
+    )
 
     def convert(value):
         if isinstance(value, bool) or value is None:
@@ -52,10 +70,15 @@ def number(*, positive=False, nonzero=False, minimum=None):
             x = float(value)
         except (OverflowError, ValueError, TypeError):
             raise ValueError(f"expected {need}") from None
-        if not math.isfinite(x) or (positive and not x > 0) or \
-                (nonzero and x == 0) or (minimum is not None and x < minimum):
+        if (
+            not math.isfinite(x)
+            or (positive and not x > 0)
+            or (nonzero and x == 0)
+            or (minimum is not None and x < minimum)
+        ):
             raise ValueError(f"expected {need}")
         return x
+
     return convert
 
 
@@ -69,10 +92,14 @@ def whole(minimum=None):
             ok = float(value) == int(value)
         except (OverflowError, ValueError, TypeError):
             ok = False
-        if not ok or abs(int(value)) > MAX_WHOLE or \
-                (minimum is not None and int(value) < minimum):
+        if (
+            not ok
+            or abs(int(value)) > MAX_WHOLE
+            or (minimum is not None and int(value) < minimum)
+        ):
             raise ValueError(f"expected {need}")
         return int(value)
+
     return convert
 
 
@@ -82,7 +109,7 @@ def numbers(length=None, *, integers=False):
 
     def convert(value):
         if hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1:
-            value = value.tolist()      # a NumPy vector built in Python
+            value = value.tolist()  # a NumPy vector built in Python
         if not isinstance(value, list | tuple):
             raise TypeError(f"expected {need}")
         if length is not None and len(value) != length:
@@ -92,6 +119,7 @@ def numbers(length=None, *, integers=False):
         except (TypeError, ValueError):
             kind = "whole" if integers else "finite"
             raise ValueError(f"expected {need}, each {kind}") from None
+
     return convert
 
 
@@ -118,14 +146,20 @@ def one_of(*options):
         if value not in options:
             return f"one of {', '.join(map(repr, options))}"
         return None
+
     return check
 
 
-def setting(key: str, default=None, convert=None, *, check=None,
-            factory=None, path=False):
+def setting(
+    key: str, default=None, convert=None, *, check=None, factory=None, path=False
+):
     """A config field read from the file key ``key`` (dotted)."""
-    meta = {"key": tuple(key.split(".")), "convert": convert, "check": check,
-            "path": path}
+    meta = {
+        "key": tuple(key.split(".")),
+        "convert": convert,
+        "check": check,
+        "path": path,
+    }
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)

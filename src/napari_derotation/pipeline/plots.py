@@ -15,13 +15,18 @@ from .dataset import Dataset
 __all__ = ["write_debug_plots", "PLOT_NAMES"]
 
 #: The files :func:`write_debug_plots` writes (checked before a run writes).
-PLOT_NAMES = ("rotation_ticks_and_rotation_on.png", "rotation_angles.png",
-              "all_speeds.png", "mean_image_with_center.png",
-              "derotated_mean_image_with_center.png")
+PLOT_NAMES = (
+    "rotation_ticks_and_rotation_on.png",
+    "rotation_angles.png",
+    "all_speeds.png",
+    "mean_image_with_center.png",
+    "derotated_mean_image_with_center.png",
+)
 
 
-def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
-                      center, on_written=None) -> list[Path]:
+def write_debug_plots(
+    folder, ds: Dataset, angles: AnglesResult, derotated, center, on_written=None
+) -> list[Path]:
     """Debug PNGs (needs matplotlib; raises ImportError without it).
 
     ``rotation_ticks_and_rotation_on.png``, ``rotation_angles.png``,
@@ -55,12 +60,23 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
         x = np.arange(0, n, stride)
         fig = Figure(figsize=(12, 4))
         ax = fig.add_subplot()
-        ax.plot(x, np.asarray(sig.rotation_on[::stride], np.float64),
-                color="navy", lw=0.8, label="rotation on (V)")
-        ax.plot(x, angles.angle_at(x) / 90.0, color="black", lw=0.8,
-                label="angle / 90 deg")
-        ax.scatter(angles.ticks, np.full(len(angles.ticks), -0.5), s=2,
-                   color="orange", label="ticks")
+        ax.plot(
+            x,
+            np.asarray(sig.rotation_on[::stride], np.float64),
+            color="navy",
+            lw=0.8,
+            label="rotation on (V)",
+        )
+        ax.plot(
+            x, angles.angle_at(x) / 90.0, color="black", lw=0.8, label="angle / 90 deg"
+        )
+        ax.scatter(
+            angles.ticks,
+            np.full(len(angles.ticks), -0.5),
+            s=2,
+            color="orange",
+            label="ticks",
+        )
         ax.set_xlabel("sample")
         ax.legend(loc="upper right")
         ax.set_title("Rotation-on signal, ticks and angle")
@@ -70,8 +86,13 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
     ax = fig.add_subplot()
     ax.plot(angles.angles_per_line, lw=0.8, label="per line")
     rows = len(angles.angles_per_line) // max(len(angles.angles_per_frame), 1)
-    ax.plot(np.arange(len(angles.angles_per_frame)) * rows,
-            angles.angles_per_frame, ".", ms=3, label="per frame")
+    ax.plot(
+        np.arange(len(angles.angles_per_frame)) * rows,
+        angles.angles_per_frame,
+        ".",
+        ms=3,
+        label="per frame",
+    )
     ax.set_xlabel("line")
     ax.set_ylabel("angle (degrees)")
     ax.legend(loc="upper right")
@@ -87,10 +108,12 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
     ax.legend()
     save(fig, "all_speeds.png")
 
-    for name, path in (("mean_image_with_center.png", ds.config.movie),
-                       ("derotated_mean_image_with_center.png", derotated)):
+    for name, path in (
+        ("mean_image_with_center.png", ds.config.movie),
+        ("derotated_mean_image_with_center.png", derotated),
+    ):
         if str(path).lower().endswith(".nwb"):
-            continue                      # an NWB output is not read back here
+            continue  # an NWB output is not read back here
         mean = _mean_image(path, ds.config)
         fig = Figure(figsize=(5, 5))
         ax = fig.add_subplot()
@@ -104,8 +127,7 @@ def write_debug_plots(folder, ds: Dataset, angles: AnglesResult, derotated,
 def _mean_image(path, cfg) -> np.ndarray:
     """Mean frame of the structural channel's centre plane, chunk by chunk."""
     ch, pl = cfg.structural_channel or 0, cfg.center_plane or 0
-    with open_movie(path, channels=cfg.movie_channels,
-                    planes=cfg.movie_planes) as src:
+    with open_movie(path, channels=cfg.movie_channels, planes=cfg.movie_planes) as src:
         t, z, c, rows, cols = src.shape
         total = np.zeros((rows, cols))
         step = max(1, (64 << 20) // max(z * c * rows * cols * 8, 1))

@@ -65,9 +65,15 @@ from .dataset import (
 __all__ = ["run_dataset", "write_frame_csv"]
 
 
-def run_dataset(config, output_folder=None, progress=None, *, log=None,
-                plots: bool | None = None,
-                overwrite: bool | None = None) -> dict:
+def run_dataset(
+    config,
+    output_folder=None,
+    progress=None,
+    *,
+    log=None,
+    plots: bool | None = None,
+    overwrite: bool | None = None,
+) -> dict:
     """Run the whole pipeline on one dataset; return the JSON record.
 
     Parameters
@@ -98,63 +104,88 @@ def run_dataset(config, output_folder=None, progress=None, *, log=None,
     if overwrite is None:
         overwrite = cfg.overwrite
     bayes = cfg.center_method != "given"
-    stages = Stages(progress, {"signals": 5, "center": 30 if bayes else 0,
-                                  "derotate": 60, "outputs": 5})
+    stages = Stages(
+        progress,
+        {"signals": 5, "center": 30 if bayes else 0, "derotate": 60, "outputs": 5},
+    )
     source_file = check_inputs(cfg)
     nwb_meta = _nwb_metadata(cfg)
     with OutputSet(overwrite=overwrite) as out:
-        paths = _output_paths(cfg, output_folder, source_file, make_plots,
-                              overwrite, out)
+        paths = _output_paths(
+            cfg, output_folder, source_file, make_plots, overwrite, out
+        )
         say(f"[1/5] angles from {source_file.name} ({describe_source(cfg)})")
         angles = _angles(ds, stages.stage("signals"), say)
         shape, dtype, first = _movie_layout(cfg)
-        say(f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
-            f"ticks, {len(angles.angles_per_line)} lines, {shape[0]} frames")
+        say(
+            f"      {len(angles.direction)} rotations, {len(angles.ticks)} "
+            f"ticks, {len(angles.angles_per_line)} lines, {shape[0]} frames"
+        )
         blank = _blank(cfg, first, dtype)
-        say(f"[2/5] blank value {_numbers(blank['value'])} "
-            f"({blank['source']})")
+        say(f"[2/5] blank value {_numbers(blank['value'])} ({blank['source']})")
         found = _center(cfg, angles, shape, stages.stage("center"), say)
         params = cfg.derotation_params(
-            center=found["row_col"], fill_value=blank["value"],
+            center=found["row_col"],
+            fill_value=blank["value"],
             plane=found.get("plane"),
-            angle_delay=found.get("delay", {}).get("angle_delay"))
-        say(f"[3/5] centre (row, col) = ({params.center[0]:.2f}, "
-            f"{params.center[1]:.2f}) ({cfg.center_method})")
+            angle_delay=found.get("delay", {}).get("angle_delay"),
+        )
+        say(
+            f"[3/5] centre (row, col) = ({params.center[0]:.2f}, "
+            f"{params.center[1]:.2f}) ({cfg.center_method})"
+        )
         say(f"[4/5] derotating {shape[0]} frames -> {paths['movie'].name}")
         job = describe(
-            cfg.movie, angles.angles_per_line,
-            output_spec(paths["movie"], overwrite=overwrite, record=False,
-                        frame_rate=cfg.frame_rate, nwb_metadata=nwb_meta),
-            params=params, angles_source=source_file,
-            channels=cfg.movie_channels, planes=cfg.movie_planes,
-            extra_angles_ok=True, check_files=False)
+            cfg.movie,
+            angles.angles_per_line,
+            output_spec(
+                paths["movie"],
+                overwrite=overwrite,
+                record=False,
+                frame_rate=cfg.frame_rate,
+                nwb_metadata=nwb_meta,
+            ),
+            params=params,
+            angles_source=source_file,
+            channels=cfg.movie_channels,
+            planes=cfg.movie_planes,
+            extra_angles_ok=True,
+            check_files=False,
+        )
         run_job(job, stages.stage("derotate"))
         out.add(paths["movie"])
         say(f"[5/5] writing tables to {paths['movie'].parent}")
         _write_tables(paths, angles, out)
-        plot_files, plot_note = _plots(cfg, ds, angles, paths, params,
-                                       make_plots, out, say)
+        plot_files, plot_note = _plots(
+            cfg, ds, angles, paths, params, make_plots, out, say
+        )
         stages.stage("outputs")(1, 1)
         rec = job_record(
-            job, checksum=True,
+            job,
+            checksum=True,
             pipeline={
                 "config_file": str(cfg.source) if cfg.source else None,
                 "config": cfg.to_dict(),
                 "config_warnings": list(cfg.warnings),
                 "blank_value": blank,
-                "center": {"row_col": list(params.center),
-                           "method": cfg.center_method,
-                           "search": found.get("search")},
-                "angle_delay": {"lines": params.angle_delay,
-                                "source": "auto" if "delay" in found
-                                else "config", "search": found.get("delay")},
+                "center": {
+                    "row_col": list(params.center),
+                    "method": cfg.center_method,
+                    "search": found.get("search"),
+                },
+                "angle_delay": {
+                    "lines": params.angle_delay,
+                    "source": "auto" if "delay" in found else "config",
+                    "search": found.get("delay"),
+                },
                 "signals": angles_summary(angles),
                 "inputs": input_checksums(cfg),
                 "outputs": {k: str(v) for k, v in paths.items()},
                 "plots": [str(p) for p in plot_files],
                 "plots_note": plot_note,
                 "seconds": round(time.perf_counter() - t0, 3),
-            })
+            },
+        )
         rec["pipeline"]["qc"] = _quality(paths, rec, angles, out, say)
         out.add(write_json(paths["record"], rec))
     say(f"done in {time.perf_counter() - t0:.1f} s: {paths['movie']}")
@@ -166,8 +197,7 @@ def _quality(paths, rec, angles, out: OutputSet, say) -> dict:
     registered in ``out``; its warnings said."""
     from ..quality import write_beside
 
-    qc = write_beside(paths["movie"], rec, angles.angles_per_line,
-                      on_written=out.add)
+    qc = write_beside(paths["movie"], rec, angles.angles_per_line, on_written=out.add)
     for w in qc["warnings"]:
         say(f"      quality warning: {w}")
     return qc
@@ -187,25 +217,33 @@ def _nwb_metadata(cfg):
     return load_nwb_metadata(cfg.nwb_metadata)
 
 
-def _output_paths(cfg, output_folder, source_file, plots=False,
-                  overwrite=False, out_set: OutputSet | None = None) -> dict:
+def _output_paths(
+    cfg,
+    output_folder,
+    source_file,
+    plots=False,
+    overwrite=False,
+    out_set: OutputSet | None = None,
+) -> dict:
     """Where a run writes, checked against its inputs and (every file, debug
     plots too) against existing files before anything is written; the
     folder is made (and noted in ``out_set``, which removes it again if the
     run fails)."""
     out, plots_folder = cfg.output_folders(
-        output_folder or None, cfg.movie.parent / OUTPUT_SUBFOLDER)
+        output_folder or None, cfg.movie.parent / OUTPUT_SUBFOLDER
+    )
     made = make_folder(out)
     if out_set is not None:
         out_set.add_folders(made)
-    movie = output_spec(folder=out, name=cfg.saving_name,
-                        fmt=cfg.output_format).path
+    movie = output_spec(folder=out, name=cfg.saving_name, fmt=cfg.output_format).path
     stem = movie.name[: -len(FORMATS[cfg.output_format])]
-    paths = {"movie": movie,
-             "angles_per_line": out / "angles_per_line.npy",
-             "angles_per_frame": out / "angles_per_frame.npy",
-             "table": out / f"{stem}.csv",
-             "record": sidecar_path(movie)}
+    paths = {
+        "movie": movie,
+        "angles_per_line": out / "angles_per_line.npy",
+        "angles_per_frame": out / "angles_per_frame.npy",
+        "table": out / f"{stem}.csv",
+        "record": sidecar_path(movie),
+    }
     paths["qc_json"], paths["qc_png"] = report_paths(movie)
     inputs = [cfg.movie, cfg.signals, cfg.stimulus, cfg.source, source_file]
     for p in paths.values():
@@ -233,14 +271,12 @@ def _blank(cfg, first_frames, dtype) -> dict:
     integer dtype's range."""
     if cfg.blank_value is None:
         values = [estimate_blank(f) for f in first_frames]
-        source = "first frame" if len(values) == 1 else \
-            "first frame of each channel"
+        source = "first frame" if len(values) == 1 else "first frame of each channel"
     else:
         values, source = [float(cfg.blank_value)], "config"
     if np.dtype(dtype).kind in "ui":
         info = np.iinfo(dtype)
-        values = [float(np.clip(np.rint(v), info.min, info.max))
-                  for v in values]
+        values = [float(np.clip(np.rint(v), info.min, info.max)) for v in values]
     value = values[0] if len(values) == 1 else values
     return {"value": value, "source": source}
 
@@ -262,13 +298,16 @@ def _plots(cfg, ds, angles, paths, params, plots, out: OutputSet, say):
     try:
         import matplotlib  # noqa: F401 - before making the folder
     except ImportError:
-        note = ("debug plots skipped: matplotlib is not installed "
-                "(pip install 'napari-derotation[plots]')")
+        note = (
+            "debug plots skipped: matplotlib is not installed "
+            "(pip install 'napari-derotation[plots]')"
+        )
         say(f"      warning: {note}")
         return [], note
     out.add_folders(make_folder(folder))
-    files = debug_plots.write_debug_plots(folder, ds, angles, paths["movie"],
-                                          params.center, on_written=out.add)
+    files = debug_plots.write_debug_plots(
+        folder, ds, angles, paths["movie"], params.center, on_written=out.add
+    )
     return files, None
 
 
@@ -287,49 +326,64 @@ def _center(cfg, angles, shape, progress, say) -> dict:
 
     # the centre is found with the configured delay applied to the whole
     # trace (before a plane's lines are picked)
-    trace = angles.angles_per_line if auto or not cfg.angle_delay else \
-        delay_angles(angles.angles_per_line, cfg.angle_delay)
+    trace = (
+        angles.angles_per_line
+        if auto or not cfg.angle_delay
+        else delay_angles(angles.angles_per_line, cfg.angle_delay)
+    )
     params = cfg.derotation_params(angle_delay=0.0)
     movie, lines = _center_movie(cfg, trace)
     initial = check_center(given, shape) if given else default_center(shape)
     if cfg.center_method == "ellipse":
         found = _center_from_cell(cfg, movie, lines, shape, progress, say)
     elif cfg.center_method == "bayesian" and not auto:
-        say(f"      searching the centre within {cfg.delta_center:g} px of "
-            f"({initial[0]:g}, {initial[1]:g})")
+        say(
+            f"      searching the centre within {cfg.delta_center:g} px of "
+            f"({initial[0]:g}, {initial[1]:g})"
+        )
         res = center.find_center_bayesian(
-            movie, lines, initial=initial, search_radius=cfg.delta_center,
-            params=params, progress=progress)
-        return {"row_col": check_center(res.center, shape),
-                "search": res.to_record()}
+            movie,
+            lines,
+            initial=initial,
+            search_radius=cfg.delta_center,
+            params=params,
+            progress=progress,
+        )
+        return {"row_col": check_center(res.center, shape), "search": res.to_record()}
     else:
         found = {"row_col": initial}
     if auto:
-        found = _center_and_delay(cfg, movie, angles.angles_per_line, shape,
-                                  found, params, progress, say)
+        found = _center_and_delay(
+            cfg, movie, angles.angles_per_line, shape, found, params, progress, say
+        )
     return found
 
 
-def _center_and_delay(cfg, movie, trace, shape, found, params, progress,
-                      say) -> dict:
+def _center_and_delay(cfg, movie, trace, shape, found, params, progress, say) -> dict:
     """``angle_delay: auto``: the delay found with the centre (searched in
     turn with ``center_method: bayesian``, else about the centre found)."""
     from ..center.delay import find_center_and_delay
 
     bayes = cfg.center_method == "bayesian"
-    say("      searching the " + ("centre and " if bayes else "") +
-        "angle delay")
+    say("      searching the " + ("centre and " if bayes else "") + "angle delay")
     res = find_center_and_delay(
-        movie, trace, initial=found["row_col"], fit_center=bayes,
-        search_radius=cfg.delta_center, lines=_plane_lines(cfg, shape),
-        params=params if "plane" not in found else params.replace(
-            plane_tilt=found["plane"][0], plane_orientation=found["plane"][1]),
-        progress=progress)
+        movie,
+        trace,
+        initial=found["row_col"],
+        fit_center=bayes,
+        search_radius=cfg.delta_center,
+        lines=_plane_lines(cfg, shape),
+        params=params
+        if "plane" not in found
+        else params.replace(
+            plane_tilt=found["plane"][0], plane_orientation=found["plane"][1]
+        ),
+        progress=progress,
+    )
     say(f"      angle delay {res.delay:.2f} +- {res.uncertainty:.2f} lines")
     out = dict(found, delay=res.to_record())
     if bayes:
-        out.update(row_col=check_center(res.center, shape),
-                   search=res.to_record())
+        out.update(row_col=check_center(res.center, shape), search=res.to_record())
     return out
 
 
@@ -349,14 +403,16 @@ def _movie_layout(cfg):
     """``(shape, dtype, first frames)`` of the movie: shape ``(T, rows,
     cols)`` of a plain movie, ``(T, Z, C, rows, cols)`` with planes or
     channels; the first frame of the centre plane, one per channel."""
-    with open_movie(cfg.movie, channels=cfg.movie_channels,
-                    planes=cfg.movie_planes) as src:
+    with open_movie(
+        cfg.movie, channels=cfg.movie_channels, planes=cfg.movie_planes
+    ) as src:
         t, z, c, rows, cols = src.shape
         ch, pl = cfg.structural_channel or 0, cfg.center_plane or 0
         if ch >= c or pl >= z:
             raise DerotationError(
                 f"movie.structural_channel {ch} / movie.center_plane {pl}: "
-                f"the movie has {c} channel(s) and {z} plane(s)")
+                f"the movie has {c} channel(s) and {z} plane(s)"
+            )
         first = src.read(0, 1)[0, pl]
         shape = (t, rows, cols) if z == c == 1 else tuple(src.shape)
         return shape, src.dtype, list(first)
@@ -373,13 +429,15 @@ def _center_movie(cfg, angles_per_line):
     from ..engine.hyperstack import pick_plane, plane_angles
     from ..io import read_movie
 
-    with open_movie(cfg.movie, channels=cfg.movie_channels,
-                    planes=cfg.movie_planes) as src:
+    with open_movie(
+        cfg.movie, channels=cfg.movie_channels, planes=cfg.movie_planes
+    ) as src:
         t, z, _, rows, _ = src.shape
         if src.axes == "TYX" and len(src.paths) == 1:
             return read_movie(src.path), angles_per_line
-        movie, _, plane = pick_plane(src, channel=cfg.structural_channel,
-                                     plane=cfg.center_plane)
+        movie, _, plane = pick_plane(
+            src, channel=cfg.structural_channel, plane=cfg.center_plane
+        )
     return movie, plane_angles(angles_per_line, t, z, rows, plane)
 
 
@@ -387,14 +445,19 @@ def _center_from_cell(cfg, movie, lines, shape, progress, say) -> dict:
     """The ellipse a bright cell traces: its centre, and the plane's tilt."""
     from ..center.ellipse import fit_center_ellipse
 
-    say(f"      following the cell at ({cfg.ellipse_seed[0]:g}, "
-        f"{cfg.ellipse_seed[1]:g}) of frame {cfg.ellipse_frame}")
-    fit = fit_center_ellipse(movie, lines, cfg.ellipse_seed,
-                             frame=cfg.ellipse_frame, progress=progress)
+    say(
+        f"      following the cell at ({cfg.ellipse_seed[0]:g}, "
+        f"{cfg.ellipse_seed[1]:g}) of frame {cfg.ellipse_frame}"
+    )
+    fit = fit_center_ellipse(
+        movie, lines, cfg.ellipse_seed, frame=cfg.ellipse_frame, progress=progress
+    )
     apply = cfg.apply_fitted_plane and fit.tilt_significant
     info = dict(fit.to_record(cfg.ellipse_frame), plane_applied=bool(apply))
-    say(f"      tilt {fit.tilt:.1f} ± {fit.tilt_uncertainty:.1f} deg: "
-        f"{'applied' if apply else 'not applied'}")
+    say(
+        f"      tilt {fit.tilt:.1f} ± {fit.tilt_uncertainty:.1f} deg: "
+        f"{'applied' if apply else 'not applied'}"
+    )
     found = {"row_col": check_center(fit.center, shape), "search": info}
     if apply:
         found["plane"] = (fit.tilt, fit.plane_orientation)
@@ -402,5 +465,3 @@ def _center_from_cell(cfg, movie, lines, shape, progress, say) -> dict:
 
 
 # ------------------------------------------------------------------ plots
-
-

@@ -16,7 +16,18 @@ from .movie import (
 )
 from .recorder import Recording, simulate_recording
 
-__all__ = ["rotate_by_line", "make_cells", "make_texture", "incremental_trace",
-           "sine_trace", "constant_speed_trace", "real_trace", "make_trace",
-           "SimulatedMovie", "simulate_movie", "TRACES", "Recording",
-           "simulate_recording"]
+__all__ = [
+    "rotate_by_line",
+    "make_cells",
+    "make_texture",
+    "incremental_trace",
+    "sine_trace",
+    "constant_speed_trace",
+    "real_trace",
+    "make_trace",
+    "SimulatedMovie",
+    "simulate_movie",
+    "TRACES",
+    "Recording",
+    "simulate_recording",
+]

@@ -26,15 +26,30 @@ from ..errors import DerotationError
 from ..frames import delay_angles
 
 __all__ = [
-    "rotate_by_line", "make_cells", "make_texture", "incremental_trace",
-    "sine_trace", "constant_speed_trace", "real_trace", "SimulatedMovie",
-    "simulate_movie", "TRACES",
+    "rotate_by_line",
+    "make_cells",
+    "make_texture",
+    "incremental_trace",
+    "sine_trace",
+    "constant_speed_trace",
+    "real_trace",
+    "SimulatedMovie",
+    "simulate_movie",
+    "TRACES",
 ]
 
 
-def rotate_by_line(images, angles_per_line, center=None, *, n_frames=None,
-                   interpolation="bilinear", fill_value=None, plane_tilt=0.0,
-                   plane_orientation=0.0) -> np.ndarray:
+def rotate_by_line(
+    images,
+    angles_per_line,
+    center=None,
+    *,
+    n_frames=None,
+    interpolation="bilinear",
+    fill_value=None,
+    plane_tilt=0.0,
+    plane_orientation=0.0,
+) -> np.ndarray:
     """Scan a static sample line by line while it rotates.
 
     Parameters
@@ -71,7 +86,8 @@ def rotate_by_line(images, angles_per_line, center=None, *, n_frames=None,
     else:
         raise DerotationError(
             f"images must be 2-D (rows, cols) or 3-D (frames, rows, cols); "
-            f"got shape {images.shape}")
+            f"got shape {images.shape}"
+        )
     if 0 in images.shape:
         raise DerotationError(f"images are empty: shape {images.shape}")
     _, rows, cols = images.shape
@@ -82,7 +98,8 @@ def rotate_by_line(images, angles_per_line, center=None, *, n_frames=None,
         if n_frames < 1:
             raise DerotationError(
                 f"angles_per_line has {angles_in.size} values, fewer than one "
-                f"frame of {rows} lines")
+                f"frame of {rows} lines"
+            )
         index = np.zeros(n_frames, np.intp)
     else:
         n_frames = images.shape[0]
@@ -90,23 +107,45 @@ def rotate_by_line(images, angles_per_line, center=None, *, n_frames=None,
     if fill_value is None:
         fill_value = images.min()
     angles, params = check_parameters(
-        (n_frames, rows, cols), images.dtype, angles_in, DerotationParams(
-            center=center, interpolation=interpolation, fill_value=fill_value,
-            plane_tilt=plane_tilt, plane_orientation=plane_orientation))
+        (n_frames, rows, cols),
+        images.dtype,
+        angles_in,
+        DerotationParams(
+            center=center,
+            interpolation=interpolation,
+            fill_value=fill_value,
+            plane_tilt=plane_tilt,
+            plane_orientation=plane_orientation,
+        ),
+    )
     k = params.kernel_args(images.dtype)
     rad = np.deg2rad(angles).reshape(n_frames, rows)
     out = np.empty((n_frames, rows, cols), images.dtype)
     with KERNEL_LOCK:
-        _kernels.rotate_lines(np.ascontiguousarray(images), index, np.cos(rad),
-                              np.sin(rad), k.cr, k.cc, k.plane, k.mode, k.fill,
-                              k.lo, k.hi, k.is_int, out)
+        _kernels.rotate_lines(
+            np.ascontiguousarray(images),
+            index,
+            np.cos(rad),
+            np.sin(rad),
+            k.cr,
+            k.cc,
+            k.plane,
+            k.mode,
+            k.fill,
+            k.lo,
+            k.hi,
+            k.is_int,
+            out,
+        )
     return out
 
 
 # --- samples -------------------------------------------------------------
 
-def make_texture(shape=(256, 256), *, sigma=3.0, seed=0, low=20.0,
-                 high=220.0) -> np.ndarray:
+
+def make_texture(
+    shape=(256, 256), *, sigma=3.0, seed=0, low=20.0, high=220.0
+) -> np.ndarray:
     """A smooth random texture (float32), features about ``sigma`` px wide."""
     rng = np.random.default_rng(seed)
     img = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
@@ -115,10 +154,21 @@ def make_texture(shape=(256, 256), *, sigma=3.0, seed=0, low=20.0,
     return (low + (high - low) * img).astype(np.float32)
 
 
-def make_cells(shape=(256, 256), *, n_cells=40, radius=(3.0, 6.0),
-               background=80.0, bright=255.0, dim=140.0, bright_fraction=0.25,
-               seed=0, blur=1.0, noise=0.0, dtype=np.float32,
-               cells=None) -> np.ndarray:
+def make_cells(
+    shape=(256, 256),
+    *,
+    n_cells=40,
+    radius=(3.0, 6.0),
+    background=80.0,
+    bright=255.0,
+    dim=140.0,
+    bright_fraction=0.25,
+    seed=0,
+    blur=1.0,
+    noise=0.0,
+    dtype=np.float32,
+    cells=None,
+) -> np.ndarray:
     """A field of bright and dim discs ("cells") on a flat background.
 
     ``cells`` may give explicit ``(row, col, radius, value)`` tuples instead of
@@ -132,10 +182,9 @@ def make_cells(shape=(256, 256), *, n_cells=40, radius=(3.0, 6.0),
         for i in range(n_cells):
             r = rng.uniform(radius[0], radius[1])
             value = bright if i < round(bright_fraction * n_cells) else dim
-            cells.append((rng.uniform(r, rows - r), rng.uniform(r, cols - r),
-                          r, value))
+            cells.append((rng.uniform(r, rows - r), rng.uniform(r, cols - r), r, value))
     yy, xx = np.mgrid[:rows, :cols]
-    for (cy, cx, r, value) in cells:
+    for cy, cx, r, value in cells:
         img[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = value
     if blur:
         img = ndimage.gaussian_filter(img, blur)
@@ -150,8 +199,10 @@ def make_cells(shape=(256, 256), *, n_cells=40, radius=(3.0, 6.0),
 
 # --- angle traces --------------------------------------------------------
 
-def incremental_trace(n_lines: int, *, step=10.0, n_steps=36,
-                      ramp_lines=0) -> np.ndarray:
+
+def incremental_trace(
+    n_lines: int, *, step=10.0, n_steps=36, ramp_lines=0
+) -> np.ndarray:
     """Stepwise rotation: ``n_steps`` plateaus at 0, step, 2*step, ... degrees
     spread evenly over ``n_lines`` (the reference's "incremental" protocol).
     ``ramp_lines`` > 0 makes each step a linear ramp of that many lines instead
@@ -161,8 +212,8 @@ def incremental_trace(n_lines: int, *, step=10.0, n_steps=36,
     trace = plateau * float(step)
     if ramp_lines > 0:
         seg = n_lines / n_steps
-        pos = i - plateau * seg            # position inside the plateau
-        start = seg - ramp_lines           # ramp to the next step at the end
+        pos = i - plateau * seg  # position inside the plateau
+        start = seg - ramp_lines  # ramp to the next step at the end
         ramp = np.clip((pos - start) / ramp_lines, 0, 1)
         trace = trace + np.where(plateau < n_steps - 1, ramp * step, 0.0)
     return trace.astype(np.float64)
@@ -173,8 +224,9 @@ def sine_trace(n_lines: int, *, amplitude=360.0, cycles=1.0) -> np.ndarray:
     return amplitude * np.sin(np.linspace(0, 2 * np.pi * cycles, n_lines))
 
 
-def constant_speed_trace(n_lines: int, *, degrees_per_line=0.05,
-                         start_line=0, stop_line=None) -> np.ndarray:
+def constant_speed_trace(
+    n_lines: int, *, degrees_per_line=0.05, start_line=0, stop_line=None
+) -> np.ndarray:
     """Rotation at constant speed from ``start_line`` to ``stop_line`` (0 before,
     held after)."""
     stop_line = n_lines if stop_line is None else stop_line
@@ -197,7 +249,8 @@ def real_trace(n_lines: int | None = None, *, start_line=0) -> np.ndarray:
     if stop > trace.size:
         raise DerotationError(
             f"the real trace has {trace.size} lines; asked for lines "
-            f"{start_line} to {stop}")
+            f"{start_line} to {stop}"
+        )
     return trace[start_line:stop].astype(np.float64)
 
 
@@ -227,7 +280,7 @@ def make_trace(kind: str, n_lines: int, rows: int = 256) -> np.ndarray:
         start = min(start, full.size - n_lines)
         if start < 0:
             return np.concatenate([full, np.zeros(n_lines - full.size)])
-        return full[start:start + n_lines].copy()
+        return full[start : start + n_lines].copy()
     raise DerotationError(f"trace must be one of {list(TRACES)}; got {kind!r}")
 
 
@@ -245,10 +298,19 @@ class SimulatedMovie:
     true_angles: np.ndarray | None = None
 
 
-def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
-                   center_offset=(0.0, 0.0), sample="cells", seed=0,
-                   noise=0.0, dtype=np.uint16, interpolation="bilinear",
-                   delay=0.0) -> SimulatedMovie:
+def simulate_movie(
+    shape=(256, 256),
+    n_frames=100,
+    *,
+    trace="real",
+    center_offset=(0.0, 0.0),
+    sample="cells",
+    seed=0,
+    noise=0.0,
+    dtype=np.uint16,
+    interpolation="bilinear",
+    delay=0.0,
+) -> SimulatedMovie:
     """Cells (or a texture) scanned while rotating about an off-centre point.
 
     The centre is ``(rows // 2 + dr, cols // 2 + dc)`` for ``center_offset =
@@ -263,13 +325,13 @@ def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
     """
     rows, cols = shape
     if sample == "cells":
-        img = make_cells(shape, seed=seed, n_cells=max(8, rows * cols // 1600),
-                         dtype=np.float32)
+        img = make_cells(
+            shape, seed=seed, n_cells=max(8, rows * cols // 1600), dtype=np.float32
+        )
     elif sample == "texture":
         img = make_texture(shape, seed=seed)
     else:
-        raise DerotationError(
-            f"sample must be 'cells' or 'texture'; got {sample!r}")
+        raise DerotationError(f"sample must be 'cells' or 'texture'; got {sample!r}")
     if isinstance(trace, str):
         angles = make_trace(trace, n_frames * rows, rows)
     else:
@@ -277,12 +339,17 @@ def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
         if angles.shape != (n_frames * rows,):
             raise DerotationError(
                 f"trace: expected a trace name or {n_frames * rows} angles "
-                f"(frames x rows); got shape {angles.shape}")
-    center = (rows // 2 + float(center_offset[0]),
-              cols // 2 + float(center_offset[1]))
-    movie = rotate_by_line(img, angles, center, n_frames=n_frames,
-                           interpolation=interpolation,
-                           fill_value=float(img.min()))
+                f"(frames x rows); got shape {angles.shape}"
+            )
+    center = (rows // 2 + float(center_offset[0]), cols // 2 + float(center_offset[1]))
+    movie = rotate_by_line(
+        img,
+        angles,
+        center,
+        n_frames=n_frames,
+        interpolation=interpolation,
+        fill_value=float(img.min()),
+    )
     if noise:
         rng = np.random.default_rng(seed + 1)
         movie = movie + rng.normal(0, noise, movie.shape).astype(np.float32)
@@ -292,9 +359,18 @@ def simulate_movie(shape=(256, 256), n_frames=100, *, trace="real",
         movie = np.clip(np.rint(movie), info.min, info.max)
         img = np.clip(np.rint(img), info.min, info.max)
     recorded = delay_angles(angles, -float(delay)) if delay else angles
-    return SimulatedMovie(movie.astype(dt), recorded, center, img.astype(dt),
-                          dict(trace=trace if isinstance(trace, str)
-                               else "given", center_offset=list(center_offset),
-                               seed=seed, noise=noise, sample=sample,
-                               delay=float(delay)),
-                          true_angles=angles)
+    return SimulatedMovie(
+        movie.astype(dt),
+        recorded,
+        center,
+        img.astype(dt),
+        dict(
+            trace=trace if isinstance(trace, str) else "given",
+            center_offset=list(center_offset),
+            seed=seed,
+            noise=noise,
+            sample=sample,
+            delay=float(delay),
+        ),
+        true_angles=angles,
+    )

@@ -31,10 +31,20 @@ __all__ = ["Recording", "simulate_recording", "ROW_ORDER", "BIN_CHANNELS"]
 ROW_ORDER = ("frame_clock", "line_clock", "rotation_on", "rotation_ticks")
 
 #: The reference's default ``.bin`` channel names, in file order.
-BIN_CHANNELS = ("camera", "scanimage_frameclock", "scanimage_lineclock",
-                "photodiode2", "PI_rotON", "PI_rotticks")
-_BIN_ROLE = {"scanimage_frameclock": 0, "scanimage_lineclock": 1,
-             "PI_rotON": 2, "PI_rotticks": 3}
+BIN_CHANNELS = (
+    "camera",
+    "scanimage_frameclock",
+    "scanimage_lineclock",
+    "photodiode2",
+    "PI_rotON",
+    "PI_rotticks",
+)
+_BIN_ROLE = {
+    "scanimage_frameclock": 0,
+    "scanimage_lineclock": 1,
+    "PI_rotON": 2,
+    "PI_rotticks": 3,
+}
 
 
 @dataclass
@@ -89,9 +99,16 @@ class Recording:
         t, a = self._continuous
         return np.interp(np.asarray(samples, np.float64), t, a)
 
-    def encoder(self, counts_per_turn: int = 8000, *, direction: int = 1,
-                volts: float = 5.0, noise: float = 0.0, glitches: int = 0,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def encoder(
+        self,
+        counts_per_turn: int = 8000,
+        *,
+        direction: int = 1,
+        volts: float = 5.0,
+        noise: float = 0.0,
+        glitches: int = 0,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Quadrature channels ``(A, B)`` (volts) of an encoder on the motor.
 
         The count is ``floor(direction * angle * counts_per_turn / 360)`` of
@@ -117,9 +134,14 @@ class Recording:
             b += rng.normal(0.0, noise, n)
         return a, b
 
-    def position(self, degrees_per_volt: float = 36.0, *,
-                 offset_volts: float = 0.0, noise: float = 0.0,
-                 seed: int = 0) -> np.ndarray:
+    def position(
+        self,
+        degrees_per_volt: float = 36.0,
+        *,
+        offset_volts: float = 0.0,
+        noise: float = 0.0,
+        seed: int = 0,
+    ) -> np.ndarray:
         """An analog position channel: ``offset_volts + angle /
         degrees_per_volt`` of the true angle (back to 0 after a whole turn,
         as a sensor that wraps), plus Gaussian ``noise`` volts."""
@@ -135,8 +157,13 @@ class Recording:
         from ..io import atomic_path
 
         path = Path(path)
-        data = self.signals if not len(extra) else np.vstack(
-            [self.signals, *[np.asarray(e, np.float64)[None] for e in extra]])
+        data = (
+            self.signals
+            if not len(extra)
+            else np.vstack(
+                [self.signals, *[np.asarray(e, np.float64)[None] for e in extra]]
+            )
+        )
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, data)
         return path
@@ -158,16 +185,21 @@ class Recording:
             if volts is None and name in _BIN_ROLE:
                 volts = self.signals[_BIN_ROLE[name]]
             if volts is not None:
-                counts = np.round((np.asarray(volts) + 10.0) / 20.0 * 2**16
-                                  - 2**15)
+                counts = np.round((np.asarray(volts) + 10.0) / 20.0 * 2**16 - 2**15)
                 data[:, i] = np.clip(counts, -(2**15), 2**15 - 1)
         path = Path(path)
         with atomic_path(path) as tmp:
             data.tofile(tmp)
         return path
 
-    def log_table(self, rate: float = 1000.0, *, offset_s: float = 0.0,
-                  jitter_s: float = 0.0, seed: int = 0):
+    def log_table(
+        self,
+        rate: float = 1000.0,
+        *,
+        offset_s: float = 0.0,
+        jitter_s: float = 0.0,
+        seed: int = 0,
+    ):
         """``(time_s, angle_deg)`` a motor controller would log.
 
         ``rate`` rows per second over the whole recording of the continuous
@@ -182,9 +214,17 @@ class Recording:
             t = np.sort(t + rng.uniform(-jitter_s, jitter_s, len(t)))
         return t + offset_s, self.continuous_angle_at(t * fs)
 
-    def write_log(self, path, rate: float = 1000.0, *, offset_s: float = 0.0,
-                  time_column: str = "time_s", angle_column: str = "angle_deg",
-                  delimiter: str = ",", jitter_s: float = 0.0) -> Path:
+    def write_log(
+        self,
+        path,
+        rate: float = 1000.0,
+        *,
+        offset_s: float = 0.0,
+        time_column: str = "time_s",
+        angle_column: str = "angle_deg",
+        delimiter: str = ",",
+        jitter_s: float = 0.0,
+    ) -> Path:
         """Write :meth:`log_table` as CSV (or TSV with ``delimiter="\\t"``)."""
         from ..io import atomic_path
 
@@ -193,8 +233,9 @@ class Recording:
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh, delimiter=delimiter)
             w.writerow([time_column, angle_column])
-            w.writerows(zip(np.round(t, 7).tolist(), np.round(a, 6).tolist(),
-                            strict=True))
+            w.writerows(
+                zip(np.round(t, 7).tolist(), np.round(a, 6).tolist(), strict=True)
+            )
         return path
 
     def write_frame_angles(self, path) -> Path:
@@ -218,10 +259,14 @@ class Recording:
                 w.writerow([_num(s), int(d)])
         return path
 
-
-    def write_config(self, path, *, movie="movie.tif",
-                     signals="analog_signals.npy",
-                     stimulus="stimulus_randperm.csv") -> Path:
+    def write_config(
+        self,
+        path,
+        *,
+        movie="movie.tif",
+        signals="analog_signals.npy",
+        stimulus="stimulus_randperm.csv",
+    ) -> Path:
         """Write a ``run``/``batch``/``angles`` config (YAML) for this
         recording saved as ``signals`` (:meth:`write_npy`) and ``stimulus``
         (:meth:`write_stimulus`) beside ``movie``, paths relative to the
@@ -229,8 +274,10 @@ class Recording:
         from ..io import atomic_path
 
         if self.params.get("protocol") != "full":
-            raise DerotationError("write_config writes the full protocol's "
-                                  "config; got the incremental protocol")
+            raise DerotationError(
+                "write_config writes the full protocol's "
+                "config; got the incremental protocol"
+            )
         text = (
             "# A simulated dataset (napari-derotation simulate --signals): the\n"
             "# movie, the analog signals recorded beside it and the stimulus\n"
@@ -245,7 +292,8 @@ class Recording:
             f"rotation_increment: {_num(self.params['increment'])}\n"
             f"rot_deg: {_num(self.params['rot_deg'])}\n"
             f"frame_rate: {_num(self.params['frame_rate'])}\n"
-            f"sampling_rate: {_num(self.sampling_rate)}\n")
+            f"sampling_rate: {_num(self.sampling_rate)}\n"
+        )
         path = Path(path)
         with atomic_path(path) as tmp:
             Path(tmp).write_text(text)
@@ -268,26 +316,42 @@ def _schedule(protocol, speeds, directions, rot_deg, step, pause, lead):
     elif protocol == "incremental":
         n = int(round(rot_deg / step))
         for k in range(n):
-            moves.append((t, float(step), float(speeds[0]), int(directions[0]),
-                          k * step))
+            moves.append(
+                (t, float(step), float(speeds[0]), int(directions[0]), k * step)
+            )
             t += step / speeds[0] + pause
     else:
         raise DerotationError(
-            f"protocol must be 'full' or 'incremental'; got {protocol!r}")
+            f"protocol must be 'full' or 'incremental'; got {protocol!r}"
+        )
     return moves, t - pause
 
 
-def simulate_recording(*, protocol: str = "full", speeds=(200.0, 200.0),
-                       directions=(-1, 1), rot_deg: float = 360.0,
-                       increment: float = 0.2, step: float = 10.0,
-                       sampling_rate: float = 50_000.0, rows: int = 32,
-                       frame_rate: float = 30.0, n_frames: int | None = None,
-                       pause: float = 0.5, lead: float = 0.3, tail: float = 0.3,
-                       on_lead: float = 0.01, on_lag: float = 0.01,
-                       tick_volts: float = 5.0, clock_volts: float = 5.0,
-                       line_duty: float = 0.5, noise: float = 0.0,
-                       dropped_ticks: int = 0, extra_ticks: int = 0,
-                       seed: int = 0) -> Recording:
+def simulate_recording(
+    *,
+    protocol: str = "full",
+    speeds=(200.0, 200.0),
+    directions=(-1, 1),
+    rot_deg: float = 360.0,
+    increment: float = 0.2,
+    step: float = 10.0,
+    sampling_rate: float = 50_000.0,
+    rows: int = 32,
+    frame_rate: float = 30.0,
+    n_frames: int | None = None,
+    pause: float = 0.5,
+    lead: float = 0.3,
+    tail: float = 0.3,
+    on_lead: float = 0.01,
+    on_lag: float = 0.01,
+    tick_volts: float = 5.0,
+    clock_volts: float = 5.0,
+    line_duty: float = 0.5,
+    noise: float = 0.0,
+    dropped_ticks: int = 0,
+    extra_ticks: int = 0,
+    seed: int = 0,
+) -> Recording:
     """Simulate the analog signals of a rotation experiment.
 
     Parameters
@@ -332,11 +396,11 @@ def simulate_recording(*, protocol: str = "full", speeds=(200.0, 200.0),
     Recording
     """
     rng = np.random.default_rng(seed)
-    speeds, directions = _check_stimulus(protocol, speeds, directions,
-                                         increment, rot_deg, step)
+    speeds, directions = _check_stimulus(
+        protocol, speeds, directions, increment, rot_deg, step
+    )
     fs = float(sampling_rate)
-    moves, t_end = _schedule(protocol, speeds, directions, rot_deg, step,
-                             pause, lead)
+    moves, t_end = _schedule(protocol, speeds, directions, rot_deg, step, pause, lead)
     line_period = 1.0 / (frame_rate * rows)
     if n_frames is None:
         n_frames = int(np.ceil((t_end + tail) * frame_rate))
@@ -345,12 +409,23 @@ def simulate_recording(*, protocol: str = "full", speeds=(200.0, 200.0),
     duration = max(t_end + tail, t_scan + (n_lines + 2) * line_period)
     n = int(np.ceil(duration * fs)) + 4
     signals = np.zeros((4, n))
-    motor = _motor(signals, moves, protocol, fs, increment, rng,
-                   dropped_ticks=dropped_ticks, extra_ticks=extra_ticks,
-                   on_lead=on_lead, on_lag=on_lag, tick_volts=tick_volts,
-                   clock_volts=clock_volts)
-    clocks = _scan_clocks(signals, t_scan, line_period, n_lines, rows, fs,
-                          line_duty, clock_volts)
+    motor = _motor(
+        signals,
+        moves,
+        protocol,
+        fs,
+        increment,
+        rng,
+        dropped_ticks=dropped_ticks,
+        extra_ticks=extra_ticks,
+        on_lead=on_lead,
+        on_lag=on_lag,
+        tick_volts=tick_volts,
+        clock_volts=clock_volts,
+    )
+    clocks = _scan_clocks(
+        signals, t_scan, line_period, n_lines, rows, fs, line_duty, clock_volts
+    )
     if noise:
         signals += rng.normal(0.0, noise, signals.shape)
 
@@ -363,19 +438,40 @@ def simulate_recording(*, protocol: str = "full", speeds=(200.0, 200.0),
         stim_dir = np.full(len(moves), directions[0])
     else:
         stim_speed, stim_dir = speeds, directions
-    params = {"protocol": protocol, "rot_deg": rot_deg, "increment": increment,
-              "step": step, "sampling_rate": fs, "rows": rows,
-              "frame_rate": frame_rate, "n_frames": n_frames, "pause": pause,
-              "noise": noise, "dropped_ticks": dropped_ticks,
-              "extra_ticks": extra_ticks, "seed": seed}
-    return Recording(signals=signals, speed=stim_speed, direction=stim_dir,
-                     angles_per_line=angles_line, angles_per_frame=angles_frame,
-                     line_starts=line_starts, line_ends=clocks["line_ends"],
-                     frame_starts=frame_starts, frame_ends=clocks["frame_ends"],
-                     tick_samples=motor["ticks"], motion=motor["motion"],
-                     sampling_rate=fs, rows=rows, n_frames=n_frames,
-                     params=params, _knots=knots,
-                     _continuous=motor["continuous"])
+    params = {
+        "protocol": protocol,
+        "rot_deg": rot_deg,
+        "increment": increment,
+        "step": step,
+        "sampling_rate": fs,
+        "rows": rows,
+        "frame_rate": frame_rate,
+        "n_frames": n_frames,
+        "pause": pause,
+        "noise": noise,
+        "dropped_ticks": dropped_ticks,
+        "extra_ticks": extra_ticks,
+        "seed": seed,
+    }
+    return Recording(
+        signals=signals,
+        speed=stim_speed,
+        direction=stim_dir,
+        angles_per_line=angles_line,
+        angles_per_frame=angles_frame,
+        line_starts=line_starts,
+        line_ends=clocks["line_ends"],
+        frame_starts=frame_starts,
+        frame_ends=clocks["frame_ends"],
+        tick_samples=motor["ticks"],
+        motion=motor["motion"],
+        sampling_rate=fs,
+        rows=rows,
+        n_frames=n_frames,
+        params=params,
+        _knots=knots,
+        _continuous=motor["continuous"],
+    )
 
 
 def _check_stimulus(protocol, speeds, directions, increment, rot_deg, step):
@@ -385,7 +481,8 @@ def _check_stimulus(protocol, speeds, directions, increment, rot_deg, step):
     if protocol == "full" and len(speeds) != len(directions):
         raise DerotationError(
             f"speeds and directions must have the same length; got "
-            f"{len(speeds)} and {len(directions)}")
+            f"{len(speeds)} and {len(directions)}"
+        )
     if np.any(speeds <= 0) or not np.all(np.isin(directions, (-1, 1))):
         raise DerotationError("speeds must be > 0 and directions +1 or -1")
     if increment <= 0 or rot_deg <= 0 or step <= 0:
@@ -393,8 +490,21 @@ def _check_stimulus(protocol, speeds, directions, increment, rot_deg, step):
     return speeds, directions
 
 
-def _motor(signals, moves, protocol, fs, increment, rng, *, dropped_ticks,
-           extra_ticks, on_lead, on_lag, tick_volts, clock_volts) -> dict:
+def _motor(
+    signals,
+    moves,
+    protocol,
+    fs,
+    increment,
+    rng,
+    *,
+    dropped_ticks,
+    extra_ticks,
+    on_lead,
+    on_lag,
+    tick_volts,
+    clock_volts,
+) -> dict:
     """Play the movements: the rotation-on and tick channels of ``signals``.
 
     Returns the knots (samples, degrees) of the true signed angle (back to 0
@@ -412,12 +522,12 @@ def _motor(signals, moves, protocol, fs, increment, rng, *, dropped_ticks,
         ct += [s0, s1]
         ca += [total, total - d * deg]
         total -= d * deg
-        ticks.append(_move_ticks(s0, s1, deg, v, fs, increment, rng,
-                                 dropped_ticks, extra_ticks))
+        ticks.append(
+            _move_ticks(s0, s1, deg, v, fs, increment, rng, dropped_ticks, extra_ticks)
+        )
         motion.append((int(np.floor(s0)), int(np.ceil(s1))))
-        a_on, a_off = (int(np.floor(s0 - on_lead * fs)),
-                       int(np.ceil(s1 + on_lag * fs)))
-        signals[2, max(a_on, 0): a_off] = clock_volts
+        a_on, a_off = (int(np.floor(s0 - on_lead * fs)), int(np.ceil(s1 + on_lag * fs)))
+        signals[2, max(a_on, 0) : a_off] = clock_volts
         if protocol == "full":  # back to 0 after a whole turn
             kt.append(s1 + 1e-6)
             ka.append(0.0 if (deg % 360 == 0) else -d * deg)
@@ -429,9 +539,12 @@ def _motor(signals, moves, protocol, fs, increment, rng, *, dropped_ticks,
     for off, frac in ((-1, 0.5), (0, 1.0), (1, 0.5)):
         idx = ticks + off
         signals[3, idx[(idx >= 0) & (idx < n)]] = tick_volts * frac
-    return {"knots": (np.asarray(kt), np.asarray(ka)),
-            "continuous": (np.asarray(ct), np.asarray(ca)),
-            "ticks": ticks, "motion": np.asarray(motion, np.int64)}
+    return {
+        "knots": (np.asarray(kt), np.asarray(ka)),
+        "continuous": (np.asarray(ct), np.asarray(ca)),
+        "ticks": ticks,
+        "motion": np.asarray(motion, np.int64),
+    }
 
 
 def _move_ticks(s0, s1, deg, v, fs, increment, rng, dropped, extra):
@@ -441,8 +554,9 @@ def _move_ticks(s0, s1, deg, v, fs, increment, rng, dropped, extra):
     tk = np.ceil(s0 + k * increment / v * fs).astype(np.int64)
     keep = np.ones(len(tk), bool)
     if dropped and len(tk) > 2:
-        keep[1 + rng.choice(len(tk) - 2, size=min(dropped, len(tk) - 2),
-                            replace=False)] = False
+        keep[
+            1 + rng.choice(len(tk) - 2, size=min(dropped, len(tk) - 2), replace=False)
+        ] = False
     tk = tk[keep]
     if extra:
         lo, hi = int(s0) + 5, int(s1) - 5
@@ -450,8 +564,9 @@ def _move_ticks(s0, s1, deg, v, fs, increment, rng, dropped, extra):
     return tk
 
 
-def _scan_clocks(signals, t_scan, line_period, n_lines, rows, fs, line_duty,
-                 clock_volts) -> dict:
+def _scan_clocks(
+    signals, t_scan, line_period, n_lines, rows, fs, line_duty, clock_volts
+) -> dict:
     """The line and frame clocks of ``signals``; their pulse starts and ends."""
     t_lines = t_scan + np.arange(n_lines) * line_period
     line_starts = np.ceil(t_lines * fs).astype(np.int64)
@@ -461,8 +576,12 @@ def _scan_clocks(signals, t_scan, line_period, n_lines, rows, fs, line_duty,
     frame_ends = frame_starts + max(1, int(round(line_period * fs)))
     _pulses(signals[1], line_starts, line_ends, clock_volts)
     _pulses(signals[0], frame_starts, frame_ends, clock_volts)
-    return {"line_starts": line_starts, "line_ends": line_ends,
-            "frame_starts": frame_starts, "frame_ends": frame_ends}
+    return {
+        "line_starts": line_starts,
+        "line_ends": line_ends,
+        "frame_starts": frame_starts,
+        "frame_ends": frame_ends,
+    }
 
 
 def _pulses(channel, starts, ends, volts):

@@ -1,0 +1,140 @@
+"""Thread count from the CPUs the process may use, dynamic work units, and
+the one-line compile notice."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_derotation import derotate
+from napari_derotation.engine import _driver, _kernels, threads
+from napari_derotation.errors import DerotationError
+
+
+@pytest.fixture(autouse=True)
+def _automatic(monkeypatch):
+    monkeypatch.delenv(threads.ENV, raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    yield
+    threads.set_threads(None)
+
+
+def test_cgroup_quota_limits_the_thread_count(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert threads.available_cpus(tmp_path) == 2
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert threads.available_cpus(tmp_path) == 4
+    (tmp_path / "cpu.max").unlink()
+    assert threads.available_cpus(tmp_path) == 4
+    v1 = tmp_path / "cpu"
+    v1.mkdir()
+    (v1 / "cpu.cfs_quota_us").write_text("50000")
+    (v1 / "cpu.cfs_period_us").write_text("100000")
+    assert threads.available_cpus(tmp_path) == 1
+
+
+def test_affinity_sets_the_default(monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.setattr(threads, "_cgroup_quota", lambda root=None: None)
+    assert threads.thread_count() == 1
+
+
+def test_overrides_in_order(monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda: 8)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    assert threads.thread_count() == 2
+    monkeypatch.setenv(threads.ENV, "5")
+    assert threads.thread_count() == 5
+    threads.set_threads(3)
+    assert threads.thread_count() == 3
+    monkeypatch.setenv(threads.ENV, "zero")
+    threads.set_threads(None)
+    with pytest.raises(DerotationError, match=threads.ENV):
+        threads.thread_count()
+
+
+def test_cli_threads_option(monkeypatch):
+    import argparse
+
+    from napari_derotation.cli._common import add_threads_argument
+
+    p = argparse.ArgumentParser()
+    add_threads_argument(p)
+    p.parse_args(["--threads", "3"])
+    assert threads.thread_count() == 3
+    monkeypatch.delenv(threads.ENV)
+
+
+def test_output_is_the_same_on_any_number_of_threads():
+    rng = np.random.default_rng(0)
+    movie = rng.integers(0, 4000, (5, 70, 90)).astype(np.uint16)
+    angles = np.linspace(0, 200, 5 * 70)
+    threads.set_threads(1)
+    one = derotate(movie, angles)
+    for n in (2, 3, 7):
+        threads.set_threads(n)
+        np.testing.assert_array_equal(derotate(movie, angles), one)
+
+
+def test_a_slow_thread_takes_fewer_units():
+    """Work units are taken from a shared counter: a thread that does not
+    run leaves its share to the others (no static split)."""
+    done = []
+    lock = threading.Lock()
+
+    def kernel(counter, total, gate):
+        mine = 0
+        if threading.current_thread() is not threading.main_thread():
+            gate.wait(5)  # this thread starts late
+        while True:
+            with lock:
+                i = int(counter[0])
+                counter[0] += 1
+            if i >= total:
+                break
+            mine += 1
+        done.append(mine)
+
+    gate = threading.Event()
+    t = threading.Timer(0.3, gate.set)
+    t.start()
+    threads.run(kernel, 1000, gate, threads=2)
+    t.join()
+    assert sorted(done) == [0, 1000]
+
+
+def test_compile_notice_once(monkeypatch):
+    lines = []
+    monkeypatch.setattr(_kernels, "will_compile", lambda kernel, args: True)
+    _driver.set_compile_notice(lines.append)
+    try:
+        movie = np.zeros((2, 8, 8), np.float32)
+        angles = np.linspace(0, 10, 16)
+        derotate(movie, angles)
+        derotate(movie, angles)
+    finally:
+        _driver.set_compile_notice(None)
+    assert len(lines) == 1
+    assert lines[0].startswith("compiling the derotation kernels (once, ~")
+
+
+def test_will_compile_is_false_once_compiled():
+    movie = np.zeros((2, 8, 8), np.uint16)
+    derotate(movie, np.linspace(0, 10, 16))
+    counter = np.zeros(1, np.int64)
+    ks = np.empty((2, 2, 2))
+    args = (
+        counter,
+        np.ones((2, 8)),
+        np.ones((2, 8)),
+        np.ones(2),
+        4.0,
+        4.0,
+        _kernels.IDENTITY,
+        ks,
+        ks.copy(),
+    )
+    assert _kernels.will_compile(_kernels.knot_grid, args) is False
