@@ -66,7 +66,7 @@ def test_launch_docks_the_widget_with_the_sample_or_a_movie(qtbot, tmp_path):
 
 @pytest.mark.gui
 def test_launch_with_a_dataset_folder(qtbot, tmp_path):
-    from test_napari_io import make_dataset
+    from test_reader_writer import make_dataset
 
     rec = make_dataset(tmp_path / "exp")
     viewer, widget = gui.launch(tmp_path / "exp", show=False)

@@ -751,7 +751,7 @@ def test_missing_pynwb_names_the_extra(sim, tmp_path, capsys, monkeypatch):
 
 
 def test_pipeline_takes_the_metadata_from_its_config(tmp_path):
-    from test_pipeline import CENTER, SIZE, make_dataset
+    from test_run import CENTER, SIZE, make_dataset
 
     from napari_derotation.pipeline import Dataset, run_dataset
     from napari_derotation.simulate.recorder import simulate_recording

@@ -279,7 +279,7 @@ def test_napari_reader_opens_a_store_lazily(sim, tmp_path):
 
 
 def test_pipeline_writes_zarr_or_nwb_by_config(tmp_path):
-    from test_pipeline import CENTER, SIZE, make_dataset
+    from test_run import CENTER, SIZE, make_dataset
 
     from napari_derotation.pipeline import Dataset, run_dataset
     from napari_derotation.simulate.recorder import simulate_recording

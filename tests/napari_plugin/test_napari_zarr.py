@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from test_napari_widget import run, small_sim
+from test_widget import run, small_sim
 
 from napari_derotation._napari._widget import DerotationWidget
 from napari_derotation.io.zarr_store import ZarrSource

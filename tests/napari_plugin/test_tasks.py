@@ -181,7 +181,7 @@ def test_closing_the_viewer_during_an_export_writes_nothing(
 def test_opening_a_dataset_returns_at_once_and_derotate_waits(
     make_napari_viewer, qtbot, tmp_path, monkeypatch, notes
 ):
-    from test_napari_io import make_dataset
+    from test_reader_writer import make_dataset
 
     from napari_derotation.pipeline import Dataset
 
@@ -242,7 +242,7 @@ def test_opening_a_dataset_returns_at_once_and_derotate_waits(
 def test_a_dataset_with_broken_signals_is_one_notification(
     make_napari_viewer, qtbot, tmp_path, notes, capfd
 ):
-    from test_napari_io import make_dataset
+    from test_reader_writer import make_dataset
 
     make_dataset(tmp_path / "exp")
     np.save(tmp_path / "exp" / "signals.npy", np.zeros((4, 500)))

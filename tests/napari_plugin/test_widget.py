@@ -329,7 +329,7 @@ def test_click_on_a_cell_fits_the_ellipse(make_napari_viewer, qtbot):
 
 
 def test_angles_from_analog_signals(make_napari_viewer, qtbot, tmp_path):
-    from test_napari_io import make_dataset
+    from test_reader_writer import make_dataset
 
     rec = make_dataset(tmp_path / "exp")
     viewer = make_napari_viewer()
