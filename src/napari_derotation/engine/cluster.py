@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import warnings
 from collections import deque
 from collections.abc import Iterator
@@ -150,8 +151,9 @@ def cluster_client(
         return
     n = local_workers(workers)
     cluster = client = None
+    log = None
     try:
-        with _workers_ignore_sigint():
+        with _workers_ignore_sigint(), _workers_stderr() as log:
             cluster = distributed.LocalCluster(
                 n_workers=n,
                 threads_per_worker=threads_per_worker,
@@ -166,7 +168,36 @@ def cluster_client(
         _quiet_distributed()
         _close(client, cluster, timeout=5)
         raise
-    _close(client, cluster, timeout=30)
+    else:
+        _close(client, cluster, timeout=30)
+    finally:
+        if log is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(log)
+
+
+@contextlib.contextmanager
+def _workers_stderr():
+    """Start the local workers with a temporary log file as their stderr
+    (yielding its path): what distributed's processes print while they shut
+    down (the tracebacks of tasks cancelled by a Ctrl-C) stays out of the
+    user's terminal, where the command says what happened in one line."""
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="napari-derotation-workers-", suffix=".log")
+    try:
+        os.dup2(fd, 2)
+        yield path
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
 
 
 def _connect(distributed, address: str):
