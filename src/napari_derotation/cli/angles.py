@@ -102,16 +102,12 @@ def run(args) -> int:
 
 def _write_record(out, cfg, angles):
     """The record beside the angles: config, source, inputs, summary."""
-    import datetime
-
-    from .. import __version__
     from ..io import sidecar_path, write_json
+    from ..io.provenance import header
     from ..pipeline.dataset import angles_summary, input_checksums
 
     rec = {
-        "software": "napari-derotation",
-        "version": __version__,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **header(),
         "output": str(Path(out).resolve()),
         "config": cfg.to_dict(),
         "config_warnings": list(cfg.warnings),
