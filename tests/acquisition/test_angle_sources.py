@@ -550,6 +550,8 @@ def test_angles_command_writes_the_angles_and_a_plot(rec, tmp_path, capsys):
     meta = json.loads(sidecar_path(out).read_text())
     assert meta["config"]["rotation_source"] == "encoder"
     assert set(meta["inputs"]) == {"signals", "config"}
+    # the one header every record of the package starts with
+    assert {"software", "version", "created"} <= set(meta)
     assert str(out) in capsys.readouterr().out
     # run uses the same code: the same angles
     record = run_dataset(load_config(cfg, warn=False), tmp_path / "run", plots=False)
