@@ -154,9 +154,33 @@ def main(argv=None) -> int:
         except (Cancelled, KeyboardInterrupt):
             print(f"{PROG}: cancelled; no output written", file=sys.stderr)
             return 130
+        except ImportError as exc:
+            # a signal that lands while a compiled module is imported comes
+            # out as that module's ImportError: still the signal
+            cause = _interrupt_in(exc)
+            if cause is None:
+                raise
+            if isinstance(cause, Terminated):
+                print(
+                    f"{PROG}: terminated (SIGTERM); no output written", file=sys.stderr
+                )
+                return 143
+            print(f"{PROG}: cancelled; no output written", file=sys.stderr)
+            return 130
         finally:
             if script:  # done: a late signal changes nothing now
                 _ignore_signals()
+
+
+def _interrupt_in(exc: BaseException):
+    """The KeyboardInterrupt (or Terminated) in ``exc``'s chain, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _ignore_signals() -> None:
