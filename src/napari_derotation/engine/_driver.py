@@ -306,21 +306,12 @@ def _derotate_run(
     dst = out[start:stop]
     if fresh:
         fault_in(dst)
-    buf = (
-        dst
-        if dst.flags.c_contiguous and dst.flags.writeable and dst.dtype == src.dtype
-        else np.empty_like(src)
-    )
-    nf, rows, cols = src.shape
-    nbr = -(-rows // _kernels.CELL)
-    nbc = -(-cols // _kernels.CELL)
-    ks = np.empty((nf, nbr + 1, nbc + 1))
-    kx = np.empty((nf, nbr + 1, nbc + 1))
-    smooth = np.zeros((nf, nbr, nbc), np.bool_)
-    counter = np.zeros(1, np.int64)
-    grid = (counter, cos_t, sin_t, maxstep, k.cr, k.cc, k.plane, ks, kx)
+    buf = dst
+    if not (dst.flags.c_contiguous and dst.flags.writeable and dst.dtype == src.dtype):
+        buf = np.empty_like(src)
+        fault_in(buf)
     pairs = (
-        counter,
+        np.zeros(1, np.int64),
         src,
         cos_t,
         sin_t,
@@ -336,15 +327,11 @@ def _derotate_run(
         k.is_int,
         wk,
         tab,
-        ks,
-        kx,
-        smooth,
         buf,
     )
     kernel = _kernels.pair_kernel(k.mode)
     with KERNEL_LOCK:
-        _notice_compile((_kernels.knot_grid, grid), (kernel, pairs))
-        threads.run(_kernels.knot_grid, *grid[1:])
+        _notice_compile((kernel, pairs))
         threads.run(kernel, *pairs[1:])
     if buf is not dst:
         dst[...] = buf

@@ -265,34 +265,60 @@ def _fetch_add(typingctx, arr, i, n):
     return types.int64(arr, types.intp, types.int64), _fetch_add_codegen
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
-def knot_grid(counter, cos_t, sin_t, maxstep, cr, cc, pm, ks, kx):
-    """Exact crossings on the grid of cell corners of every frame, into
-    ``ks``/``kx`` (frames, cell rows + 1, cell cols + 1), one knot row per
-    work unit taken from ``counter[0]`` (shared by the threads running this
-    at once: a slow thread takes fewer units)."""
-    nf, nkr, nkc = ks.shape
-    nrows = cos_t.shape[1]
-    total = nf * nkr
-    while True:
-        idx = _fetch_add(counter, 0, 1)
-        if idx >= total:
-            return
-        f = idx // nkr
-        k = idx % nkr
+#: Cell rows of one frame per work unit (even: cells are checked in 2 x 2
+#: groups). A unit solves its own knot rows (its top and bottom ones too,
+#: which the units above and below solve again, the same way): two threads
+#: that share a grid pass its cache lines from core to core, and new memory
+#: written by two threads at once serialises on its page faults (a shared
+#: grid made the knots no faster on two threads than on one). A unit's last
+#: block prefetches nothing of the next unit's rows, which another thread
+#: is likely writing.
+UNIT_ROWS = 4
+
+
+@numba.njit(cache=True, inline="always")
+def _unit(idx, nunit, nbr):
+    """Work unit ``idx``: its frame and its cell rows ``u0 .. u1``."""
+    f = idx // nunit
+    u0 = UNIT_ROWS * (idx % nunit)
+    return f, u0, min(u0 + UNIT_ROWS, nbr)
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+def _unit_grid(ct, st, rf, cr, cc, nrows, maxstep, pm, u0, u1, nbr, ks, kx, flags):
+    """The knots of cell rows ``u0 .. u1`` of one frame (rows 0 .. u1 - u0
+    of ``ks``/``kx``: the exact crossings at the cell corners) and which of
+    their cells are smooth (rows of ``flags``)."""
+    nkc = ks.shape[1]
+    for k in range(u0, u1 + 1):
         _knot_row(
-            cos_t[f],
-            sin_t[f],
+            ct,
+            st,
             cr,
             cc,
             float(k * CELL),
             nkc,
             nrows,
-            maxstep[f],
+            maxstep,
             pm,
-            ks[f, k],
-            kx[f, k],
+            ks[k - u0],
+            kx[k - u0],
         )
+    for p in range(u0, u1, 2):
+        _smooth_flags(
+            ct, st, rf, cr, cc, p - u0, u0, nbr, nrows, maxstep, pm, ks, kx, flags
+        )
+
+
+@numba.njit(cache=True, inline="always")
+def _unit_scratch(ncols):
+    """A thread's knot rows and cell flags for one unit."""
+    nbc = -(-ncols // CELL)
+    return (
+        np.empty((UNIT_ROWS + 1, nbc + 1)),
+        np.empty((UNIT_ROWS + 1, nbc + 1)),
+        np.empty((UNIT_ROWS, nbc), np.bool_),
+    )
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
@@ -313,16 +339,12 @@ def derotate_pairs(
     is_int,
     wk,
     tab,
-    ks,
-    kx,
-    smooth,
     out,
 ):
     """Derotate every frame of ``movie`` into ``out`` (same shape), nearest
-    or bilinear, two cell rows (2 * CELL image rows) per work unit taken
-    from ``counter[0]``; the knot grid ``ks``/``kx`` comes from
-    :func:`knot_grid`, ``smooth`` is scratch of shape (frames, cell rows,
-    cell cols).
+    or bilinear, UNIT_ROWS cell rows (of CELL image rows) per work unit
+    taken from ``counter[0]`` (shared by the threads running this at once:
+    a slow thread takes fewer units).
 
     ``cos_t``/``sin_t``: (frames, rows) per-line tables; ``rough[f, k]`` marks
     lines where the angle's second difference is large (a kink or a jump);
@@ -331,40 +353,31 @@ def derotate_pairs(
     :func:`work_tables`. (Frames that do not turn are copied by the engine.)
     """
     nf, nrows, ncols = movie.shape
-    nbr = smooth.shape[1]
-    npair = (nbr + 1) // 2
+    nbr = -(-nrows // CELL)
     scratch = _scratch(wk.dtype, movie.dtype, out.dtype)
-    total = nf * npair
+    ks, kx, flags = _unit_scratch(ncols)
+    nunit = -(-nbr // UNIT_ROWS)
+    total = nf * nunit
     while True:
         idx = _fetch_add(counter, 0, 1)
         if idx >= total:
             return
-        f = idx // npair
-        p = 2 * (idx % npair)
-        _smooth_flags(
-            cos_t[f],
-            sin_t[f],
-            rough[f],
-            cr,
-            cc,
-            p,
-            nrows,
-            maxstep[f],
-            pm,
-            ks[f],
-            kx[f],
-            smooth[f],
+        f, u0, u1 = _unit(idx, nunit, nbr)
+        ct, st, rf = cos_t[f], sin_t[f], rough[f]
+        _unit_grid(
+            ct, st, rf, cr, cc, nrows, maxstep[f], pm, u0, u1, nbr, ks, kx, flags
         )
-        for b in range(p, min(p + 2, nbr)):
-            n = min(b + 2, nbr)
+        for b in range(u0, u1):
+            i = b - u0
+            n = min(i + 2, u1 - u0)
             _derotate_block(
                 movie[f],
-                cos_t[f],
-                sin_t[f],
-                rough[f],
+                ct,
+                st,
+                rf,
                 maxstep[f],
                 b * CELL,
-                smooth[f, b],
+                flags[i],
                 cr,
                 cc,
                 pm,
@@ -375,21 +388,23 @@ def derotate_pairs(
                 is_int,
                 wk,
                 tab,
-                ks[f, b],
-                kx[f, b],
-                ks[f, b + 1],
-                kx[f, b + 1],
-                ks[f, n],
-                kx[f, n],
+                ks[i],
+                kx[i],
+                ks[i + 1],
+                kx[i + 1],
+                ks[n],
+                kx[n],
+                b + 1 < u1,
                 out[f],
                 scratch,
             )
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FAST)
-def _smooth_flags(ct, st, rf, cr, cc, r, nrows, maxstep, pm, ks, kx, flags):
-    """Which cells of cell rows ``r`` and ``r + 1`` may be interpolated from
-    their corners' crossings (``ks``, ``kx``: the frame's knot grid).
+def _smooth_flags(ct, st, rf, cr, cc, r, top, nbr, nrows, maxstep, pm, ks, kx, flags):
+    """Which cells of cell rows ``top + r`` and ``top + r + 1`` (of the
+    frame's ``nbr``) may be interpolated from their corners' crossings
+    (``ks``, ``kx``, ``flags``: rows from cell row ``top`` on).
 
     A 2 x 2 group of cells is smooth at once when no rough line is scanned
     inside it and its five inner knots (edge midpoints and centre) agree
@@ -397,9 +412,9 @@ def _smooth_flags(ct, st, rf, cr, cc, r, nrows, maxstep, pm, ks, kx, flags):
     its cells, interpolated from all nine exact knots, are closer still.
     Otherwise each cell is checked at its centre (:func:`_cell_is_smooth`).
     """
-    nbr, nbc = flags.shape
+    nbc = flags.shape[1]
     for c in range(0, nbc, 2):
-        ok = r + 2 <= nbr and c + 2 <= nbc
+        ok = top + r + 2 <= nbr and c + 2 <= nbc
         if ok:
             lo = ks[r, c]
             hi = lo
@@ -410,7 +425,7 @@ def _smooth_flags(ct, st, rf, cr, cc, r, nrows, maxstep, pm, ks, kx, flags):
             ok = not _any_rough(rf, lo, hi)
         if ok:
             ok = _agrees(ks, r, c) and _agrees(kx, r, c)
-        for rr in range(r, min(r + 2, nbr)):
+        for rr in range(r, min(r + 2, nbr - top)):
             for j in range(c, min(c + 2, nbc)):
                 flags[rr, j] = ok or _cell_is_smooth(
                     ct,
@@ -418,7 +433,7 @@ def _smooth_flags(ct, st, rf, cr, cc, r, nrows, maxstep, pm, ks, kx, flags):
                     rf,
                     cr,
                     cc,
-                    rr * CELL,
+                    (top + rr) * CELL,
                     j * CELL,
                     ks[rr, j],
                     ks[rr, j + 1],
@@ -699,6 +714,7 @@ def _derotate_block(
     kx_b,
     ks_n,
     kx_n,
+    ahead,
     out,
     scratch,
 ):
@@ -746,22 +762,23 @@ def _derotate_block(
     for j in range(smooth.size):
         c0 = j * B
         cw = min(B, ncols - c0)
-        _prefetch_cell(
-            flat,
-            nrows,
-            ncols,
-            ks_b[j],
-            ks_b[j + 1],
-            ks_n[j],
-            ks_n[j + 1],
-            kx_b[j],
-            kx_b[j + 1],
-            kx_n[j],
-            kx_n[j + 1],
-        )
-        # and the output pixels of the cell below
-        for t in range(r0 + B, min(r0 + 2 * B, nrows)):
-            _prefetch_write(dst, t * ncols + c0)
+        if ahead:
+            _prefetch_cell(
+                flat,
+                nrows,
+                ncols,
+                ks_b[j],
+                ks_b[j + 1],
+                ks_n[j],
+                ks_n[j + 1],
+                kx_b[j],
+                kx_b[j + 1],
+                kx_n[j],
+                kx_n[j + 1],
+            )
+            # and the output pixels of the cell below
+            for t in range(r0 + B, min(r0 + 2 * B, nrows)):
+                _prefetch_write(dst, t * ncols + c0)
         if smooth[j]:
             sa = ks_t[j]
             xa = kx_t[j]
@@ -946,51 +963,39 @@ def derotate_pairs_cubic(
     is_int,
     wk,
     tab,
-    ks,
-    kx,
-    smooth,
     out,
 ):
     """:func:`derotate_pairs` with Catmull-Rom sampling (``mode`` is
     ignored): the same crossings, sampled in float64, integers rounded and
     clipped to ``[lo, hi]``."""
     nf, nrows, ncols = movie.shape
-    nbr = smooth.shape[1]
-    npair = (nbr + 1) // 2
+    nbr = -(-nrows // CELL)
     S = np.empty(NPX)
     X = np.empty(NPX)
     WT = np.empty((8, NPX))
     KI = np.empty(NPX, np.int64)
-    total = nf * npair
+    ks, kx, flags = _unit_scratch(ncols)
+    nunit = -(-nbr // UNIT_ROWS)
+    total = nf * nunit
     while True:
         idx = _fetch_add(counter, 0, 1)
         if idx >= total:
             return
-        f = idx // npair
-        p = 2 * (idx % npair)
-        _smooth_flags(
-            cos_t[f],
-            sin_t[f],
-            rough[f],
-            cr,
-            cc,
-            p,
-            nrows,
-            maxstep[f],
-            pm,
-            ks[f],
-            kx[f],
-            smooth[f],
+        f, u0, u1 = _unit(idx, nunit, nbr)
+        ct, st, rf = cos_t[f], sin_t[f], rough[f]
+        _unit_grid(
+            ct, st, rf, cr, cc, nrows, maxstep[f], pm, u0, u1, nbr, ks, kx, flags
         )
-        for b in range(p, min(p + 2, nbr)):
+        for b in range(u0, u1):
+            i = b - u0
             _cubic_block(
                 movie[f],
-                cos_t[f],
-                sin_t[f],
-                rough[f],
+                ct,
+                st,
+                rf,
                 maxstep[f],
                 b * CELL,
-                smooth[f, b],
+                flags[i],
                 cr,
                 cc,
                 pm,
@@ -998,10 +1003,10 @@ def derotate_pairs_cubic(
                 lo,
                 hi,
                 is_int,
-                ks[f, b],
-                kx[f, b],
-                ks[f, b + 1],
-                kx[f, b + 1],
+                ks[i],
+                kx[i],
+                ks[i + 1],
+                kx[i + 1],
                 out[f],
                 S,
                 X,
