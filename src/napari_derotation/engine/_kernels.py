@@ -37,9 +37,12 @@ BILINEAR = 1
 #: ringing at the scanned disc's edge) for a smoothing it adds back.
 CUBIC = 2
 
-#: Floating-point shortcuts that keep NaN and infinity semantics (movies may
-#: hold NaN).
-FAST = {"contract", "arcp", "nsz", "reassoc", "afn"}
+#: The kernels are compiled without fast-math flags: no reassociation, no
+#: fused multiply-adds the compiler chooses. With them the last bits of a
+#: result depended on how a kernel was compiled (in this process, or loaded
+#: from numba's cache; as an int64 or a float64 specialisation), so one
+#: movie could give different bytes in two runs. Without them every run
+#: computes the operations in the order written here, at the same speed.
 
 #: The name of LLVM's prefetch intrinsic (its pointer suffix changed when
 #: LLVM's pointers became opaque, in LLVM 15).
@@ -85,6 +88,36 @@ def _make_prefetch(write):
 #: write it, without waiting (hints: no effect on results).
 _prefetch = _make_prefetch(False)
 _prefetch_write = _make_prefetch(True)
+
+
+def _make_copy(n):
+    @intrinsic
+    def copy(typingctx, src, k, dst, j):
+        def codegen(context, builder, sig, args):
+            sty, _, dty, _ = sig.args
+            sa = context.make_array(sty)(context, builder, args[0])
+            da = context.make_array(dty)(context, builder, args[2])
+            sp = cgutils.get_item_pointer(context, builder, sty, sa, [args[1]])
+            dp = cgutils.get_item_pointer(context, builder, dty, da, [args[3]])
+            elt = context.get_data_type(sty.dtype)
+            vec = ir.VectorType(elt, n).as_pointer()
+            align = context.get_abi_sizeof(elt)
+            v = builder.load(builder.bitcast(sp, vec), align=align)
+            builder.store(v, builder.bitcast(dp, vec), align=align)
+            return context.get_dummy_value()
+
+        if src.dtype != dst.dtype:
+            return None
+        return types.none(src, k, dst, j), codegen
+
+    return copy
+
+
+#: ``dst[j:j + n] = src[k:k + n]`` with one load and one store (n = 2: the
+#: two horizontal neighbours of a bilinear sample; n = 4: a row of a cubic
+#: one). Sampling is bound by its stores, so this halves its cost.
+_copy_pair = _make_copy(2)
+_copy_quad = _make_copy(4)
 
 
 #: The plane matrices (see :func:`_coefficients`) for an untilted plane.
@@ -146,7 +179,7 @@ def _coefficients(dr, dc, pm):
     )
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _root(ct, st, cr, cc, qr, qc, guess, nrows, maxstep, pm):
     """Where the scan of one frame passed over output pixel (qr, qc).
 
@@ -224,7 +257,7 @@ CELL = 8
 TOL = 0.05
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _knot_row(ct, st, cr, cc, qr, nknots, nrows, maxstep, pm, ks, kx):
     g = qr
     for j in range(nknots):
@@ -236,7 +269,7 @@ def _knot_row(ct, st, cr, cc, qr, nknots, nrows, maxstep, pm, ks, kx):
         g = s
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _cell_is_smooth(
     ct, st, rf, cr, cc, r0, c0, a, b, c, d, xa, xb, xc, xd, nrows, maxstep, pm, h=CELL
 ):
@@ -284,7 +317,7 @@ def _unit(idx, nunit, nbr):
     return f, u0, min(u0 + UNIT_ROWS, nbr)
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _unit_grid(ct, st, rf, cr, cc, nrows, maxstep, pm, u0, u1, nbr, ks, kx, flags):
     """The knots of cell rows ``u0 .. u1`` of one frame (rows 0 .. u1 - u0
     of ``ks``/``kx``: the exact crossings at the cell corners) and which of
@@ -321,7 +354,7 @@ def _unit_scratch(ncols):
     )
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def derotate_pairs(
     counter,
     movie,
@@ -400,7 +433,7 @@ def derotate_pairs(
             )
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _smooth_flags(ct, st, rf, cr, cc, r, top, nbr, nrows, maxstep, pm, ks, kx, flags):
     """Which cells of cell rows ``top + r`` and ``top + r + 1`` (of the
     frame's ``nbr``) may be interpolated from their corners' crossings
@@ -482,7 +515,7 @@ def _agrees(kk, r, c):
     )
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _refine_cell(
     ct,
     st,
@@ -592,7 +625,7 @@ def _refine_cell(
                 )
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _solve_pixels(ct, st, cr, cc, r0, c0, t0, t1, u0, u1, g, nrows, maxstep, pm, S, X):
     """Solve rows t0..t1, columns u0..u1 of the cell at (r0, c0) pixel by
     pixel into S, X, walking from the pixel above (or from ``g`` and then
@@ -638,7 +671,7 @@ def _scratch(work, src, dst):
     """One cell's scratch vectors (see :func:`_derotate_block`), made once
     per thread: where each pixel was scanned (S, X), its weights (fy, fx),
     its first source index (frames hold < 2**31 pixels), whether it was
-    covered, the four source samples and the result."""
+    covered, its top and bottom pairs of source samples and the result."""
     return (
         np.empty(NPX, work),
         np.empty(NPX, work),
@@ -646,10 +679,8 @@ def _scratch(work, src, dst):
         np.empty(NPX, work),
         np.empty(NPX, np.int32),
         np.empty(NPX, np.bool_),
-        np.empty(NPX, src),
-        np.empty(NPX, src),
-        np.empty(NPX, src),
-        np.empty(NPX, src),
+        np.empty(2 * NPX, src),
+        np.empty(2 * NPX, src),
         np.empty(NPX, dst),
     )
 
@@ -689,7 +720,7 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
     return wk, np.stack([_T, _U, _T * _U]).astype(work)
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _derotate_block(
     img,
     ct,
@@ -736,7 +767,7 @@ def _derotate_block(
     W = wk.dtype
     S, X, fy, fx = scratch[0], scratch[1], scratch[2], scratch[3]
     idx, cov = scratch[4], scratch[5]
-    va, vb, vc, vd, res = scratch[6], scratch[7], scratch[8], scratch[9], scratch[10]
+    top, bot, res = scratch[6], scratch[7], scratch[8]
     T = tab[0]
     U = tab[1]
     TU = tab[2]
@@ -844,16 +875,14 @@ def _derotate_block(
             idx[i] = y0 * nc + x0
         for i in range(NPX):
             k = idx[i]
-            va[i] = flat[k]
-            vb[i] = flat[k + 1]
-            vc[i] = flat[k + ncols]
-            vd[i] = flat[k + ncols + 1]
+            _copy_pair(flat, k, top, 2 * i)
+            _copy_pair(flat, k + ncols, bot, 2 * i)
         for i in range(NPX):
             # (1 - f) weights: exact at f = 0 and f = 1 (still lines, edges)
             gx = one - fx[i]
-            top = W.type(va[i]) * gx + W.type(vb[i]) * fx[i]
-            bot = W.type(vc[i]) * gx + W.type(vd[i]) * fx[i]
-            v = top * (one - fy[i]) + bot * fy[i]
+            a = W.type(top[2 * i]) * gx + W.type(top[2 * i + 1]) * fx[i]
+            b = W.type(bot[2 * i]) * gx + W.type(bot[2 * i + 1]) * fx[i]
+            v = a * (one - fy[i]) + b * fy[i]
             if is_int:
                 v = min(max(np.floor(v + half), wlo), whi)
             res[i] = v if cov[i] else wfill
@@ -945,7 +974,7 @@ def _sample_cubic(img, flat, y, x, nrows, ncols):
     return acc
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def derotate_pairs_cubic(
     counter,
     movie,
@@ -974,6 +1003,8 @@ def derotate_pairs_cubic(
     X = np.empty(NPX)
     WT = np.empty((8, NPX))
     KI = np.empty(NPX, np.int64)
+    G = np.empty(16 * NPX, movie.dtype)
+    V = np.empty(NPX)
     ks, kx, flags = _unit_scratch(ncols)
     nunit = -(-nbr // UNIT_ROWS)
     total = nf * nunit
@@ -1012,12 +1043,14 @@ def derotate_pairs_cubic(
                 X,
                 WT,
                 KI,
+                G,
+                V,
             )
 
 
 @numba.njit(cache=True, inline="always")
 def _row4(flat, k, WT, i):
-    """Four neighbours from ``flat[k]`` weighted by pixel ``i``'s column
+    """Four samples from ``flat[k]`` on weighted by pixel ``i``'s column
     weights (rows 4-7 of ``WT``)."""
     return (
         WT[4, i] * float(flat[k])
@@ -1027,7 +1060,7 @@ def _row4(flat, k, WT, i):
     )
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FAST)
+@numba.njit(cache=True, error_model="numpy")
 def _cubic_block(
     img,
     ct,
@@ -1052,12 +1085,14 @@ def _cubic_block(
     X,
     WT,
     KI,
+    G,
+    V,
 ):
     """Rows r0 .. r0 + CELL of one frame, Catmull-Rom (see
     :func:`_derotate_block` for the cells). Each cell's weights (``WT``:
     four row and four column weights per pixel) and first source indices
     (``KI``, -1 where the 4 x 4 neighbourhood leaves the frame) are made in
-    a vector pass; the 16 gathers per pixel are scalar."""
+    a vector pass, the 16 neighbours copied four at a time, then blended."""
     nrows, ncols = img.shape
     rh = min(CELL, nrows - r0)
     flat = img.ravel()
@@ -1122,6 +1157,22 @@ def _cubic_block(
             WT[7, i] = 0.5 * (tx2 * tx - tx2)
             inner = (y0 >= 1) & (y0 + 2 < nrows) & (x0 >= 1) & (x0 + 2 < ncols)
             KI[i] = (y0 - 1) * ncols + x0 - 1 if inner else -1
+        # the 4 x 4 neighbours of inner pixels: four rows of four, each
+        # with one load and one store (G: 16 per pixel), then their blend
+        for i in range(NPX):
+            k = KI[i]
+            if k >= 0:
+                _copy_quad(flat, k, G, 16 * i)
+                _copy_quad(flat, k + ncols, G, 16 * i + 4)
+                _copy_quad(flat, k + 2 * ncols, G, 16 * i + 8)
+                _copy_quad(flat, k + 3 * ncols, G, 16 * i + 12)
+        for i in range(NPX):
+            g = 16 * i
+            a0 = _row4(G, g, WT, i)
+            a1 = _row4(G, g + 4, WT, i)
+            a2 = _row4(G, g + 8, WT, i)
+            a3 = _row4(G, g + 12, WT, i)
+            V[i] = WT[0, i] * a0 + WT[1, i] * a1 + WT[2, i] * a2 + WT[3, i] * a3
         for t in range(rh):
             for u in range(cw):
                 i = t * CELL + u
@@ -1130,15 +1181,10 @@ def _cubic_block(
                 if not _covered(s, x, nrows, ncols):
                     out[r0 + t, c0 + u] = fill
                     continue
-                k = KI[i]
-                if k < 0:
+                if KI[i] < 0:  # near an edge: neighbours clamped
                     v = _sample_cubic(img, flat, s, x, nrows, ncols)
                 else:
-                    a0 = _row4(flat, k, WT, i)
-                    a1 = _row4(flat, k + ncols, WT, i)
-                    a2 = _row4(flat, k + 2 * ncols, WT, i)
-                    a3 = _row4(flat, k + 3 * ncols, WT, i)
-                    v = WT[0, i] * a0 + WT[1, i] * a1 + WT[2, i] * a2 + WT[3, i] * a3
+                    v = V[i]
                 out[r0 + t, c0 + u] = _cast(v, lo, hi, is_int)
 
 
