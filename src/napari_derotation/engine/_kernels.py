@@ -306,7 +306,7 @@ def _fetch_add(typingctx, arr, i, n):
 #: grid made the knots no faster on two threads than on one). A unit's last
 #: block prefetches nothing of the next unit's rows, which another thread
 #: is likely writing.
-UNIT_ROWS = 4
+UNIT_ROWS = 8
 
 
 @numba.njit(cache=True, inline="always")
