@@ -12,10 +12,11 @@ centre, noise sd 10):
   ``bench`` extra) at its default centre, in this process.
 
 Each is repeated, interleaved (``--repeat``), and the medians are compared.
-Goal: the search costs at most 10 reference derotations. A first, untimed
-command run fills numba's cache.
+Goal: the search costs at most 5 reference derotations on a quiet machine,
+at most 8 with ``--busy`` (one other CPU-bound process runs the whole time,
+for both). A first, untimed command run fills numba's cache.
 
-    python benchmarks/bench_find_center_cli.py [--repeat 5] [--frames 294]
+    python benchmarks/bench_find_center_cli.py [--repeat 5] [--frames 294] [--busy]
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from pathlib import Path
 import numpy as np
 
 OFFSET = (-7.0, 9.5)
-GOAL = 10.0
+#: At most this many reference derotations: quiet, and with --busy.
+GOAL = 5.0
+GOAL_BUSY = 8.0
 
 
 def make_movie(folder: Path, frames: int):
@@ -89,8 +92,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--frames", type=int, default=294)
+    ap.add_argument(
+        "--busy", action="store_true", help="with one competing CPU-bound process"
+    )
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    from bench_load import competitor
+
+    goal = GOAL_BUSY if args.busy else GOAL
+    load = competitor() if args.busy else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as tmp, load:
         folder = Path(tmp)
         sim = make_movie(folder, args.frames)
         cli_search(folder)  # fills numba's cache
@@ -107,6 +117,7 @@ def main(argv=None) -> int:
     print(
         f"256x256, {args.frames} frames, recorded trace, noise sd 10, "
         f"{args.repeat} interleaved runs (median; min)"
+        + ("; one competing process" if args.busy else "; quiet")
     )
     print(
         f"find-center CLI (whole process)  {c:6.2f} s ; {min(cli):.2f} s   "
@@ -117,8 +128,8 @@ def main(argv=None) -> int:
     ratio = c / r
     print(
         f"ratio {ratio:.1f} reference derotations (min/min "
-        f"{min(cli) / min(ref):.1f}); goal <= {GOAL:g}: "
-        f"{'met' if ratio <= GOAL else 'NOT met'}"
+        f"{min(cli) / min(ref):.1f}); goal <= {goal:g}: "
+        f"{'met' if ratio <= goal else 'NOT met'}"
     )
     return 0
 
