@@ -720,6 +720,84 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
     return wk, np.stack([_T, _U, _T * _U]).astype(work)
 
 
+#: Each cell pixel's row and column offsets over CELL, and their product,
+#: in float64 (the cubic kernel's working precision; see :func:`work_tables`).
+_TAB = np.stack([_T, _U, _T * _U])
+F64 = np.dtype(np.float64)
+
+
+@numba.njit(cache=True, inline="always")
+def _cell_map(
+    ct,
+    st,
+    rf,
+    cr,
+    cc,
+    r0,
+    c0,
+    rh,
+    cw,
+    nrows,
+    maxstep,
+    pm,
+    smooth,
+    ks_t,
+    kx_t,
+    ks_b,
+    kx_b,
+    j,
+    W,
+    T,
+    U,
+    TU,
+    S,
+    X,
+):
+    """Where each pixel of cell ``j`` (at r0, c0) was scanned, into ``S``,
+    ``X`` (in dtype ``W``): the bilinear interpolation of its corners'
+    crossings where the cell is ``smooth`` (``T``, ``U``, ``TU``: the
+    pixels' offsets, see :func:`work_tables`), else solved."""
+    if smooth:
+        sa = ks_t[j]
+        xa = kx_t[j]
+        e0 = W.type(sa)
+        e1 = W.type(ks_t[j + 1] - sa)
+        e2 = W.type(ks_b[j] - sa)
+        e3 = W.type(sa - ks_t[j + 1] - ks_b[j] + ks_b[j + 1])
+        f0 = W.type(xa)
+        f1 = W.type(kx_t[j + 1] - xa)
+        f2 = W.type(kx_b[j] - xa)
+        f3 = W.type(xa - kx_t[j + 1] - kx_b[j] + kx_b[j + 1])
+        for i in range(NPX):
+            S[i] = e0 + e1 * U[i] + e2 * T[i] + e3 * TU[i]
+            X[i] = f0 + f1 * U[i] + f2 * T[i] + f3 * TU[i]
+        return
+    _refine_cell(
+        ct,
+        st,
+        rf,
+        cr,
+        cc,
+        r0,
+        c0,
+        rh,
+        cw,
+        nrows,
+        maxstep,
+        pm,
+        ks_t[j],
+        ks_t[j + 1],
+        ks_b[j],
+        ks_b[j + 1],
+        kx_t[j],
+        kx_t[j + 1],
+        kx_b[j],
+        kx_b[j + 1],
+        S,
+        X,
+    )
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _derotate_block(
     img,
@@ -810,45 +888,32 @@ def _derotate_block(
             # and the output pixels of the cell below
             for t in range(r0 + B, min(r0 + 2 * B, nrows)):
                 _prefetch_write(dst, t * ncols + c0)
-        if smooth[j]:
-            sa = ks_t[j]
-            xa = kx_t[j]
-            e0 = W.type(sa)
-            e1 = W.type(ks_t[j + 1] - sa)
-            e2 = W.type(ks_b[j] - sa)
-            e3 = W.type(sa - ks_t[j + 1] - ks_b[j] + ks_b[j + 1])
-            f0 = W.type(xa)
-            f1 = W.type(kx_t[j + 1] - xa)
-            f2 = W.type(kx_b[j] - xa)
-            f3 = W.type(xa - kx_t[j + 1] - kx_b[j] + kx_b[j + 1])
-            for i in range(NPX):
-                S[i] = e0 + e1 * U[i] + e2 * T[i] + e3 * TU[i]
-                X[i] = f0 + f1 * U[i] + f2 * T[i] + f3 * TU[i]
-        else:
-            _refine_cell(
-                ct,
-                st,
-                rf,
-                cr,
-                cc,
-                r0,
-                c0,
-                rh,
-                cw,
-                nrows,
-                maxstep,
-                pm,
-                ks_t[j],
-                ks_t[j + 1],
-                ks_b[j],
-                ks_b[j + 1],
-                kx_t[j],
-                kx_t[j + 1],
-                kx_b[j],
-                kx_b[j + 1],
-                S,
-                X,
-            )
+        _cell_map(
+            ct,
+            st,
+            rf,
+            cr,
+            cc,
+            r0,
+            c0,
+            rh,
+            cw,
+            nrows,
+            maxstep,
+            pm,
+            smooth[j],
+            ks_t,
+            kx_t,
+            ks_b,
+            kx_b,
+            j,
+            W,
+            T,
+            U,
+            TU,
+            S,
+            X,
+        )
         if not bilinear:
             for t in range(rh):
                 for u in range(cw):
@@ -1099,43 +1164,32 @@ def _cubic_block(
     for j in range(smooth.size):
         c0 = j * CELL
         cw = min(CELL, ncols - c0)
-        if smooth[j]:
-            sa = ks_t[j]
-            xa = kx_t[j]
-            e1 = ks_t[j + 1] - sa
-            e2 = ks_b[j] - sa
-            e3 = sa - ks_t[j + 1] - ks_b[j] + ks_b[j + 1]
-            f1 = kx_t[j + 1] - xa
-            f2 = kx_b[j] - xa
-            f3 = xa - kx_t[j + 1] - kx_b[j] + kx_b[j + 1]
-            for i in range(NPX):
-                S[i] = sa + e1 * _U[i] + e2 * _T[i] + e3 * _T[i] * _U[i]
-                X[i] = xa + f1 * _U[i] + f2 * _T[i] + f3 * _T[i] * _U[i]
-        else:
-            _refine_cell(
-                ct,
-                st,
-                rf,
-                cr,
-                cc,
-                r0,
-                c0,
-                rh,
-                cw,
-                nrows,
-                maxstep,
-                pm,
-                ks_t[j],
-                ks_t[j + 1],
-                ks_b[j],
-                ks_b[j + 1],
-                kx_t[j],
-                kx_t[j + 1],
-                kx_b[j],
-                kx_b[j + 1],
-                S,
-                X,
-            )
+        _cell_map(
+            ct,
+            st,
+            rf,
+            cr,
+            cc,
+            r0,
+            c0,
+            rh,
+            cw,
+            nrows,
+            maxstep,
+            pm,
+            smooth[j],
+            ks_t,
+            kx_t,
+            ks_b,
+            kx_b,
+            j,
+            F64,
+            _TAB[0],
+            _TAB[1],
+            _TAB[2],
+            S,
+            X,
+        )
         # weights and first indices as vectors; inner pixels (the
         # 4 x 4 neighbourhood inside the frame) get index >= 0
         for i in range(NPX):
