@@ -436,3 +436,21 @@ def test_frames_of_2_31_pixels_or_more_are_refused_before_any_work():
     huge = np.broadcast_to(np.zeros((1, 1, 1), np.uint8), (1, 2**16, 2**15))
     with pytest.raises(DerotationError, match="2\\*\\*31 pixels"):
         derotate(huge, np.zeros(2**16))
+
+
+def test_kernels_compiled_without_fast_math():
+    """Fast-math lets the compiler regroup sums differently in each compile
+    (in this process, or loaded from numba's cache), so one movie gave
+    different bytes in two runs; every kernel is plain IEEE arithmetic."""
+    import numba
+
+    from napari_derotation.engine import _kernels
+
+    kernels = [
+        v
+        for v in vars(_kernels).values()
+        if isinstance(v, numba.core.registry.CPUDispatcher)
+    ]
+    assert len(kernels) > 20
+    flagged = [k.__name__ for k in kernels if k.targetoptions.get("fastmath")]
+    assert flagged == []
