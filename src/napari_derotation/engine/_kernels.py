@@ -687,6 +687,10 @@ def _scratch(work, src, dst):
 
 _T = np.array([(i // CELL) / CELL for i in range(NPX)])
 _U = np.array([(i % CELL) / CELL for i in range(NPX)])
+#: Each cell pixel's row and column offsets over CELL, and their product,
+#: in float64 (the cubic kernel's working precision; see :func:`work_tables`).
+_TAB = np.stack([_T, _U, _T * _U])
+_F64 = np.dtype(np.float64)
 
 
 def work_tables(dtype, nrows, ncols, fill, lo, hi):
@@ -717,13 +721,7 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
         ],
         dtype=work,
     )
-    return wk, np.stack([_T, _U, _T * _U]).astype(work)
-
-
-#: Each cell pixel's row and column offsets over CELL, and their product,
-#: in float64 (the cubic kernel's working precision; see :func:`work_tables`).
-_TAB = np.stack([_T, _U, _T * _U])
-F64 = np.dtype(np.float64)
+    return wk, _TAB.astype(work)
 
 
 @numba.njit(cache=True, inline="always")
@@ -1115,8 +1113,8 @@ def derotate_pairs_cubic(
 
 @numba.njit(cache=True, inline="always")
 def _row4(flat, k, WT, i):
-    """Four samples from ``flat[k]`` on weighted by pixel ``i``'s column
-    weights (rows 4-7 of ``WT``)."""
+    """``flat[k:k + 4]`` weighted by pixel ``i``'s column weights (rows 4-7
+    of ``WT``)."""
     return (
         WT[4, i] * float(flat[k])
         + WT[5, i] * float(flat[k + 1])
@@ -1183,7 +1181,7 @@ def _cubic_block(
             ks_b,
             kx_b,
             j,
-            F64,
+            _F64,
             _TAB[0],
             _TAB[1],
             _TAB[2],
