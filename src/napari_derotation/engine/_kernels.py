@@ -529,22 +529,23 @@ def _refine_cell(
     nrows,
     maxstep,
     pm,
-    sa,
-    sb,
-    sc,
-    sd,
-    xa,
-    xb,
-    xc,
-    xd,
+    ks_t,
+    kx_t,
+    ks_b,
+    kx_b,
+    j,
     S,
     X,
 ):
-    """Where each pixel of a cell that is not smooth was scanned, into S, X
-    (row-major, CELL wide). The cell is split into four quarters with exact
-    crossings at their corners; a quarter that passes the smoothness check
-    at its own scale is interpolated, the others are solved pixel by pixel.
-    Pixels beyond the frame (rh, cw) are set to 0 and not used."""
+    """Where each pixel of cell ``j`` (at r0, c0), which is not smooth, was
+    scanned, into S, X (row-major, CELL wide); ``ks_*``, ``kx_*``: the
+    crossings at the corners of the cells above (``_t``) and below (``_b``).
+    The cell is split into four quarters with exact crossings at their
+    corners; a quarter that passes the smoothness check at its own scale is
+    interpolated, the others are solved pixel by pixel. Pixels beyond the
+    frame (rh, cw) are set to 0 and not used."""
+    sa, sb, sc, sd = ks_t[j], ks_t[j + 1], ks_b[j], ks_b[j + 1]
+    xa, xb, xc, xd = kx_t[j], kx_t[j + 1], kx_b[j], kx_b[j + 1]
     for i in range(NPX):
         S[i] = 0.0
         X[i] = 0.0
@@ -725,75 +726,24 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
 
 
 @numba.njit(cache=True, inline="always")
-def _cell_map(
-    ct,
-    st,
-    rf,
-    cr,
-    cc,
-    r0,
-    c0,
-    rh,
-    cw,
-    nrows,
-    maxstep,
-    pm,
-    smooth,
-    ks_t,
-    kx_t,
-    ks_b,
-    kx_b,
-    j,
-    W,
-    T,
-    U,
-    TU,
-    S,
-    X,
-):
-    """Where each pixel of cell ``j`` (at r0, c0) was scanned, into ``S``,
+def _lerp_cell(ks_t, kx_t, ks_b, kx_b, j, W, T, U, TU, S, X):
+    """Where each pixel of the smooth cell ``j`` was scanned, into ``S``,
     ``X`` (in dtype ``W``): the bilinear interpolation of its corners'
-    crossings where the cell is ``smooth`` (``T``, ``U``, ``TU``: the
-    pixels' offsets, see :func:`work_tables`), else solved."""
-    if smooth:
-        sa = ks_t[j]
-        xa = kx_t[j]
-        e0 = W.type(sa)
-        e1 = W.type(ks_t[j + 1] - sa)
-        e2 = W.type(ks_b[j] - sa)
-        e3 = W.type(sa - ks_t[j + 1] - ks_b[j] + ks_b[j + 1])
-        f0 = W.type(xa)
-        f1 = W.type(kx_t[j + 1] - xa)
-        f2 = W.type(kx_b[j] - xa)
-        f3 = W.type(xa - kx_t[j + 1] - kx_b[j] + kx_b[j + 1])
-        for i in range(NPX):
-            S[i] = e0 + e1 * U[i] + e2 * T[i] + e3 * TU[i]
-            X[i] = f0 + f1 * U[i] + f2 * T[i] + f3 * TU[i]
-        return
-    _refine_cell(
-        ct,
-        st,
-        rf,
-        cr,
-        cc,
-        r0,
-        c0,
-        rh,
-        cw,
-        nrows,
-        maxstep,
-        pm,
-        ks_t[j],
-        ks_t[j + 1],
-        ks_b[j],
-        ks_b[j + 1],
-        kx_t[j],
-        kx_t[j + 1],
-        kx_b[j],
-        kx_b[j + 1],
-        S,
-        X,
-    )
+    crossings (``T``, ``U``, ``TU``: the pixels' offsets, see
+    :func:`work_tables`)."""
+    sa = ks_t[j]
+    xa = kx_t[j]
+    e0 = W.type(sa)
+    e1 = W.type(ks_t[j + 1] - sa)
+    e2 = W.type(ks_b[j] - sa)
+    e3 = W.type(sa - ks_t[j + 1] - ks_b[j] + ks_b[j + 1])
+    f0 = W.type(xa)
+    f1 = W.type(kx_t[j + 1] - xa)
+    f2 = W.type(kx_b[j] - xa)
+    f3 = W.type(xa - kx_t[j + 1] - kx_b[j] + kx_b[j + 1])
+    for i in range(NPX):
+        S[i] = e0 + e1 * U[i] + e2 * T[i] + e3 * TU[i]
+        X[i] = f0 + f1 * U[i] + f2 * T[i] + f3 * TU[i]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -886,32 +836,30 @@ def _derotate_block(
             # and the output pixels of the cell below
             for t in range(r0 + B, min(r0 + 2 * B, nrows)):
                 _prefetch_write(dst, t * ncols + c0)
-        _cell_map(
-            ct,
-            st,
-            rf,
-            cr,
-            cc,
-            r0,
-            c0,
-            rh,
-            cw,
-            nrows,
-            maxstep,
-            pm,
-            smooth[j],
-            ks_t,
-            kx_t,
-            ks_b,
-            kx_b,
-            j,
-            W,
-            T,
-            U,
-            TU,
-            S,
-            X,
-        )
+        if smooth[j]:
+            _lerp_cell(ks_t, kx_t, ks_b, kx_b, j, W, T, U, TU, S, X)
+        else:
+            _refine_cell(
+                ct,
+                st,
+                rf,
+                cr,
+                cc,
+                r0,
+                c0,
+                rh,
+                cw,
+                nrows,
+                maxstep,
+                pm,
+                ks_t,
+                kx_t,
+                ks_b,
+                kx_b,
+                j,
+                S,
+                X,
+            )
         if not bilinear:
             for t in range(rh):
                 for u in range(cw):
@@ -1162,32 +1110,30 @@ def _cubic_block(
     for j in range(smooth.size):
         c0 = j * CELL
         cw = min(CELL, ncols - c0)
-        _cell_map(
-            ct,
-            st,
-            rf,
-            cr,
-            cc,
-            r0,
-            c0,
-            rh,
-            cw,
-            nrows,
-            maxstep,
-            pm,
-            smooth[j],
-            ks_t,
-            kx_t,
-            ks_b,
-            kx_b,
-            j,
-            _F64,
-            _TAB[0],
-            _TAB[1],
-            _TAB[2],
-            S,
-            X,
-        )
+        if smooth[j]:
+            _lerp_cell(ks_t, kx_t, ks_b, kx_b, j, _F64, _TAB[0], _TAB[1], _TAB[2], S, X)
+        else:
+            _refine_cell(
+                ct,
+                st,
+                rf,
+                cr,
+                cc,
+                r0,
+                c0,
+                rh,
+                cw,
+                nrows,
+                maxstep,
+                pm,
+                ks_t,
+                kx_t,
+                ks_b,
+                kx_b,
+                j,
+                S,
+                X,
+            )
         # weights and first indices as vectors; inner pixels (the
         # 4 x 4 neighbourhood inside the frame) get index >= 0
         for i in range(NPX):
