@@ -454,3 +454,17 @@ def test_kernels_compiled_without_fast_math():
     assert len(kernels) > 20
     flagged = [k.__name__ for k in kernels if k.targetoptions.get("fastmath")]
     assert flagged == []
+
+
+def test_out_sharing_memory_with_the_movie_is_refused():
+    sim = simulate_movie((24, 24), 3, trace="constant", dtype=np.float32)
+    movie = sim.movie.copy()
+    before = movie.copy()
+    with pytest.raises(DerotationError, match="share memory"):
+        derotate_into(movie, sim.angles_per_line, out=movie)
+    np.testing.assert_array_equal(movie, before)
+    # two channels of one interleaved buffer share no element: allowed
+    buf = np.zeros(movie.shape + (2,), np.float32)
+    buf[..., 0] = movie
+    derotate_into(buf[..., 0], sim.angles_per_line, out=buf[..., 1])
+    np.testing.assert_array_equal(buf[..., 1], derotate(movie, sim.angles_per_line))

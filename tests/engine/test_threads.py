@@ -106,6 +106,65 @@ def test_a_slow_thread_takes_fewer_units():
     assert sorted(done) == [0, 1000]
 
 
+def test_meanwhile_runs_while_the_other_threads_work():
+    """The next chunk is prepared by this thread while the others derotate
+    the current one: ``meanwhile`` runs after they have started, before this
+    thread joins them, and its result is returned."""
+    started = threading.Event()
+    seen = []
+
+    def kernel(counter, total):
+        if threading.current_thread() is not threading.main_thread():
+            started.set()
+        while _take(counter) < total:
+            pass
+
+    def meanwhile():
+        seen.append(started.wait(5))
+        return "next"
+
+    assert threads.run(kernel, 50, threads=2, meanwhile=meanwhile) == "next"
+    assert seen == [True]
+    # on one thread: after the kernel, the same result
+    assert threads.run(kernel, 50, threads=1, meanwhile=lambda: 7) == 7
+    assert threads.run(kernel, 50, threads=1) is None
+
+
+_take_lock = threading.Lock()
+
+
+def _take(counter) -> int:
+    """The next work unit from ``counter``, as the kernels take it."""
+    with _take_lock:
+        i = int(counter[0])
+        counter[0] += 1
+    return i
+
+
+def test_chunks_prepared_ahead_give_the_same_output(monkeypatch):
+    """Runs of still and turning frames over many chunks, each prepared
+    while the one before is derotated, on one and two threads: the same
+    bytes as one chunk on one thread, and progress in order."""
+    rng = np.random.default_rng(1)
+    movie = rng.integers(0, 4000, (12, 40, 50)).astype(np.uint16)
+    angles = np.linspace(0, 300, 12 * 40)
+    angles[2 * 40 : 5 * 40] = 0.0  # still frames between turning ones
+    angles[9 * 40 :] = 0.0
+    threads.set_threads(1)
+    one = derotate(movie, angles)
+    monkeypatch.setattr(_driver, "CHUNK_PIXELS", 40 * 50 * 2 + 1)
+    for n in (1, 2):
+        threads.set_threads(n)
+        seen: list[int] = []
+        got = derotate(movie, angles, progress=lambda d, t, s=seen: s.append(d))
+        np.testing.assert_array_equal(got, one)
+        assert seen == [2, 4, 6, 8, 10, 12]
+        # a strided output and a strided input too
+        out = np.zeros((12, 40, 50, 2), np.uint16)[..., 0]
+        _driver.derotate_into(movie[:, :, ::-1][:, :, ::-1], angles, out=out)
+        np.testing.assert_array_equal(out, one)
+
+
 def test_compile_notice_once(monkeypatch):
     lines = []
     monkeypatch.setattr(_kernels, "will_compile", lambda kernel, args: True)

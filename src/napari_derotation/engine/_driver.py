@@ -43,6 +43,7 @@ import mmap
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -258,6 +259,12 @@ def derotate_into(
             f"out must match the movie: expected {tuple(movie.shape)} "
             f"{movie.dtype}, got {found}"
         )
+    if _overlaps(movie, out):
+        raise DerotationError(
+            "out must not share memory with the movie (a derotation reads each "
+            "raw frame whole while it writes): pass a new array, e.g. "
+            "numpy.empty_like(movie)"
+        )
     angles, params = check_parameters(movie.shape, movie.dtype, angles_per_line, params)
     k = params.kernel_args(movie.dtype)
     wk, tab = _kernels.work_tables(movie.dtype, rows, cols, k.fill, k.lo, k.hi)
@@ -270,17 +277,45 @@ def derotate_into(
         if params.identity_plane
         else np.zeros(n, np.bool_)
     )
+    # (a, b, copy, frames done after it or None): runs of frames to copy
+    # or to derotate, chunk by chunk
+    steps = []
     for start in range(0, n, step):
         stop = min(n, start + step)
-        for a, b, copy in _runs(still, start, stop):
-            if copy:
-                out[a:b] = movie[a:b]
-            else:
-                _derotate_run(movie, angles, a, b, out, k, wk, tab, _fresh)
-        if progress is not None and progress(frame_offset + stop, total) is False:
+        runs = _runs(still, start, stop)
+        steps += [(*run, None) for run in runs[:-1]]
+        steps.append((*runs[-1], stop))
+    turning = iter([(a, b) for a, b, copy, _ in steps if not copy])
+
+    def prepare_next() -> _Run | None:
+        ab = next(turning, None)
+        if ab is None:
+            return None
+        return _prepare_run(movie, angles, out, k, wk, tab, _fresh, *ab)
+
+    job = None
+    for a, b, copy, done in steps:
+        if copy:
+            out[a:b] = movie[a:b]
+        else:
+            # the next run is prepared while this one is derotated
+            job = _run_kernel(job or prepare_next(), prepare_next)
+        if (
+            done is not None
+            and progress is not None
+            and progress(frame_offset + done, total) is False
+        ):
             raise Cancelled(
-                f"derotation cancelled after {frame_offset + stop} of {total} frames"
+                f"derotation cancelled after {frame_offset + done} of {total} frames"
             )
+
+
+def _overlaps(a, b) -> bool:
+    """True when arrays ``a`` and ``b`` share memory (exactly, not only
+    their bounds: two channels of one interleaved buffer do not)."""
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    return bool(np.may_share_memory(a, b) and np.shares_memory(a, b))
 
 
 def _runs(flags: np.ndarray, start: int, stop: int):
@@ -290,11 +325,23 @@ def _runs(flags: np.ndarray, start: int, stop: int):
     return [(a, b, bool(flags[a])) for a, b in itertools.pairwise(edges)]
 
 
-def _derotate_run(
-    movie, angles, start, stop, out, k: KernelArgs, wk, tab, fresh
-) -> None:
-    """Frames ``start:stop`` of ``movie`` through the kernel into ``out``
-    (``fresh``: its memory was never written; see :func:`fault_in`)."""
+class _Run(NamedTuple):
+    """Frames of a movie ready for the kernel (see :func:`_prepare_run`)."""
+
+    kernel: Callable
+    args: tuple
+    buf: np.ndarray
+    dst: np.ndarray
+
+
+def _prepare_run(
+    movie, angles, out, k: KernelArgs, wk, tab, fresh, start, stop
+) -> _Run:
+    """Everything the kernel needs for frames ``start:stop`` of ``movie``
+    into ``out``: the frames read, the per-line tables, the output's memory
+    faulted in (``fresh``: it was never written; see :func:`fault_in`).
+    Done while the threads derotate the frames before (:func:`_run_kernel`),
+    so that none of it is serial."""
     rows = movie.shape[1]
     cos_t, sin_t, rough, maxstep = _tables(
         angles[start * rows : stop * rows], stop - start, rows
@@ -310,8 +357,7 @@ def _derotate_run(
     if not (dst.flags.c_contiguous and dst.flags.writeable and dst.dtype == src.dtype):
         buf = np.empty_like(src)
         fault_in(buf)
-    pairs = (
-        np.zeros(1, np.int64),
+    args = (
         src,
         cos_t,
         sin_t,
@@ -329,12 +375,19 @@ def _derotate_run(
         tab,
         buf,
     )
-    kernel = _kernels.pair_kernel(k.mode)
+    return _Run(_kernels.pair_kernel(k.mode), args, buf, dst)
+
+
+def _run_kernel(job: _Run, meanwhile: Callable[[], _Run | None]) -> _Run | None:
+    """Derotate ``job`` on the engine's threads; this thread first calls
+    ``meanwhile()`` (the next job's preparation) and then joins them. Returns
+    what ``meanwhile`` returned."""
     with KERNEL_LOCK:
-        _notice_compile((kernel, pairs))
-        threads.run(kernel, *pairs[1:])
-    if buf is not dst:
-        dst[...] = buf
+        _notice_compile((job.kernel, (np.zeros(1, np.int64), *job.args)))
+        nxt = threads.run(job.kernel, *job.args, meanwhile=meanwhile)
+    if job.buf is not job.dst:
+        job.dst[...] = job.buf
+    return nxt
 
 
 #: Called with one line when a derotation is about to compile its kernels

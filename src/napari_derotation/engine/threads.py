@@ -13,7 +13,10 @@ The count is, first of all that are set:
 The kernels take their work in small units from a shared counter
 (:func:`run`), so a thread that shares its core with another process simply
 does fewer units: on a busy machine the work is never slower than on one
-thread, and on a quiet one every core is used.
+thread, and on a quiet one every core is used. While the other threads
+start on a chunk of frames, the calling thread prepares the next one (its
+per-line tables, its output's memory) and then joins them, so that no part
+of a derotation runs on one core alone.
 """
 
 from __future__ import annotations
@@ -114,19 +117,25 @@ def _executor(n: int) -> concurrent.futures.ThreadPoolExecutor:
         return _pool
 
 
-def run(kernel, *args, threads: int | None = None) -> None:
+def run(kernel, *args, threads: int | None = None, meanwhile=None):
     """Call ``kernel(counter, *args)`` on ``threads`` threads at once (this
     one included); the kernel releases the GIL and takes its work units
-    from the shared ``counter`` until none are left."""
+    from the shared ``counter`` until none are left.
+
+    ``meanwhile``: called by this thread while the others have started
+    (before it joins them, so its work overlaps theirs; on one thread,
+    after the kernel); returns what it returned."""
     n = thread_count() if threads is None else threads
     counter = np.zeros(1, np.int64)
     if n <= 1:
         kernel(counter, *args)
-        return
+        return None if meanwhile is None else meanwhile()
     pool = _executor(n - 1)
     futures = [pool.submit(kernel, counter, *args) for _ in range(n - 1)]
     try:
+        result = None if meanwhile is None else meanwhile()
         kernel(counter, *args)
     finally:
         for f in futures:
             f.result()
+    return result
