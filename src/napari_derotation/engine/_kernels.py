@@ -115,7 +115,8 @@ def _make_copy(n):
 
 #: ``dst[j:j + n] = src[k:k + n]`` with one load and one store (n = 2: the
 #: two horizontal neighbours of a bilinear sample; n = 4: a row of a cubic
-#: one). Sampling is bound by its stores, so this halves its cost.
+#: one; n = CELL: a row of a cell's result into the output). Sampling is
+#: bound by its stores, so this halves its cost.
 _copy_pair = _make_copy(2)
 _copy_quad = _make_copy(4)
 
@@ -255,6 +256,7 @@ def _covered(s, x, nrows, ncols):
 #: it is interpolated inside the cell, otherwise solved for every pixel.
 CELL = 8
 TOL = 0.05
+_copy_row = _make_copy(CELL)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -899,8 +901,7 @@ def _derotate_block(
             res[i] = v if cov[i] else wfill
         for t in range(rh):
             if cw == B:
-                for u in range(B):
-                    out[r0 + t, c0 + u] = res[t * B + u]
+                _copy_row(res, t * B, dst, (r0 + t) * ncols + c0)
             else:
                 for u in range(cw):
                     out[r0 + t, c0 + u] = res[t * B + u]
