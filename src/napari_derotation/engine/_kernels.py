@@ -260,15 +260,25 @@ _copy_row = _make_copy(CELL)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _knot_row(ct, st, cr, cc, qr, nknots, nrows, maxstep, pm, ks, kx):
-    g = qr
-    for j in range(nknots):
-        if j >= 2:  # extrapolate the crossing along the row
-            g = 2.0 * ks[j - 1] - ks[j - 2]
-        s, x = _root(ct, st, cr, cc, qr, float(j * CELL), g, nrows, maxstep, pm)
-        ks[j] = s
-        kx[j] = x
-        g = s
+def _knot_rows(ct, st, cr, cc, k0, nk, nrows, maxstep, pm, ks, kx):
+    """The exact crossings at the knots of knot rows ``k0 .. k0 + nk`` (image
+    rows ``k * CELL``, every CELL columns) into rows 0 .. nk of ``ks``/``kx``.
+    Along a row each solve starts from the crossing extrapolated from the
+    two before it; the rows are independent, so they are solved side by
+    side (column by column), which lets the CPU overlap their solves."""
+    for j in range(ks.shape[1]):
+        qc = float(j * CELL)
+        for i in range(nk):
+            qr = float((k0 + i) * CELL)
+            if j == 0:
+                g = qr
+            elif j == 1:
+                g = ks[i, 0]
+            else:  # extrapolate the crossing along the row
+                g = 2.0 * ks[i, j - 1] - ks[i, j - 2]
+            s, x = _root(ct, st, cr, cc, qr, qc, g, nrows, maxstep, pm)
+            ks[i, j] = s
+            kx[i, j] = x
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -324,21 +334,7 @@ def _unit_grid(ct, st, rf, cr, cc, nrows, maxstep, pm, u0, u1, nbr, ks, kx, flag
     """The knots of cell rows ``u0 .. u1`` of one frame (rows 0 .. u1 - u0
     of ``ks``/``kx``: the exact crossings at the cell corners) and which of
     their cells are smooth (rows of ``flags``)."""
-    nkc = ks.shape[1]
-    for k in range(u0, u1 + 1):
-        _knot_row(
-            ct,
-            st,
-            cr,
-            cc,
-            float(k * CELL),
-            nkc,
-            nrows,
-            maxstep,
-            pm,
-            ks[k - u0],
-            kx[k - u0],
-        )
+    _knot_rows(ct, st, cr, cc, u0, u1 + 1 - u0, nrows, maxstep, pm, ks, kx)
     for p in range(u0, u1, 2):
         _smooth_flags(
             ct, st, rf, cr, cc, p - u0, u0, nbr, nrows, maxstep, pm, ks, kx, flags
