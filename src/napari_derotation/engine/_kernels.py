@@ -940,7 +940,7 @@ def _catmull_rom(t):
     )
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _sample_cubic(img, flat, y, x, nrows, ncols):
     """Catmull-Rom sample of ``img`` (``flat``: the same C-ordered pixels
     as 1-D) at (y, x), clamped to the frame; the neighbours beyond its
@@ -1010,9 +1010,10 @@ def derotate_pairs_cubic(
     S = np.empty(NPX)
     X = np.empty(NPX)
     WT = np.empty((8, NPX))
-    KI = np.empty(NPX, np.int64)
+    KI = np.empty(NPX, np.int32)
     G = np.empty(16 * NPX, movie.dtype)
     V = np.empty(NPX)
+    R = np.empty(NPX, out.dtype)
     ks, kx, flags = _unit_scratch(ncols)
     nunit = -(-nbr // UNIT_ROWS)
     total = nf * nunit
@@ -1053,6 +1054,7 @@ def derotate_pairs_cubic(
                 KI,
                 G,
                 V,
+                R,
             )
 
 
@@ -1095,6 +1097,7 @@ def _cubic_block(
     KI,
     G,
     V,
+    R,
 ):
     """Rows r0 .. r0 + CELL of one frame, Catmull-Rom (see
     :func:`_derotate_block` for the cells). Each cell's weights (``WT``:
@@ -1103,7 +1106,12 @@ def _cubic_block(
     a vector pass, the 16 neighbours copied four at a time, then blended."""
     nrows, ncols = img.shape
     rh = min(CELL, nrows - r0)
+    rlim = nrows - 0.5
+    clim = ncols - 0.5
+    n32 = np.int32(nrows)
+    c32 = np.int32(ncols)
     flat = img.ravel()
+    dst = out.ravel()
     for j in range(smooth.size):
         c0 = j * CELL
         cw = min(CELL, ncols - c0)
@@ -1136,8 +1144,9 @@ def _cubic_block(
         for i in range(NPX):
             s = min(max(S[i], 0.0), nrows - 1.0)
             x = min(max(X[i], 0.0), ncols - 1.0)
-            y0 = np.int64(s)
-            x0 = np.int64(x)
+            # int32 (frames hold < 2**31 pixels): converted as vectors
+            y0 = np.int32(s)
+            x0 = np.int32(x)
             ty = s - y0
             tx = x - x0
             ty2 = ty * ty
@@ -1150,8 +1159,8 @@ def _cubic_block(
             WT[5, i] = 0.5 * (3.0 * tx2 * tx - 5.0 * tx2 + 2.0)
             WT[6, i] = 0.5 * (-3.0 * tx2 * tx + 4.0 * tx2 + tx)
             WT[7, i] = 0.5 * (tx2 * tx - tx2)
-            inner = (y0 >= 1) & (y0 + 2 < nrows) & (x0 >= 1) & (x0 + 2 < ncols)
-            KI[i] = (y0 - 1) * ncols + x0 - 1 if inner else -1
+            inner = (y0 >= 1) & (y0 + 2 < n32) & (x0 >= 1) & (x0 + 2 < c32)
+            KI[i] = (y0 - 1) * c32 + x0 - 1 if inner else -1
         # the 4 x 4 neighbours of inner pixels: four rows of four, each
         # with one load and one store (G: 16 per pixel), then their blend
         for i in range(NPX):
@@ -1168,19 +1177,23 @@ def _cubic_block(
             a2 = _row4(G, g + 8, WT, i)
             a3 = _row4(G, g + 12, WT, i)
             V[i] = WT[0, i] * a0 + WT[1, i] * a1 + WT[2, i] * a2 + WT[3, i] * a3
+        # the results as vectors, then the covered pixels near an edge
+        # (neighbours clamped) one by one
+        for i in range(NPX):
+            s = S[i]
+            x = X[i]
+            cov = (s >= -0.5) & (s <= rlim) & (x >= -0.5) & (x <= clim)
+            R[i] = _cast(V[i], lo, hi, is_int) if cov else fill
+        for i in range(NPX):
+            if KI[i] < 0 and _covered(S[i], X[i], nrows, ncols):
+                v = _sample_cubic(img, flat, S[i], X[i], nrows, ncols)
+                R[i] = _cast(v, lo, hi, is_int)
         for t in range(rh):
-            for u in range(cw):
-                i = t * CELL + u
-                s = S[i]
-                x = X[i]
-                if not _covered(s, x, nrows, ncols):
-                    out[r0 + t, c0 + u] = fill
-                    continue
-                if KI[i] < 0:  # near an edge: neighbours clamped
-                    v = _sample_cubic(img, flat, s, x, nrows, ncols)
-                else:
-                    v = V[i]
-                out[r0 + t, c0 + u] = _cast(v, lo, hi, is_int)
+            if cw == CELL:
+                _copy_row(R, t * CELL, dst, (r0 + t) * ncols + c0)
+            else:
+                for u in range(cw):
+                    out[r0 + t, c0 + u] = R[t * CELL + u]
 
 
 @numba.njit(cache=True, parallel=True)
