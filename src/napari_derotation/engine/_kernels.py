@@ -724,6 +724,20 @@ def work_tables(dtype, nrows, ncols, fill, lo, hi):
 
 
 @numba.njit(cache=True, inline="always")
+def _store_cell(res, r0, c0, rh, cw, out, dst):
+    """A cell's results (``res``, CELL wide) into the 2-D ``out`` at (r0,
+    c0), ``rh`` x ``cw`` of them (``dst``: ``out`` flat): whole rows with
+    one load and one store each."""
+    ncols = out.shape[1]
+    for t in range(rh):
+        if cw == CELL:
+            _copy_row(res, t * CELL, dst, (r0 + t) * ncols + c0)
+        else:
+            for u in range(cw):
+                out[r0 + t, c0 + u] = res[t * CELL + u]
+
+
+@numba.njit(cache=True, inline="always")
 def _lerp_cell(ks_t, kx_t, ks_b, kx_b, j, W, T, U, TU, S, X):
     """Where each pixel of the smooth cell ``j`` was scanned, into ``S``,
     ``X`` (in dtype ``W``): the bilinear interpolation of its corners'
@@ -814,6 +828,9 @@ def _derotate_block(
     flat = img.ravel()
     dst = out.ravel()
     bilinear = mode == BILINEAR and nrows >= 2 and ncols >= 2
+    nearest = mode == NEAREST
+    rlim64 = nrows - 0.5
+    clim64 = ncols - 0.5
     for j in range(smooth.size):
         c0 = j * B
         cw = min(B, ncols - c0)
@@ -858,6 +875,19 @@ def _derotate_block(
                 S,
                 X,
             )
+        if nearest:
+            for i in range(NPX):
+                s = float(S[i])
+                x = float(X[i])
+                cov[i] = (s >= -0.5) & (s <= rlim64) & (x >= -0.5) & (x <= clim64)
+                s = min(max(s, 0.0), nrows - 1.0)
+                x = min(max(x, 0.0), ncols - 1.0)
+                idx[i] = np.int32(s + 0.5) * nc + np.int32(x + 0.5)
+            for i in range(NPX):
+                v = _cast(float(flat[idx[i]]), lo, hi, is_int)
+                res[i] = v if cov[i] else fill
+            _store_cell(res, r0, c0, rh, cw, out, dst)
+            continue
         if not bilinear:
             for t in range(rh):
                 for u in range(cw):
@@ -895,12 +925,7 @@ def _derotate_block(
             if is_int:
                 v = min(max(np.floor(v + half), wlo), whi)
             res[i] = v if cov[i] else wfill
-        for t in range(rh):
-            if cw == B:
-                _copy_row(res, t * B, dst, (r0 + t) * ncols + c0)
-            else:
-                for u in range(cw):
-                    out[r0 + t, c0 + u] = res[t * B + u]
+        _store_cell(res, r0, c0, rh, cw, out, dst)
 
 
 def will_compile(kernel, args) -> bool:
@@ -1188,12 +1213,7 @@ def _cubic_block(
             if KI[i] < 0 and _covered(S[i], X[i], nrows, ncols):
                 v = _sample_cubic(img, flat, S[i], X[i], nrows, ncols)
                 R[i] = _cast(v, lo, hi, is_int)
-        for t in range(rh):
-            if cw == CELL:
-                _copy_row(R, t * CELL, dst, (r0 + t) * ncols + c0)
-            else:
-                for u in range(cw):
-                    out[r0 + t, c0 + u] = R[t * CELL + u]
+        _store_cell(R, r0, c0, rh, cw, out, dst)
 
 
 @numba.njit(cache=True, parallel=True)
