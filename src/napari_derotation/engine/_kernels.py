@@ -737,6 +737,30 @@ def _store_cell(res, r0, c0, rh, cw, out, dst):
                 out[r0 + t, c0 + u] = res[t * CELL + u]
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _nearest_cell(img, S, X, fill, lo, hi, is_int, r0, c0, rh, cw, out, scratch):
+    """A cell's nearest samples at (S, X) into ``out`` at (r0, c0): indices
+    and coverage as vectors, one gather, rows stored whole. (A function of
+    its own: inlined, it slows the bilinear loops of its caller.)"""
+    nrows, ncols = img.shape
+    cov, idx, res = scratch[5], scratch[4], scratch[8]
+    flat = img.ravel()
+    nc = np.int32(ncols)
+    rlim = nrows - 0.5
+    clim = ncols - 0.5
+    for i in range(NPX):
+        s = float(S[i])
+        x = float(X[i])
+        cov[i] = (s >= -0.5) & (s <= rlim) & (x >= -0.5) & (x <= clim)
+        s = min(max(s, 0.0), nrows - 1.0)
+        x = min(max(x, 0.0), ncols - 1.0)
+        idx[i] = np.int32(s + 0.5) * nc + np.int32(x + 0.5)
+    for i in range(NPX):
+        v = _cast(float(flat[idx[i]]), lo, hi, is_int)
+        res[i] = v if cov[i] else fill
+    _store_cell(res, r0, c0, rh, cw, out, out.ravel())
+
+
 @numba.njit(cache=True, inline="always")
 def _lerp_cell(ks_t, kx_t, ks_b, kx_b, j, W, T, U, TU, S, X):
     """Where each pixel of the smooth cell ``j`` was scanned, into ``S``,
@@ -829,8 +853,6 @@ def _derotate_block(
     dst = out.ravel()
     bilinear = mode == BILINEAR and nrows >= 2 and ncols >= 2
     nearest = mode == NEAREST
-    rlim64 = nrows - 0.5
-    clim64 = ncols - 0.5
     for j in range(smooth.size):
         c0 = j * B
         cw = min(B, ncols - c0)
@@ -876,17 +898,7 @@ def _derotate_block(
                 X,
             )
         if nearest:
-            for i in range(NPX):
-                s = float(S[i])
-                x = float(X[i])
-                cov[i] = (s >= -0.5) & (s <= rlim64) & (x >= -0.5) & (x <= clim64)
-                s = min(max(s, 0.0), nrows - 1.0)
-                x = min(max(x, 0.0), ncols - 1.0)
-                idx[i] = np.int32(s + 0.5) * nc + np.int32(x + 0.5)
-            for i in range(NPX):
-                v = _cast(float(flat[idx[i]]), lo, hi, is_int)
-                res[i] = v if cov[i] else fill
-            _store_cell(res, r0, c0, rh, cw, out, dst)
+            _nearest_cell(img, S, X, fill, lo, hi, is_int, r0, c0, rh, cw, out, scratch)
             continue
         if not bilinear:
             for t in range(rh):
