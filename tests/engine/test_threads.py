@@ -4,13 +4,14 @@ the one-line compile notice."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from napari_derotation import derotate
 from napari_derotation.engine import _driver, _kernels, threads
-from napari_derotation.errors import DerotationError
+from napari_derotation.errors import Cancelled, DerotationError
 
 
 @pytest.fixture(autouse=True)
@@ -163,6 +164,50 @@ def test_chunks_prepared_ahead_give_the_same_output(monkeypatch):
         out = np.zeros((12, 40, 50, 2), np.uint16)[..., 0]
         _driver.derotate_into(movie[:, :, ::-1][:, :, ::-1], angles, out=out)
         np.testing.assert_array_equal(out, one)
+
+
+def test_progress_reports_only_frames_that_are_written(monkeypatch):
+    """Runs overlap (a thread starts the next run before the others finish
+    their last unit): a frame is reported done only once every thread is
+    done with it, and after a cancel no thread writes any more."""
+    rng = np.random.default_rng(2)
+    movie = rng.integers(0, 4000, (16, 48, 40)).astype(np.uint16)
+    angles = np.linspace(0, 400, 16 * 48)
+    want = derotate(movie, angles)
+    monkeypatch.setattr(_driver, "CHUNK_PIXELS", 48 * 40 * 2)
+    threads.set_threads(2)
+    out = np.zeros_like(movie)
+    checked = []
+
+    def progress(done, total):
+        np.testing.assert_array_equal(out[:done], want[:done])
+        checked.append(done)
+
+    _driver.derotate_into(movie, angles, out=out, progress=progress)
+    assert checked == list(range(2, 17, 2))
+    # the worst case: this thread takes no unit, the other starts late
+    real = _kernels.pair_kernel
+
+    def late(mode):
+        def kernel(counter, *args):
+            if threading.current_thread() is not threading.main_thread():
+                time.sleep(0.02)
+                real(mode)(counter, *args)
+
+        return kernel
+
+    monkeypatch.setattr(_kernels, "pair_kernel", late)
+    out[...] = 0
+    checked.clear()
+    _driver.derotate_into(movie, angles, out=out, progress=progress)
+    assert checked == list(range(2, 17, 2))
+    out[...] = 0
+    with pytest.raises(Cancelled):
+        _driver.derotate_into(movie, angles, out=out, progress=lambda d, t: d < 6)
+    after = out.copy()
+    time.sleep(0.2)
+    np.testing.assert_array_equal(out, after)
+    np.testing.assert_array_equal(out[:6], want[:6])
 
 
 def test_compile_notice_once(monkeypatch):

@@ -293,21 +293,39 @@ def derotate_into(
             return None
         return _prepare_run(movie, angles, out, k, wk, tab, _fresh, *ab)
 
-    job = None
-    for a, b, copy, done in steps:
-        if copy:
-            out[a:b] = movie[a:b]
-        else:
-            # the next run is prepared while this one is derotated
-            job = _run_kernel(job or prepare_next(), prepare_next)
-        if (
-            done is not None
-            and progress is not None
-            and progress(frame_offset + done, total) is False
-        ):
+    def report(done: int) -> None:
+        if progress is not None and progress(frame_offset + done, total) is False:
             raise Cancelled(
                 f"derotation cancelled after {frame_offset + done} of {total} frames"
             )
+
+    # Each run is started on the other threads, the next one prepared here
+    # meanwhile, then this thread joins in. It does not wait for the others'
+    # last work unit: it starts the next run, and waits for the previous
+    # one only then (``running``); frames done are reported after that.
+    ready = None
+    running: _Started | None = None
+    held: list[int] = []
+    try:
+        for a, b, copy, done in steps:
+            if copy:
+                out[a:b] = movie[a:b]
+            else:
+                started, ready = _start_run(ready or prepare_next(), prepare_next)
+                previous, running = running, started
+                _finish_run(previous)
+                for d in held:
+                    report(d)
+                held.clear()
+            if done is not None:
+                held.append(done)
+        _finish_run(running)
+        running = None
+        for d in held:
+            report(d)
+    finally:
+        if running is not None:  # an error: no thread writes once we return
+            running.launch.wait()
 
 
 def _overlaps(a, b) -> bool:
@@ -378,16 +396,40 @@ def _prepare_run(
     return _Run(_kernels.pair_kernel(k.mode), args, buf, dst)
 
 
-def _run_kernel(job: _Run, meanwhile: Callable[[], _Run | None]) -> _Run | None:
-    """Derotate ``job`` on the engine's threads; this thread first calls
-    ``meanwhile()`` (the next job's preparation) and then joins them. Returns
-    what ``meanwhile`` returned."""
+class _Started(NamedTuple):
+    """A run whose work this thread has done; the others may not have."""
+
+    launch: threads.Launch
+    job: _Run
+
+
+def _start_run(
+    job: _Run, meanwhile: Callable[[], _Run | None]
+) -> tuple[_Started, _Run | None]:
+    """Start ``job`` on the engine's threads, call ``meanwhile()`` (the next
+    run's preparation) while they work, then join them until no work unit is
+    left. Returns the run started and what ``meanwhile`` returned."""
     with KERNEL_LOCK:
         _notice_compile((job.kernel, (np.zeros(1, np.int64), *job.args)))
-        nxt = threads.run(job.kernel, *job.args, meanwhile=meanwhile)
+        launch = threads.start(job.kernel, *job.args)
+        try:
+            nxt = meanwhile()
+            launch.work()
+        except BaseException:
+            launch.wait()
+            raise
+    return _Started(launch, job), nxt
+
+
+def _finish_run(started: _Started | None) -> None:
+    """Wait until every thread is done with a started run, and copy its
+    frames to their place when they were derotated in a buffer."""
+    if started is None:
+        return
+    started.launch.wait()
+    job = started.job
     if job.buf is not job.dst:
         job.dst[...] = job.buf
-    return nxt
 
 
 #: Called with one line when a derotation is about to compile its kernels

@@ -15,8 +15,10 @@ The kernels take their work in small units from a shared counter
 does fewer units: on a busy machine the work is never slower than on one
 thread, and on a quiet one every core is used. While the other threads
 start on a chunk of frames, the calling thread prepares the next one (its
-per-line tables, its output's memory) and then joins them, so that no part
-of a derotation runs on one core alone.
+per-line tables, its output's memory) and then joins them; when it runs
+out of units it starts the next chunk (:func:`start`) instead of waiting
+for the others' last ones. So no part of a derotation runs on one core
+alone, and no thread waits at the end of each chunk.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 
 from ..errors import DerotationError
 
-__all__ = ["available_cpus", "thread_count", "set_threads", "run"]
+__all__ = ["available_cpus", "thread_count", "set_threads", "start", "run", "Launch"]
 
 ENV = "NAPARI_DEROTATION_THREADS"
 
@@ -117,25 +119,51 @@ def _executor(n: int) -> concurrent.futures.ThreadPoolExecutor:
         return _pool
 
 
+class Launch:
+    """A kernel started on the engine's other threads (:func:`start`): this
+    thread joins them with :meth:`work` and waits for them with
+    :meth:`wait`. Between the two it may start the next launch, so that no
+    thread waits for the others' last work unit."""
+
+    def __init__(self, kernel, args, n: int):
+        self._kernel = kernel
+        self._args = args
+        self._counter = np.zeros(1, np.int64)
+        self._futures = []
+        if n > 1:
+            pool = _executor(n - 1)
+            self._futures = [
+                pool.submit(kernel, self._counter, *args) for _ in range(n - 1)
+            ]
+
+    def work(self) -> None:
+        """Take work units on this thread until none are left."""
+        self._kernel(self._counter, *self._args)
+
+    def wait(self) -> None:
+        """Return when the other threads are done (raising what they raised)."""
+        for f in self._futures:
+            f.result()
+
+
+def start(kernel, *args, threads: int | None = None) -> Launch:
+    """Start ``kernel(counter, *args)`` on ``threads - 1`` of the engine's
+    threads; the kernel releases the GIL and takes its work units from the
+    shared ``counter`` until none are left."""
+    return Launch(kernel, args, thread_count() if threads is None else threads)
+
+
 def run(kernel, *args, threads: int | None = None, meanwhile=None):
     """Call ``kernel(counter, *args)`` on ``threads`` threads at once (this
-    one included); the kernel releases the GIL and takes its work units
-    from the shared ``counter`` until none are left.
+    one included) and return when all are done (see :func:`start`).
 
-    ``meanwhile``: called by this thread while the others have started
-    (before it joins them, so its work overlaps theirs; on one thread,
-    after the kernel); returns what it returned."""
-    n = thread_count() if threads is None else threads
-    counter = np.zeros(1, np.int64)
-    if n <= 1:
-        kernel(counter, *args)
-        return None if meanwhile is None else meanwhile()
-    pool = _executor(n - 1)
-    futures = [pool.submit(kernel, counter, *args) for _ in range(n - 1)]
+    ``meanwhile``: called by this thread once the others have started and
+    before it joins them, so that its work overlaps theirs; its result is
+    returned."""
+    launch = start(kernel, *args, threads=threads)
     try:
         result = None if meanwhile is None else meanwhile()
-        kernel(counter, *args)
+        launch.work()
     finally:
-        for f in futures:
-            f.result()
+        launch.wait()
     return result
