@@ -210,6 +210,30 @@ def test_progress_reports_only_frames_that_are_written(monkeypatch):
     np.testing.assert_array_equal(out[:6], want[:6])
 
 
+def test_progress_and_cancel_through_frames_that_do_not_turn(monkeypatch):
+    """Frames copied as they are (no turn) report progress chunk by chunk,
+    after a turning start too, and a cancel stops the copy there."""
+    rng = np.random.default_rng(3)
+    movie = rng.integers(0, 4000, (12, 32, 32)).astype(np.uint16)
+    monkeypatch.setattr(_driver, "CHUNK_PIXELS", 32 * 32 * 2)
+    threads.set_threads(2)
+    for turning in (0, 3):
+        angles = np.zeros(12 * 32)
+        angles[: turning * 32] = np.linspace(0, 40, turning * 32)
+        seen: list[int] = []
+        out = np.zeros_like(movie)
+        with pytest.raises(Cancelled):
+            _driver.derotate_into(
+                movie,
+                angles,
+                out=out,
+                progress=lambda d, t, s=seen: s.append(d) or d < 6,
+            )
+        assert seen == [2, 4, 6]
+        np.testing.assert_array_equal(out[turning:6], movie[turning:6])
+        assert not out[8:].any()
+
+
 def test_compile_notice_once(monkeypatch):
     lines = []
     monkeypatch.setattr(_kernels, "will_compile", lambda kernel, args: True)

@@ -301,8 +301,9 @@ def derotate_into(
 
     # Each run is started on the other threads, the next one prepared here
     # meanwhile, then this thread joins in. It does not wait for the others'
-    # last work unit: it starts the next run, and waits for the previous
-    # one only then (``running``); frames done are reported after that.
+    # last work unit: it starts the next run (or copies the next frames),
+    # and waits for the previous run only then. Frames done are reported
+    # once no thread works on them (``held``: waiting for ``running``).
     ready = None
     running: _Started | None = None
     held: list[int] = []
@@ -310,15 +311,19 @@ def derotate_into(
         for a, b, copy, done in steps:
             if copy:
                 out[a:b] = movie[a:b]
+                previous, running = running, None
             else:
                 started, ready = _start_run(ready or prepare_next(), prepare_next)
                 previous, running = running, started
-                _finish_run(previous)
-                for d in held:
-                    report(d)
-                held.clear()
+            _finish_run(previous)
+            for d in held:
+                report(d)
+            held.clear()
             if done is not None:
-                held.append(done)
+                if running is None:
+                    report(done)
+                else:
+                    held.append(done)
         _finish_run(running)
         running = None
         for d in held:
@@ -358,7 +363,7 @@ def _prepare_run(
     """Everything the kernel needs for frames ``start:stop`` of ``movie``
     into ``out``: the frames read, the per-line tables, the output's memory
     faulted in (``fresh``: it was never written; see :func:`fault_in`).
-    Done while the threads derotate the frames before (:func:`_run_kernel`),
+    Done while the threads derotate the frames before (:func:`_start_run`),
     so that none of it is serial."""
     rows = movie.shape[1]
     cos_t, sin_t, rough, maxstep = _tables(

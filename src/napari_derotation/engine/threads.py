@@ -141,7 +141,9 @@ class Launch:
         self._kernel(self._counter, *self._args)
 
     def wait(self) -> None:
-        """Return when the other threads are done (raising what they raised)."""
+        """Return when the other threads are all done, then raise what the
+        first of them raised."""
+        concurrent.futures.wait(self._futures)
         for f in self._futures:
             f.result()
 
