@@ -28,7 +28,7 @@ from napari_derotation.cli import main
 from napari_derotation.engine.files import derotate_file
 from napari_derotation.errors import DerotationError
 from napari_derotation.frames import angle_warnings
-from napari_derotation.io import TiffStreamWriter, open_movie, read_movie
+from napari_derotation.io import TiffStreamWriter, atomic, open_movie, read_movie
 from napari_derotation.io.atomic import (
     atomic_path,
     check_writable,
@@ -650,3 +650,24 @@ def test_gui_keeps_the_default_sigterm():
 
     assert build_parser().parse_args(["gui"])._sigterm is False
     assert build_parser().parse_args(["demo"])._sigterm is True
+
+
+@pytest.mark.parametrize("what", ["file", "store"])
+def test_ctrl_c_the_moment_a_temporary_name_is_created(tmp_path, monkeypatch, what):
+    """A Ctrl-C that arrives just as the temporary file or folder is created
+    (before its name is known to the clean-up) leaves nothing behind."""
+    real = atomic._create_temp
+
+    def then_ctrl_c(*args, **kwargs):
+        tmp = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here unless it is held
+        return tmp
+
+    monkeypatch.setattr(atomic, "_create_temp", then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        if what == "file":
+            atomic.write_json(tmp_path / "out.json", {"a": 1})
+        else:
+            atomic.temp_dir(tmp_path / "out.zarr")
+    assert list(tmp_path.iterdir()) == []

@@ -93,16 +93,18 @@ def atomic_path(path, *, overwrite: bool = True, suffix: str = "") -> Iterator[P
     path = Path(path)
     check_writable([path], overwrite=overwrite)
     remove_stale_partials(path)
+    tmp = None
     try:
-        tmp = _create_temp(path, suffix, directory=False)
-    except OSError as exc:
-        raise DerotationError(describe_os_error(exc, path)) from None
-    try:
+        # a Ctrl-C the moment the file is created is acted on only once
+        # the clean-up below knows its name
+        with _signals_held():
+            tmp = _create_temp(path, suffix, directory=False)
         yield tmp
         publish(tmp, path, overwrite=overwrite)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         error = write_error(exc, path)
         if error is not None:
             raise error from None
@@ -115,10 +117,17 @@ def temp_dir(path) -> Path:
     write); :func:`publish` puts it in place."""
     path = Path(path)
     remove_stale_partials(path)
+    tmp = None
     try:
-        return _create_temp(path, "", directory=True)
-    except OSError as exc:
-        raise DerotationError(describe_os_error(exc, path)) from None
+        with _signals_held():  # a Ctrl-C meanwhile: the folder is removed
+            tmp = _create_temp(path, "", directory=True)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise DerotationError(describe_os_error(exc, path)) from None
+        raise
+    return tmp
 
 
 def _create_temp(path: Path, suffix: str, *, directory: bool) -> Path:
