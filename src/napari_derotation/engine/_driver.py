@@ -401,6 +401,10 @@ def _prepare_run(
     return _Run(_kernels.pair_kernel(k.mode), args, buf, dst)
 
 
+#: A work counter past every unit: the kernel returns at once.
+_NO_UNIT_LEFT = 1 << 62
+
+
 class _Started(NamedTuple):
     """A run whose work this thread has done; the others may not have."""
 
@@ -416,6 +420,11 @@ def _start_run(
     left. Returns the run started and what ``meanwhile`` returned."""
     with KERNEL_LOCK:
         _notice_compile((job.kernel, (np.zeros(1, np.int64), *job.args)))
+        # Compiled, or loaded from numba's cache, on this thread before any
+        # other calls it: numba's loading is not safe to race (two threads
+        # at once failed in it), and a Ctrl-C in the middle of it must not
+        # leave another thread blocked there. (No work unit is left to take.)
+        job.kernel(np.full(1, _NO_UNIT_LEFT, np.int64), *job.args)
         launch = threads.start(job.kernel, *job.args)
         try:
             nxt = meanwhile()
